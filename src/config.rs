@@ -1,0 +1,373 @@
+//! Typed configuration read once from the environment; a bad value stops the start naming the variable.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Everything the deployment configures. Secrets are `SecretString`, so `Debug` never shows them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: SecretString,
+    pub listen: SocketAddr,
+    pub public_url: PublicUrl,
+    pub verifier_tokens: Vec<SecretString>,
+    pub key_prefix: String,
+    pub scopes: Vec<String>,
+    pub key_headers: Vec<String>,
+    pub session_idle: Duration,
+    pub session_lifetime: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+    pub database_max_connections: u32,
+}
+
+/// A configuration value that could not be used; names the variable and says why.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+fn invalid(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests can pass a map instead of the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let database_url = get("DATABASE_URL")
+            .map(SecretString::from)
+            .ok_or_else(|| invalid("DATABASE_URL", "is required (postgres://user@host:port/db)"))?;
+
+        let listen = match get("GATEHOUSE_LISTEN") {
+            Some(value) => value.trim().parse().map_err(|_| {
+                invalid("GATEHOUSE_LISTEN", format!("{value:?} is not an address like 127.0.0.1:8080"))
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+
+        let public_url = PublicUrl::parse(
+            get("GATEHOUSE_PUBLIC_URL")
+                .as_deref()
+                .unwrap_or("http://127.0.0.1:8080"),
+        )
+        .map_err(|reason| invalid("GATEHOUSE_PUBLIC_URL", reason))?;
+
+        let verifier_tokens = list(get("GATEHOUSE_VERIFIER_TOKENS"))
+            .into_iter()
+            .map(|token| {
+                if token.len() < 16 {
+                    Err(invalid(
+                        "GATEHOUSE_VERIFIER_TOKENS",
+                        "every token must be at least 16 characters long",
+                    ))
+                } else {
+                    Ok(SecretString::from(token))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let key_prefix = get("GATEHOUSE_KEY_PREFIX").unwrap_or_else(|| "ak".to_owned());
+        if key_prefix.is_empty()
+            || key_prefix.len() > 16
+            || !key_prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(invalid(
+                "GATEHOUSE_KEY_PREFIX",
+                "must be 1 to 16 lowercase letters or digits",
+            ));
+        }
+
+        let scopes = match get("GATEHOUSE_SCOPES") {
+            Some(value) => list(Some(value)),
+            None => vec!["read".to_owned(), "write".to_owned()],
+        };
+        if scopes.is_empty() {
+            return Err(invalid("GATEHOUSE_SCOPES", "needs at least one scope"));
+        }
+        if let Some(bad) = scopes.iter().find(|scope| !is_scope_name(scope)) {
+            return Err(invalid(
+                "GATEHOUSE_SCOPES",
+                format!("{bad:?} is not a scope name (letters, digits, ':', '.', '_', '-')"),
+            ));
+        }
+
+        let key_headers = match get("GATEHOUSE_KEY_HEADERS") {
+            Some(value) => list(Some(value)),
+            None => vec!["Authorization".into(), "X-Api-Key".into(), "ApiKey".into()],
+        };
+        if let Some(bad) = key_headers
+            .iter()
+            .find(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).is_err())
+        {
+            return Err(invalid(
+                "GATEHOUSE_KEY_HEADERS",
+                format!("{bad:?} is not a header name"),
+            ));
+        }
+
+        let session_idle = minutes(&get, "GATEHOUSE_SESSION_IDLE_MINUTES", 30)?;
+        let session_lifetime = minutes(&get, "GATEHOUSE_SESSION_LIFETIME_MINUTES", 12 * 60)?;
+        if session_lifetime < session_idle {
+            return Err(invalid(
+                "GATEHOUSE_SESSION_LIFETIME_MINUTES",
+                "must not be shorter than GATEHOUSE_SESSION_IDLE_MINUTES",
+            ));
+        }
+
+        let trusted_proxies = list(get("GATEHOUSE_TRUSTED_PROXIES"))
+            .iter()
+            .map(|entry| IpNet::parse(entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| invalid("GATEHOUSE_TRUSTED_PROXIES", reason))?;
+
+        let database_max_connections = match get("GATEHOUSE_DATABASE_MAX_CONNECTIONS") {
+            Some(value) => value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n: &u32| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
+                        "must be a whole number from 1 to 1000",
+                    )
+                })?,
+            None => 16,
+        };
+
+        Ok(Self {
+            database_url,
+            listen,
+            public_url,
+            verifier_tokens,
+            key_prefix,
+            scopes,
+            key_headers,
+            session_idle,
+            session_lifetime,
+            trusted_proxies,
+            database_max_connections,
+        })
+    }
+}
+
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn minutes(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let value = match get(variable) {
+        Some(value) => value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=525_600).contains(n))
+            .ok_or_else(|| invalid(variable, "must be a whole number of minutes from 1 to 525600"))?,
+        None => default,
+    };
+    Ok(Duration::from_secs(value * 60))
+}
+
+fn is_scope_name(scope: &str) -> bool {
+    scope.len() <= 64
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-'))
+}
+
+/// The URL people reach the portal at: decides cookie `Secure`, HSTS and the allowed `Origin`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// Scheme, host and port, without a trailing slash: what browsers send as `Origin`.
+    origin: String,
+    https: bool,
+}
+
+impl PublicUrl {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim().trim_end_matches('/');
+        let (https, rest) = if let Some(rest) = value.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = value.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(format!("{value:?} must start with http:// or https://"));
+        };
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+            return Err(format!(
+                "{value:?} must be a scheme, host and optional port, with no path"
+            ));
+        }
+        Ok(Self {
+            origin: format!("{}://{}", if https { "https" } else { "http" }, rest.to_ascii_lowercase()),
+            https,
+        })
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+}
+
+impl fmt::Debug for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)
+    }
+}
+
+/// An address or a CIDR block (`10.0.0.0/8`, `::1`), for trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let (addr, prefix) = match value.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (value, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{value:?} is not an IP address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{value:?} has a bad prefix length"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V4(ip)) => {
+                prefix_matches(&net.octets(), &ip.to_ipv6_mapped().octets(), self.prefix)
+            }
+            (IpAddr::V4(_), IpAddr::V6(ip)) => ip
+                .to_ipv4_mapped()
+                .is_some_and(|ip| self.contains(IpAddr::V4(ip))),
+        }
+    }
+}
+
+fn prefix_matches(net: &[u8], ip: &[u8], prefix: u8) -> bool {
+    let full = usize::from(prefix / 8);
+    let rest = prefix % 8;
+    if net[..full] != ip[..full] {
+        return false;
+    }
+    rest == 0 || (net[full] ^ ip[full]) >> (8 - rest) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let config = config(&[("DATABASE_URL", "postgres://localhost/db")]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_url.origin(), "http://127.0.0.1:8080");
+        assert!(config.verifier_tokens.is_empty());
+        assert_eq!(config.key_prefix, "ak");
+        assert_eq!(config.scopes, ["read", "write"]);
+        assert_eq!(config.key_headers, ["Authorization", "X-Api-Key", "ApiKey"]);
+        assert_eq!(config.session_idle, Duration::from_secs(30 * 60));
+        assert_eq!(config.session_lifetime, Duration::from_secs(12 * 3600));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let cases = [
+            ("GATEHOUSE_LISTEN", "localhost"),
+            ("GATEHOUSE_PUBLIC_URL", "ftp://example.com"),
+            ("GATEHOUSE_PUBLIC_URL", "https://example.com/portal"),
+            ("GATEHOUSE_KEY_PREFIX", "A K"),
+            ("GATEHOUSE_VERIFIER_TOKENS", "short"),
+            ("GATEHOUSE_SCOPES", "read,wr ite"),
+            ("GATEHOUSE_SESSION_IDLE_MINUTES", "0"),
+            ("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ];
+        for (variable, value) in cases {
+            let err = config(&[("DATABASE_URL", "postgres://x/y"), (variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+            assert!(err.to_string().starts_with(variable));
+        }
+        assert_eq!(config(&[]).unwrap_err().variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let config = config(&[
+            ("DATABASE_URL", "postgres://admin:hunter2-database@db/x"),
+            ("GATEHOUSE_VERIFIER_TOKENS", "verifier-token-0123456789"),
+        ])
+        .unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2-database"));
+        assert!(!debug.contains("verifier-token-0123456789"));
+    }
+
+    #[test]
+    fn cidr_blocks_match_their_addresses_only() {
+        let net = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        let one = IpNet::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6 = IpNet::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        let odd = IpNet::parse("192.168.0.0/23").unwrap();
+        assert!(odd.contains("192.168.1.9".parse().unwrap()));
+        assert!(!odd.contains("192.168.2.9".parse().unwrap()));
+    }
+}

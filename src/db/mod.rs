@@ -1,0 +1,38 @@
+//! All SQL lives here, one file per aggregate.
+
+pub mod login_failures;
+pub mod users;
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::Config;
+
+/// Migrations compiled into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Opens the pool. Statements are bounded so a stuck database fails requests instead of hanging them.
+pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = config
+        .database_url
+        .expose_secret()
+        .parse::<PgConnectOptions>()?
+        .application_name("gatehouse")
+        .options([("statement_timeout", "5000")]);
+    PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+}
+
+/// One round trip: is the database answering?
+pub async fn ping(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
+        .fetch_one(db)
+        .await
+        .map(drop)
+}

@@ -1,0 +1,81 @@
+//! The `app_user` table.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub app_user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+    pub session_generation: i32,
+    pub created_at: OffsetDateTime,
+    pub password_changed_at: Option<OffsetDateTime>,
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    email: &str,
+    display_name: &str,
+    password_hash: Option<&str>,
+) -> sqlx::Result<User> {
+    sqlx::query_as!(
+        User,
+        r#"INSERT INTO app_user (email, display_name, password_hash, password_changed_at)
+           VALUES ($1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END)
+           RETURNING app_user_id, email, display_name, password_hash, session_generation,
+                     created_at, password_changed_at, disabled_at"#,
+        email,
+        display_name,
+        password_hash,
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT app_user_id, email, display_name, password_hash, session_generation,
+                  created_at, password_changed_at, disabled_at
+           FROM app_user WHERE email = $1"#,
+        email,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn find_by_id(db: impl PgExecutor<'_>, app_user_id: Uuid) -> sqlx::Result<Option<User>> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT app_user_id, email, display_name, password_hash, session_generation,
+                  created_at, password_changed_at, disabled_at
+           FROM app_user WHERE app_user_id = $1"#,
+        app_user_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Sets a new password hash and bumps the session generation, which ends every other session.
+/// Returns the new generation.
+pub async fn change_password(
+    db: impl PgExecutor<'_>,
+    app_user_id: Uuid,
+    password_hash: &str,
+) -> sqlx::Result<i32> {
+    sqlx::query_scalar!(
+        r#"UPDATE app_user
+           SET password_hash = $2, password_changed_at = now(),
+               session_generation = session_generation + 1
+           WHERE app_user_id = $1
+           RETURNING session_generation"#,
+        app_user_id,
+        password_hash,
+    )
+    .fetch_one(db)
+    .await
+}

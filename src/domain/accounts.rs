@@ -1,0 +1,365 @@
+//! Account inputs (email, display name, new password) as validated newtypes, and the account
+//! actions built on them: sign up, sign in (throttled), change password.
+
+use std::net::IpAddr;
+
+use sqlx::PgPool;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::db::login_failures;
+use crate::db::users::{self, User};
+use crate::domain::passwords::Passwords;
+use crate::domain::throttle::{self, Subject};
+use crate::error::{AppError, AppResult};
+
+/// An email address as Gatehouse stores and compares it: trimmed, NFC-normalised, case-folded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let email: String = input.trim().nfc().collect::<String>().to_lowercase();
+        if email.is_empty() {
+            return Err("Enter your email address.".into());
+        }
+        if email.chars().count() > 254 {
+            return Err("That email address is too long.".into());
+        }
+        let valid = match email.rsplit_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+                    && !local.contains('@')
+            }
+            None => false,
+        };
+        if !valid {
+            return Err("That does not look like an email address (name@example.com).".into());
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The name shown to other members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 80;
+
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let name: String = input.trim().nfc().collect();
+        if name.is_empty() {
+            return Err("Enter a display name.".into());
+        }
+        if name.chars().count() > Self::MAX_CHARS {
+            return Err(format!(
+                "Display names are at most {} characters.",
+                Self::MAX_CHARS
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err("Display names cannot contain control characters.".into());
+        }
+        Ok(Self(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password someone chose, checked against the policy: 15 to 256 characters, not a common one.
+/// No composition rules (NIST SP 800-63B).
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub const MIN_CHARS: usize = 15;
+    pub const MAX_CHARS: usize = 256;
+
+    /// `context` holds words the password must not simply be (the email, the display name).
+    pub fn parse(input: &str, context: &[&str]) -> Result<Self, String> {
+        let length = input.chars().count();
+        if length < Self::MIN_CHARS {
+            return Err(format!(
+                "Passwords need at least {} characters; yours has {length}. A few unrelated words make a good one.",
+                Self::MIN_CHARS
+            ));
+        }
+        if length > Self::MAX_CHARS {
+            return Err(format!(
+                "Passwords are at most {} characters.",
+                Self::MAX_CHARS
+            ));
+        }
+        let folded = input.to_lowercase();
+        if is_common(&folded) {
+            return Err(
+                "That password is too common: it appears in lists attackers try first. Choose another."
+                    .into(),
+            );
+        }
+        let stripped: String = folded.chars().filter(|c| c.is_alphanumeric()).collect();
+        if context.iter().any(|word| {
+            let word = word.to_lowercase();
+            let local = word.split('@').next().unwrap_or_default();
+            let local: String = local.chars().filter(|c| c.is_alphanumeric()).collect();
+            local.chars().count() >= 4 && stripped.starts_with(&local) && stripped.len() - local.len() < 6
+        }) {
+            return Err("That password is too close to your email or name. Choose another.".into());
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword(..)")
+    }
+}
+
+/// Known-leaked long passwords, one per line (lowercase).
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Sequences people walk along on a keyboard or in the alphabet.
+const SEQUENCES: [&str; 6] = [
+    "01234567890123456789",
+    "abcdefghijklmnopqrstuvwxyz",
+    "qwertyuiopasdfghjklzxcvbnm",
+    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
+    "zxcvbnmasdfghjklqwertyuiop",
+    "98765432109876543210",
+];
+
+fn is_common(folded: &str) -> bool {
+    if COMMON_PASSWORDS.lines().any(|line| line.trim() == folded) {
+        return true;
+    }
+    let chars: Vec<char> = folded.chars().collect();
+    // One short unit repeated ("abcabcabcabcabc", "passwordpassword").
+    let repeated = (1..=8).any(|unit| {
+        chars.len() >= unit * 2
+            && chars
+                .iter()
+                .enumerate()
+                .all(|(i, c)| *c == chars[i % unit])
+    });
+    // A run along a keyboard row, the alphabet or the digits, forwards or backwards.
+    let reversed: String = chars.iter().rev().collect();
+    let sequential = SEQUENCES
+        .iter()
+        .any(|seq| seq.contains(folded) || seq.contains(reversed.as_str()));
+    // Few distinct characters ("aaaaaaaaaaaaaab", "111222111222111").
+    let mut distinct = chars.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    repeated || sequential || distinct.len() <= 3
+}
+
+
+/// What went wrong with a sign-up, per field, so the form can say it next to the input.
+#[derive(Debug, Default)]
+pub struct SignUpErrors {
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub password: Option<String>,
+}
+
+impl SignUpErrors {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.display_name.is_none() && self.password.is_none()
+    }
+}
+
+/// Creates a password account.
+pub async fn sign_up(
+    pool: &PgPool,
+    passwords: &Passwords,
+    email: &str,
+    display_name: &str,
+    password: &str,
+) -> AppResult<Result<User, SignUpErrors>> {
+    let mut errors = SignUpErrors::default();
+    let email = Email::parse(email).map_err(|e| errors.email = Some(e)).ok();
+    let name = DisplayName::parse(display_name)
+        .map_err(|e| errors.display_name = Some(e))
+        .ok();
+    let context: Vec<&str> = [email.as_ref().map(Email::as_str), name.as_ref().map(DisplayName::as_str)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let password = NewPassword::parse(password, &context)
+        .map_err(|e| errors.password = Some(e))
+        .ok();
+    let (Some(email), Some(name), Some(password)) = (email, name, password) else {
+        return Ok(Err(errors));
+    };
+    let hash = passwords.hash(password.expose()).await?;
+    match users::insert(pool, email.as_str(), name.as_str(), Some(&hash)).await {
+        Ok(user) => Ok(Ok(user)),
+        Err(err) => {
+            let err = AppError::from(err);
+            if err.is_unique_violation("app_user_email_key") {
+                errors.email = Some(
+                    "An account with this email already exists. Sign in instead.".into(),
+                );
+                Ok(Err(errors))
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The answer to a sign-in attempt. `Invalid` is the same whether or not the email is known.
+#[derive(Debug)]
+pub enum SignIn {
+    Success(User),
+    Invalid,
+    Throttled { retry_after_secs: i64 },
+}
+
+/// Checks an email and password, throttled per account and per client address.
+pub async fn sign_in(
+    pool: &PgPool,
+    passwords: &Passwords,
+    email: &str,
+    password: &str,
+    client: IpAddr,
+) -> AppResult<SignIn> {
+    // An address that cannot be parsed is still throttled, under what was typed.
+    let folded = Email::parse(email).map_or_else(|_| email.trim().to_lowercase(), |e| e.0);
+    let subjects = [Subject::Account(&folded), Subject::Client(client)];
+    for subject in &subjects {
+        let (failures, retry_after) =
+            login_failures::recent(pool, &subject.key(), throttle::WINDOW).await?;
+        if failures >= subject.limit() {
+            return Ok(SignIn::Throttled {
+                retry_after_secs: retry_after.max(1),
+            });
+        }
+    }
+    let user = users::find_by_email(pool, &folded).await?;
+    let stored = user
+        .as_ref()
+        .filter(|user| user.disabled_at.is_none())
+        .and_then(|user| user.password_hash.as_deref());
+    let matches = passwords.verify(password, stored).await?;
+    match user {
+        Some(user) if matches => {
+            login_failures::clear(pool, &subjects[0].key()).await?;
+            Ok(SignIn::Success(user))
+        }
+        _ => {
+            for subject in &subjects {
+                login_failures::record(pool, &subject.key(), throttle::WINDOW).await?;
+            }
+            Ok(SignIn::Invalid)
+        }
+    }
+}
+
+/// Why a password change was refused, per field.
+#[derive(Debug)]
+pub enum PasswordChangeError {
+    WrongCurrent,
+    Rejected(String),
+}
+
+/// Changes a password after checking the current one; returns the new session generation,
+/// which ends every other session of the user.
+pub async fn change_password(
+    pool: &PgPool,
+    passwords: &Passwords,
+    user: &User,
+    current: &str,
+    new: &str,
+) -> AppResult<Result<i32, PasswordChangeError>> {
+    if !passwords.verify(current, user.password_hash.as_deref()).await? {
+        return Ok(Err(PasswordChangeError::WrongCurrent));
+    }
+    if current == new {
+        return Ok(Err(PasswordChangeError::Rejected(
+            "The new password must differ from the current one.".into(),
+        )));
+    }
+    let new = match NewPassword::parse(new, &[&user.email, &user.display_name]) {
+        Ok(new) => new,
+        Err(why) => return Ok(Err(PasswordChangeError::Rejected(why))),
+    };
+    let hash = passwords.hash(new.expose()).await?;
+    Ok(Ok(users::change_password(pool, user.app_user_id, &hash).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_folded_and_normalised() {
+        let composed = Email::parse("  José@Example.COM ").unwrap();
+        let decomposed = Email::parse("Jose\u{301}@example.com").unwrap();
+        assert_eq!(composed, decomposed);
+        assert_eq!(composed.as_str(), "josé@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in ["", "plain", "@example.com", "a@", "a@nodot", "a b@example.com", "a@.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn display_names_are_bounded() {
+        assert_eq!(DisplayName::parse("  Ada  ").unwrap().as_str(), "Ada");
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse(&"x".repeat(81)).is_err());
+        assert!(DisplayName::parse("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn password_length_is_counted_in_characters() {
+        assert!(NewPassword::parse("short one here", &[]).is_err());
+        assert!(NewPassword::parse("correct horse battery", &[]).is_ok());
+        // 15 characters, more than 15 bytes: accepted.
+        assert!(NewPassword::parse("ééééé-ñandú-ßæø", &[]).is_ok());
+        assert!(NewPassword::parse(&"long-enough-words ".repeat(15), &[]).is_err());
+    }
+
+    #[test]
+    fn common_and_patterned_passwords_are_refused_with_a_reason() {
+        for bad in [
+            "passwordpassword",
+            "123456789012345",
+            "qwertyuiopasdfgh",
+            "aaaaaaaaaaaaaaaaaaaa",
+            "abcabcabcabcabcabc",
+            "zyxwvutsrqponmlk",
+            "ILoveYouILoveYou",
+            "aaaaaaaaaaaaaab",
+        ] {
+            let err = NewPassword::parse(bad, &[]).unwrap_err();
+            assert!(err.contains("too common"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn passwords_close_to_the_email_are_refused() {
+        let err = NewPassword::parse("ada.lovelace2024", &["ada.lovelace@example.com"]).unwrap_err();
+        assert!(err.contains("too close"));
+        assert!(NewPassword::parse("ada likes long walks", &["ada@example.com"]).is_ok());
+    }
+}

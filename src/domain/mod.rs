@@ -1,0 +1,5 @@
+//! Rules and types of the product: no HTTP, no SQL.
+
+pub mod accounts;
+pub mod passwords;
+pub mod throttle;

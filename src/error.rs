@@ -1,0 +1,100 @@
+//! One error type for the whole service; the portal renders it as a page, the key API as JSON.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("sign-in required")]
+    Unauthorized,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("invalid input: {0}")]
+    Validation(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("unexpected error: {0}")]
+    Unexpected(String),
+}
+
+/// What a rendered error says, attached to the response so the surface that owns the request
+/// (portal page or JSON) can render it with the request id in hand.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn unexpected(cause: impl std::fmt::Display) -> Self {
+        Self::Unexpected(cause.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The report a person or client sees: never internals for a 5xx.
+    pub fn report(&self) -> ErrorReport {
+        let (code, message) = match self {
+            Self::NotFound => ("NOT_FOUND", "There is nothing here.".to_owned()),
+            Self::Unauthorized => ("UNAUTHORIZED", "Please sign in first.".to_owned()),
+            Self::Forbidden(why) => ("FORBIDDEN", why.clone()),
+            Self::Validation(why) => ("INVALID", why.clone()),
+            Self::Conflict(why) => ("CONFLICT", why.clone()),
+            Self::TooManyRequests(why) => ("TOO_MANY_REQUESTS", why.clone()),
+            Self::Unavailable => (
+                "UNAVAILABLE",
+                "The service cannot answer right now. Please try again shortly.".to_owned(),
+            ),
+            Self::Database(_) | Self::Unexpected(_) => (
+                "INTERNAL",
+                "Something went wrong on our side. It has been logged.".to_owned(),
+            ),
+        };
+        ErrorReport {
+            status: self.status(),
+            code,
+            message,
+        }
+    }
+
+    /// True when a unique constraint named `constraint` refused the write.
+    pub fn is_unique_violation(&self, constraint: &str) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db))
+            if db.is_unique_violation() && db.constraint() == Some(constraint))
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let report = self.report();
+        if report.status.is_server_error() {
+            // Logged once, here, inside the request's span (which carries the request id).
+            tracing::error!(error = %self, status = report.status.as_u16(), "request failed");
+        }
+        let mut response = report.status.into_response();
+        response.extensions_mut().insert(report);
+        response
+    }
+}

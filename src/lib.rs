@@ -1,0 +1,18 @@
+//! Gatehouse: a self-hosted developer portal and API-key service on PostgreSQL.
+
+/// The key API and operations endpoints (JSON, no sessions).
+pub mod api;
+/// State, router, serving, shutdown.
+pub mod app;
+/// The client's address, behind trusted proxies.
+pub mod client_ip;
+/// Configuration from the environment.
+pub mod config;
+/// All SQL.
+pub mod db;
+/// Product rules and types.
+pub mod domain;
+/// The error type and how it is shown.
+pub mod error;
+/// The portal.
+pub mod web;

@@ -1,0 +1,49 @@
+//! Reads the configuration, starts logging and serves until SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
+
+use gatehouse::app::{self, AppState};
+use gatehouse::config::Config;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("gatehouse: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let listen = config.listen;
+    let public_url = config.public_url.clone();
+
+    let state = match AppState::connect(config).await {
+        Ok(state) => state,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start: the database is not usable");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(error = %err, %listen, "cannot listen (GATEHOUSE_LISTEN)");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%listen, public_url = ?public_url, "Gatehouse is serving");
+    match app::serve(listener, state, app::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Cross-site request forgery defence: fetch metadata and `Origin` checks, then the per-session
+//! token on every unsafe request. Applied to the whole portal, so no form can forget it.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+use crate::app::{AppState, MAX_BODY_BYTES};
+use crate::error::AppError;
+
+/// The form field (or `X-CSRF-Token` header) that carries the token.
+pub const FIELD: &str = "csrf_token";
+
+pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method().is_safe() {
+        return next.run(request).await;
+    }
+    if let Err(why) = check_origin(request.headers(), state.config.public_url.origin()) {
+        tracing::warn!(reason = %why, "cross-site request refused");
+        return AppError::Forbidden(why).into_response();
+    }
+    let Some(session) = request.extensions().get::<Session>().cloned() else {
+        return AppError::unexpected("CSRF check outside the session layer").into_response();
+    };
+    let expected = match session.get::<String>(super::session::CSRF).await {
+        Ok(expected) => expected,
+        Err(err) => return AppError::unexpected(err).into_response(),
+    };
+
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let presented = parts
+        .headers
+        .get("x-csrf-token")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            form_urlencoded::parse(&bytes)
+                .find(|(name, _)| name == FIELD)
+                .map(|(_, value)| value.into_owned())
+        });
+    let valid = matches!((&expected, &presented),
+        (Some(expected), Some(presented)) if bool::from(expected.as_bytes().ct_eq(presented.as_bytes())));
+    if !valid {
+        tracing::warn!(had_token = presented.is_some(), "CSRF token refused");
+        return AppError::Forbidden(
+            "This form has expired or did not come from this site. Go back, reload the page and try again."
+                .into(),
+        )
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Refuses requests a browser marks as cross-site. Requests without these headers (old browsers,
+/// scripts) still need the token.
+fn check_origin(headers: &HeaderMap, origin: &str) -> Result<(), String> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
+            return Err("This request came from another site and was refused.".into());
+        }
+    }
+    if let Some(sent) = headers.get(header::ORIGIN) {
+        if sent.as_bytes() != origin.as_bytes() {
+            return Err(format!(
+                "This request came from another origin and was refused. Gatehouse accepts forms \
+                 from {origin} (GATEHOUSE_PUBLIC_URL)."
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (header::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn same_origin_and_header_less_requests_pass() {
+        let origin = "https://portal.example";
+        assert!(check_origin(&headers(&[]), origin).is_ok());
+        assert!(check_origin(&headers(&[("origin", "https://portal.example"), ("sec-fetch-site", "same-origin")]), origin).is_ok());
+    }
+
+    #[test]
+    fn cross_site_requests_are_refused() {
+        let origin = "https://portal.example";
+        assert!(check_origin(&headers(&[("sec-fetch-site", "cross-site")]), origin).is_err());
+        assert!(check_origin(&headers(&[("sec-fetch-site", "same-site")]), origin).is_err());
+        assert!(check_origin(&headers(&[("origin", "https://evil.example")]), origin).is_err());
+        assert!(check_origin(&headers(&[("origin", "null")]), origin).is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! The portal: server-rendered pages, sessions, CSRF.
+
+mod account;
+mod assets;
+mod auth;
+mod csrf;
+pub mod errors;
+mod home;
+mod session;
+
+use askama::Template;
+use axum::Router;
+use axum::middleware;
+use axum::response::Html;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+
+pub use session::{CurrentUser, Layout, Visitor};
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let config = &state.config;
+    let secure = config.public_url.is_https();
+    let idle = time::Duration::try_from(config.session_idle).unwrap_or(time::Duration::minutes(30));
+    // `__Host-` makes browsers refuse the cookie unless it is Secure, host-only and path `/`.
+    let cookie_name = if secure { "__Host-gatehouse" } else { "gatehouse" };
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
+        .with_name(cookie_name)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure)
+        .with_path("/")
+        // Saved on every request so the idle timeout counts from the last one.
+        .with_always_save(true)
+        .with_expiry(Expiry::OnInactivity(idle));
+
+    Router::new()
+        .merge(home::router())
+        .merge(auth::router())
+        .merge(account::router())
+        .layer(middleware::from_fn_with_state(state, csrf::protect))
+        .layer(sessions)
+        .merge(assets::router())
+}
+
+/// Renders a page; a template error becomes a logged 500, never a panic.
+pub fn render(page: &impl Template) -> AppResult<Html<String>> {
+    page.render().map(Html).map_err(AppError::unexpected)
+}

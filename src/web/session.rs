@@ -1,0 +1,260 @@
+//! Who is signed in: the session's record, the extractors that read it, sign-in and sign-out.
+
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::db::users::{self, User};
+use crate::error::{AppError, AppResult};
+
+const AUTH: &str = "auth";
+pub(super) const CSRF: &str = "csrf";
+const FLASH: &str = "flash";
+
+/// What the session remembers about a sign-in.
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionAuth {
+    user_id: Uuid,
+    /// The user's `session_generation` at sign-in; a later bump ends this session.
+    generation: i32,
+    /// Unix seconds; the session ends this long after, however active (absolute lifetime).
+    signed_in_at: i64,
+}
+
+fn session_error(err: tower_sessions::session::Error) -> AppError {
+    AppError::unexpected(format!("session store: {err}"))
+}
+
+/// Anyone: a signed-in user or a visitor.
+pub struct Visitor {
+    pub session: Session,
+    pub user: Option<User>,
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, why)| AppError::unexpected(why))?;
+        let user = signed_in_user(&session, state).await?;
+        Ok(Self { session, user })
+    }
+}
+
+async fn signed_in_user(session: &Session, state: &AppState) -> AppResult<Option<User>> {
+    let Some(auth) = session.get::<SessionAuth>(AUTH).await.map_err(session_error)? else {
+        return Ok(None);
+    };
+    let lifetime = i64::try_from(state.config.session_lifetime.as_secs()).unwrap_or(i64::MAX);
+    let expired = OffsetDateTime::now_utc().unix_timestamp() - auth.signed_in_at > lifetime;
+    let user = if expired {
+        None
+    } else {
+        users::find_by_id(&state.pool, auth.user_id)
+            .await?
+            .filter(|user| user.disabled_at.is_none() && user.session_generation == auth.generation)
+    };
+    if user.is_none() {
+        // Over its lifetime, or ended by a password change: remove it from the store too.
+        session.flush().await.map_err(session_error)?;
+    }
+    Ok(user)
+}
+
+/// A signed-in user; visitors are sent to the sign-in page and brought back afterwards.
+pub struct CurrentUser {
+    pub session: Session,
+    pub user: User,
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let visitor = Visitor::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match visitor.user {
+            Some(user) => Ok(Self {
+                session: visitor.session,
+                user,
+            }),
+            None => {
+                let uri = parts
+                    .extensions
+                    .get::<OriginalUri>()
+                    .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+                let target = if parts.method == axum::http::Method::GET {
+                    format!("/signin?next={}", encode(&uri.to_string()))
+                } else {
+                    "/signin".to_owned()
+                };
+                Err(Redirect::to(&target).into_response())
+            }
+        }
+    }
+}
+
+impl CurrentUser {
+    pub async fn layout(&self) -> AppResult<Layout> {
+        Layout::build(&self.session, Some(&self.user), true).await
+    }
+}
+
+impl Visitor {
+    /// The frame of a page without forms of its own: a visitor gets no session for it.
+    pub async fn layout(&self) -> AppResult<Layout> {
+        Layout::build(&self.session, self.user.as_ref(), self.user.is_some()).await
+    }
+
+    /// The frame of a page with a form: the session and its CSRF token exist from here on.
+    pub async fn form_layout(&self) -> AppResult<Layout> {
+        Layout::build(&self.session, self.user.as_ref(), true).await
+    }
+}
+
+/// Starts a signed-in session: a new session id (no fixation), a new CSRF token.
+pub async fn sign_in(session: &Session, user: &User) -> AppResult<()> {
+    session.cycle_id().await.map_err(session_error)?;
+    let auth = SessionAuth {
+        user_id: user.app_user_id,
+        generation: user.session_generation,
+        signed_in_at: OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    session.insert(AUTH, auth).await.map_err(session_error)?;
+    session
+        .insert(CSRF, new_token())
+        .await
+        .map_err(session_error)?;
+    Ok(())
+}
+
+/// Keeps this session signed in after the user's generation was bumped (password change),
+/// under a fresh id, while every other session of the user ends.
+pub async fn renew(session: &Session, user: &User, generation: i32) -> AppResult<()> {
+    let renewed = User {
+        session_generation: generation,
+        ..user.clone()
+    };
+    sign_in(session, &renewed).await
+}
+
+/// Ends the session: the record is deleted from the store and the cookie cleared.
+pub async fn sign_out(session: &Session) -> AppResult<()> {
+    session.flush().await.map_err(session_error)
+}
+
+/// A one-time message shown on the next page.
+pub async fn flash(session: &Session, message: impl Into<String>) -> AppResult<()> {
+    session
+        .insert(FLASH, message.into())
+        .await
+        .map_err(session_error)
+}
+
+fn new_token() -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(43)
+        .map(char::from)
+        .collect()
+}
+
+/// The per-session CSRF token, made when first needed.
+pub async fn csrf_token(session: &Session) -> AppResult<String> {
+    if let Some(token) = session.get::<String>(CSRF).await.map_err(session_error)? {
+        return Ok(token);
+    }
+    let token = new_token();
+    session
+        .insert(CSRF, token.clone())
+        .await
+        .map_err(session_error)?;
+    Ok(token)
+}
+
+/// What every page's frame needs: who is signed in, the CSRF token for its forms, a flash message.
+pub struct Layout {
+    pub user_name: Option<String>,
+    pub user_email: Option<String>,
+    pub csrf_token: String,
+    pub flash: Option<String>,
+    pub css: &'static str,
+    pub js: &'static str,
+}
+
+impl Layout {
+    pub async fn build(session: &Session, user: Option<&User>, with_token: bool) -> AppResult<Self> {
+        let flash = session
+            .remove::<String>(FLASH)
+            .await
+            .map_err(session_error)?;
+        Ok(Self {
+            user_name: user.map(|user| user.display_name.clone()),
+            user_email: user.map(|user| user.email.clone()),
+            csrf_token: if with_token {
+                csrf_token(session).await?
+            } else {
+                String::new()
+            },
+            flash,
+            css: super::assets::CSS_PATH.as_str(),
+            js: super::assets::JS_PATH.as_str(),
+        })
+    }
+
+    /// For pages rendered without a session (error pages).
+    pub fn bare() -> Self {
+        Self {
+            user_name: None,
+            user_email: None,
+            csrf_token: String::new(),
+            flash: None,
+            css: super::assets::CSS_PATH.as_str(),
+            js: super::assets::JS_PATH.as_str(),
+        }
+    }
+}
+
+/// Percent-encodes a value for a query string.
+pub fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// A `next` target is followed only when it stays on this site.
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next.contains('\\')
+                && !next.chars().any(char::is_control) =>
+        {
+            next
+        }
+        _ => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_never_leaves_the_site() {
+        assert_eq!(safe_next(Some("/account")), "/account");
+        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "evil", "/a\nb"] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}
