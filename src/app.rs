@@ -14,7 +14,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -189,10 +191,14 @@ fn generic_report(status: StatusCode) -> ErrorReport {
         StatusCode::METHOD_NOT_ALLOWED => "That action is not available here.",
         StatusCode::PAYLOAD_TOO_LARGE => "The request was too large.",
         StatusCode::REQUEST_TIMEOUT => "The request took too long. Please try again.",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::BAD_REQUEST => {
             "The request was incomplete or malformed. Please go back and try again."
         }
-        status if status.is_server_error() => "Something went wrong on our side. It has been logged.",
+        status if status.is_server_error() => {
+            "Something went wrong on our side. It has been logged."
+        }
         _ => "The request could not be completed.",
     };
     let code = match status {

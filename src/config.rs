@@ -53,7 +53,10 @@ impl Config {
 
         let listen = match get("GATEHOUSE_LISTEN") {
             Some(value) => value.trim().parse().map_err(|_| {
-                invalid("GATEHOUSE_LISTEN", format!("{value:?} is not an address like 127.0.0.1:8080"))
+                invalid(
+                    "GATEHOUSE_LISTEN",
+                    format!("{value:?} is not an address like 127.0.0.1:8080"),
+                )
             })?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
@@ -82,7 +85,9 @@ impl Config {
         let key_prefix = get("GATEHOUSE_KEY_PREFIX").unwrap_or_else(|| "ak".to_owned());
         if key_prefix.is_empty()
             || key_prefix.len() > 16
-            || !key_prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            || !key_prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
             return Err(invalid(
                 "GATEHOUSE_KEY_PREFIX",
@@ -185,7 +190,12 @@ fn minutes(
             .parse::<u64>()
             .ok()
             .filter(|n| (1..=525_600).contains(n))
-            .ok_or_else(|| invalid(variable, "must be a whole number of minutes from 1 to 525600"))?,
+            .ok_or_else(|| {
+                invalid(
+                    variable,
+                    "must be a whole number of minutes from 1 to 525600",
+                )
+            })?,
         None => default,
     };
     Ok(Duration::from_secs(value * 60))
@@ -222,7 +232,11 @@ impl PublicUrl {
             ));
         }
         Ok(Self {
-            origin: format!("{}://{}", if https { "https" } else { "http" }, rest.to_ascii_lowercase()),
+            origin: format!(
+                "{}://{}",
+                if https { "https" } else { "http" },
+                rest.to_ascii_lowercase()
+            ),
             https,
         })
     }

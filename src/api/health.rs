@@ -13,11 +13,8 @@ pub async fn alive() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AppState>) -> AppResult<Json<Value>> {
-    let probe = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        db::ping(&state.pool),
-    )
-    .await;
+    let probe =
+        tokio::time::timeout(std::time::Duration::from_secs(2), db::ping(&state.pool)).await;
     match probe {
         Ok(Ok(_)) => Ok(Json(json!({ "status": "ready" }))),
         Ok(Err(err)) => {

@@ -112,7 +112,9 @@ impl NewPassword {
             let word = word.to_lowercase();
             let local = word.split('@').next().unwrap_or_default();
             let local: String = local.chars().filter(|c| c.is_alphanumeric()).collect();
-            local.chars().count() >= 4 && stripped.starts_with(&local) && stripped.len() - local.len() < 6
+            local.chars().count() >= 4
+                && stripped.starts_with(&local)
+                && stripped.len() - local.len() < 6
         }) {
             return Err("That password is too close to your email or name. Choose another.".into());
         }
@@ -150,11 +152,7 @@ fn is_common(folded: &str) -> bool {
     let chars: Vec<char> = folded.chars().collect();
     // One short unit repeated ("abcabcabcabcabc", "passwordpassword").
     let repeated = (1..=8).any(|unit| {
-        chars.len() >= unit * 2
-            && chars
-                .iter()
-                .enumerate()
-                .all(|(i, c)| *c == chars[i % unit])
+        chars.len() >= unit * 2 && chars.iter().enumerate().all(|(i, c)| *c == chars[i % unit])
     });
     // A run along a keyboard row, the alphabet or the digits, forwards or backwards.
     let reversed: String = chars.iter().rev().collect();
@@ -167,7 +165,6 @@ fn is_common(folded: &str) -> bool {
     distinct.dedup();
     repeated || sequential || distinct.len() <= 3
 }
-
 
 /// What went wrong with a sign-up, per field, so the form can say it next to the input.
 #[derive(Debug, Default)]
@@ -196,10 +193,13 @@ pub async fn sign_up(
     let name = DisplayName::parse(display_name)
         .map_err(|e| errors.display_name = Some(e))
         .ok();
-    let context: Vec<&str> = [email.as_ref().map(Email::as_str), name.as_ref().map(DisplayName::as_str)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let context: Vec<&str> = [
+        email.as_ref().map(Email::as_str),
+        name.as_ref().map(DisplayName::as_str),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let password = NewPassword::parse(password, &context)
         .map_err(|e| errors.password = Some(e))
         .ok();
@@ -212,9 +212,8 @@ pub async fn sign_up(
         Err(err) => {
             let err = AppError::from(err);
             if err.is_unique_violation("app_user_email_key") {
-                errors.email = Some(
-                    "An account with this email already exists. Sign in instead.".into(),
-                );
+                errors.email =
+                    Some("An account with this email already exists. Sign in instead.".into());
                 Ok(Err(errors))
             } else {
                 Err(err)
@@ -287,7 +286,10 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> AppResult<Result<i32, PasswordChangeError>> {
-    if !passwords.verify(current, user.password_hash.as_deref()).await? {
+    if !passwords
+        .verify(current, user.password_hash.as_deref())
+        .await?
+    {
         return Ok(Err(PasswordChangeError::WrongCurrent));
     }
     if current == new {
@@ -300,7 +302,9 @@ pub async fn change_password(
         Err(why) => return Ok(Err(PasswordChangeError::Rejected(why))),
     };
     let hash = passwords.hash(new.expose()).await?;
-    Ok(Ok(users::change_password(pool, user.app_user_id, &hash).await?))
+    Ok(Ok(
+        users::change_password(pool, user.app_user_id, &hash).await?
+    ))
 }
 
 #[cfg(test)]
@@ -317,7 +321,15 @@ mod tests {
 
     #[test]
     fn malformed_emails_are_refused() {
-        for bad in ["", "plain", "@example.com", "a@", "a@nodot", "a b@example.com", "a@.com"] {
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@nodot",
+            "a b@example.com",
+            "a@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
@@ -358,7 +370,8 @@ mod tests {
 
     #[test]
     fn passwords_close_to_the_email_are_refused() {
-        let err = NewPassword::parse("ada.lovelace2024", &["ada.lovelace@example.com"]).unwrap_err();
+        let err =
+            NewPassword::parse("ada.lovelace2024", &["ada.lovelace@example.com"]).unwrap_err();
         assert!(err.contains("too close"));
         assert!(NewPassword::parse("ada likes long walks", &["ada@example.com"]).is_ok());
     }

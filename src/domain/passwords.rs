@@ -42,7 +42,11 @@ impl Passwords {
             None => (self.dummy_hash.to_string(), false),
         };
         let matches = self
-            .run(move || Ok(Argon2::default().verify_password(&password, hash.as_str()).is_ok()))
+            .run(move || {
+                Ok(Argon2::default()
+                    .verify_password(&password, hash.as_str())
+                    .is_ok())
+            })
             .await?;
         Ok(real && matches)
     }
@@ -51,11 +55,7 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(AppError::unexpected)?;
+        let _permit = self.permits.acquire().await.map_err(AppError::unexpected)?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(AppError::unexpected)?
@@ -77,10 +77,28 @@ mod tests {
     async fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
         let passwords = Passwords::new(2).unwrap();
         let hash = passwords.hash("correct horse battery").await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(!hash.contains("correct horse"));
-        assert!(passwords.verify("correct horse battery", Some(&hash)).await.unwrap());
-        assert!(!passwords.verify("correct horse battery!", Some(&hash)).await.unwrap());
-        assert!(!passwords.verify("correct horse battery", None).await.unwrap());
+        assert!(
+            passwords
+                .verify("correct horse battery", Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("correct horse battery!", Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("correct horse battery", None)
+                .await
+                .unwrap()
+        );
     }
 }

@@ -75,7 +75,11 @@ async fn create_account(
         Ok(user) => {
             tracing::info!(user.id = %user.app_user_id, "account created");
             session::sign_in(&visitor.session, &user).await?;
-            session::flash(&visitor.session, "Welcome to Gatehouse. Your account is ready.").await?;
+            session::flash(
+                &visitor.session,
+                "Welcome to Gatehouse. Your account is ready.",
+            )
+            .await?;
             Ok(Redirect::to("/").into_response())
         }
         Err(errors) => {
@@ -128,9 +132,14 @@ async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> AppResult<Response> {
     let next = safe_next(form.next.as_deref()).to_owned();
-    let outcome =
-        accounts::sign_in(&state.pool, &state.passwords, &form.email, &form.password, client)
-            .await?;
+    let outcome = accounts::sign_in(
+        &state.pool,
+        &state.passwords,
+        &form.email,
+        &form.password,
+        client,
+    )
+    .await?;
     let (status, error, retry_after) = match outcome {
         SignIn::Success(user) => {
             tracing::info!(user.id = %user.app_user_id, "signed in");
@@ -162,10 +171,10 @@ async fn sign_in(
         error: Some(error),
     };
     let mut response = (status, render(&page)?).into_response();
-    if let Some(seconds) = retry_after {
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
+    if let Some(seconds) = retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     Ok(response)
 }

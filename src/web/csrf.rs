@@ -55,24 +55,25 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         )
         .into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Refuses requests a browser marks as cross-site. Requests without these headers (old browsers,
 /// scripts) still need the token.
 fn check_origin(headers: &HeaderMap, origin: &str) -> Result<(), String> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-            return Err("This request came from another site and was refused.".into());
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return Err("This request came from another site and was refused.".into());
     }
-    if let Some(sent) = headers.get(header::ORIGIN) {
-        if sent.as_bytes() != origin.as_bytes() {
-            return Err(format!(
-                "This request came from another origin and was refused. Gatehouse accepts forms \
+    if let Some(sent) = headers.get(header::ORIGIN)
+        && sent.as_bytes() != origin.as_bytes()
+    {
+        return Err(format!(
+            "This request came from another origin and was refused. Gatehouse accepts forms \
                  from {origin} (GATEHOUSE_PUBLIC_URL)."
-            ));
-        }
+        ));
     }
     Ok(())
 }
@@ -92,7 +93,16 @@ mod tests {
     fn same_origin_and_header_less_requests_pass() {
         let origin = "https://portal.example";
         assert!(check_origin(&headers(&[]), origin).is_ok());
-        assert!(check_origin(&headers(&[("origin", "https://portal.example"), ("sec-fetch-site", "same-origin")]), origin).is_ok());
+        assert!(
+            check_origin(
+                &headers(&[
+                    ("origin", "https://portal.example"),
+                    ("sec-fetch-site", "same-origin")
+                ]),
+                origin
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -25,7 +25,11 @@ pub fn router(state: AppState) -> Router<AppState> {
     let secure = config.public_url.is_https();
     let idle = time::Duration::try_from(config.session_idle).unwrap_or(time::Duration::minutes(30));
     // `__Host-` makes browsers refuse the cookie unless it is Secure, host-only and path `/`.
-    let cookie_name = if secure { "__Host-gatehouse" } else { "gatehouse" };
+    let cookie_name = if secure {
+        "__Host-gatehouse"
+    } else {
+        "gatehouse"
+    };
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name(cookie_name)
         .with_http_only(true)

@@ -51,7 +51,11 @@ impl FromRequestParts<AppState> for Visitor {
 }
 
 async fn signed_in_user(session: &Session, state: &AppState) -> AppResult<Option<User>> {
-    let Some(auth) = session.get::<SessionAuth>(AUTH).await.map_err(session_error)? else {
+    let Some(auth) = session
+        .get::<SessionAuth>(AUTH)
+        .await
+        .map_err(session_error)?
+    else {
         return Ok(None);
     };
     let lifetime = i64::try_from(state.config.session_lifetime.as_secs()).unwrap_or(i64::MAX);
@@ -193,7 +197,11 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub async fn build(session: &Session, user: Option<&User>, with_token: bool) -> AppResult<Self> {
+    pub async fn build(
+        session: &Session,
+        user: Option<&User>,
+        with_token: bool,
+    ) -> AppResult<Self> {
         let flash = session
             .remove::<String>(FLASH)
             .await
@@ -252,7 +260,13 @@ mod tests {
     #[test]
     fn next_never_leaves_the_site() {
         assert_eq!(safe_next(Some("/account")), "/account");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "evil", "/a\nb"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "evil",
+            "/a\nb",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_next(None), "/");

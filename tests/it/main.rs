@@ -1,0 +1,12 @@
+//! Integration tests: each test gets its own migrated database and drives Gatehouse over HTTP
+//! as a browser would (cookie jar, CSRF tokens), or through real headless Chromium.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod account;
+mod auth;
+mod browser;
+mod chrome;
+mod helpers;
+mod operations;
+mod security;
