@@ -1,6 +1,8 @@
 //! All SQL lives here, one file per aggregate.
 
+pub mod audit;
 pub mod login_failures;
+pub mod tenants;
 pub mod users;
 
 use std::time::Duration;

@@ -2,4 +2,5 @@
 
 pub mod accounts;
 pub mod passwords;
+pub mod tenants;
 pub mod throttle;

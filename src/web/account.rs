@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use super::format::date;
 use super::session;
 use super::{CurrentUser, Layout, render};
 use crate::app::AppState;
@@ -32,11 +33,6 @@ struct AccountPage {
     current_error: Option<String>,
     new_error: Option<String>,
     min_password: usize,
-}
-
-fn date(at: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[day] [month repr:short] [year]");
-    at.format(&format).unwrap_or_default()
 }
 
 async fn account_page(

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::session::{self, safe_next};
+use super::session::{self, encode, safe_next};
 use super::{Layout, Visitor, render};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
 #[template(path = "auth/signup.html")]
 struct SignUpPage {
     layout: Layout,
+    next: String,
     email: String,
     display_name: String,
     errors: SignUpErrors,
@@ -35,15 +36,18 @@ struct SignUpPage {
 #[derive(Deserialize)]
 struct NextQuery {
     next: Option<String>,
+    email: Option<String>,
 }
 
-async fn new_account_form(visitor: Visitor) -> AppResult<Response> {
+async fn new_account_form(visitor: Visitor, Query(query): Query<NextQuery>) -> AppResult<Response> {
+    let next = safe_next(query.next.as_deref()).to_owned();
     if visitor.user.is_some() {
-        return Ok(Redirect::to("/").into_response());
+        return Ok(Redirect::to(&next).into_response());
     }
     let page = SignUpPage {
         layout: visitor.form_layout().await?,
-        email: String::new(),
+        next,
+        email: query.email.unwrap_or_default(),
         display_name: String::new(),
         errors: SignUpErrors::default(),
         min_password: NewPassword::MIN_CHARS,
@@ -56,6 +60,7 @@ struct SignUpForm {
     email: String,
     display_name: String,
     password: String,
+    next: Option<String>,
 }
 
 async fn create_account(
@@ -63,6 +68,7 @@ async fn create_account(
     visitor: Visitor,
     Form(form): Form<SignUpForm>,
 ) -> AppResult<Response> {
+    let next = safe_next(form.next.as_deref()).to_owned();
     let outcome = accounts::sign_up(
         &state.pool,
         &state.passwords,
@@ -80,11 +86,12 @@ async fn create_account(
                 "Welcome to Gatehouse. Your account is ready.",
             )
             .await?;
-            Ok(Redirect::to("/").into_response())
+            Ok(Redirect::to(&next).into_response())
         }
         Err(errors) => {
             let page = SignUpPage {
                 layout: visitor.form_layout().await?,
+                next,
                 email: form.email,
                 display_name: form.display_name,
                 errors,
@@ -101,6 +108,7 @@ struct SignInPage {
     layout: Layout,
     email: String,
     next: String,
+    next_encoded: String,
     error: Option<String>,
 }
 
@@ -112,6 +120,7 @@ async fn sign_in_form(visitor: Visitor, Query(query): Query<NextQuery>) -> AppRe
     let page = SignInPage {
         layout: visitor.form_layout().await?,
         email: String::new(),
+        next_encoded: encode(&next),
         next,
         error: None,
     };
@@ -167,6 +176,7 @@ async fn sign_in(
     let page = SignInPage {
         layout: visitor.form_layout().await?,
         email: form.email,
+        next_encoded: encode(&next),
         next,
         error: Some(error),
     };

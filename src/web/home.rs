@@ -1,12 +1,15 @@
-//! `/`: the landing page for visitors, the signed-in home for users.
+//! `/`: the landing page for visitors, the signed-in home (the user's tenants) for users.
 
 use askama::Template;
 use axum::Router;
+use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 
+use super::format::date;
 use super::{Layout, Visitor, render};
 use crate::app::AppState;
+use crate::db::tenants;
 use crate::error::AppResult;
 
 pub fn router() -> Router<AppState> {
@@ -19,20 +22,39 @@ struct LandingPage {
     layout: Layout,
 }
 
+struct TenantRow {
+    slug: String,
+    name: String,
+    role: String,
+    joined: String,
+}
+
 #[derive(Template)]
 #[template(path = "home/index.html")]
 struct HomePage {
     layout: Layout,
     display_name: String,
+    tenants: Vec<TenantRow>,
 }
 
-async fn show_home(visitor: Visitor) -> AppResult<Html<String>> {
+async fn show_home(State(state): State<AppState>, visitor: Visitor) -> AppResult<Html<String>> {
     let layout = visitor.layout().await?;
-    match &visitor.user {
-        Some(user) => render(&HomePage {
-            layout,
-            display_name: user.display_name.clone(),
-        }),
-        None => render(&LandingPage { layout }),
-    }
+    let Some(user) = &visitor.user else {
+        return render(&LandingPage { layout });
+    };
+    let tenants = tenants::memberships_of(&state.pool, user.app_user_id)
+        .await?
+        .into_iter()
+        .map(|m| TenantRow {
+            joined: date(m.created_at),
+            slug: m.slug,
+            name: m.name,
+            role: m.role,
+        })
+        .collect();
+    render(&HomePage {
+        layout,
+        display_name: user.display_name.clone(),
+        tenants,
+    })
 }

@@ -5,8 +5,12 @@ mod assets;
 mod auth;
 mod csrf;
 pub mod errors;
+mod format;
 mod home;
+mod invitations;
+mod meta;
 mod session;
+pub mod tenants;
 
 use askama::Template;
 use axum::Router;
@@ -44,6 +48,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(home::router())
         .merge(auth::router())
         .merge(account::router())
+        .merge(tenants::router(&state))
+        .merge(invitations::router())
         .layer(middleware::from_fn_with_state(state, csrf::protect))
         .layer(sessions)
         .merge(assets::router())

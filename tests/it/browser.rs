@@ -77,3 +77,81 @@ async fn a_person_signs_up_signs_out_signs_in_and_changes_the_password(pool: PgP
 
     chrome.close().await;
 }
+
+#[sqlx::test]
+async fn an_admin_invites_a_colleague_who_joins_then_is_demoted_and_removed(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let alice = Chrome::start().await;
+    let bob = Chrome::start().await;
+
+    alice.goto(&app.url("/signup")).await;
+    alice.fill("#email", "alice@example.com").await;
+    alice.fill("#display_name", "Alice Admin").await;
+    alice.fill("#password", PASSWORD).await;
+    alice.click("main form button[type=submit]").await;
+    alice
+        .expect_text(".empty-state", "You do not belong to a tenant yet")
+        .await;
+    alice.screenshot("10-home-no-tenants").await;
+
+    alice.click(".empty-state a.button").await;
+    alice.expect_text("h1", "New tenant").await;
+    alice.fill("#name", "Acme Rockets").await;
+    alice.click("main form button[type=submit]").await;
+    alice.expect_text(".flash", "Acme Rockets is ready").await;
+    alice.screenshot("11-tenant-overview").await;
+
+    alice.click(".tabs a[href='/t/acme-rockets/members']").await;
+    alice.expect_text(".card-head", "Members").await;
+    alice.fill("#invite-email", "bob@example.com").await;
+    alice.select("#invite-role", "developer").await;
+    alice.click("#invite button[type=submit]").await;
+    alice
+        .expect_text("h2", "Invitation for bob@example.com")
+        .await;
+    alice.screenshot("12-invitation-link").await;
+    let link = alice.value("#invitation-link").await;
+    assert!(link.starts_with(&format!("{}/invitations/", app.base)));
+
+    bob.goto(&link).await;
+    bob.expect_text("h1", "Join Acme Rockets").await;
+    bob.screenshot("13-invitation-signed-out").await;
+    bob.click("main a[href^='/signup']").await;
+    bob.expect_text("h1", "Create your account").await;
+    assert_eq!(bob.value("#email").await, "bob@example.com");
+    bob.fill("#display_name", "Bob Builder").await;
+    bob.fill("#password", PASSWORD).await;
+    bob.click("main form button[type=submit]").await;
+    bob.expect_text("main form button[type=submit]", "Accept and join")
+        .await;
+    bob.screenshot("14-invitation-accept").await;
+    bob.click("main form button[type=submit]").await;
+    bob.expect_text(".flash", "Welcome to Acme Rockets").await;
+    bob.expect_text("h2", "Your role: Developer").await;
+
+    alice.goto(&app.url("/t/acme-rockets/members")).await;
+    alice.expect_text("tbody", "Bob Builder").await;
+    alice.select("tbody tr:nth-child(2) select", "viewer").await;
+    alice.click("tbody tr:nth-child(2) .role-form button").await;
+    alice.expect_text(".flash", "Role changed to Viewer").await;
+    alice.screenshot("15-members").await;
+
+    bob.goto(&app.url("/t/acme-rockets")).await;
+    bob.expect_text("h2", "Your role: Viewer").await;
+
+    alice.click("tbody tr:nth-child(2) a.danger-link").await;
+    alice.expect_text("h2", "Remove Bob Builder?").await;
+    alice.screenshot("16-remove-confirm").await;
+    alice.click("main form button.danger").await;
+    alice.expect_text(".flash", "Member removed").await;
+
+    bob.goto(&app.url("/t/acme-rockets")).await;
+    bob.expect_text("h1", "Not Found").await;
+
+    alice.click(".tabs a[href='/t/acme-rockets/audit']").await;
+    alice.expect_text("table", "member.removed").await;
+    alice.screenshot("17-audit-log").await;
+
+    alice.close().await;
+    bob.close().await;
+}

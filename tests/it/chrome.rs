@@ -123,6 +123,17 @@ impl Chrome {
         panic!("{css}: expected {needle:?}, saw {seen:?}");
     }
 
+    /// The current value of a form field.
+    pub async fn value(&self, css: &str) -> String {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.prop("value").await.unwrap().unwrap_or_default()
+    }
+
+    pub async fn select(&self, css: &str, value: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.select_by_value(value).await.unwrap();
+    }
+
     pub async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();
         match url.query() {

@@ -10,3 +10,4 @@ mod chrome;
 mod helpers;
 mod operations;
 mod security;
+mod tenants;

@@ -1,0 +1,367 @@
+//! The `tenant`, `membership` and `invitation` tables.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub tenant_id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A tenant as one of its members sees it.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub membership_id: Uuid,
+    pub tenant_id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A member as the members page lists them.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub membership_id: Uuid,
+    pub app_user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub invitation_id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub invited_by_name: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub accepted_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, slug: &str, name: &str) -> sqlx::Result<Tenant> {
+    sqlx::query_as!(
+        Tenant,
+        "INSERT INTO tenant (slug, name) VALUES ($1, $2) RETURNING tenant_id, slug, name, created_at",
+        slug,
+        name,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Serialises membership changes of one tenant (the last-admin rule).
+pub async fn lock_tenant(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT tenant_id FROM tenant WHERE tenant_id = $1 FOR UPDATE",
+        tenant_id
+    )
+    .fetch_one(db)
+    .await
+    .map(drop)
+}
+
+pub async fn insert_membership(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    app_user_id: Uuid,
+    role: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO membership (tenant_id, app_user_id, role) VALUES ($1, $2, $3)",
+        tenant_id,
+        app_user_id,
+        role,
+    )
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// The user's membership in the tenant with this slug: the one query every tenant page starts with.
+pub async fn membership(
+    db: impl PgExecutor<'_>,
+    slug: &str,
+    app_user_id: Uuid,
+) -> sqlx::Result<Option<Membership>> {
+    sqlx::query_as!(
+        Membership,
+        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role, m.created_at
+           FROM membership m JOIN tenant t USING (tenant_id)
+           WHERE t.slug = $1 AND m.app_user_id = $2"#,
+        slug,
+        app_user_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Every tenant the user belongs to, by name.
+pub async fn memberships_of(
+    db: impl PgExecutor<'_>,
+    app_user_id: Uuid,
+) -> sqlx::Result<Vec<Membership>> {
+    sqlx::query_as!(
+        Membership,
+        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role, m.created_at
+           FROM membership m JOIN tenant t USING (tenant_id)
+           WHERE m.app_user_id = $1
+           ORDER BY lower(t.name), t.slug"#,
+        app_user_id,
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn members(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<Vec<Member>> {
+    sqlx::query_as!(
+        Member,
+        r#"SELECT m.membership_id, u.app_user_id, u.email, u.display_name, m.role, m.created_at
+           FROM membership m JOIN app_user u USING (app_user_id)
+           WHERE m.tenant_id = $1
+           ORDER BY CASE m.role WHEN 'admin' THEN 0 WHEN 'developer' THEN 1 ELSE 2 END,
+                    lower(u.display_name), u.email"#,
+        tenant_id,
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn member(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    membership_id: Uuid,
+) -> sqlx::Result<Option<Member>> {
+    sqlx::query_as!(
+        Member,
+        r#"SELECT m.membership_id, u.app_user_id, u.email, u.display_name, m.role, m.created_at
+           FROM membership m JOIN app_user u USING (app_user_id)
+           WHERE m.tenant_id = $1 AND m.membership_id = $2"#,
+        tenant_id,
+        membership_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn member_by_email(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    email: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        r#"SELECT m.membership_id FROM membership m JOIN app_user u USING (app_user_id)
+           WHERE m.tenant_id = $1 AND u.email = $2"#,
+        tenant_id,
+        email,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn count_admins(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM membership WHERE tenant_id = $1 AND role = 'admin'"#,
+        tenant_id,
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn set_role(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    membership_id: Uuid,
+    role: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE membership SET role = $3 WHERE tenant_id = $1 AND membership_id = $2",
+        tenant_id,
+        membership_id,
+        role,
+    )
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+pub async fn delete_membership(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    membership_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "DELETE FROM membership WHERE tenant_id = $1 AND membership_id = $2",
+        tenant_id,
+        membership_id,
+    )
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+pub async fn insert_invitation(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    email: &str,
+    role: &str,
+    token_hash: &[u8],
+    invited_by: Uuid,
+    expires_at: OffsetDateTime,
+) -> sqlx::Result<Invitation> {
+    sqlx::query_as!(
+        Invitation,
+        r#"INSERT INTO invitation (tenant_id, email, role, token_hash, invited_by, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           RETURNING invitation_id, tenant_id, email, role,
+                     (SELECT display_name FROM app_user WHERE app_user_id = $5) AS invited_by_name,
+                     created_at, expires_at, accepted_at, revoked_at"#,
+        tenant_id,
+        email,
+        role,
+        token_hash,
+        invited_by,
+        expires_at,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Open invitations of a tenant (not accepted, not revoked; expired ones included, marked by the page).
+pub async fn pending_invitations(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+) -> sqlx::Result<Vec<Invitation>> {
+    sqlx::query_as!(
+        Invitation,
+        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role,
+                  u.display_name AS "invited_by_name?", i.created_at, i.expires_at,
+                  i.accepted_at, i.revoked_at
+           FROM invitation i LEFT JOIN app_user u ON u.app_user_id = i.invited_by
+           WHERE i.tenant_id = $1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL
+           ORDER BY i.created_at DESC"#,
+        tenant_id,
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn revoke_invitation(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    invitation_id: Uuid,
+    revoked_by: Uuid,
+) -> sqlx::Result<Option<Invitation>> {
+    sqlx::query_as!(
+        Invitation,
+        r#"UPDATE invitation SET revoked_at = now(), revoked_by = $3
+           WHERE tenant_id = $1 AND invitation_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL
+           RETURNING invitation_id, tenant_id, email, role, NULL::text AS "invited_by_name?",
+                     created_at, expires_at, accepted_at, revoked_at"#,
+        tenant_id,
+        invitation_id,
+        revoked_by,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn invitation_by_token_hash(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<(Invitation, Tenant)>> {
+    let row = sqlx::query!(
+        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role, u.display_name AS "invited_by_name?",
+                  i.created_at, i.expires_at, i.accepted_at, i.revoked_at,
+                  t.slug, t.name, t.created_at AS tenant_created_at
+           FROM invitation i JOIN tenant t USING (tenant_id)
+           LEFT JOIN app_user u ON u.app_user_id = i.invited_by
+           WHERE i.token_hash = $1"#,
+        token_hash,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| {
+        (
+            Invitation {
+                invitation_id: row.invitation_id,
+                tenant_id: row.tenant_id,
+                email: row.email,
+                role: row.role,
+                invited_by_name: row.invited_by_name,
+                created_at: row.created_at,
+                expires_at: row.expires_at,
+                accepted_at: row.accepted_at,
+                revoked_at: row.revoked_at,
+            },
+            Tenant {
+                tenant_id: row.tenant_id,
+                slug: row.slug,
+                name: row.name,
+                created_at: row.tenant_created_at,
+            },
+        )
+    }))
+}
+
+/// As `invitation_by_token_hash`, locking the invitation until the transaction ends.
+pub async fn invitation_by_token_hash_for_update(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<(Invitation, Tenant)>> {
+    let row = sqlx::query!(
+        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role,
+                  i.created_at, i.expires_at, i.accepted_at, i.revoked_at,
+                  t.slug, t.name, t.created_at AS tenant_created_at
+           FROM invitation i JOIN tenant t USING (tenant_id)
+           WHERE i.token_hash = $1
+           FOR UPDATE OF i"#,
+        token_hash,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| {
+        (
+            Invitation {
+                invitation_id: row.invitation_id,
+                tenant_id: row.tenant_id,
+                email: row.email,
+                role: row.role,
+                invited_by_name: None,
+                created_at: row.created_at,
+                expires_at: row.expires_at,
+                accepted_at: row.accepted_at,
+                revoked_at: row.revoked_at,
+            },
+            Tenant {
+                tenant_id: row.tenant_id,
+                slug: row.slug,
+                name: row.name,
+                created_at: row.tenant_created_at,
+            },
+        )
+    }))
+}
+
+pub async fn mark_invitation_accepted(
+    db: impl PgExecutor<'_>,
+    invitation_id: Uuid,
+    accepted_by: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE invitation SET accepted_at = now(), accepted_by = $2 WHERE invitation_id = $1",
+        invitation_id,
+        accepted_by,
+    )
+    .execute(db)
+    .await
+    .map(drop)
+}
