@@ -20,6 +20,10 @@ pub struct Config {
     pub session_lifetime: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub database_max_connections: u32,
+    /// Default verifications per minute for new live keys.
+    pub rate_limit_live: u32,
+    /// Default verifications per minute for new test keys.
+    pub rate_limit_test: u32,
 }
 
 /// A configuration value that could not be used; names the variable and says why.
@@ -153,6 +157,9 @@ impl Config {
             None => 16,
         };
 
+        let rate_limit_live = per_minute(&get, "GATEHOUSE_RATE_LIMIT_LIVE", 1000)?;
+        let rate_limit_test = per_minute(&get, "GATEHOUSE_RATE_LIMIT_TEST", 100)?;
+
         Ok(Self {
             database_url,
             listen,
@@ -165,6 +172,8 @@ impl Config {
             session_lifetime,
             trusted_proxies,
             database_max_connections,
+            rate_limit_live,
+            rate_limit_test,
         })
     }
 }
@@ -199,6 +208,27 @@ fn minutes(
         None => default,
     };
     Ok(Duration::from_secs(value * 60))
+}
+
+fn per_minute(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    match get(variable) {
+        Some(value) => value
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    variable,
+                    "must be a whole number of requests per minute from 1 to 1000000",
+                )
+            }),
+        None => Ok(default),
+    }
 }
 
 fn is_scope_name(scope: &str) -> bool {
@@ -348,6 +378,8 @@ mod tests {
             ("GATEHOUSE_SCOPES", "read,wr ite"),
             ("GATEHOUSE_SESSION_IDLE_MINUTES", "0"),
             ("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("GATEHOUSE_RATE_LIMIT_LIVE", "0"),
+            ("GATEHOUSE_RATE_LIMIT_TEST", "many"),
         ];
         for (variable, value) in cases {
             let err = config(&[("DATABASE_URL", "postgres://x/y"), (variable, value)]).unwrap_err();

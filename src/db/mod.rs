@@ -1,6 +1,7 @@
 //! All SQL lives here, one file per aggregate.
 
 pub mod audit;
+pub mod keys;
 pub mod login_failures;
 pub mod tenants;
 pub mod users;

@@ -161,7 +161,7 @@ pub struct Actor {
 }
 
 impl Actor {
-    fn event<'a>(
+    pub fn event<'a>(
         &'a self,
         tenant_id: Uuid,
         action: &'a str,

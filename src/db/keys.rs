@@ -1,0 +1,230 @@
+//! The `api_key` table, as the portal sees it. The key API's hot-path lookup lives beside it.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// PostgreSQL channel on which every instance hears that a key changed (payload: hex SHA-256).
+pub const CHANGED_CHANNEL: &str = "gatehouse_key_changed";
+
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub api_key_id: Uuid,
+    pub tenant_id: Uuid,
+    pub created_by: Option<Uuid>,
+    pub created_by_name: Option<String>,
+    pub name: String,
+    pub environment: String,
+    pub secret_hash: Vec<u8>,
+    pub last_four: String,
+    pub scopes: Vec<String>,
+    pub rate_limit: i32,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_by_name: Option<String>,
+    pub rolled_from: Option<Uuid>,
+    pub rolled_at: Option<OffsetDateTime>,
+    pub rolled_by_name: Option<String>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+pub struct NewKeyRow<'a> {
+    pub tenant_id: Uuid,
+    pub created_by: Uuid,
+    pub name: &'a str,
+    pub environment: &'a str,
+    pub secret_hash: &'a [u8],
+    pub last_four: &'a str,
+    pub scopes: &'a [String],
+    pub rate_limit: i32,
+    pub expires_at: Option<OffsetDateTime>,
+    pub rolled_from: Option<Uuid>,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO api_key (tenant_id, created_by, name, environment, secret_hash, last_four,
+                                scopes, rate_limit, expires_at, rolled_from)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           RETURNING api_key_id"#,
+        key.tenant_id,
+        key.created_by,
+        key.name,
+        key.environment,
+        key.secret_hash,
+        key.last_four,
+        key.scopes,
+        key.rate_limit,
+        key.expires_at,
+        key.rolled_from,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// One key of a tenant, with the names of the people in its history.
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+) -> sqlx::Result<Option<Key>> {
+    sqlx::query_as!(
+        Key,
+        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, c.display_name AS "created_by_name?",
+                  k.name, k.environment, k.secret_hash, k.last_four, k.scopes, k.rate_limit,
+                  k.expires_at, k.revoked_at, r.display_name AS "revoked_by_name?",
+                  k.rolled_from, k.rolled_at, o.display_name AS "rolled_by_name?",
+                  k.last_used_at, k.created_at
+           FROM api_key k
+           LEFT JOIN app_user c ON c.app_user_id = k.created_by
+           LEFT JOIN app_user r ON r.app_user_id = k.revoked_by
+           LEFT JOIN app_user o ON o.app_user_id = k.rolled_by
+           WHERE k.tenant_id = $1 AND k.api_key_id = $2"#,
+        tenant_id,
+        api_key_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// As `get`, locking the row for a change.
+pub async fn lock(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT api_key_id FROM api_key WHERE tenant_id = $1 AND api_key_id = $2 FOR UPDATE",
+        tenant_id,
+        api_key_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The key made by rolling this one, if any.
+pub async fn successor(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+) -> sqlx::Result<Option<(Uuid, String)>> {
+    let row = sqlx::query!(
+        "SELECT api_key_id, name FROM api_key WHERE tenant_id = $1 AND rolled_from = $2",
+        tenant_id,
+        api_key_id,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| (row.api_key_id, row.name)))
+}
+
+/// Filters of the keys page. `status` is one of domain::keys::Status's names.
+#[derive(Debug, Default)]
+pub struct KeyFilter<'a> {
+    pub environment: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub search: Option<&'a str>,
+}
+
+/// A page of a tenant's keys, newest first. The status expression mirrors
+/// `domain::keys::Status::of` (tests compare the two through the keys page).
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    filter: &KeyFilter<'_>,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<Vec<Key>> {
+    let search = filter.search.map(|text| {
+        format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    sqlx::query_as!(
+        Key,
+        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, c.display_name AS "created_by_name?",
+                  k.name, k.environment, k.secret_hash, k.last_four, k.scopes, k.rate_limit,
+                  k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
+                  k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
+                  k.last_used_at, k.created_at
+           FROM api_key k
+           LEFT JOIN app_user c ON c.app_user_id = k.created_by
+           WHERE k.tenant_id = $1
+             AND ($2::text IS NULL OR k.environment = $2)
+             AND ($3::text IS NULL OR k.name ILIKE $3)
+             AND ($4::text IS NULL OR $4 = CASE
+                   WHEN k.revoked_at IS NOT NULL THEN 'revoked'
+                   WHEN k.expires_at <= now() THEN 'expired'
+                   WHEN k.rolled_at IS NOT NULL THEN 'rolled'
+                   WHEN k.expires_at <= now() + interval '7 days' THEN 'expiring'
+                   ELSE 'active' END)
+           ORDER BY k.created_at DESC, k.api_key_id
+           LIMIT $5 OFFSET $6"#,
+        tenant_id,
+        filter.environment,
+        search,
+        filter.status,
+        limit,
+        offset,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Revokes a key that is not revoked yet; true when this call revoked it.
+pub async fn revoke(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+    revoked_by: Uuid,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE api_key SET revoked_at = now(), revoked_by = $3
+           WHERE tenant_id = $1 AND api_key_id = $2 AND revoked_at IS NULL"#,
+        tenant_id,
+        api_key_id,
+        revoked_by,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks a key rolled; it keeps working until `works_until` (or its own earlier expiry).
+pub async fn mark_rolled(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+    rolled_by: Uuid,
+    works_until: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE api_key
+           SET rolled_at = now(), rolled_by = $3,
+               expires_at = CASE WHEN expires_at IS NULL OR expires_at > $4 THEN $4 ELSE expires_at END
+           WHERE tenant_id = $1 AND api_key_id = $2"#,
+        tenant_id,
+        api_key_id,
+        rolled_by,
+        works_until,
+    )
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Tells every instance (this one included) that the key with this hash changed; delivered at commit.
+pub async fn notify_changed(db: impl PgExecutor<'_>, secret_hash: &[u8]) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT pg_notify($1, encode($2, 'hex'))",
+        CHANGED_CHANNEL,
+        secret_hash,
+    )
+    .execute(db)
+    .await
+    .map(drop)
+}

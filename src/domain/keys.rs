@@ -1,0 +1,700 @@
+//! API keys: the format (`<prefix>_<live|test>_` + 32 base62 + 6 base62 of CRC32), parsing without
+//! the database, what is stored (SHA-256 and the last four characters), and the lifecycle rules.
+
+use std::fmt;
+
+use rand::Rng;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::db::audit;
+use crate::db::keys::{self as db_keys, NewKeyRow};
+use crate::domain::tenants::{Actor, Role};
+use crate::error::{AppError, AppResult};
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Random characters: 32 base62 characters carry about 190 bits.
+pub const RANDOM_CHARS: usize = 32;
+/// Checksum characters: CRC32 written in base62, fixed width.
+pub const CHECKSUM_CHARS: usize = 6;
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Live,
+    Test,
+}
+
+impl Environment {
+    pub const ALL: [Environment; 2] = [Environment::Live, Environment::Test];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Test => "test",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "live" => Some(Self::Live),
+            "test" => Some(Self::Test),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a string is not a key. Found without touching the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    Prefix,
+    Environment,
+    Length,
+    Alphabet,
+    Checksum,
+}
+
+/// A freshly generated key. The secret exists only in this value: show it once, store its hash.
+pub struct NewKey {
+    secret: String,
+    pub environment: Environment,
+}
+
+impl NewKey {
+    pub fn generate(prefix: &str, environment: Environment) -> Self {
+        let mut rng = rand::rng();
+        let mut secret = format!("{prefix}_{}_", environment.as_str());
+        for _ in 0..RANDOM_CHARS {
+            secret.push(char::from(BASE62[rng.random_range(0..BASE62.len())]));
+        }
+        let checksum = checksum(&secret);
+        secret.push_str(&checksum);
+        Self {
+            secret,
+            environment,
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.secret
+    }
+
+    pub fn hash(&self) -> [u8; 32] {
+        hash(&self.secret)
+    }
+
+    pub fn last_four(&self) -> String {
+        last_four(&self.secret)
+    }
+}
+
+impl fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NewKey({}, ••••{})", self.environment, self.last_four())
+    }
+}
+
+/// A key presented by a client that has the right shape and checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedKey {
+    pub environment: Environment,
+    pub hash: [u8; 32],
+}
+
+/// Checks prefix, environment, length, alphabet and checksum, in that order.
+pub fn parse(prefix: &str, key: &str) -> Result<ParsedKey, Malformed> {
+    let rest = key
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .ok_or(Malformed::Prefix)?;
+    let (environment, body) = rest.split_once('_').ok_or(Malformed::Environment)?;
+    let environment = Environment::parse(environment).ok_or(Malformed::Environment)?;
+    if body.len() != RANDOM_CHARS + CHECKSUM_CHARS {
+        return Err(Malformed::Length);
+    }
+    if !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Malformed::Alphabet);
+    }
+    let (signed, sum) = key.split_at(key.len() - CHECKSUM_CHARS);
+    if checksum(signed) != sum {
+        return Err(Malformed::Checksum);
+    }
+    Ok(ParsedKey {
+        environment,
+        hash: hash(key),
+    })
+}
+
+fn checksum(signed: &str) -> String {
+    let mut value = u64::from(CRC32.checksum(signed.as_bytes()));
+    let mut digits = [b'0'; CHECKSUM_CHARS];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[usize::try_from(value % 62).unwrap_or(0)];
+        value /= 62;
+    }
+    digits.iter().map(|b| char::from(*b)).collect()
+}
+
+pub fn hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+fn last_four(key: &str) -> String {
+    key.chars()
+        .skip(key.chars().count().saturating_sub(4))
+        .collect()
+}
+
+/// How a key is listed: `ak_live_••••4f2a`.
+pub fn masked(prefix: &str, environment: &str, last_four: &str) -> String {
+    format!("{prefix}_{environment}_••••{last_four}")
+}
+
+/// A key's name.
+pub fn parse_name(input: &str) -> Result<String, String> {
+    let name = input.trim();
+    if name.is_empty() {
+        return Err("Give the key a name, so you know later what it is for.".into());
+    }
+    if name.chars().count() > 80 {
+        return Err("Key names are at most 80 characters.".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("Key names cannot contain control characters.".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// When a new key stops working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Never,
+    Days(i64),
+    On(time::Date),
+}
+
+impl Expiry {
+    /// `choice` is `never`, `30`, `90`, `365` or `date` (then `date` holds YYYY-MM-DD).
+    pub fn parse(choice: &str, date: &str) -> Result<Self, String> {
+        match choice {
+            "never" | "" => Ok(Self::Never),
+            "30" | "90" | "365" => Ok(Self::Days(choice.parse().unwrap_or(30))),
+            "date" => {
+                let format = time::macros::format_description!("[year]-[month]-[day]");
+                let date = time::Date::parse(date.trim(), &format)
+                    .map_err(|_| "Pick an expiry date (YYYY-MM-DD).".to_owned())?;
+                if date <= OffsetDateTime::now_utc().date() {
+                    return Err("The expiry date must be in the future.".into());
+                }
+                Ok(Self::On(date))
+            }
+            _ => Err("Choose when the key expires.".into()),
+        }
+    }
+
+    pub fn at(self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self {
+            Self::Never => None,
+            Self::Days(days) => Some(now + Duration::days(days)),
+            Self::On(date) => Some(date.midnight().assume_utc()),
+        }
+    }
+}
+
+/// How long a rolled key keeps working next to its successor.
+pub fn parse_grace(choice: &str) -> Result<Duration, String> {
+    match choice {
+        "none" => Ok(Duration::ZERO),
+        "1h" => Ok(Duration::hours(1)),
+        "24h" => Ok(Duration::hours(24)),
+        "7d" => Ok(Duration::days(7)),
+        _ => Err("Choose how long the old key keeps working.".into()),
+    }
+}
+
+/// A key's state as the list shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Expiring,
+    Expired,
+    Rolled,
+    Revoked,
+}
+
+impl Status {
+    pub fn of(
+        now: OffsetDateTime,
+        expires_at: Option<OffsetDateTime>,
+        revoked_at: Option<OffsetDateTime>,
+        rolled_at: Option<OffsetDateTime>,
+    ) -> Self {
+        if revoked_at.is_some() {
+            Self::Revoked
+        } else if expires_at.is_some_and(|at| at <= now) {
+            Self::Expired
+        } else if rolled_at.is_some() {
+            Self::Rolled
+        } else if expires_at.is_some_and(|at| at - now <= Duration::days(7)) {
+            Self::Expiring
+        } else {
+            Self::Active
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expiring => "expiring",
+            Self::Expired => "expired",
+            Self::Rolled => "rolled",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::Active,
+            Self::Expiring,
+            Self::Expired,
+            Self::Rolled,
+            Self::Revoked,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == value)
+    }
+
+    /// Still accepted by the key API (a rolled key works until its grace ends).
+    pub fn works(self) -> bool {
+        matches!(self, Self::Active | Self::Expiring | Self::Rolled)
+    }
+}
+
+/// What a key is made with, after validation.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    pub name: String,
+    pub environment: Environment,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub rate_limit: u32,
+}
+
+/// What went wrong in the new-key form, per field.
+#[derive(Debug, Default)]
+pub struct KeyErrors {
+    pub name: Option<String>,
+    pub environment: Option<String>,
+    pub scopes: Option<String>,
+    pub expiry: Option<String>,
+    pub rate_limit: Option<String>,
+}
+
+/// The new-key form as typed.
+#[derive(Debug, Default, Clone)]
+pub struct KeyInput {
+    pub name: String,
+    pub environment: String,
+    pub scopes: Vec<String>,
+    pub full_access: bool,
+    pub expiry: String,
+    pub expiry_date: String,
+    pub rate_limit: String,
+}
+
+/// Validates the form. Only admins may choose a rate limit; others get the environment's default.
+pub fn validate(
+    input: &KeyInput,
+    catalogue: &[String],
+    default_limit: impl Fn(Environment) -> u32,
+    may_set_limit: bool,
+) -> Result<KeySettings, KeyErrors> {
+    let mut errors = KeyErrors::default();
+    let name = parse_name(&input.name)
+        .map_err(|e| errors.name = Some(e))
+        .ok();
+    let environment = Environment::parse(&input.environment);
+    if environment.is_none() {
+        errors.environment = Some("Choose live or test.".into());
+    }
+    let scopes: Vec<String> = if input.full_access {
+        catalogue.to_vec()
+    } else {
+        catalogue
+            .iter()
+            .filter(|scope| input.scopes.contains(scope))
+            .cloned()
+            .collect()
+    };
+    if let Some(unknown) = input.scopes.iter().find(|scope| !catalogue.contains(scope)) {
+        errors.scopes = Some(format!("{unknown:?} is not a scope of this deployment."));
+    } else if scopes.is_empty() {
+        errors.scopes = Some("Choose at least one scope, or Full access.".into());
+    }
+    let expires_at = Expiry::parse(&input.expiry, &input.expiry_date)
+        .map_err(|e| errors.expiry = Some(e))
+        .ok()
+        .map(|expiry| expiry.at(OffsetDateTime::now_utc()));
+    let rate_limit = match (environment, input.rate_limit.trim()) {
+        (Some(env), "") => Some(default_limit(env)),
+        (Some(_), _) if !may_set_limit => {
+            errors.rate_limit = Some("Only tenant admins can choose a rate limit.".into());
+            None
+        }
+        (_, typed) => match typed.parse::<u32>() {
+            Ok(limit) if (1..=1_000_000).contains(&limit) => Some(limit),
+            _ => {
+                errors.rate_limit =
+                    Some("Enter a whole number of requests per minute from 1 to 1000000.".into());
+                None
+            }
+        },
+    };
+    match (name, environment, expires_at, rate_limit) {
+        (Some(name), Some(environment), Some(expires_at), Some(rate_limit))
+            if errors.scopes.is_none() =>
+        {
+            Ok(KeySettings {
+                name,
+                environment,
+                scopes,
+                expires_at,
+                rate_limit,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// Who may roll or revoke a key: admins any key of the tenant, developers their own.
+pub fn may_manage(role: Role, user_id: Uuid, created_by: Option<Uuid>) -> bool {
+    role >= Role::Admin || (role >= Role::Developer && created_by == Some(user_id))
+}
+
+fn key_target(name: &str, masked: &str) -> String {
+    format!("key:{name} ({masked})")
+}
+
+/// Creates a key; the returned `NewKey` is the only copy of the secret.
+pub async fn create_key(
+    pool: &PgPool,
+    prefix: &str,
+    tenant_id: Uuid,
+    settings: &KeySettings,
+    actor: &Actor,
+) -> AppResult<(NewKey, Uuid)> {
+    let key = NewKey::generate(prefix, settings.environment);
+    let mut tx = pool.begin().await?;
+    let id = insert_key(&mut tx, tenant_id, &key, settings, None, actor).await?;
+    audit::insert(
+        &mut *tx,
+        &actor.event(
+            tenant_id,
+            "key.created",
+            key_target(&settings.name, &masked(prefix, settings.environment.as_str(), &key.last_four())),
+            json!({
+                "environment": settings.environment.as_str(),
+                "scopes": settings.scopes.join(" "),
+                "rate_limit": settings.rate_limit,
+                "expires": settings.expires_at.map_or_else(|| "never".to_owned(), |at| at.date().to_string()),
+            }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((key, id))
+}
+
+async fn insert_key(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    key: &NewKey,
+    settings: &KeySettings,
+    rolled_from: Option<Uuid>,
+    actor: &Actor,
+) -> AppResult<Uuid> {
+    let hash = key.hash();
+    let scopes = settings.scopes.clone();
+    let id = db_keys::insert(
+        &mut *tx,
+        &NewKeyRow {
+            tenant_id,
+            created_by: actor.user_id,
+            name: &settings.name,
+            environment: settings.environment.as_str(),
+            secret_hash: &hash,
+            last_four: &key.last_four(),
+            scopes: &scopes,
+            rate_limit: i32::try_from(settings.rate_limit).unwrap_or(i32::MAX),
+            expires_at: settings.expires_at,
+            rolled_from,
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Why a key cannot be rolled or revoked now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyProblem {
+    NotYours,
+    Finished(Status),
+}
+
+impl KeyProblem {
+    pub fn message(&self) -> String {
+        match self {
+            Self::NotYours => {
+                "Developers can roll and revoke only the keys they created. Ask a tenant admin."
+                    .into()
+            }
+            Self::Finished(Status::Rolled) => {
+                "This key has already been rolled; roll its successor instead.".into()
+            }
+            Self::Finished(status) => format!(
+                "This key is {} and can no longer be changed.",
+                status.as_str()
+            ),
+        }
+    }
+}
+
+/// Rolls a key: a new key with the same settings now, the old one working for `grace` more.
+pub async fn roll_key(
+    pool: &PgPool,
+    prefix: &str,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+    grace: Duration,
+    role: Role,
+    actor: &Actor,
+) -> AppResult<Result<(NewKey, Uuid), KeyProblem>> {
+    let mut tx = pool.begin().await?;
+    db_keys::lock(&mut *tx, tenant_id, api_key_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let old = db_keys::get(&mut *tx, tenant_id, api_key_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if !may_manage(role, actor.user_id, old.created_by) {
+        return Ok(Err(KeyProblem::NotYours));
+    }
+    let now = OffsetDateTime::now_utc();
+    let status = Status::of(now, old.expires_at, old.revoked_at, old.rolled_at);
+    if !matches!(status, Status::Active | Status::Expiring) {
+        return Ok(Err(KeyProblem::Finished(status)));
+    }
+    let environment = Environment::parse(&old.environment)
+        .ok_or_else(|| AppError::unexpected("bad environment"))?;
+    let settings = KeySettings {
+        name: old.name.clone(),
+        environment,
+        scopes: old.scopes.clone(),
+        expires_at: old.expires_at,
+        rate_limit: u32::try_from(old.rate_limit).unwrap_or(1),
+    };
+    let key = NewKey::generate(prefix, environment);
+    let new_id = insert_key(
+        &mut tx,
+        tenant_id,
+        &key,
+        &settings,
+        Some(old.api_key_id),
+        actor,
+    )
+    .await?;
+    db_keys::mark_rolled(
+        &mut *tx,
+        tenant_id,
+        old.api_key_id,
+        actor.user_id,
+        now + grace,
+    )
+    .await?;
+    db_keys::notify_changed(&mut *tx, &old.secret_hash).await?;
+    audit::insert(
+        &mut *tx,
+        &actor.event(
+            tenant_id,
+            "key.rolled",
+            key_target(&old.name, &masked(prefix, &old.environment, &old.last_four)),
+            json!({
+                "new_key": masked(prefix, &old.environment, &key.last_four()),
+                "grace": grace_label(grace),
+            }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok((key, new_id)))
+}
+
+pub fn grace_label(grace: Duration) -> String {
+    match grace.whole_hours() {
+        0 => "none".into(),
+        1 => "1 hour".into(),
+        hours if hours < 48 => format!("{hours} hours"),
+        hours => format!("{} days", hours / 24),
+    }
+}
+
+/// Revokes a key at once; every instance drops it from its cache.
+pub async fn revoke_key(
+    pool: &PgPool,
+    prefix: &str,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+    role: Role,
+    actor: &Actor,
+) -> AppResult<Result<(), KeyProblem>> {
+    let mut tx = pool.begin().await?;
+    db_keys::lock(&mut *tx, tenant_id, api_key_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let key = db_keys::get(&mut *tx, tenant_id, api_key_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if !may_manage(role, actor.user_id, key.created_by) {
+        return Ok(Err(KeyProblem::NotYours));
+    }
+    if key.revoked_at.is_some() {
+        return Ok(Err(KeyProblem::Finished(Status::Revoked)));
+    }
+    db_keys::revoke(&mut *tx, tenant_id, api_key_id, actor.user_id).await?;
+    db_keys::notify_changed(&mut *tx, &key.secret_hash).await?;
+    audit::insert(
+        &mut *tx,
+        &actor.event(
+            tenant_id,
+            "key.revoked",
+            key_target(&key.name, &masked(prefix, &key.environment, &key.last_four)),
+            json!({}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_the_documented_shape_and_parse_back() {
+        for environment in Environment::ALL {
+            let key = NewKey::generate("ak", environment);
+            let text = key.expose();
+            let head = format!("ak_{environment}_");
+            assert!(text.starts_with(&head));
+            assert_eq!(text.len(), head.len() + RANDOM_CHARS + CHECKSUM_CHARS);
+            let parsed = parse("ak", text).unwrap();
+            assert_eq!(parsed.environment, environment);
+            assert_eq!(parsed.hash, key.hash());
+            assert_eq!(key.last_four(), &text[text.len() - 4..]);
+            assert!(!format!("{key:?}").contains(&text[8..20]));
+        }
+    }
+
+    #[test]
+    fn keys_are_unique() {
+        let a = NewKey::generate("ak", Environment::Live);
+        let b = NewKey::generate("ak", Environment::Live);
+        assert_ne!(a.expose(), b.expose());
+    }
+
+    #[test]
+    fn any_one_character_change_is_caught() {
+        // Property: for many keys, every single-character substitution in the random part or
+        // the checksum is refused (as a checksum or alphabet error), never accepted.
+        for _ in 0..50 {
+            let key = NewKey::generate("ak", Environment::Test);
+            let text = key.expose();
+            let start = "ak_test_".len();
+            for position in start..text.len() {
+                for replacement in [b'0', b'Z', b'z', b'q'] {
+                    let mut bytes = text.as_bytes().to_vec();
+                    if bytes[position] == replacement {
+                        continue;
+                    }
+                    bytes[position] = replacement;
+                    let changed = String::from_utf8(bytes).unwrap();
+                    assert_eq!(parse("ak", &changed), Err(Malformed::Checksum), "{changed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_prefix_environment_length_and_alphabet_are_refused() {
+        let key = NewKey::generate("ak", Environment::Live);
+        let text = key.expose().to_owned();
+        assert_eq!(parse("gh", &text), Err(Malformed::Prefix));
+        assert_eq!(
+            parse("ak", &text.replace("_live_", "_prod_")),
+            Err(Malformed::Environment)
+        );
+        assert_eq!(parse("ak", &text[..text.len() - 1]), Err(Malformed::Length));
+        assert_eq!(parse("ak", &format!("{text}x")), Err(Malformed::Length));
+        let mut odd = text.clone();
+        odd.replace_range(10..11, "-");
+        assert_eq!(parse("ak", &odd), Err(Malformed::Alphabet));
+        assert_eq!(parse("ak", ""), Err(Malformed::Prefix));
+        // Switching the environment invalidates the checksum too: a test key cannot be relabelled.
+        let relabelled = text.replace("_live_", "_test_");
+        assert_eq!(parse("ak", &relabelled), Err(Malformed::Checksum));
+    }
+
+    #[test]
+    fn a_custom_prefix_is_honoured() {
+        let key = NewKey::generate("acme", Environment::Live);
+        assert!(key.expose().starts_with("acme_live_"));
+        assert!(parse("acme", key.expose()).is_ok());
+        assert_eq!(parse("ak", key.expose()), Err(Malformed::Prefix));
+    }
+
+    #[test]
+    fn statuses_follow_time_revocation_and_rolling() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(Status::of(now, None, None, None), Status::Active);
+        assert_eq!(
+            Status::of(now, Some(now + Duration::days(3)), None, None),
+            Status::Expiring
+        );
+        assert_eq!(
+            Status::of(now, Some(now - Duration::seconds(1)), None, None),
+            Status::Expired
+        );
+        assert_eq!(
+            Status::of(now, Some(now + Duration::hours(1)), None, Some(now)),
+            Status::Rolled
+        );
+        assert_eq!(Status::of(now, None, Some(now), None), Status::Revoked);
+        assert!(Status::Rolled.works() && !Status::Expired.works() && !Status::Revoked.works());
+    }
+
+    #[test]
+    fn expiry_and_grace_choices_parse() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(Expiry::parse("never", "").unwrap().at(now), None);
+        assert_eq!(
+            Expiry::parse("30", "").unwrap().at(now),
+            Some(now + Duration::days(30))
+        );
+        assert!(Expiry::parse("date", "2000-01-01").is_err());
+        assert!(Expiry::parse("date", "soon").is_err());
+        assert!(Expiry::parse("date", "2999-12-31").is_ok());
+        assert!(Expiry::parse("12", "").is_err());
+        assert_eq!(parse_grace("1h").unwrap(), Duration::hours(1));
+        assert!(parse_grace("2h").is_err());
+    }
+}
