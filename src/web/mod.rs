@@ -8,6 +8,7 @@ pub mod errors;
 mod format;
 mod home;
 mod invitations;
+mod keys;
 mod meta;
 mod session;
 pub mod tenants;

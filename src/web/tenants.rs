@@ -54,6 +54,14 @@ tenant_routes! {
     get  "/t/{slug}/leave" => Viewer confirm_leave;
     post "/t/{slug}/leave" => Viewer leave_tenant;
     get  "/t/{slug}/audit" => Admin list_audit_events;
+    get  "/t/{slug}/keys" => Viewer super::keys::list_keys;
+    get  "/t/{slug}/keys/new" => Developer super::keys::new_key_form;
+    post "/t/{slug}/keys" => Developer super::keys::create_key;
+    get  "/t/{slug}/keys/{id}" => Viewer super::keys::show_key;
+    get  "/t/{slug}/keys/{id}/roll" => Developer super::keys::roll_key_form;
+    post "/t/{slug}/keys/{id}/roll" => Developer super::keys::roll_key;
+    get  "/t/{slug}/keys/{id}/revoke" => Developer super::keys::confirm_revoke;
+    post "/t/{slug}/keys/{id}/revoke" => Developer super::keys::revoke_key;
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -453,16 +461,17 @@ async fn change_role(
     }
 }
 
+/// "Are you sure?" before anything destructive. Without an `action`, only the way back is offered.
 #[derive(Template)]
 #[template(path = "tenants/confirm.html")]
-struct ConfirmPage {
-    layout: Layout,
-    tenant: TenantNav,
-    title: String,
-    message: String,
-    action: String,
-    button: &'static str,
-    cancel: String,
+pub struct ConfirmPage {
+    pub layout: Layout,
+    pub tenant: TenantNav,
+    pub title: String,
+    pub message: String,
+    pub action: String,
+    pub button: &'static str,
+    pub cancel: String,
 }
 
 async fn confirm_remove_member(

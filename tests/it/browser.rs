@@ -155,3 +155,99 @@ async fn an_admin_invites_a_colleague_who_joins_then_is_demoted_and_removed(pool
     alice.close().await;
     bob.close().await;
 }
+
+#[sqlx::test]
+async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let chrome = Chrome::start().await;
+    chrome.goto(&app.url("/signup")).await;
+    chrome.fill("#email", "ada@example.com").await;
+    chrome.fill("#display_name", "Ada Lovelace").await;
+    chrome.fill("#password", PASSWORD).await;
+    chrome.click("main form button[type=submit]").await;
+    chrome.expect_text("h1", "Welcome").await;
+    chrome.goto(&app.url("/tenants/new")).await;
+    chrome.fill("#name", "Acme").await;
+    chrome.click("main form button[type=submit]").await;
+    chrome.expect_text(".flash", "Acme is ready").await;
+
+    chrome.click(".tabs a[href='/t/acme/keys']").await;
+    chrome.expect_text(".empty-state", "No API keys yet").await;
+    chrome.screenshot("20-keys-empty").await;
+
+    let mut secrets = Vec::new();
+    for (name, environment) in [("Billing service", "live"), ("CI pipeline", "test")] {
+        chrome.goto(&app.url("/t/acme/keys/new")).await;
+        chrome.expect_text("h2", "New API key").await;
+        chrome.fill("#name", name).await;
+        chrome
+            .click(&format!("input[name=environment][value={environment}]"))
+            .await;
+        if environment == "live" {
+            chrome.screenshot("21-key-new").await;
+        }
+        chrome.click("main form button[type=submit]").await;
+        chrome.expect_text(".warning", "Copy this key now").await;
+        if environment == "live" {
+            chrome.screenshot("22-key-reveal").await;
+        }
+        chrome.click("[data-copy=new-key]").await;
+        chrome.expect_text("[data-copy=new-key]", "Copied").await;
+        let copied = chrome
+            .client
+            .execute_async(
+                "navigator.clipboard.readText().then(arguments[0], () => arguments[0](''))",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let shown = chrome.value("#new-key").await;
+        assert!(shown.starts_with(&format!("ak_{environment}_")));
+        if let Some(copied) = copied.as_str().filter(|text| !text.is_empty()) {
+            assert_eq!(copied, shown, "the copy button copies the key");
+        }
+        secrets.push(shown);
+    }
+
+    chrome.goto(&app.url("/t/acme/keys")).await;
+    let live_masked = format!("ak_live_••••{}", &secrets[0][secrets[0].len() - 4..]);
+    chrome.expect_text("table", &live_masked).await;
+    chrome.screenshot("23-keys-list").await;
+
+    // Reloading the reveal page never shows the key again: going back re-sends the form.
+    chrome.client.back().await.unwrap();
+    let source = chrome.client.source().await.unwrap();
+    assert!(!source.contains(&secrets[1]));
+
+    chrome.goto(&app.url("/t/acme/keys")).await;
+    chrome.click("a.mono[href^='/t/acme/keys/']").await;
+    chrome.expect_text("h2.key-title", "CI pipeline").await;
+    chrome.goto(&app.url("/t/acme/keys")).await;
+    chrome.click("tbody tr:nth-child(2) a.mono").await;
+    chrome.expect_text("h2.key-title", "Billing service").await;
+    chrome.screenshot("24-key-page").await;
+    chrome.click("a[href$='/roll']").await;
+    chrome.expect_text("h2", "Roll Billing service?").await;
+    chrome.select("#grace", "1h").await;
+    chrome.screenshot("25-key-roll").await;
+    chrome.click("main form button[type=submit]").await;
+    chrome.expect_text(".card .eyebrow", "KEY ROLLED").await;
+    let rolled = chrome.value("#new-key").await;
+    assert!(rolled.starts_with("ak_live_") && rolled != secrets[0]);
+    chrome.click("main a[href*='/keys/']").await;
+    chrome.expect_text(".timeline", "by rolling").await;
+    chrome.click(".timeline a.mono").await;
+    chrome.expect_text(".timeline", "Rolled").await;
+    chrome.expect_text("h2.key-title", "rolled").await;
+    chrome.screenshot("26-key-rolled").await;
+
+    chrome.click("a.button.danger").await;
+    chrome.expect_text("h2", "Revoke Billing service?").await;
+    chrome.screenshot("27-key-revoke-confirm").await;
+    chrome.click("main form button.danger").await;
+    chrome.expect_text(".flash", "Key revoked").await;
+    chrome.goto(&app.url("/t/acme/keys")).await;
+    chrome.expect_text("table", "revoked").await;
+    chrome.screenshot("28-keys-after").await;
+    chrome.close().await;
+}

@@ -67,6 +67,16 @@ impl TestApp {
         }
     }
 
+    /// A handle on a server started some other way (the real binary), for its client helpers.
+    pub fn external(base: String, pool: PgPool) -> Self {
+        Self {
+            base,
+            pool,
+            shutdown: None,
+            server: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

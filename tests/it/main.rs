@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod chrome;
 mod helpers;
+mod keys;
 mod operations;
 mod security;
 mod tenants;
