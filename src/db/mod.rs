@@ -4,6 +4,7 @@ pub mod audit;
 pub mod keys;
 pub mod login_failures;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 
 use std::time::Duration;

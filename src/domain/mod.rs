@@ -5,3 +5,4 @@ pub mod keys;
 pub mod passwords;
 pub mod tenants;
 pub mod throttle;
+pub mod usage;

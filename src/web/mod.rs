@@ -12,6 +12,7 @@ mod keys;
 mod meta;
 mod session;
 pub mod tenants;
+mod usage;
 
 use askama::Template;
 use axum::Router;

@@ -26,6 +26,7 @@ use crate::db::audit;
 use crate::db::tenants::{self as db_tenants, Membership};
 use crate::db::users::User;
 use crate::domain::tenants::{self, Actor, Role, TenantErrors};
+use crate::domain::usage::{Counts, Window};
 use crate::error::{AppError, AppResult};
 
 macro_rules! tenant_routes {
@@ -62,6 +63,10 @@ tenant_routes! {
     post "/t/{slug}/keys/{id}/roll" => Developer super::keys::roll_key;
     get  "/t/{slug}/keys/{id}/revoke" => Developer super::keys::confirm_revoke;
     post "/t/{slug}/keys/{id}/revoke" => Developer super::keys::revoke_key;
+    get  "/t/{slug}/usage" => Viewer super::usage::show_tenant_usage;
+    get  "/t/{slug}/usage.csv" => Viewer super::usage::tenant_usage_csv;
+    get  "/t/{slug}/keys/{id}/usage" => Viewer super::usage::show_key_usage;
+    get  "/t/{slug}/keys/{id}/usage.csv" => Viewer super::usage::key_usage_csv;
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -240,11 +245,20 @@ struct TenantPage {
     member_count: usize,
     pending_count: usize,
     joined: String,
+    today: Counts,
+    busiest: Vec<super::usage::BusyRow>,
 }
 
 async fn show_tenant(State(state): State<AppState>, member: TenantMember) -> AppResult<Response> {
     let members = db_tenants::members(&state.pool, member.tenant_id()).await?;
     let pending = db_tenants::pending_invitations(&state.pool, member.tenant_id()).await?;
+    let day = super::usage::load(&state, member.tenant_id(), None, Window::Day).await?;
+    let today = Counts::sum(day.iter().map(|(_, counts)| counts));
+    let since = Window::Day.start(time::OffsetDateTime::now_utc());
+    let busiest = super::usage::busy_rows(
+        &state.config.key_prefix,
+        crate::db::usage::busiest_keys(&state.pool, member.tenant_id(), since, 5).await?,
+    );
     let page = TenantPage {
         layout: member.layout().await?,
         tenant: member.nav("overview"),
@@ -252,6 +266,8 @@ async fn show_tenant(State(state): State<AppState>, member: TenantMember) -> App
         member_count: members.len(),
         pending_count: pending.len(),
         joined: date(member.membership.created_at),
+        today,
+        busiest,
     };
     Ok(render(&page)?.into_response())
 }

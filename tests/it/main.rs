@@ -12,3 +12,4 @@ mod keys;
 mod operations;
 mod security;
 mod tenants;
+mod usage;

@@ -1,0 +1,245 @@
+//! Usage figures: time windows, outcome classes, and series with every bucket present.
+
+use time::{Duration, OffsetDateTime, Time};
+
+/// The periods the usage pages show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The last hour, per minute.
+    Hour,
+    /// The last 24 hours, per hour.
+    Day,
+    /// The last 30 days, per day.
+    Month,
+}
+
+impl Window {
+    pub const ALL: [Window; 3] = [Window::Hour, Window::Day, Window::Month];
+
+    pub fn parse(value: Option<&str>) -> Self {
+        match value {
+            Some("1h") => Self::Hour,
+            Some("30d") => Self::Month,
+            _ => Self::Day,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hour => "1h",
+            Self::Day => "24h",
+            Self::Month => "30d",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Hour => "Last hour",
+            Self::Day => "Last 24 hours",
+            Self::Month => "Last 30 days",
+        }
+    }
+
+    pub fn step(self) -> Duration {
+        match self {
+            Self::Hour => Duration::MINUTE,
+            Self::Day => Duration::HOUR,
+            Self::Month => Duration::DAY,
+        }
+    }
+
+    pub fn buckets(self) -> i32 {
+        match self {
+            Self::Hour => 60,
+            Self::Day => 24,
+            Self::Month => 30,
+        }
+    }
+
+    /// The bucket `at` falls in.
+    pub fn floor(self, at: OffsetDateTime) -> OffsetDateTime {
+        let at = at
+            .replace_nanosecond(0)
+            .unwrap_or(at)
+            .replace_second(0)
+            .unwrap_or(at);
+        match self {
+            Self::Hour => at,
+            Self::Day => at.replace_minute(0).unwrap_or(at),
+            Self::Month => at.replace_time(Time::MIDNIGHT),
+        }
+    }
+
+    /// The first bucket shown when the newest is the one `now` falls in.
+    pub fn start(self, now: OffsetDateTime) -> OffsetDateTime {
+        self.floor(now) - self.step() * (self.buckets() - 1)
+    }
+}
+
+/// How an answer of the key API counts on the charts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Valid,
+    RateLimited,
+    Rejected,
+}
+
+impl Class {
+    pub fn of(outcome: &str) -> Self {
+        match outcome {
+            "VALID" => Self::Valid,
+            "RATE_LIMITED" => Self::RateLimited,
+            _ => Self::Rejected,
+        }
+    }
+}
+
+/// One bucket's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub valid: i64,
+    pub rate_limited: i64,
+    pub rejected: i64,
+}
+
+impl Counts {
+    pub fn total(&self) -> i64 {
+        self.valid + self.rate_limited + self.rejected
+    }
+
+    /// The sum of many buckets.
+    pub fn sum<'a>(buckets: impl IntoIterator<Item = &'a Counts>) -> Self {
+        buckets
+            .into_iter()
+            .fold(Self::default(), |total, counts| Self {
+                valid: total.valid + counts.valid,
+                rate_limited: total.rate_limited + counts.rate_limited,
+                rejected: total.rejected + counts.rejected,
+            })
+    }
+
+    pub fn add(&mut self, outcome: &str, count: i64) {
+        match Class::of(outcome) {
+            Class::Valid => self.valid += count,
+            Class::RateLimited => self.rate_limited += count,
+            Class::Rejected => self.rejected += count,
+        }
+    }
+}
+
+/// Every bucket of the window, oldest first, zero where nothing was counted.
+pub fn series(
+    window: Window,
+    now: OffsetDateTime,
+    rows: impl IntoIterator<Item = (OffsetDateTime, String, i64)>,
+) -> Vec<(OffsetDateTime, Counts)> {
+    let start = window.start(now);
+    let mut buckets: Vec<(OffsetDateTime, Counts)> = (0..window.buckets())
+        .map(|i| (start + window.step() * i, Counts::default()))
+        .collect();
+    for (at, outcome, count) in rows {
+        let at = window.floor(at);
+        if at < start {
+            continue;
+        }
+        let index = (at - start).whole_seconds() / window.step().whole_seconds();
+        if let Some((_, counts)) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) {
+            counts.add(&outcome, count);
+        }
+    }
+    buckets
+}
+
+/// A round number at or above `max` for the top of a chart's scale (1, 2, 5 × 10^n).
+pub fn nice_ceiling(max: i64) -> i64 {
+    if max <= 0 {
+        return 1;
+    }
+    let mut magnitude = 1_i64;
+    while magnitude.saturating_mul(10) <= max {
+        magnitude = magnitude.saturating_mul(10);
+    }
+    [1, 2, 5, 10]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|candidate| *candidate >= max)
+        .unwrap_or(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn series_have_every_bucket_and_sum_by_class() {
+        let now = datetime!(2026-11-22 12:34:56 UTC);
+        let rows = vec![
+            (datetime!(2026-11-22 12:34:00 UTC), "VALID".to_owned(), 5),
+            (
+                datetime!(2026-11-22 12:34:00 UTC),
+                "RATE_LIMITED".to_owned(),
+                2,
+            ),
+            (datetime!(2026-11-22 12:00:00 UTC), "REVOKED".to_owned(), 1),
+            (
+                datetime!(2026-11-22 12:00:00 UTC),
+                "NOT_FOUND".to_owned(),
+                1,
+            ),
+            (datetime!(2026-11-22 10:00:00 UTC), "VALID".to_owned(), 99),
+        ];
+        let hour = series(Window::Hour, now, rows.clone());
+        assert_eq!(hour.len(), 60);
+        assert_eq!(hour[0].0, datetime!(2026-11-22 11:35:00 UTC));
+        assert_eq!(
+            hour[59].1,
+            Counts {
+                valid: 5,
+                rate_limited: 2,
+                rejected: 0
+            }
+        );
+        assert_eq!(
+            hour[25].1,
+            Counts {
+                valid: 0,
+                rate_limited: 0,
+                rejected: 2
+            }
+        );
+        assert_eq!(
+            hour.iter().map(|(_, c)| c.total()).sum::<i64>(),
+            9,
+            "10:00 is outside the hour"
+        );
+
+        let day = series(Window::Day, now, rows.clone());
+        assert_eq!(day.len(), 24);
+        assert_eq!(day[23].1.total(), 9);
+        assert_eq!(day[21].1.valid, 99);
+
+        let month = series(Window::Month, now, rows);
+        assert_eq!(month.len(), 30);
+        assert_eq!(month[29].0, datetime!(2026-11-22 00:00:00 UTC));
+        assert_eq!(month[29].1.total(), 108);
+    }
+
+    #[test]
+    fn chart_scales_end_on_round_numbers() {
+        assert_eq!(nice_ceiling(0), 1);
+        assert_eq!(nice_ceiling(7), 10);
+        assert_eq!(nice_ceiling(12), 20);
+        assert_eq!(nice_ceiling(45), 50);
+        assert_eq!(nice_ceiling(100), 100);
+        assert_eq!(nice_ceiling(101), 200);
+    }
+
+    #[test]
+    fn windows_parse_with_a_default() {
+        assert_eq!(Window::parse(Some("1h")), Window::Hour);
+        assert_eq!(Window::parse(Some("30d")), Window::Month);
+        assert_eq!(Window::parse(Some("bogus")), Window::Day);
+        assert_eq!(Window::parse(None), Window::Day);
+    }
+}

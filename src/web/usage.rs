@@ -1,0 +1,347 @@
+//! `/t/{slug}/usage` and `/t/{slug}/keys/{id}/usage` (+ `.csv`): verifications over time, split
+//! by outcome, as a server-rendered SVG chart with the same figures in a table beneath.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::macros::format_description;
+use uuid::Uuid;
+
+use super::tenants::{TenantMember, TenantNav};
+use super::{Layout, render};
+use crate::app::AppState;
+use crate::db::keys as db_keys;
+use crate::db::usage::{self as db_usage, BusyKey};
+use crate::domain::keys::masked;
+use crate::domain::usage::{Counts, Window, nice_ceiling, series};
+use crate::error::{AppError, AppResult};
+
+#[derive(Deserialize)]
+pub struct UsageQuery {
+    range: Option<String>,
+}
+
+/// A window's figures for a tenant, or one key of it.
+pub async fn load(
+    state: &AppState,
+    tenant_id: Uuid,
+    api_key_id: Option<Uuid>,
+    window: Window,
+) -> AppResult<Vec<(OffsetDateTime, Counts)>> {
+    let now = OffsetDateTime::now_utc();
+    let per_minute = window == Window::Hour;
+    let rows = db_usage::counts(
+        &state.pool,
+        tenant_id,
+        api_key_id,
+        window.start(now),
+        per_minute,
+    )
+    .await?;
+    Ok(series(window, now, rows))
+}
+
+fn bucket_label(window: Window, at: OffsetDateTime) -> String {
+    let text = match window {
+        Window::Hour | Window::Day => at.format(format_description!("[hour]:[minute]")),
+        Window::Month => at.format(format_description!("[day] [month repr:short]")),
+    };
+    text.unwrap_or_default()
+}
+
+pub struct Segment {
+    pub y: f64,
+    pub height: f64,
+    pub class: &'static str,
+}
+
+pub struct Bar {
+    pub x: f64,
+    pub width: f64,
+    pub segments: Vec<Segment>,
+    pub title: String,
+}
+
+pub struct Tick {
+    pub position: f64,
+    pub label: String,
+}
+
+/// An SVG stacked bar chart, laid out here so the template only draws.
+pub struct Chart {
+    pub width: f64,
+    pub height: f64,
+    pub left: f64,
+    pub plot_bottom: f64,
+    pub bars: Vec<Bar>,
+    pub y_ticks: Vec<Tick>,
+    pub x_ticks: Vec<Tick>,
+}
+
+const CHART_WIDTH: f64 = 760.0;
+const CHART_HEIGHT: f64 = 220.0;
+const LEFT: f64 = 52.0;
+const TOP: f64 = 10.0;
+const BOTTOM: f64 = 24.0;
+
+#[allow(clippy::cast_precision_loss)]
+pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
+    let ceiling = nice_ceiling(buckets.iter().map(|(_, c)| c.total()).max().unwrap_or(0));
+    let plot_height = CHART_HEIGHT - TOP - BOTTOM;
+    let plot_bottom = CHART_HEIGHT - BOTTOM;
+    let slot = (CHART_WIDTH - LEFT) / buckets.len().max(1) as f64;
+    let scale = |count: i64| count as f64 / ceiling as f64 * plot_height;
+    let bars = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, (at, counts))| {
+            let mut y = plot_bottom;
+            let mut segments = Vec::new();
+            for (count, class) in [
+                (counts.valid, "valid"),
+                (counts.rate_limited, "limited"),
+                (counts.rejected, "rejected"),
+            ] {
+                if count > 0 {
+                    let height = scale(count);
+                    y -= height;
+                    segments.push(Segment { y, height, class });
+                }
+            }
+            Bar {
+                x: LEFT + i as f64 * slot + slot * 0.15,
+                width: slot * 0.7,
+                segments,
+                title: format!(
+                    "{}: {} valid, {} rate limited, {} rejected",
+                    bucket_label(window, *at),
+                    counts.valid,
+                    counts.rate_limited,
+                    counts.rejected
+                ),
+            }
+        })
+        .collect();
+    let y_ticks = [0, ceiling / 2, ceiling]
+        .into_iter()
+        .map(|value| Tick {
+            position: plot_bottom - scale(value),
+            label: value.to_string(),
+        })
+        .collect();
+    let every = match window {
+        Window::Hour => 10,
+        Window::Day => 4,
+        Window::Month => 5,
+    };
+    let x_ticks = buckets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(i, (at, _))| Tick {
+            position: LEFT + i as f64 * slot + slot / 2.0,
+            label: bucket_label(window, *at),
+        })
+        .collect();
+    Chart {
+        width: CHART_WIDTH,
+        height: CHART_HEIGHT,
+        left: LEFT,
+        plot_bottom,
+        bars,
+        y_ticks,
+        x_ticks,
+    }
+}
+
+pub struct Row {
+    pub label: String,
+    pub counts: Counts,
+}
+
+pub struct BusyRow {
+    pub id: Uuid,
+    pub masked: String,
+    pub name: String,
+    pub environment: String,
+    pub valid: i64,
+    pub total: i64,
+}
+
+pub fn busy_rows(prefix: &str, keys: Vec<BusyKey>) -> Vec<BusyRow> {
+    keys.into_iter()
+        .map(|key| BusyRow {
+            id: key.api_key_id,
+            masked: masked(prefix, &key.environment, &key.last_four),
+            name: key.name,
+            environment: key.environment,
+            valid: key.valid,
+            total: key.total,
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "usage/show.html")]
+struct UsagePage {
+    layout: Layout,
+    tenant: TenantNav,
+    /// The key's name and page, for a key's usage; none for the tenant's.
+    key: Option<(String, String)>,
+    base: String,
+    window: Window,
+    windows: [Window; 3],
+    chart: Chart,
+    rows: Vec<Row>,
+    totals: Counts,
+    busiest: Vec<BusyRow>,
+}
+
+async fn usage_page(
+    state: &AppState,
+    member: &TenantMember,
+    key_id: Option<Uuid>,
+    window: Window,
+) -> AppResult<Response> {
+    let tenant_id = member.membership.tenant_id;
+    let slug = &member.membership.slug;
+    let (key, base) = match key_id {
+        Some(id) => {
+            let key = db_keys::get(&state.pool, tenant_id, id)
+                .await?
+                .ok_or(AppError::NotFound)?;
+            let label = format!(
+                "{} ({})",
+                key.name,
+                masked(&state.config.key_prefix, &key.environment, &key.last_four)
+            );
+            (
+                Some((label, format!("/t/{slug}/keys/{id}"))),
+                format!("/t/{slug}/keys/{id}/usage"),
+            )
+        }
+        None => (None, format!("/t/{slug}/usage")),
+    };
+    let buckets = load(state, tenant_id, key_id, window).await?;
+    let totals = Counts::sum(buckets.iter().map(|(_, counts)| counts));
+    let busiest = match key_id {
+        None => busy_rows(
+            &state.config.key_prefix,
+            db_usage::busiest_keys(
+                &state.pool,
+                tenant_id,
+                window.start(OffsetDateTime::now_utc()),
+                10,
+            )
+            .await?,
+        ),
+        Some(_) => Vec::new(),
+    };
+    let page = UsagePage {
+        layout: member.layout().await?,
+        tenant: member.nav(if key_id.is_some() { "keys" } else { "usage" }),
+        key,
+        base,
+        window,
+        windows: Window::ALL,
+        chart: chart(window, &buckets),
+        rows: buckets
+            .iter()
+            .rev()
+            .map(|(at, counts)| Row {
+                label: bucket_label(window, *at),
+                counts: *counts,
+            })
+            .collect(),
+        totals,
+        busiest,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+fn csv(
+    state_slug: &str,
+    key_id: Option<Uuid>,
+    window: Window,
+    buckets: &[(OffsetDateTime, Counts)],
+) -> Response {
+    let mut body = String::from("bucket_start,valid,rate_limited,rejected,total\n");
+    for (at, counts) in buckets {
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        body.push_str(&format!(
+            "{at},{},{},{},{}\n",
+            counts.valid,
+            counts.rate_limited,
+            counts.rejected,
+            counts.total()
+        ));
+    }
+    let name = match key_id {
+        Some(id) => format!("{state_slug}-key-{id}-usage-{}.csv", window.as_str()),
+        None => format!("{state_slug}-usage-{}.csv", window.as_str()),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn show_tenant_usage(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Query(query): Query<UsageQuery>,
+) -> AppResult<Response> {
+    usage_page(&state, &member, None, Window::parse(query.range.as_deref())).await
+}
+
+pub async fn tenant_usage_csv(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Query(query): Query<UsageQuery>,
+) -> AppResult<Response> {
+    let window = Window::parse(query.range.as_deref());
+    let buckets = load(&state, member.membership.tenant_id, None, window).await?;
+    Ok(csv(&member.membership.slug, None, window, &buckets))
+}
+
+pub async fn show_key_usage(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, key_id)): Path<(String, Uuid)>,
+    Query(query): Query<UsageQuery>,
+) -> AppResult<Response> {
+    usage_page(
+        &state,
+        &member,
+        Some(key_id),
+        Window::parse(query.range.as_deref()),
+    )
+    .await
+}
+
+pub async fn key_usage_csv(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, key_id)): Path<(String, Uuid)>,
+    Query(query): Query<UsageQuery>,
+) -> AppResult<Response> {
+    let tenant_id = member.membership.tenant_id;
+    db_keys::get(&state.pool, tenant_id, key_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let window = Window::parse(query.range.as_deref());
+    let buckets = load(&state, tenant_id, Some(key_id), window).await?;
+    Ok(csv(&member.membership.slug, Some(key_id), window, &buckets))
+}
