@@ -1,6 +1,8 @@
 //! All SQL lives here, one file per aggregate.
 
+pub mod identities;
 pub mod login_failures;
+pub mod oidc_flows;
 pub mod users;
 
 use std::time::Duration;

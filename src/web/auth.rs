@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use super::oidc::{self, ProviderButton};
 use super::session::{self, safe_next};
 use super::{Layout, Visitor, render};
 use crate::app::AppState;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
 #[template(path = "auth/signup.html")]
 struct SignUpPage {
     layout: Layout,
+    providers: Vec<ProviderButton>,
     email: String,
     display_name: String,
     errors: SignUpErrors,
@@ -37,12 +39,13 @@ struct NextQuery {
     next: Option<String>,
 }
 
-async fn new_account_form(visitor: Visitor) -> AppResult<Response> {
+async fn new_account_form(State(state): State<AppState>, visitor: Visitor) -> AppResult<Response> {
     if visitor.user.is_some() {
         return Ok(Redirect::to("/").into_response());
     }
     let page = SignUpPage {
         layout: visitor.form_layout().await?,
+        providers: oidc::provider_buttons(&state, "/"),
         email: String::new(),
         display_name: String::new(),
         errors: SignUpErrors::default(),
@@ -85,6 +88,7 @@ async fn create_account(
         Err(errors) => {
             let page = SignUpPage {
                 layout: visitor.form_layout().await?,
+                providers: oidc::provider_buttons(&state, "/"),
                 email: form.email,
                 display_name: form.display_name,
                 errors,
@@ -99,18 +103,24 @@ async fn create_account(
 #[template(path = "auth/signin.html")]
 struct SignInPage {
     layout: Layout,
+    providers: Vec<ProviderButton>,
     email: String,
     next: String,
     error: Option<String>,
 }
 
-async fn sign_in_form(visitor: Visitor, Query(query): Query<NextQuery>) -> AppResult<Response> {
+async fn sign_in_form(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(query): Query<NextQuery>,
+) -> AppResult<Response> {
     let next = safe_next(query.next.as_deref()).to_owned();
     if visitor.user.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
     let page = SignInPage {
         layout: visitor.form_layout().await?,
+        providers: oidc::provider_buttons(&state, &next),
         email: String::new(),
         next,
         error: None,
@@ -166,6 +176,7 @@ async fn sign_in(
     };
     let page = SignInPage {
         layout: visitor.form_layout().await?,
+        providers: oidc::provider_buttons(&state, &next),
         email: form.email,
         next,
         error: Some(error),
@@ -179,7 +190,26 @@ async fn sign_in(
     Ok(response)
 }
 
-async fn sign_out(visitor: Visitor) -> AppResult<Response> {
+async fn sign_out(State(state): State<AppState>, visitor: Visitor) -> AppResult<Response> {
+    let at_provider = oidc::provider_sign_out(&state, &visitor.session).await?;
     session::sign_out(&visitor.session).await?;
-    Ok(Redirect::to("/signin?signed_out=1").into_response())
+    Ok(at_provider.unwrap_or_else(|| Redirect::to("/signin?signed_out=1").into_response()))
+}
+
+/// The sign-in page with a message saying why a sign-in (through a provider) did not happen.
+pub(super) async fn sign_in_refused(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+    message: String,
+    next: &str,
+) -> AppResult<Response> {
+    let page = SignInPage {
+        layout: visitor.form_layout().await?,
+        providers: oidc::provider_buttons(state, next),
+        email: String::new(),
+        next: next.to_owned(),
+        error: Some(message),
+    };
+    Ok((status, render(&page)?).into_response())
 }

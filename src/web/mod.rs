@@ -6,6 +6,7 @@ mod auth;
 mod csrf;
 pub mod errors;
 mod home;
+mod oidc;
 mod session;
 
 use askama::Template;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(home::router())
         .merge(auth::router())
         .merge(account::router())
+        .merge(oidc::router())
         .layer(middleware::from_fn_with_state(state, csrf::protect))
         .layer(sessions)
         .merge(assets::router())
