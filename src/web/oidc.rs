@@ -182,9 +182,10 @@ async fn start_sign_in(
     } else {
         ""
     };
+    // Outlives the flow, so a late return hears "took too long", not "another browser".
     let cookie = format!(
         "{cookie_name}={browser}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-        lifetime.as_secs().max(1)
+        lifetime.as_secs() + 600
     );
     let cookie = HeaderValue::from_str(&cookie).map_err(AppError::unexpected)?;
     tracing::info!(oidc.provider = %name, "SSO sign-in started");

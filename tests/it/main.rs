@@ -8,5 +8,8 @@ mod auth;
 mod browser;
 mod chrome;
 mod helpers;
+mod oidc;
 mod operations;
 mod security;
+mod sso;
+mod sso_browser;
