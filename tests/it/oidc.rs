@@ -229,7 +229,10 @@ fn signing_key() -> SigningKey {
 
 impl TestIssuer {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+    }
+
+    pub async fn start_on(listener: TcpListener) -> Self {
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(IssuerState {
             issuer: issuer.clone(),

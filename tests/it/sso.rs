@@ -237,6 +237,75 @@ async fn an_unreachable_provider_is_shown_as_unavailable_and_passwords_still_wor
 }
 
 #[sqlx::test]
+async fn a_provider_that_comes_up_later_becomes_available(pool: PgPool) {
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = reserved.local_addr().unwrap();
+    drop(reserved);
+    let env = provider_env(&format!("http://{addr}"));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_with(pool, &env, |_| {}).await;
+    let client = app.client();
+    let page = app.get(&client, "/signin").await.text().await.unwrap();
+    assert!(page.contains("(unavailable right now)"));
+    let _issuer = TestIssuer::start_on(tokio::net::TcpListener::bind(addr).await.unwrap()).await;
+    // Discovery is retried in the background (first after 5 s).
+    for _ in 0..40 {
+        let page = app.get(&client, "/signin").await.text().await.unwrap();
+        if page.contains(r#"href="/auth/oidc/corp""#) {
+            assert!(!page.contains("(unavailable right now)"));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the provider never became available");
+}
+
+#[sqlx::test]
+async fn a_provider_whose_discovery_names_another_issuer_is_unavailable(pool: PgPool) {
+    let issuer = TestIssuer::start().await;
+    // A trailing slash is another issuer: compared exactly, never "fixed".
+    let env = provider_env(&format!("{}/", issuer.issuer));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_with(pool, &env, |_| {}).await;
+    let response = app.get(&app.client(), "/auth/oidc/corp").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[sqlx::test]
+async fn a_person_who_cancels_at_the_provider_is_told_so(pool: PgPool) {
+    let (app, _provider) = app_with_provider(pool).await;
+    let client = app.client();
+    let mut url: Url = start(&app, &client, "/auth/oidc/corp")
+        .await
+        .parse()
+        .unwrap();
+    // To the provider's login page, then its "cancel" link instead of signing in.
+    loop {
+        let response = client.get(url.clone()).send().await.unwrap();
+        if !response.status().is_redirection() {
+            break;
+        }
+        url = url.join(location(&response)).unwrap();
+    }
+    url = url.join(&format!("{}/abort", url.path())).unwrap();
+    while !url.as_str().starts_with(&app.base) {
+        let response = client.get(url.clone()).send().await.unwrap();
+        url = url.join(location(&response)).unwrap();
+    }
+    assert_eq!(query_value(url.as_str(), "error"), "access_denied");
+    let response = client.get(url).send().await.unwrap();
+    assert_refused(
+        &app,
+        &client,
+        response,
+        StatusCode::FORBIDDEN,
+        &format!("{DISPLAY_NAME} did not sign you in"),
+    )
+    .await;
+    assert_eq!(users(&app).await, 0);
+}
+
+#[sqlx::test]
 async fn an_unknown_provider_is_not_found(pool: PgPool) {
     let (app, _provider) = app_with_provider(pool).await;
     let response = app.get(&app.client(), "/auth/oidc/nosuch").await;
