@@ -26,7 +26,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 use crate::config::Config;
 use crate::domain::passwords::Passwords;
 use crate::error::{AppError, ErrorReport};
-use crate::{api, db, web};
+use crate::{api, db, oidc, web};
 
 /// Largest request body accepted anywhere (portal forms, key API calls).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -40,6 +40,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub passwords: Passwords,
     pub sessions: PostgresStore,
+    pub oidc: oidc::Providers,
 }
 
 impl AppState {
@@ -58,11 +59,15 @@ impl AppState {
         let sessions = PostgresStore::new(pool.clone());
         sessions.migrate().await?;
         let hashers = std::thread::available_parallelism().map_or(2, usize::from);
+        let oidc = oidc::Providers::start(&config)
+            .await
+            .map_err(AppError::unexpected)?;
         Ok(Self {
             pool,
             config: Arc::new(config),
             passwords: Passwords::new(hashers)?,
             sessions,
+            oidc,
         })
     }
 }
@@ -228,11 +233,13 @@ pub async fn serve(
             .clone()
             .continuously_delete_expired(Duration::from_secs(300)),
     );
+    let discovery = tokio::spawn(state.oidc.clone().keep_discovering());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     cleanup.abort();
+    discovery.abort();
     served
 }
 

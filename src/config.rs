@@ -24,19 +24,41 @@ pub struct Config {
     pub rate_limit_live: u32,
     /// Default verifications per minute for new test keys.
     pub rate_limit_test: u32,
+    /// OpenID Connect providers people may sign in through, in the order the sign-in page lists them.
+    pub oidc_providers: Vec<OidcProviderConfig>,
+    /// How long an SSO sign-in may take from leaving for the provider to coming back.
+    pub oidc_flow_lifetime: Duration,
+}
+
+/// One OpenID Connect provider, from `GATEHOUSE_OIDC_<NAME>_*`.
+#[derive(Debug, Clone)]
+pub struct OidcProviderConfig {
+    /// Lowercase letters and digits; in URLs (`/auth/oidc/<name>`) and variable names.
+    pub name: String,
+    /// Exactly as the provider states it in its discovery document and tokens.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// What the "Sign in with …" button says.
+    pub display_name: String,
+    /// Sign-out also ends the session at the provider (RP-initiated logout), when it offers that.
+    pub provider_logout: bool,
+    /// Treat the provider's `email` as verified even without `email_verified: true`. Only for a
+    /// provider whose directory the operator controls (a single-tenant Entra ID, say).
+    pub trust_email: bool,
 }
 
 /// A configuration value that could not be used; names the variable and says why.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {reason}")]
 pub struct ConfigError {
-    pub variable: &'static str,
+    pub variable: String,
     pub reason: String,
 }
 
-fn invalid(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+fn invalid(variable: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError {
-        variable,
+        variable: variable.into(),
         reason: reason.into(),
     }
 }
@@ -159,6 +181,7 @@ impl Config {
 
         let rate_limit_live = per_minute(&get, "GATEHOUSE_RATE_LIMIT_LIVE", 1000)?;
         let rate_limit_test = per_minute(&get, "GATEHOUSE_RATE_LIMIT_TEST", 100)?;
+        let oidc_providers = oidc_providers(&get)?;
 
         Ok(Self {
             database_url,
@@ -174,7 +197,110 @@ impl Config {
             database_max_connections,
             rate_limit_live,
             rate_limit_test,
+            oidc_providers,
+            oidc_flow_lifetime: Duration::from_secs(10 * 60),
         })
+    }
+}
+
+fn oidc_providers(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<OidcProviderConfig>, ConfigError> {
+    const LIST: &str = "GATEHOUSE_OIDC_PROVIDERS";
+    let mut providers: Vec<OidcProviderConfig> = Vec::new();
+    for name in list(get(LIST)) {
+        let name = name.to_ascii_lowercase();
+        if name.is_empty()
+            || name.len() > 32
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(invalid(
+                LIST,
+                format!("{name:?} is not a provider name (1 to 32 letters or digits, e.g. corp)"),
+            ));
+        }
+        if providers.iter().any(|provider| provider.name == name) {
+            return Err(invalid(LIST, format!("{name:?} is listed twice")));
+        }
+        let prefix = format!("GATEHOUSE_OIDC_{}_", name.to_ascii_uppercase());
+        let var = |suffix: &str| format!("{prefix}{suffix}");
+        let required = |suffix: &str| {
+            let variable = var(suffix);
+            get(&variable)
+                .map(|value| value.trim().to_owned())
+                .ok_or_else(|| {
+                    invalid(
+                        variable,
+                        format!("is required because {LIST} lists {name:?}"),
+                    )
+                })
+        };
+        let issuer = required("ISSUER")?;
+        check_issuer(&issuer).map_err(|reason| invalid(var("ISSUER"), reason))?;
+        let client_id = required("CLIENT_ID")?;
+        let client_secret = SecretString::from(required("CLIENT_SECRET")?);
+        let display_name =
+            get(&var("DISPLAY_NAME")).map_or_else(|| name.clone(), |value| value.trim().to_owned());
+        if display_name.chars().count() > 60 || display_name.chars().any(char::is_control) {
+            return Err(invalid(
+                var("DISPLAY_NAME"),
+                "must be at most 60 characters, without control characters",
+            ));
+        }
+        let provider_logout = flag(get, &var("PROVIDER_LOGOUT"))?;
+        let trust_email = flag(get, &var("TRUST_EMAIL"))?;
+        providers.push(OidcProviderConfig {
+            name,
+            issuer,
+            client_id,
+            client_secret,
+            display_name,
+            provider_logout,
+            trust_email,
+        });
+    }
+    Ok(providers)
+}
+
+/// Issuers are compared exactly, so the value is kept as given. Plain http is accepted only on
+/// loopback (development and tests): anywhere else it would let the network forge sign-ins.
+fn check_issuer(issuer: &str) -> Result<(), String> {
+    let rest = if let Some(rest) = issuer.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = issuer.strip_prefix("http://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        if !matches!(host, "127.0.0.1" | "localhost" | "::1") {
+            return Err(format!(
+                "{issuer:?} must use https:// (plain http only on 127.0.0.1, localhost or [::1])"
+            ));
+        }
+        rest
+    } else {
+        return Err(format!("{issuer:?} must be an https:// URL"));
+    };
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', ' ', '@']) {
+        return Err(format!(
+            "{issuer:?} must be the provider's issuer URL exactly, without query or fragment"
+        ));
+    }
+    Ok(())
+}
+
+fn flag(get: &impl Fn(&str) -> Option<String>, variable: &str) -> Result<bool, ConfigError> {
+    match get(variable).map(|value| value.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(value) if matches!(value.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
+        Some(value) if matches!(value.as_str(), "false" | "0" | "no" | "off") => Ok(false),
+        Some(value) => Err(invalid(
+            variable,
+            format!("{value:?} is neither true nor false"),
+        )),
     }
 }
 
@@ -365,6 +491,112 @@ mod tests {
         assert_eq!(config.key_headers, ["Authorization", "X-Api-Key", "ApiKey"]);
         assert_eq!(config.session_idle, Duration::from_secs(30 * 60));
         assert_eq!(config.session_lifetime, Duration::from_secs(12 * 3600));
+        assert!(config.oidc_providers.is_empty());
+        assert_eq!(config.oidc_flow_lifetime, Duration::from_secs(10 * 60));
+    }
+
+    const CORP: [(&str, &str); 5] = [
+        ("DATABASE_URL", "postgres://x/y"),
+        ("GATEHOUSE_OIDC_PROVIDERS", "corp"),
+        (
+            "GATEHOUSE_OIDC_CORP_ISSUER",
+            "https://login.corp.example/realms/staff",
+        ),
+        ("GATEHOUSE_OIDC_CORP_CLIENT_ID", "gatehouse"),
+        (
+            "GATEHOUSE_OIDC_CORP_CLIENT_SECRET",
+            "oidc-client-secret-value",
+        ),
+    ];
+
+    #[test]
+    fn an_oidc_provider_is_read_from_its_own_variables() {
+        let mut pairs = CORP.to_vec();
+        pairs.push(("GATEHOUSE_OIDC_CORP_DISPLAY_NAME", "Corp SSO"));
+        pairs.push(("GATEHOUSE_OIDC_CORP_PROVIDER_LOGOUT", "true"));
+        let config = config(&pairs).unwrap();
+        let [corp] = config.oidc_providers.as_slice() else {
+            panic!("one provider expected");
+        };
+        assert_eq!(corp.name, "corp");
+        assert_eq!(corp.issuer, "https://login.corp.example/realms/staff");
+        assert_eq!(corp.client_id, "gatehouse");
+        assert_eq!(corp.display_name, "Corp SSO");
+        assert!(corp.provider_logout);
+        assert!(!corp.trust_email);
+        // Without a display name, the button uses the name.
+        assert_eq!(config_of(&CORP).oidc_providers[0].display_name, "corp");
+    }
+
+    fn config_of(pairs: &[(&str, &str)]) -> Config {
+        config(pairs).unwrap()
+    }
+
+    #[test]
+    fn a_missing_or_bad_oidc_variable_is_named() {
+        for missing in [
+            "GATEHOUSE_OIDC_CORP_ISSUER",
+            "GATEHOUSE_OIDC_CORP_CLIENT_ID",
+            "GATEHOUSE_OIDC_CORP_CLIENT_SECRET",
+        ] {
+            let pairs: Vec<_> = CORP
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            assert_eq!(config(&pairs).unwrap_err().variable, missing);
+        }
+        let cases = [
+            ("GATEHOUSE_OIDC_PROVIDERS", "corp,co rp"),
+            ("GATEHOUSE_OIDC_PROVIDERS", "corp,CORP"),
+            ("GATEHOUSE_OIDC_CORP_ISSUER", "http://login.corp.example"),
+            ("GATEHOUSE_OIDC_CORP_ISSUER", "login.corp.example"),
+            (
+                "GATEHOUSE_OIDC_CORP_ISSUER",
+                "https://login.corp.example/?tenant=x",
+            ),
+            ("GATEHOUSE_OIDC_CORP_PROVIDER_LOGOUT", "sometimes"),
+            ("GATEHOUSE_OIDC_CORP_TRUST_EMAIL", "2"),
+        ];
+        for (variable, value) in cases {
+            let mut pairs: Vec<_> = CORP
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != variable)
+                .collect();
+            pairs.push((variable, value));
+            let err = config(&pairs).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
+    }
+
+    #[test]
+    fn plain_http_issuers_are_accepted_only_on_loopback() {
+        for issuer in [
+            "http://127.0.0.1:9000",
+            "http://localhost:9000/realms/x",
+            "http://[::1]:9000",
+        ] {
+            assert!(check_issuer(issuer).is_ok(), "{issuer}");
+        }
+        for issuer in [
+            "http://127.0.0.1.evil.example",
+            "http://10.0.0.1",
+            "http://localhost.evil",
+        ] {
+            assert!(check_issuer(issuer).is_err(), "{issuer}");
+        }
+        // Trailing slashes matter to exact issuer comparison (Auth0 uses one): kept as given.
+        let mut pairs = CORP.to_vec();
+        pairs.retain(|(k, _)| *k != "GATEHOUSE_OIDC_CORP_ISSUER");
+        pairs.push((
+            "GATEHOUSE_OIDC_CORP_ISSUER",
+            "https://tenant.auth0.example/",
+        ));
+        assert_eq!(
+            config_of(&pairs).oidc_providers[0].issuer,
+            "https://tenant.auth0.example/"
+        );
     }
 
     #[test]
@@ -394,11 +626,16 @@ mod tests {
         let config = config(&[
             ("DATABASE_URL", "postgres://admin:hunter2-database@db/x"),
             ("GATEHOUSE_VERIFIER_TOKENS", "verifier-token-0123456789"),
+            ("GATEHOUSE_OIDC_PROVIDERS", "corp"),
+            ("GATEHOUSE_OIDC_CORP_ISSUER", "https://login.corp.example"),
+            ("GATEHOUSE_OIDC_CORP_CLIENT_ID", "gatehouse"),
+            ("GATEHOUSE_OIDC_CORP_CLIENT_SECRET", "hunter2-oidc-secret"),
         ])
         .unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2-database"));
         assert!(!debug.contains("verifier-token-0123456789"));
+        assert!(!debug.contains("hunter2-oidc-secret"));
     }
 
     #[test]

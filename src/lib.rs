@@ -14,5 +14,7 @@ pub mod db;
 pub mod domain;
 /// The error type and how it is shown.
 pub mod error;
+/// OpenID Connect relying party: discovery, authorization requests, ID token validation.
+pub mod oidc;
 /// The portal.
 pub mod web;

@@ -1,8 +1,10 @@
 //! All SQL lives here, one file per aggregate.
 
 pub mod audit;
+pub mod identities;
 pub mod keys;
 pub mod login_failures;
+pub mod oidc_flows;
 pub mod tenants;
 pub mod usage;
 pub mod users;

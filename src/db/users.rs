@@ -79,3 +79,14 @@ pub async fn change_password(
     .fetch_one(db)
     .await
 }
+
+/// Locks the user's row until the transaction ends, to serialise changes to how they sign in.
+pub async fn lock(db: impl PgExecutor<'_>, app_user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT 1 AS one FROM app_user WHERE app_user_id = $1 FOR UPDATE",
+        app_user_id,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(())
+}

@@ -1,24 +1,32 @@
-//! `/account`: the signed-in user's profile and password.
+//! `/account`: the signed-in user's profile, password and linked identities.
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, State};
+use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::format::date;
+use uuid::Uuid;
+
 use super::session;
-use super::{CurrentUser, Layout, render};
+use super::{CurrentUser, Layout, oidc, render};
 use crate::app::AppState;
+use crate::db::identities;
 use crate::domain::accounts::{self, NewPassword, PasswordChangeError};
-use crate::error::AppResult;
+use crate::domain::identities::Unlink;
+use crate::error::{AppError, AppResult};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/account", get(show_account))
         .route("/account/password", post(change_password))
+        .route(
+            "/account/identities/{user_identity_id}/unlink",
+            post(unlink_identity),
+        )
 }
 
 #[derive(Template)]
@@ -33,14 +41,39 @@ struct AccountPage {
     current_error: Option<String>,
     new_error: Option<String>,
     min_password: usize,
+    identities: Vec<IdentityRow>,
+    /// Unlinking leaves a way in: a password, or another identity.
+    can_unlink: bool,
+}
+
+/// A provider identity as the account page lists it.
+struct IdentityRow {
+    id: Uuid,
+    provider: String,
+    email: String,
+    linked: String,
+    last_used: String,
 }
 
 async fn account_page(
+    state: &AppState,
     current: &CurrentUser,
     current_error: Option<String>,
     new_error: Option<String>,
 ) -> AppResult<AccountPage> {
     let user = &current.user;
+    let linked = identities::list_for_user(&state.pool, user.app_user_id).await?;
+    let can_unlink = user.password_hash.is_some() || linked.len() > 1;
+    let identities = linked
+        .into_iter()
+        .map(|identity| IdentityRow {
+            id: identity.user_identity_id,
+            provider: oidc::provider_display(state, &identity.issuer, &identity.provider),
+            email: identity.email.unwrap_or_default(),
+            linked: date(identity.created_at),
+            last_used: date(identity.last_used_at),
+        })
+        .collect();
     Ok(AccountPage {
         layout: current.layout().await?,
         email: user.email.clone(),
@@ -51,11 +84,13 @@ async fn account_page(
         current_error,
         new_error,
         min_password: NewPassword::MIN_CHARS,
+        identities,
+        can_unlink,
     })
 }
 
-async fn show_account(current: CurrentUser) -> AppResult<Response> {
-    Ok(render(&account_page(&current, None, None).await?)?.into_response())
+async fn show_account(State(state): State<AppState>, current: CurrentUser) -> AppResult<Response> {
+    Ok(render(&account_page(&state, &current, None, None).await?)?.into_response())
 }
 
 #[derive(Deserialize)]
@@ -93,6 +128,32 @@ async fn change_password(
         }
         Err(PasswordChangeError::Rejected(why)) => (None, Some(why)),
     };
-    let page = account_page(&current, current_error, new_error).await?;
+    let page = account_page(&state, &current, current_error, new_error).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+}
+
+async fn unlink_identity(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(user_identity_id): Path<Uuid>,
+) -> AppResult<Response> {
+    let outcome =
+        crate::domain::identities::unlink(&state.pool, &current.user, user_identity_id).await?;
+    match outcome {
+        Unlink::Unlinked(identity) => {
+            let provider = oidc::provider_display(&state, &identity.issuer, &identity.provider);
+            tracing::info!(user.id = %current.user.app_user_id, oidc.provider = %identity.provider,
+                "SSO identity unlinked");
+            session::flash(
+                &current.session,
+                format!("{provider} is no longer linked to your account."),
+            )
+            .await?;
+            Ok(Redirect::to("/account").into_response())
+        }
+        Unlink::NotFound => Err(AppError::NotFound),
+        Unlink::LastWayIn => Err(AppError::Forbidden(
+            "This is the only way you sign in, so it cannot be unlinked.".into(),
+        )),
+    }
 }

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::session::{self, encode, safe_next};
+use super::oidc::{self, ProviderButton};
+use super::session::{self, safe_next};
 use super::{Layout, Visitor, render};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
 struct SignUpPage {
     layout: Layout,
     next: String,
+    providers: Vec<ProviderButton>,
     email: String,
     display_name: String,
     errors: SignUpErrors,
@@ -39,13 +41,18 @@ struct NextQuery {
     email: Option<String>,
 }
 
-async fn new_account_form(visitor: Visitor, Query(query): Query<NextQuery>) -> AppResult<Response> {
+async fn new_account_form(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(query): Query<NextQuery>,
+) -> AppResult<Response> {
     let next = safe_next(query.next.as_deref()).to_owned();
     if visitor.user.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
     let page = SignUpPage {
         layout: visitor.form_layout().await?,
+        providers: oidc::provider_buttons(&state, &next),
         next,
         email: query.email.unwrap_or_default(),
         display_name: String::new(),
@@ -91,6 +98,7 @@ async fn create_account(
         Err(errors) => {
             let page = SignUpPage {
                 layout: visitor.form_layout().await?,
+                providers: oidc::provider_buttons(&state, &next),
                 next,
                 email: form.email,
                 display_name: form.display_name,
@@ -106,21 +114,25 @@ async fn create_account(
 #[template(path = "auth/signin.html")]
 struct SignInPage {
     layout: Layout,
+    providers: Vec<ProviderButton>,
     email: String,
     next: String,
-    next_encoded: String,
     error: Option<String>,
 }
 
-async fn sign_in_form(visitor: Visitor, Query(query): Query<NextQuery>) -> AppResult<Response> {
+async fn sign_in_form(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(query): Query<NextQuery>,
+) -> AppResult<Response> {
     let next = safe_next(query.next.as_deref()).to_owned();
     if visitor.user.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
     let page = SignInPage {
         layout: visitor.form_layout().await?,
+        providers: oidc::provider_buttons(&state, &next),
         email: String::new(),
-        next_encoded: encode(&next),
         next,
         error: None,
     };
@@ -175,8 +187,8 @@ async fn sign_in(
     };
     let page = SignInPage {
         layout: visitor.form_layout().await?,
+        providers: oidc::provider_buttons(&state, &next),
         email: form.email,
-        next_encoded: encode(&next),
         next,
         error: Some(error),
     };
@@ -189,7 +201,26 @@ async fn sign_in(
     Ok(response)
 }
 
-async fn sign_out(visitor: Visitor) -> AppResult<Response> {
+async fn sign_out(State(state): State<AppState>, visitor: Visitor) -> AppResult<Response> {
+    let at_provider = oidc::provider_sign_out(&state, &visitor.session).await?;
     session::sign_out(&visitor.session).await?;
-    Ok(Redirect::to("/signin?signed_out=1").into_response())
+    Ok(at_provider.unwrap_or_else(|| Redirect::to("/signin?signed_out=1").into_response()))
+}
+
+/// The sign-in page with a message saying why a sign-in (through a provider) did not happen.
+pub(super) async fn sign_in_refused(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+    message: String,
+    next: &str,
+) -> AppResult<Response> {
+    let page = SignInPage {
+        layout: visitor.form_layout().await?,
+        providers: oidc::provider_buttons(state, next),
+        email: String::new(),
+        next: next.to_owned(),
+        error: Some(message),
+    };
+    Ok((status, render(&page)?).into_response())
 }

@@ -10,6 +10,7 @@ mod home;
 mod invitations;
 mod keys;
 mod meta;
+mod oidc;
 mod session;
 pub mod tenants;
 mod usage;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(account::router())
         .merge(tenants::router(&state))
         .merge(invitations::router())
+        .merge(oidc::router())
         .layer(middleware::from_fn_with_state(state, csrf::protect))
         .layer(sessions)
         .merge(assets::router())

@@ -17,6 +17,10 @@ use crate::error::{AppError, AppResult};
 const AUTH: &str = "auth";
 pub(super) const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
+/// Which provider signed this session in (for signing out there too).
+pub(super) const SSO: &str = "sso";
+/// A provider identity waiting for the password of the account it will join.
+pub(super) const SSO_PENDING_LINK: &str = "sso_link";
 
 /// What the session remembers about a sign-in.
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,7 +32,7 @@ struct SessionAuth {
     signed_in_at: i64,
 }
 
-fn session_error(err: tower_sessions::session::Error) -> AppError {
+pub(super) fn session_error(err: tower_sessions::session::Error) -> AppError {
     AppError::unexpected(format!("session store: {err}"))
 }
 
@@ -129,6 +133,10 @@ impl Visitor {
 /// Starts a signed-in session: a new session id (no fixation), a new CSRF token.
 pub async fn sign_in(session: &Session, user: &User) -> AppResult<()> {
     session.cycle_id().await.map_err(session_error)?;
+    // Whatever a previous sign-in through a provider left must not carry over to this one.
+    for key in [SSO, SSO_PENDING_LINK] {
+        session.remove_value(key).await.map_err(session_error)?;
+    }
     let auth = SessionAuth {
         user_id: user.app_user_id,
         generation: user.session_generation,

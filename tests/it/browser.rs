@@ -127,7 +127,7 @@ async fn an_admin_invites_a_colleague_who_joins_then_is_demoted_and_removed(pool
     bob.screenshot("14-invitation-accept").await;
     bob.click("main form button[type=submit]").await;
     bob.expect_text(".flash", "Welcome to Acme Rockets").await;
-    bob.expect_text("h2", "Your role: Developer").await;
+    bob.expect_text("#role", "Your role: Developer").await;
 
     alice.goto(&app.url("/t/acme-rockets/members")).await;
     alice.expect_text("tbody", "Bob Builder").await;
@@ -137,7 +137,7 @@ async fn an_admin_invites_a_colleague_who_joins_then_is_demoted_and_removed(pool
     alice.screenshot("15-members").await;
 
     bob.goto(&app.url("/t/acme-rockets")).await;
-    bob.expect_text("h2", "Your role: Viewer").await;
+    bob.expect_text("#role", "Your role: Viewer").await;
 
     alice.click("tbody tr:nth-child(2) a.danger-link").await;
     alice.expect_text("h2", "Remove Bob Builder?").await;

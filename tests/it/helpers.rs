@@ -35,6 +35,17 @@ impl TestApp {
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::spawn_on(listener, pool, env, adjust).await
+    }
+
+    /// Like `spawn_with`, on a listener bound beforehand (for an identity provider that must know
+    /// Gatehouse's address before Gatehouse starts).
+    pub async fn spawn_on(
+        listener: TcpListener,
+        pool: PgPool,
+        env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
         let mut vars: HashMap<String, String> = HashMap::from([
