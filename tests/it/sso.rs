@@ -705,6 +705,40 @@ async fn an_invitation_link_survives_the_round_trip(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn an_invitation_is_accepted_through_sso_when_the_verified_email_matches(pool: PgPool) {
+    let (app, provider) = app_with_provider(pool).await;
+    let admin = app.signed_in_user("admin@example.com", "Alice").await;
+    crate::tenants::create_tenant(&app, &admin, "Acme", "acme").await;
+    // The provider says `<login>@example.test`, verified.
+    let link = crate::tenants::invite(&app, &admin, "acme", "ada@example.test", "developer").await;
+    let other = crate::tenants::invite(&app, &admin, "acme", "bob@example.test", "viewer").await;
+
+    let client = app.client();
+    let authorize = start(
+        &app,
+        &client,
+        &format!("/auth/oidc/corp?next={}", link.replace('/', "%2F")),
+    )
+    .await;
+    let callback = provider
+        .authorize(&client, &authorize, "ada", &app.base)
+        .await;
+    let response = client.get(callback).send().await.unwrap();
+    assert_eq!(location(&response), link);
+    let page = app.get(&client, &link).await.text().await.unwrap();
+    assert!(page.contains("Accept and join"));
+    let response = crate::tenants::accept(&app, &client, &link).await;
+    assert_eq!(location(&response), "/t/acme");
+    let page = app.get(&client, "/t/acme").await.text().await.unwrap();
+    assert!(page.contains("Your role: Developer"));
+    // Bob's invitation is not Ada's to take.
+    assert_eq!(
+        crate::tenants::accept(&app, &client, &other).await.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[sqlx::test]
 async fn next_never_sends_an_sso_user_to_another_site(pool: PgPool) {
     let (app, provider) = app_with_provider(pool).await;
     let client = app.client();
