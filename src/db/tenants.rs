@@ -274,11 +274,52 @@ pub async fn revoke_invitation(
     .await
 }
 
+/// An invitation row joined with its tenant.
+struct InvitationRow {
+    invitation_id: Uuid,
+    tenant_id: Uuid,
+    email: String,
+    role: String,
+    invited_by_name: Option<String>,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    accepted_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+    slug: String,
+    name: String,
+    tenant_created_at: OffsetDateTime,
+}
+
+impl InvitationRow {
+    fn split(self) -> (Invitation, Tenant) {
+        (
+            Invitation {
+                invitation_id: self.invitation_id,
+                tenant_id: self.tenant_id,
+                email: self.email,
+                role: self.role,
+                invited_by_name: self.invited_by_name,
+                created_at: self.created_at,
+                expires_at: self.expires_at,
+                accepted_at: self.accepted_at,
+                revoked_at: self.revoked_at,
+            },
+            Tenant {
+                tenant_id: self.tenant_id,
+                slug: self.slug,
+                name: self.name,
+                created_at: self.tenant_created_at,
+            },
+        )
+    }
+}
+
 pub async fn invitation_by_token_hash(
     db: impl PgExecutor<'_>,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<(Invitation, Tenant)>> {
-    let row = sqlx::query!(
+    let row = sqlx::query_as!(
+        InvitationRow,
         r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role, u.display_name AS "invited_by_name?",
                   i.created_at, i.expires_at, i.accepted_at, i.revoked_at,
                   t.slug, t.name, t.created_at AS tenant_created_at
@@ -289,27 +330,7 @@ pub async fn invitation_by_token_hash(
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|row| {
-        (
-            Invitation {
-                invitation_id: row.invitation_id,
-                tenant_id: row.tenant_id,
-                email: row.email,
-                role: row.role,
-                invited_by_name: row.invited_by_name,
-                created_at: row.created_at,
-                expires_at: row.expires_at,
-                accepted_at: row.accepted_at,
-                revoked_at: row.revoked_at,
-            },
-            Tenant {
-                tenant_id: row.tenant_id,
-                slug: row.slug,
-                name: row.name,
-                created_at: row.tenant_created_at,
-            },
-        )
-    }))
+    Ok(row.map(InvitationRow::split))
 }
 
 /// As `invitation_by_token_hash`, locking the invitation until the transaction ends.
@@ -317,8 +338,9 @@ pub async fn invitation_by_token_hash_for_update(
     db: impl PgExecutor<'_>,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<(Invitation, Tenant)>> {
-    let row = sqlx::query!(
-        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role,
+    let row = sqlx::query_as!(
+        InvitationRow,
+        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role, NULL::text AS "invited_by_name?",
                   i.created_at, i.expires_at, i.accepted_at, i.revoked_at,
                   t.slug, t.name, t.created_at AS tenant_created_at
            FROM invitation i JOIN tenant t USING (tenant_id)
@@ -328,27 +350,7 @@ pub async fn invitation_by_token_hash_for_update(
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|row| {
-        (
-            Invitation {
-                invitation_id: row.invitation_id,
-                tenant_id: row.tenant_id,
-                email: row.email,
-                role: row.role,
-                invited_by_name: None,
-                created_at: row.created_at,
-                expires_at: row.expires_at,
-                accepted_at: row.accepted_at,
-                revoked_at: row.revoked_at,
-            },
-            Tenant {
-                tenant_id: row.tenant_id,
-                slug: row.slug,
-                name: row.name,
-                created_at: row.tenant_created_at,
-            },
-        )
-    }))
+    Ok(row.map(InvitationRow::split))
 }
 
 pub async fn mark_invitation_accepted(

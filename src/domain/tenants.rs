@@ -381,6 +381,19 @@ impl InvitationProblem {
     }
 }
 
+/// Why an invitation can no longer be accepted by anyone, if it cannot.
+fn unusable(invitation: &Invitation) -> Option<InvitationProblem> {
+    if invitation.accepted_at.is_some() {
+        Some(InvitationProblem::Used)
+    } else if invitation.revoked_at.is_some() {
+        Some(InvitationProblem::Revoked)
+    } else if invitation.expires_at <= OffsetDateTime::now_utc() {
+        Some(InvitationProblem::Expired)
+    } else {
+        None
+    }
+}
+
 /// The invitation behind a link, if it can still be accepted (ignoring who is signed in).
 pub async fn find_invitation(
     pool: &PgPool,
@@ -391,16 +404,10 @@ pub async fn find_invitation(
     else {
         return Ok(Err(InvitationProblem::Unknown));
     };
-    if invitation.accepted_at.is_some() {
-        return Ok(Err(InvitationProblem::Used));
+    match unusable(&invitation) {
+        Some(problem) => Ok(Err(problem)),
+        None => Ok(Ok((invitation, tenant))),
     }
-    if invitation.revoked_at.is_some() {
-        return Ok(Err(InvitationProblem::Revoked));
-    }
-    if invitation.expires_at <= OffsetDateTime::now_utc() {
-        return Ok(Err(InvitationProblem::Expired));
-    }
-    Ok(Ok((invitation, tenant)))
 }
 
 /// Accepts an invitation for `user`: single use, matching email, within its lifetime.
@@ -417,12 +424,8 @@ pub async fn accept_invitation(
     else {
         return Ok(Err(InvitationProblem::Unknown));
     };
-    let problem = if invitation.accepted_at.is_some() {
-        Some(InvitationProblem::Used)
-    } else if invitation.revoked_at.is_some() {
-        Some(InvitationProblem::Revoked)
-    } else if invitation.expires_at <= OffsetDateTime::now_utc() {
-        Some(InvitationProblem::Expired)
+    let problem = if let Some(problem) = unusable(&invitation) {
+        Some(problem)
     } else if user.email != invitation.email {
         Some(InvitationProblem::OtherEmail {
             invited: invitation.email.clone(),

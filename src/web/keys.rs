@@ -443,24 +443,38 @@ fn refuse(problem: &KeyProblem) -> AppError {
     }
 }
 
-pub async fn roll_key_form(
-    State(state): State<AppState>,
-    member: TenantMember,
-    Path((_, key_id)): Path<(String, Uuid)>,
-) -> AppResult<Response> {
-    let key = load_key(&state, &member, key_id).await?;
+/// A key the member may change, unless its status is `finished` for the change at hand.
+async fn manageable_key(
+    state: &AppState,
+    member: &TenantMember,
+    key_id: Uuid,
+    finished: impl Fn(Status) -> bool,
+) -> AppResult<KeyView> {
+    let key = load_key(state, member, key_id).await?;
     let view = KeyView::new(
         &key,
         &state.config.key_prefix,
-        &member,
+        member,
         OffsetDateTime::now_utc(),
     );
     if !view.can_manage {
         return Err(refuse(&KeyProblem::NotYours));
     }
-    if view.is_inactive() {
+    if finished(view.status) {
         return Err(refuse(&KeyProblem::Finished(view.status)));
     }
+    Ok(view)
+}
+
+pub async fn roll_key_form(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, key_id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let view = manageable_key(&state, &member, key_id, |status| {
+        !matches!(status, Status::Active | Status::Expiring)
+    })
+    .await?;
     let page = RollPage {
         layout: member.layout().await?,
         tenant: member.nav("keys"),
@@ -517,19 +531,7 @@ pub async fn confirm_revoke(
     member: TenantMember,
     Path((_, key_id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
-    let key = load_key(&state, &member, key_id).await?;
-    let view = KeyView::new(
-        &key,
-        &state.config.key_prefix,
-        &member,
-        OffsetDateTime::now_utc(),
-    );
-    if !view.can_manage {
-        return Err(refuse(&KeyProblem::NotYours));
-    }
-    if view.status == Status::Revoked {
-        return Err(refuse(&KeyProblem::Finished(Status::Revoked)));
-    }
+    let view = manageable_key(&state, &member, key_id, |status| status == Status::Revoked).await?;
     let slug = &member.membership.slug;
     let page = ConfirmPage {
         layout: member.layout().await?,
