@@ -24,6 +24,12 @@ pub struct Config {
     pub rate_limit_live: u32,
     /// Default verifications per minute for new test keys.
     pub rate_limit_test: u32,
+    /// How long the key API may answer from its cache (0 to 10 s; 0 turns the cache off).
+    pub key_cache_ttl: Duration,
+    /// How often usage counters are written to the database.
+    pub usage_flush_interval: Duration,
+    /// Attempts with malformed or unknown keys one client address may make per minute.
+    pub bad_keys_per_client: u32,
 }
 
 /// A configuration value that could not be used; names the variable and says why.
@@ -159,6 +165,9 @@ impl Config {
 
         let rate_limit_live = per_minute(&get, "GATEHOUSE_RATE_LIMIT_LIVE", 1000)?;
         let rate_limit_test = per_minute(&get, "GATEHOUSE_RATE_LIMIT_TEST", 100)?;
+        let key_cache_ttl = seconds(&get, "GATEHOUSE_KEY_CACHE_SECONDS", 0..=10, 10)?;
+        let usage_flush_interval = seconds(&get, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2)?;
+        let bad_keys_per_client = per_minute(&get, "GATEHOUSE_BAD_KEY_LIMIT", 100)?;
 
         Ok(Self {
             database_url,
@@ -174,6 +183,9 @@ impl Config {
             database_max_connections,
             rate_limit_live,
             rate_limit_test,
+            key_cache_ttl,
+            usage_flush_interval,
+            bad_keys_per_client,
         })
     }
 }
@@ -208,6 +220,33 @@ fn minutes(
         None => default,
     };
     Ok(Duration::from_secs(value * 60))
+}
+
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let value = match get(variable) {
+        Some(value) => value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    variable,
+                    format!(
+                        "must be a whole number of seconds from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })?,
+        None => default,
+    };
+    Ok(Duration::from_secs(value))
 }
 
 fn per_minute(
@@ -365,6 +404,9 @@ mod tests {
         assert_eq!(config.key_headers, ["Authorization", "X-Api-Key", "ApiKey"]);
         assert_eq!(config.session_idle, Duration::from_secs(30 * 60));
         assert_eq!(config.session_lifetime, Duration::from_secs(12 * 3600));
+        assert_eq!(config.key_cache_ttl, Duration::from_secs(10));
+        assert_eq!(config.usage_flush_interval, Duration::from_secs(2));
+        assert_eq!(config.bad_keys_per_client, 100);
     }
 
     #[test]
@@ -380,6 +422,9 @@ mod tests {
             ("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("GATEHOUSE_RATE_LIMIT_LIVE", "0"),
             ("GATEHOUSE_RATE_LIMIT_TEST", "many"),
+            ("GATEHOUSE_KEY_CACHE_SECONDS", "11"),
+            ("GATEHOUSE_USAGE_FLUSH_SECONDS", "0"),
+            ("GATEHOUSE_BAD_KEY_LIMIT", "-1"),
         ];
         for (variable, value) in cases {
             let err = config(&[("DATABASE_URL", "postgres://x/y"), (variable, value)]).unwrap_err();

@@ -4,7 +4,9 @@ pub mod audit;
 pub mod keys;
 pub mod login_failures;
 pub mod tenants;
+pub mod usage;
 pub mod users;
+pub mod verification;
 
 use std::time::Duration;
 
