@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod chrome;
 mod fail_closed;
+mod gateway;
 mod helpers;
 mod instances;
 mod key_api;
