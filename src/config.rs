@@ -435,6 +435,19 @@ mod tests {
     }
 
     #[test]
+    fn the_key_cache_can_be_shortened_or_turned_off_but_not_lengthened() {
+        let with = |seconds: &str| {
+            config(&[
+                ("DATABASE_URL", "postgres://x/y"),
+                ("GATEHOUSE_KEY_CACHE_SECONDS", seconds),
+            ])
+        };
+        assert_eq!(with("0").unwrap().key_cache_ttl, Duration::ZERO);
+        assert_eq!(with("3").unwrap().key_cache_ttl, Duration::from_secs(3));
+        assert!(with("30").is_err());
+    }
+
+    #[test]
     fn secrets_stay_out_of_debug_output() {
         let config = config(&[
             ("DATABASE_URL", "postgres://admin:hunter2-database@db/x"),
