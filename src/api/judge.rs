@@ -13,10 +13,9 @@ use subtle::{Choice, ConstantTimeEq};
 use time::OffsetDateTime;
 
 use crate::app::AppState;
-use crate::db;
 use crate::domain::keys;
 use crate::domain::rate_limit::Quota;
-use crate::domain::verification::{Code, KeyRecord, Requirements};
+use crate::domain::verification::{self, Code, Requirements};
 use crate::error::ErrorReport;
 
 /// Longest a lookup may take (pool wait included) before the key API answers 503.
@@ -29,7 +28,7 @@ pub const RETRY_UNAVAILABLE_AFTER: u32 = 1;
 pub struct Verdict {
     pub code: Code,
     /// The key, when it was found.
-    pub key: Option<Arc<KeyRecord>>,
+    pub key: Option<Arc<verification::KeyRecord>>,
     /// The rate limit that was consulted: the key's, or the client's when it is throttled.
     pub quota: Option<Quota>,
 }
@@ -78,7 +77,7 @@ pub async fn judge(
             let generation = state.key_cache.generation();
             let lookup = tokio::time::timeout(
                 LOOKUP_TIMEOUT,
-                db::verification::find_by_hash(&state.pool, &parsed.hash),
+                verification::find_key(&state.pool, &parsed.hash),
             )
             .await;
             let row = match lookup {
@@ -92,7 +91,7 @@ pub async fn judge(
                     return Err(Unavailable);
                 }
             };
-            let Some(key) = row.and_then(KeyRecord::from_row) else {
+            let Some(key) = row else {
                 limits.record_bad_key(client, now);
                 return Ok(Verdict::without_key(Code::NotFound, None));
             };

@@ -1,10 +1,11 @@
 //! How the key API judges a presented key: the answer codes, what a caller may require, and the
 //! order of the checks. No HTTP, no SQL.
 
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::verification::KeyForVerification;
+use crate::db::verification::{self as db_verification, KeyForVerification};
 use crate::domain::keys::Environment;
 
 /// Every answer the key API gives about a key.
@@ -153,6 +154,16 @@ impl KeyRecord {
             Err(_) => tenant == self.tenant_slug,
         }
     }
+}
+
+/// The key with this secret hash: one lookup on the unique index.
+pub async fn find_key(
+    db: impl PgExecutor<'_>,
+    secret_hash: &[u8; 32],
+) -> sqlx::Result<Option<KeyRecord>> {
+    Ok(db_verification::find_by_hash(db, secret_hash)
+        .await?
+        .and_then(KeyRecord::from_row))
 }
 
 #[cfg(test)]
