@@ -24,6 +24,7 @@ use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::config::Config;
+use crate::db::verification::LookupConnections;
 use crate::domain::key_cache::{self, KeyCache};
 use crate::domain::passwords::Passwords;
 use crate::domain::rate_limit::RateLimits;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub key_cache: Arc<KeyCache>,
     pub rate_limits: Arc<RateLimits>,
     pub meter: Arc<Meter>,
+    /// The key API's own connections for its one lookup.
+    pub key_lookups: Arc<LookupConnections>,
 }
 
 impl AppState {
@@ -66,10 +69,14 @@ impl AppState {
         sessions.migrate().await?;
         let hashers = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Self {
-            pool,
+            pool: pool.clone(),
             key_cache: Arc::new(KeyCache::new(config.key_cache_ttl)),
             rate_limits: Arc::new(RateLimits::new(config.bad_keys_per_client)),
             meter: Arc::new(Meter::new()),
+            key_lookups: Arc::new(LookupConnections::new(
+                pool,
+                usize::try_from(config.database_max_connections).unwrap_or(16),
+            )),
             config: Arc::new(config),
             passwords: Passwords::new(hashers)?,
             sessions,

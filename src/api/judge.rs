@@ -77,7 +77,7 @@ pub async fn judge(
             let generation = state.key_cache.generation();
             let lookup = tokio::time::timeout(
                 LOOKUP_TIMEOUT,
-                verification::find_key(&state.pool, &parsed.hash),
+                verification::lookup_key(&state.key_lookups, &parsed.hash),
             )
             .await;
             let row = match lookup {

@@ -5,7 +5,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::verification::{self as db_verification, KeyForVerification};
+use crate::db::verification::{self as db_verification, KeyForVerification, LookupConnections};
 use crate::domain::keys::Environment;
 
 /// Every answer the key API gives about a key.
@@ -162,6 +162,17 @@ pub async fn find_key(
     secret_hash: &[u8; 32],
 ) -> sqlx::Result<Option<KeyRecord>> {
     Ok(db_verification::find_by_hash(db, secret_hash)
+        .await?
+        .and_then(KeyRecord::from_row))
+}
+
+/// As [`find_key`], on the key API's own connections (one round trip).
+pub async fn lookup_key(
+    connections: &LookupConnections,
+    secret_hash: &[u8; 32],
+) -> sqlx::Result<Option<KeyRecord>> {
+    Ok(connections
+        .find_by_hash(secret_hash)
         .await?
         .and_then(KeyRecord::from_row))
 }
