@@ -1,11 +1,10 @@
 //! How the key API judges a presented key: the answer codes, what a caller may require, and the
 //! order of the checks. No HTTP, no SQL.
 
-use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::verification::{self as db_verification, KeyForVerification, LookupConnections};
+use crate::db::verification::{KeyForVerification, LookupConnections};
 use crate::domain::keys::Environment;
 
 /// Every answer the key API gives about a key.
@@ -156,17 +155,8 @@ impl KeyRecord {
     }
 }
 
-/// The key with this secret hash: one lookup on the unique index.
-pub async fn find_key(
-    db: impl PgExecutor<'_>,
-    secret_hash: &[u8; 32],
-) -> sqlx::Result<Option<KeyRecord>> {
-    Ok(db_verification::find_by_hash(db, secret_hash)
-        .await?
-        .and_then(KeyRecord::from_row))
-}
-
-/// As [`find_key`], on the key API's own connections (one round trip).
+/// The key with this secret hash: one lookup on the unique index, on the key API's own
+/// connections (one round trip).
 pub async fn lookup_key(
     connections: &LookupConnections,
     secret_hash: &[u8; 32],
