@@ -28,7 +28,7 @@ use crate::db::verification::LookupConnections;
 use crate::domain::key_cache::{self, KeyCache};
 use crate::domain::passwords::Passwords;
 use crate::domain::rate_limit::RateLimits;
-use crate::domain::usage::{self, Meter};
+use crate::domain::metering::{self, Meter};
 use crate::error::{AppError, ErrorReport};
 use crate::{api, db, web};
 
@@ -254,7 +254,7 @@ pub async fn serve(
         state.key_cache.clone(),
     )));
     let (stop_metering, stopped) = tokio::sync::watch::channel(false);
-    let mut metering = AbortOnDrop(tokio::spawn(usage::run_flusher(
+    let mut metering = AbortOnDrop(tokio::spawn(metering::run_flusher(
         state.pool.clone(),
         state.meter.clone(),
         state.rate_limits.clone(),

@@ -4,7 +4,7 @@ pub mod audit;
 pub mod keys;
 pub mod login_failures;
 pub mod tenants;
-pub mod usage;
+pub mod metering;
 pub mod users;
 pub mod verification;
 

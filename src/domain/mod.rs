@@ -7,5 +7,5 @@ pub mod passwords;
 pub mod rate_limit;
 pub mod tenants;
 pub mod throttle;
-pub mod usage;
+pub mod metering;
 pub mod verification;

@@ -17,4 +17,4 @@ mod operations;
 mod pg_cluster;
 mod security;
 mod tenants;
-mod usage;
+mod metering;

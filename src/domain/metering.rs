@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::db::usage::{self as db_usage, UsageBatch, UsageRow};
+use crate::db::metering::{self as db_usage, UsageBatch, UsageRow};
 use crate::domain::rate_limit::{self, RateLimits};
 use crate::domain::verification::{Code, KeyRecord};
 

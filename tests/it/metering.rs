@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use gatehouse::db::usage::{UsageBatch, UsageRow, write_batch};
+use gatehouse::db::metering::{UsageBatch, UsageRow, write_batch};
 use gatehouse::domain::keys::Environment;
 use gatehouse::domain::rate_limit::RateLimits;
-use gatehouse::domain::usage::{Meter, apply_retention};
+use gatehouse::domain::metering::{Meter, apply_retention};
 use gatehouse::domain::verification::{Code, KeyRecord};
 use serde_json::json;
 use sqlx::PgPool;
