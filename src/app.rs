@@ -24,7 +24,11 @@ use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::config::Config;
+use crate::db::verification::LookupConnections;
+use crate::domain::key_cache::{self, KeyCache};
+use crate::domain::metering::{self, Meter};
 use crate::domain::passwords::Passwords;
+use crate::domain::rate_limit::RateLimits;
 use crate::error::{AppError, ErrorReport};
 use crate::{api, db, oidc, web};
 
@@ -41,6 +45,12 @@ pub struct AppState {
     pub passwords: Passwords,
     pub sessions: PostgresStore,
     pub oidc: oidc::Providers,
+    /// Verified keys, at most 10 s; `key_cache.invalidate(&secret_hash)` forgets one at once.
+    pub key_cache: Arc<KeyCache>,
+    pub rate_limits: Arc<RateLimits>,
+    pub meter: Arc<Meter>,
+    /// The key API's own connections for its one lookup.
+    pub key_lookups: Arc<LookupConnections>,
 }
 
 impl AppState {
@@ -63,7 +73,14 @@ impl AppState {
             .await
             .map_err(AppError::unexpected)?;
         Ok(Self {
-            pool,
+            pool: pool.clone(),
+            key_cache: Arc::new(KeyCache::new(config.key_cache_ttl)),
+            rate_limits: Arc::new(RateLimits::new(config.bad_keys_per_client)),
+            meter: Arc::new(Meter::new()),
+            key_lookups: Arc::new(LookupConnections::new(
+                pool,
+                usize::try_from(config.database_max_connections).unwrap_or(16),
+            )),
             config: Arc::new(config),
             passwords: Passwords::new(hashers)?,
             sessions,
@@ -221,26 +238,54 @@ fn generic_report(status: StatusCode) -> ErrorReport {
     }
 }
 
-/// Serves until `shutdown` completes, then drains in-flight requests.
+/// Serves until `shutdown` completes, then drains in-flight requests and writes the last usage
+/// counters. Background tasks end with it (also when this future is dropped).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let cleanup = tokio::spawn(
-        state
-            .sessions
-            .clone()
-            .continuously_delete_expired(Duration::from_secs(300)),
-    );
-    let discovery = tokio::spawn(state.oidc.clone().keep_discovering());
+    let sessions = state.sessions.clone();
+    let _cleanup = AbortOnDrop(tokio::spawn(async move {
+        if let Err(err) = sessions
+            .continuously_delete_expired(Duration::from_secs(300))
+            .await
+        {
+            tracing::warn!(error = %err, "expired-session cleanup stopped");
+        }
+    }));
+    let _key_changes = AbortOnDrop(tokio::spawn(key_cache::listen_for_changes(
+        state.pool.clone(),
+        state.key_cache.clone(),
+    )));
+    let (stop_metering, stopped) = tokio::sync::watch::channel(false);
+    let mut metering = AbortOnDrop(tokio::spawn(metering::run_flusher(
+        state.pool.clone(),
+        state.meter.clone(),
+        state.rate_limits.clone(),
+        state.config.usage_flush_interval,
+        stopped,
+    )));
+    let _discovery = AbortOnDrop(tokio::spawn(state.oidc.clone().keep_discovering()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    cleanup.abort();
-    discovery.abort();
+    // Every request has been answered: the counters are complete. Write them.
+    let _ = stop_metering.send(true);
+    if let Err(err) = (&mut metering.0).await {
+        tracing::error!(error = %err, "the usage flusher failed");
+    }
     served
+}
+
+/// Ends a background task when its owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

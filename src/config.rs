@@ -24,6 +24,12 @@ pub struct Config {
     pub rate_limit_live: u32,
     /// Default verifications per minute for new test keys.
     pub rate_limit_test: u32,
+    /// How long the key API may answer from its cache (0 to 10 s; 0 turns the cache off).
+    pub key_cache_ttl: Duration,
+    /// How often usage counters are written to the database.
+    pub usage_flush_interval: Duration,
+    /// Attempts with malformed or unknown keys one client address may make per minute.
+    pub bad_keys_per_client: u32,
     /// OpenID Connect providers people may sign in through, in the order the sign-in page lists them.
     pub oidc_providers: Vec<OidcProviderConfig>,
     /// How long an SSO sign-in may take from leaving for the provider to coming back.
@@ -182,6 +188,9 @@ impl Config {
         let rate_limit_live = per_minute(&get, "GATEHOUSE_RATE_LIMIT_LIVE", 1000)?;
         let rate_limit_test = per_minute(&get, "GATEHOUSE_RATE_LIMIT_TEST", 100)?;
         let oidc_providers = oidc_providers(&get)?;
+        let key_cache_ttl = seconds(&get, "GATEHOUSE_KEY_CACHE_SECONDS", 0..=10, 10)?;
+        let usage_flush_interval = seconds(&get, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2)?;
+        let bad_keys_per_client = per_minute(&get, "GATEHOUSE_BAD_KEY_LIMIT", 100)?;
 
         Ok(Self {
             database_url,
@@ -199,6 +208,9 @@ impl Config {
             rate_limit_test,
             oidc_providers,
             oidc_flow_lifetime: Duration::from_secs(10 * 60),
+            key_cache_ttl,
+            usage_flush_interval,
+            bad_keys_per_client,
         })
     }
 }
@@ -334,6 +346,33 @@ fn minutes(
         None => default,
     };
     Ok(Duration::from_secs(value * 60))
+}
+
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let value = match get(variable) {
+        Some(value) => value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    variable,
+                    format!(
+                        "must be a whole number of seconds from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })?,
+        None => default,
+    };
+    Ok(Duration::from_secs(value))
 }
 
 fn per_minute(
@@ -493,6 +532,9 @@ mod tests {
         assert_eq!(config.session_lifetime, Duration::from_secs(12 * 3600));
         assert!(config.oidc_providers.is_empty());
         assert_eq!(config.oidc_flow_lifetime, Duration::from_secs(10 * 60));
+        assert_eq!(config.key_cache_ttl, Duration::from_secs(10));
+        assert_eq!(config.usage_flush_interval, Duration::from_secs(2));
+        assert_eq!(config.bad_keys_per_client, 100);
     }
 
     const CORP: [(&str, &str); 5] = [
@@ -612,6 +654,9 @@ mod tests {
             ("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("GATEHOUSE_RATE_LIMIT_LIVE", "0"),
             ("GATEHOUSE_RATE_LIMIT_TEST", "many"),
+            ("GATEHOUSE_KEY_CACHE_SECONDS", "11"),
+            ("GATEHOUSE_USAGE_FLUSH_SECONDS", "0"),
+            ("GATEHOUSE_BAD_KEY_LIMIT", "-1"),
         ];
         for (variable, value) in cases {
             let err = config(&[("DATABASE_URL", "postgres://x/y"), (variable, value)]).unwrap_err();
@@ -619,6 +664,19 @@ mod tests {
             assert!(err.to_string().starts_with(variable));
         }
         assert_eq!(config(&[]).unwrap_err().variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn the_key_cache_can_be_shortened_or_turned_off_but_not_lengthened() {
+        let with = |seconds: &str| {
+            config(&[
+                ("DATABASE_URL", "postgres://x/y"),
+                ("GATEHOUSE_KEY_CACHE_SECONDS", seconds),
+            ])
+        };
+        assert_eq!(with("0").unwrap().key_cache_ttl, Duration::ZERO);
+        assert_eq!(with("3").unwrap().key_cache_ttl, Duration::from_secs(3));
+        assert!(with("30").is_err());
     }
 
     #[test]

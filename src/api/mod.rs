@@ -1,10 +1,13 @@
 //! The key API and operations endpoints: JSON, no sessions, no templates.
 
+pub mod authorize;
 mod health;
+pub mod judge;
+pub mod verify;
 
 use axum::Json;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use serde_json::json;
 
 use crate::app::AppState;
@@ -14,6 +17,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
+        .route("/v1/keys/verify", post(verify::verify_key))
+        .route("/v1/authorize", any(authorize::authorize))
+        .route("/v1/authorize/{*path}", any(authorize::authorize))
 }
 
 /// Every key-API error body: `{"error": {"code": "...", "message": "..."}}`.

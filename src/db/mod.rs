@@ -4,10 +4,12 @@ pub mod audit;
 pub mod identities;
 pub mod keys;
 pub mod login_failures;
+pub mod metering;
 pub mod oidc_flows;
 pub mod tenants;
 pub mod usage;
 pub mod users;
+pub mod verification;
 
 use std::time::Duration;
 
@@ -20,6 +22,9 @@ use crate::config::Config;
 /// Migrations compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Connections idle longer than this are checked before use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// Opens the pool. Statements are bounded so a stuck database fails requests instead of hanging them.
 pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = config
@@ -31,6 +36,17 @@ pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // A connection that sat idle is pinged before use (it may have died with a database
+        // restart); a busy one is not, so the key API's lookup is one round trip, not two.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > IDLE_BEFORE_PING {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
 }

@@ -468,6 +468,13 @@ impl KeyProblem {
     }
 }
 
+/// A rolled key's successor (its secret shown once), and the old key's hash for cache invalidation.
+pub struct Rolled {
+    pub key: NewKey,
+    pub new_id: Uuid,
+    pub old_hash: Vec<u8>,
+}
+
 /// Rolls a key: a new key with the same settings now, the old one working for `grace` more.
 pub async fn roll_key(
     pool: &PgPool,
@@ -477,7 +484,7 @@ pub async fn roll_key(
     grace: Duration,
     role: Role,
     actor: &Actor,
-) -> AppResult<Result<(NewKey, Uuid), KeyProblem>> {
+) -> AppResult<Result<Rolled, KeyProblem>> {
     let mut tx = pool.begin().await?;
     db_keys::lock(&mut *tx, tenant_id, api_key_id)
         .await?
@@ -535,7 +542,11 @@ pub async fn roll_key(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok((key, new_id)))
+    Ok(Ok(Rolled {
+        key,
+        new_id,
+        old_hash: old.secret_hash,
+    }))
 }
 
 pub fn grace_label(grace: Duration) -> String {
@@ -547,7 +558,8 @@ pub fn grace_label(grace: Duration) -> String {
     }
 }
 
-/// Revokes a key at once; every instance drops it from its cache.
+/// Revokes a key at once; every instance drops it from its cache. Returns the key's hash, so the
+/// caller can drop it from this instance's cache without waiting for the notification.
 pub async fn revoke_key(
     pool: &PgPool,
     prefix: &str,
@@ -555,7 +567,7 @@ pub async fn revoke_key(
     api_key_id: Uuid,
     role: Role,
     actor: &Actor,
-) -> AppResult<Result<(), KeyProblem>> {
+) -> AppResult<Result<Vec<u8>, KeyProblem>> {
     let mut tx = pool.begin().await?;
     db_keys::lock(&mut *tx, tenant_id, api_key_id)
         .await?
@@ -582,7 +594,7 @@ pub async fn revoke_key(
     )
     .await?;
     tx.commit().await?;
-    Ok(Ok(()))
+    Ok(Ok(key.secret_hash))
 }
 
 #[cfg(test)]

@@ -2,8 +2,12 @@
 
 pub mod accounts;
 pub mod identities;
+pub mod key_cache;
 pub mod keys;
+pub mod metering;
 pub mod passwords;
+pub mod rate_limit;
 pub mod tenants;
 pub mod throttle;
 pub mod usage;
+pub mod verification;

@@ -511,7 +511,10 @@ pub async fn roll_key(
         &member.actor,
     )
     .await?;
-    let (key, new_id) = outcome.map_err(|problem| refuse(&problem))?;
+    let rolled = outcome.map_err(|problem| refuse(&problem))?;
+    // Every instance hears of it through NOTIFY; this one need not wait.
+    state.key_cache.invalidate(&rolled.old_hash);
+    let (key, new_id) = (rolled.key, rolled.new_id);
     let old = load_key(&state, &member, key_id).await?;
     tracing::info!(key.id = %key_id, key.successor = %new_id, "key rolled");
     let note = format!(
@@ -554,7 +557,7 @@ pub async fn revoke_key(
     member: TenantMember,
     Path((_, key_id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
-    keys::revoke_key(
+    let hash = keys::revoke_key(
         &state.pool,
         &state.config.key_prefix,
         member.membership.tenant_id,
@@ -564,6 +567,7 @@ pub async fn revoke_key(
     )
     .await?
     .map_err(|problem| refuse(&problem))?;
+    state.key_cache.invalidate(&hash);
     tracing::info!(key.id = %key_id, "key revoked");
     session::flash(&member.session, "Key revoked. It no longer works anywhere.").await?;
     Ok(Redirect::to(&format!("/t/{}/keys/{key_id}", member.membership.slug)).into_response())

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use gatehouse::app::{self, AppState};
 use gatehouse::config::Config;
+use gatehouse::domain::key_cache::KeyCache;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Client, Response, StatusCode};
 use sqlx::PgPool;
@@ -14,10 +15,11 @@ use tokio::task::JoinHandle;
 
 pub const PASSWORD: &str = "correct horse battery staple 42";
 
-/// A Gatehouse server on a free loopback port, stopped when dropped.
+/// A Gatehouse server on a free loopback port, stopped when dropped (or gracefully by `stop`).
 pub struct TestApp {
     pub base: String,
     pub pool: PgPool,
+    pub key_cache: Arc<KeyCache>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -62,6 +64,7 @@ impl TestApp {
         let mut config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         adjust(&mut config);
         let state = AppState::with_pool(config, pool.clone()).await.unwrap();
+        let key_cache = state.key_cache.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app::serve(listener, state, async {
@@ -73,6 +76,7 @@ impl TestApp {
         Self {
             base,
             pool,
+            key_cache,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -83,9 +87,32 @@ impl TestApp {
         Self {
             base,
             pool,
+            // The real binary has its own; this one is never used.
+            key_cache: Arc::new(KeyCache::new(std::time::Duration::ZERO)),
             shutdown: None,
             server: None,
         }
+    }
+
+    /// Shuts down as SIGTERM does: stops accepting, drains requests, writes usage counters.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+
+    /// Waits until the instance hears key changes (its cache is off until then).
+    pub async fn wait_until_listening(&self) {
+        for _ in 0..200 {
+            if self.key_cache.is_listening() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the instance never started listening for key changes");
     }
 
     pub fn url(&self, path: &str) -> String {

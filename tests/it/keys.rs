@@ -732,3 +732,49 @@ async fn neither_the_database_nor_the_logs_ever_contain_a_key(pool: PgPool) {
         "a password is in the logs"
     );
 }
+
+#[sqlx::test]
+async fn a_key_revoked_or_rolled_in_the_portal_is_refused_by_the_key_api_at_once(pool: PgPool) {
+    let app = crate::key_fixtures::key_api(pool, &[]).await;
+    let admin = app.signed_in_user("ada@example.com", "Ada").await;
+    create_tenant(&app, &admin, "Acme", "acme").await;
+    let (revoked, revoked_id) = create_key(&app, &admin, "acme", "To revoke", "live").await;
+    let (rolled, rolled_id) = create_key(&app, &admin, "acme", "To roll", "live").await;
+    // Both are verified, so both are in the cache.
+    for secret in [&revoked, &rolled] {
+        assert_eq!(crate::key_fixtures::code_of(&app, secret).await, "VALID");
+    }
+    app.submit(
+        &admin,
+        "/t/acme/keys",
+        &format!("/t/acme/keys/{revoked_id}/revoke"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        crate::key_fixtures::code_of(&app, &revoked).await,
+        "REVOKED"
+    );
+
+    let form = app
+        .get(&admin, &format!("/t/acme/keys/{rolled_id}/roll"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let form_id = value_of(&form, "form_id").unwrap();
+    let response = app
+        .submit(
+            &admin,
+            "/t/acme/keys",
+            &format!("/t/acme/keys/{rolled_id}/roll"),
+            &[("grace", "none"), ("form_id", &form_id)],
+        )
+        .await;
+    let successor = revealed(&response.text().await.unwrap()).unwrap();
+    assert_eq!(crate::key_fixtures::code_of(&app, &rolled).await, "EXPIRED");
+    assert_eq!(
+        crate::key_fixtures::code_of(&app, &successor).await,
+        "VALID"
+    );
+}

@@ -1,0 +1,150 @@
+//! `POST /v1/keys/verify`: the platform's servers ask whether a key is good. A judged key always
+//! gets 200 with `{"valid", "code", "key"?, "ratelimit"?}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::api::judge::{self, Verdict};
+use crate::app::AppState;
+use crate::client_ip::ClientIp;
+use crate::domain::keys::Environment;
+use crate::domain::verification::{KeyRecord, Requirements};
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyRequest {
+    key: String,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyAnswer {
+    pub valid: bool,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<RateLimitView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: Uuid,
+    pub name: String,
+    pub environment: &'static str,
+    pub tenant: TenantView,
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantView {
+    pub id: Uuid,
+    pub slug: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RateLimitView {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window ends.
+    pub reset: u32,
+}
+
+impl KeyView {
+    fn of(key: &KeyRecord) -> Self {
+        Self {
+            id: key.id,
+            name: key.name.clone(),
+            environment: key.environment.as_str(),
+            tenant: TenantView {
+                id: key.tenant_id,
+                slug: key.tenant_slug.clone(),
+            },
+            scopes: key.scopes.clone(),
+            expires_at: key.expires_at,
+        }
+    }
+}
+
+pub async fn verify_key(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !judge::verifier_accepted(&state.config.verifier_tokens, judge::bearer(&headers)) {
+        return judge::error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Send a verifier token as `Authorization: Bearer <token>`.",
+        );
+    }
+    let request: VerifyRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            return bad_request(&format!(
+                "The body must be JSON like {{\"key\": \"...\"}}: {}",
+                describe(&err)
+            ));
+        }
+    };
+    let environment = match request.environment.as_deref() {
+        None => None,
+        Some(value) => match Environment::parse(value) {
+            Some(environment) => Some(environment),
+            None => return bad_request("`environment` must be \"live\" or \"test\"."),
+        },
+    };
+    let required = Requirements {
+        environment,
+        tenant: request.tenant.filter(|tenant| !tenant.is_empty()),
+        scopes: request.scopes.unwrap_or_default(),
+    };
+    match judge::judge(&state, &request.key, &required, client).await {
+        Ok(verdict) => answer(&verdict),
+        Err(judge::Unavailable) => judge::unavailable(),
+    }
+}
+
+fn answer(verdict: &Verdict) -> Response {
+    let body = VerifyAnswer {
+        valid: verdict.code.is_valid(),
+        code: verdict.code.as_str(),
+        key: verdict.key.as_deref().map(KeyView::of),
+        ratelimit: verdict.quota.map(|quota| RateLimitView {
+            limit: quota.limit,
+            remaining: quota.remaining,
+            reset: quota.reset,
+        }),
+    };
+    let mut response = Json(body).into_response();
+    if let Some(quota) = &verdict.quota {
+        judge::add_ratelimit_headers(response.headers_mut(), quota);
+    }
+    response
+}
+
+fn bad_request(message: &str) -> Response {
+    judge::error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+}
+
+/// Says what is wrong with the body without echoing it (it may hold a key).
+fn describe(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Data => "a field is missing or has the wrong type (`key` is required)".into(),
+        Category::Syntax | Category::Eof => "it is not valid JSON".into(),
+        Category::Io => "it could not be read".into(),
+    }
+}

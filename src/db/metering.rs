@@ -1,0 +1,158 @@
+//! Usage counters: batched, idempotent upserts of per-minute and per-hour counts, `last_used_at`,
+//! and retention.
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A batch of counters, written all or nothing. Rows are unique per (key, bucket, outcome) and
+/// sorted, so concurrent writers lock rows in the same order.
+#[derive(Debug, Clone, Default)]
+pub struct UsageBatch {
+    pub flush_id: Uuid,
+    pub minutes: Vec<UsageRow>,
+    pub hours: Vec<UsageRow>,
+    pub last_used: Vec<(Uuid, OffsetDateTime)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UsageRow {
+    pub api_key_id: Uuid,
+    pub bucket: OffsetDateTime,
+    pub outcome: String,
+    pub tenant_id: Uuid,
+    pub count: i64,
+}
+
+/// A minute counter after the batch was added: the total of every instance.
+#[derive(Debug, Clone)]
+pub struct MinuteTotal {
+    pub api_key_id: Uuid,
+    pub bucket: OffsetDateTime,
+    pub outcome: String,
+    pub count: i64,
+}
+
+/// Writes the batch in one transaction. Returns `None` when this batch was written before (a retry
+/// after a lost acknowledgement), else the minute totals it produced. Counters of keys deleted
+/// meanwhile are dropped.
+pub async fn write_batch(
+    conn: &mut PgConnection,
+    batch: &UsageBatch,
+) -> sqlx::Result<Option<Vec<MinuteTotal>>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let first_time = sqlx::query!(
+        "INSERT INTO key_usage_flush (flush_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        batch.flush_id,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !first_time {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+
+    let (keys, tenants, buckets, outcomes, counts) = columns(&batch.minutes);
+    let totals = sqlx::query_as!(
+        MinuteTotal,
+        r#"INSERT INTO key_usage_minute (api_key_id, tenant_id, bucket, outcome, count)
+           SELECT u.api_key_id, u.tenant_id, u.bucket, u.outcome, u.count
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
+                AS u(api_key_id, tenant_id, bucket, outcome, count)
+           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
+           ON CONFLICT (api_key_id, bucket, outcome)
+           DO UPDATE SET count = key_usage_minute.count + EXCLUDED.count
+           RETURNING api_key_id, bucket, outcome, count"#,
+        &keys,
+        &tenants,
+        &buckets,
+        &outcomes,
+        &counts,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let (keys, tenants, buckets, outcomes, counts) = columns(&batch.hours);
+    sqlx::query!(
+        r#"INSERT INTO key_usage_hour (api_key_id, tenant_id, bucket, outcome, count)
+           SELECT u.api_key_id, u.tenant_id, u.bucket, u.outcome, u.count
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
+                AS u(api_key_id, tenant_id, bucket, outcome, count)
+           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
+           ON CONFLICT (api_key_id, bucket, outcome)
+           DO UPDATE SET count = key_usage_hour.count + EXCLUDED.count"#,
+        &keys,
+        &tenants,
+        &buckets,
+        &outcomes,
+        &counts,
+    )
+    .execute(&mut *tx)
+    .await?;
+
+    let (used_keys, used_at): (Vec<Uuid>, Vec<OffsetDateTime>) =
+        batch.last_used.iter().copied().unzip();
+    sqlx::query!(
+        r#"UPDATE api_key k SET last_used_at = u.at
+           FROM UNNEST($1::uuid[], $2::timestamptz[]) AS u(api_key_id, at)
+           WHERE k.api_key_id = u.api_key_id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)"#,
+        &used_keys,
+        &used_at,
+    )
+    .execute(&mut *tx)
+    .await?;
+
+    tx.commit().await?;
+    Ok(Some(totals))
+}
+
+type Columns = (
+    Vec<Uuid>,
+    Vec<Uuid>,
+    Vec<OffsetDateTime>,
+    Vec<String>,
+    Vec<i64>,
+);
+
+fn columns(rows: &[UsageRow]) -> Columns {
+    let mut columns: Columns = Default::default();
+    for row in rows {
+        columns.0.push(row.api_key_id);
+        columns.1.push(row.tenant_id);
+        columns.2.push(row.bucket);
+        columns.3.push(row.outcome.clone());
+        columns.4.push(row.count);
+    }
+    columns
+}
+
+/// Deletes minute counters older than `minutes_before`, hourly ones older than `hours_before`, and
+/// the record of batches written before `flushes_before`. Returns how many rows went.
+pub async fn purge(
+    conn: &mut PgConnection,
+    minutes_before: OffsetDateTime,
+    hours_before: OffsetDateTime,
+    flushes_before: OffsetDateTime,
+) -> sqlx::Result<u64> {
+    let minutes = sqlx::query!(
+        "DELETE FROM key_usage_minute WHERE bucket < $1",
+        minutes_before
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let hours = sqlx::query!("DELETE FROM key_usage_hour WHERE bucket < $1", hours_before)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let flushes = sqlx::query!(
+        "DELETE FROM key_usage_flush WHERE flushed_at < $1",
+        flushes_before
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(minutes + hours + flushes)
+}

@@ -1,0 +1,261 @@
+//! How the key API judges a presented key: the answer codes, what a caller may require, and the
+//! order of the checks. No HTTP, no SQL.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::verification::{KeyForVerification, LookupConnections};
+use crate::domain::keys::Environment;
+
+/// Every answer the key API gives about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    Valid,
+    Malformed,
+    NotFound,
+    Expired,
+    Revoked,
+    RateLimited,
+    EnvironmentMismatch,
+    TenantMismatch,
+    InsufficientScope,
+}
+
+impl Code {
+    pub const ALL: [Code; 9] = [
+        Code::Valid,
+        Code::Malformed,
+        Code::NotFound,
+        Code::Expired,
+        Code::Revoked,
+        Code::RateLimited,
+        Code::EnvironmentMismatch,
+        Code::TenantMismatch,
+        Code::InsufficientScope,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "VALID",
+            Self::Malformed => "MALFORMED",
+            Self::NotFound => "NOT_FOUND",
+            Self::Expired => "EXPIRED",
+            Self::Revoked => "REVOKED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::EnvironmentMismatch => "ENVIRONMENT_MISMATCH",
+            Self::TenantMismatch => "TENANT_MISMATCH",
+            Self::InsufficientScope => "INSUFFICIENT_SCOPE",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|code| code.as_str() == value)
+    }
+
+    pub fn is_valid(self) -> bool {
+        self == Self::Valid
+    }
+
+    /// Guessing-type failures: no such key. These count against the caller's client address.
+    pub fn is_bad_key(self) -> bool {
+        matches!(self, Self::Malformed | Self::NotFound)
+    }
+
+    /// A sentence for people reading an error body or a log.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Valid => "The key is valid.",
+            Self::Malformed => "This is not an API key of this service.",
+            Self::NotFound => "No such API key.",
+            Self::Expired => "The API key has expired.",
+            Self::Revoked => "The API key has been revoked.",
+            Self::RateLimited => "Too many requests. Try again after the time in Retry-After.",
+            Self::EnvironmentMismatch => "The API key is not for this environment.",
+            Self::TenantMismatch => "The API key belongs to another tenant.",
+            Self::InsufficientScope => "The API key lacks a scope this request needs.",
+        }
+    }
+}
+
+/// What the caller requires of the key besides being good.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirements {
+    pub environment: Option<Environment>,
+    /// A tenant id or slug.
+    pub tenant: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+/// A key as the key API knows it; what the cache holds (at most 10 s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub environment: Environment,
+    pub tenant_id: Uuid,
+    pub tenant_slug: String,
+    pub scopes: Vec<String>,
+    /// Verifications per minute.
+    pub rate_limit: u32,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl KeyRecord {
+    /// `None` for a row the database should never hold (an unknown environment).
+    pub fn from_row(row: KeyForVerification) -> Option<Self> {
+        Some(Self {
+            id: row.api_key_id,
+            name: row.name,
+            environment: Environment::parse(&row.environment)?,
+            tenant_id: row.tenant_id,
+            tenant_slug: row.tenant_slug,
+            scopes: row.scopes,
+            rate_limit: u32::try_from(row.rate_limit).unwrap_or(1).max(1),
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+
+    /// The answer before rate limiting, checked in this order: revoked, expired (a rolled key
+    /// past its grace has expired), environment, tenant, scopes.
+    pub fn judge(&self, now: OffsetDateTime, required: &Requirements) -> Code {
+        if self.revoked_at.is_some() {
+            return Code::Revoked;
+        }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Code::Expired;
+        }
+        if required
+            .environment
+            .is_some_and(|environment| environment != self.environment)
+        {
+            return Code::EnvironmentMismatch;
+        }
+        if let Some(tenant) = &required.tenant
+            && !self.belongs_to(tenant)
+        {
+            return Code::TenantMismatch;
+        }
+        if required
+            .scopes
+            .iter()
+            .any(|scope| !self.scopes.contains(scope))
+        {
+            return Code::InsufficientScope;
+        }
+        Code::Valid
+    }
+
+    fn belongs_to(&self, tenant: &str) -> bool {
+        match Uuid::parse_str(tenant) {
+            Ok(id) => id == self.tenant_id,
+            Err(_) => tenant == self.tenant_slug,
+        }
+    }
+}
+
+/// The key with this secret hash: one lookup on the unique index, on the key API's own
+/// connections (one round trip).
+pub async fn lookup_key(
+    connections: &LookupConnections,
+    secret_hash: &[u8; 32],
+) -> sqlx::Result<Option<KeyRecord>> {
+    Ok(connections
+        .find_by_hash(secret_hash)
+        .await?
+        .and_then(KeyRecord::from_row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    fn record() -> KeyRecord {
+        KeyRecord {
+            id: Uuid::new_v4(),
+            name: "ci".into(),
+            environment: Environment::Live,
+            tenant_id: Uuid::new_v4(),
+            tenant_slug: "acme".into(),
+            scopes: vec!["read".into()],
+            rate_limit: 10,
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn codes_round_trip_through_their_names() {
+        for code in Code::ALL {
+            assert_eq!(Code::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(Code::parse("valid"), None);
+    }
+
+    #[test]
+    fn a_good_key_with_no_requirements_is_valid() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(record().judge(now, &Requirements::default()), Code::Valid);
+    }
+
+    #[test]
+    fn revocation_wins_over_expiry_and_expiry_over_mismatches() {
+        let now = OffsetDateTime::now_utc();
+        let mut key = record();
+        key.expires_at = Some(now - Duration::seconds(1));
+        let strict = Requirements {
+            environment: Some(Environment::Test),
+            tenant: Some("other".into()),
+            scopes: vec!["write".into()],
+        };
+        assert_eq!(key.judge(now, &strict), Code::Expired);
+        key.revoked_at = Some(now);
+        assert_eq!(key.judge(now, &strict), Code::Revoked);
+    }
+
+    #[test]
+    fn a_key_expires_at_its_expiry_instant() {
+        let now = OffsetDateTime::now_utc();
+        let mut key = record();
+        key.expires_at = Some(now);
+        assert_eq!(key.judge(now, &Requirements::default()), Code::Expired);
+        key.expires_at = Some(now + Duration::seconds(1));
+        assert_eq!(key.judge(now, &Requirements::default()), Code::Valid);
+    }
+
+    #[test]
+    fn environment_tenant_and_scopes_are_checked_in_that_order() {
+        let now = OffsetDateTime::now_utc();
+        let key = record();
+        let mut required = Requirements {
+            environment: Some(Environment::Test),
+            tenant: Some("other".into()),
+            scopes: vec!["write".into()],
+        };
+        assert_eq!(key.judge(now, &required), Code::EnvironmentMismatch);
+        required.environment = Some(Environment::Live);
+        assert_eq!(key.judge(now, &required), Code::TenantMismatch);
+        required.tenant = Some("acme".into());
+        assert_eq!(key.judge(now, &required), Code::InsufficientScope);
+        required.scopes = vec!["read".into()];
+        assert_eq!(key.judge(now, &required), Code::Valid);
+    }
+
+    #[test]
+    fn a_tenant_is_named_by_id_or_slug() {
+        let now = OffsetDateTime::now_utc();
+        let key = record();
+        let by = |tenant: String| Requirements {
+            tenant: Some(tenant),
+            ..Requirements::default()
+        };
+        assert_eq!(key.judge(now, &by(key.tenant_id.to_string())), Code::Valid);
+        assert_eq!(key.judge(now, &by("acme".into())), Code::Valid);
+        assert_eq!(
+            key.judge(now, &by(Uuid::new_v4().to_string())),
+            Code::TenantMismatch
+        );
+    }
+}

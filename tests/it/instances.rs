@@ -1,0 +1,72 @@
+//! Several Gatehouse instances on one database: key changes reach every instance's cache.
+
+use std::time::{Duration, Instant};
+
+use gatehouse::db::keys::notify_changed;
+use gatehouse::domain::keys::{Environment, hash};
+use sqlx::PgPool;
+
+use crate::key_fixtures::{Tenant, code_of, key_api};
+
+#[sqlx::test]
+async fn a_key_revoked_through_one_instance_is_refused_by_another_within_a_second(pool: PgPool) {
+    let first = key_api(pool.clone(), &[]).await;
+    let second = key_api(pool.clone(), &[]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let (key, id) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
+    first.wait_until_listening().await;
+    second.wait_until_listening().await;
+    assert_eq!(code_of(&first, &key).await, "VALID");
+    assert_eq!(code_of(&second, &key).await, "VALID");
+    assert_eq!(
+        second.key_cache.len(),
+        1,
+        "the second instance holds the key in its cache"
+    );
+
+    // Revoked as the portal does it: in a transaction that notifies every instance.
+    acme.revoke(&pool, id).await;
+    let revoked_at = Instant::now();
+    loop {
+        let code = code_of(&second, &key).await;
+        if code == "REVOKED" {
+            break;
+        }
+        assert_eq!(code, "VALID");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "still valid on the other instance a second after revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(code_of(&first, &key).await, "REVOKED");
+}
+
+#[sqlx::test]
+async fn a_notification_sent_by_hand_invalidates_every_instance(pool: PgPool) {
+    let first = key_api(pool.clone(), &[]).await;
+    let second = key_api(pool.clone(), &[]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let (key, id) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
+    first.wait_until_listening().await;
+    second.wait_until_listening().await;
+    assert_eq!(code_of(&first, &key).await, "VALID");
+    assert_eq!(code_of(&second, &key).await, "VALID");
+
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("UPDATE api_key SET expires_at = now() WHERE api_key_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    notify_changed(&mut *tx, &hash(&key)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(1);
+    for app in [&first, &second] {
+        while code_of(app, &key).await != "EXPIRED" {
+            assert!(Instant::now() < deadline, "an instance kept the key cached");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
