@@ -1,5 +1,5 @@
-//! Usage counters: batched, idempotent upserts of per-minute and per-hour counts, `last_used_at`,
-//! and retention.
+//! Usage counters: batched, idempotent upserts of per-minute and per-hour counts (and the roll-ups
+//! per tenant and per key per day), `last_used_at`, and retention.
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -92,6 +92,61 @@ pub async fn write_batch(
     .execute(&mut *tx)
     .await?;
 
+    // The roll-ups the portal reads: per tenant (minutes, hours) and per key per day.
+    let (keys, tenants, buckets, outcomes, counts) = columns(&batch.minutes);
+    sqlx::query!(
+        r#"INSERT INTO tenant_usage_minute (tenant_id, bucket, outcome, count)
+           SELECT u.tenant_id, u.bucket, u.outcome, sum(u.count)
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
+                AS u(api_key_id, tenant_id, bucket, outcome, count)
+           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
+           GROUP BY u.tenant_id, u.bucket, u.outcome
+           ON CONFLICT (tenant_id, bucket, outcome)
+           DO UPDATE SET count = tenant_usage_minute.count + EXCLUDED.count"#,
+        &keys,
+        &tenants,
+        &buckets,
+        &outcomes,
+        &counts,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let (keys, tenants, buckets, outcomes, counts) = columns(&batch.hours);
+    sqlx::query!(
+        r#"INSERT INTO tenant_usage_hour (tenant_id, bucket, outcome, count)
+           SELECT u.tenant_id, u.bucket, u.outcome, sum(u.count)
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
+                AS u(api_key_id, tenant_id, bucket, outcome, count)
+           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
+           GROUP BY u.tenant_id, u.bucket, u.outcome
+           ON CONFLICT (tenant_id, bucket, outcome)
+           DO UPDATE SET count = tenant_usage_hour.count + EXCLUDED.count"#,
+        &keys,
+        &tenants,
+        &buckets,
+        &outcomes,
+        &counts,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        r#"INSERT INTO key_usage_day (api_key_id, tenant_id, bucket, outcome, count)
+           SELECT u.api_key_id, u.tenant_id, date_trunc('day', u.bucket, 'UTC'), u.outcome, sum(u.count)
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
+                AS u(api_key_id, tenant_id, bucket, outcome, count)
+           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
+           GROUP BY u.api_key_id, u.tenant_id, date_trunc('day', u.bucket, 'UTC'), u.outcome
+           ON CONFLICT (api_key_id, bucket, outcome)
+           DO UPDATE SET count = key_usage_day.count + EXCLUDED.count"#,
+        &keys,
+        &tenants,
+        &buckets,
+        &outcomes,
+        &counts,
+    )
+    .execute(&mut *tx)
+    .await?;
+
     let (used_keys, used_at): (Vec<Uuid>, Vec<OffsetDateTime>) =
         batch.last_used.iter().copied().unzip();
     sqlx::query!(
@@ -147,6 +202,16 @@ pub async fn purge(
         .execute(&mut *conn)
         .await?
         .rows_affected();
+    let rollups = sqlx::query!(
+        r#"WITH minutes AS (DELETE FROM tenant_usage_minute WHERE bucket < $1),
+                hours AS (DELETE FROM tenant_usage_hour WHERE bucket < $2)
+           DELETE FROM key_usage_day WHERE bucket < $2"#,
+        minutes_before,
+        hours_before,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     let flushes = sqlx::query!(
         "DELETE FROM key_usage_flush WHERE flushed_at < $1",
         flushes_before
@@ -154,5 +219,5 @@ pub async fn purge(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    Ok(minutes + hours + flushes)
+    Ok(minutes + hours + rollups + flushes)
 }

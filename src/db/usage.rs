@@ -1,26 +1,32 @@
-//! Reading the usage counters (`key_usage_minute`, `key_usage_hour`) for the portal.
+//! Reading the usage counters for the portal. A tenant's figures come from the per-tenant
+//! roll-ups, a key's from its own counters: neither grows with the number of keys.
 
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// (bucket, outcome, count) rows since `since`, for a tenant or one of its keys. Minutes for the
-/// last hour, hours for longer windows (days are summed from hours by the caller).
-pub async fn counts(
+/// The resolution a window is read at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    Minute,
+    Hour,
+    Day,
+}
+
+type Counts = Vec<(OffsetDateTime, String, i64)>;
+
+/// (bucket, outcome, count) rows of a tenant since `since`.
+pub async fn tenant_counts(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
-    api_key_id: Option<Uuid>,
     since: OffsetDateTime,
-    per_minute: bool,
-) -> sqlx::Result<Vec<(OffsetDateTime, String, i64)>> {
-    let rows = if per_minute {
+    grain: Grain,
+) -> sqlx::Result<Counts> {
+    let rows = if grain == Grain::Minute {
         sqlx::query!(
-            r#"SELECT bucket, outcome, sum(count)::bigint AS "count!"
-               FROM key_usage_minute
-               WHERE tenant_id = $1 AND ($2::uuid IS NULL OR api_key_id = $2) AND bucket >= $3
-               GROUP BY bucket, outcome"#,
+            r#"SELECT bucket, outcome, count FROM tenant_usage_minute
+               WHERE tenant_id = $1 AND bucket >= $2"#,
             tenant_id,
-            api_key_id,
             since,
         )
         .fetch_all(db)
@@ -30,10 +36,31 @@ pub async fn counts(
         .collect()
     } else {
         sqlx::query!(
-            r#"SELECT bucket, outcome, sum(count)::bigint AS "count!"
-               FROM key_usage_hour
-               WHERE tenant_id = $1 AND ($2::uuid IS NULL OR api_key_id = $2) AND bucket >= $3
-               GROUP BY bucket, outcome"#,
+            r#"SELECT bucket, outcome, count FROM tenant_usage_hour
+               WHERE tenant_id = $1 AND bucket >= $2"#,
+            tenant_id,
+            since,
+        )
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.bucket, row.outcome, row.count))
+        .collect()
+    };
+    Ok(rows)
+}
+
+/// (bucket, outcome, count) rows of one key of the tenant since `since`.
+pub async fn key_counts(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+    since: OffsetDateTime,
+    grain: Grain,
+) -> sqlx::Result<Counts> {
+    let rows = match grain {
+        Grain::Minute => sqlx::query!(
+            "SELECT bucket, outcome, count FROM key_usage_minute WHERE tenant_id = $1 AND api_key_id = $2 AND bucket >= $3",
             tenant_id,
             api_key_id,
             since,
@@ -42,7 +69,29 @@ pub async fn counts(
         .await?
         .into_iter()
         .map(|row| (row.bucket, row.outcome, row.count))
-        .collect()
+        .collect(),
+        Grain::Hour => sqlx::query!(
+            "SELECT bucket, outcome, count FROM key_usage_hour WHERE tenant_id = $1 AND api_key_id = $2 AND bucket >= $3",
+            tenant_id,
+            api_key_id,
+            since,
+        )
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.bucket, row.outcome, row.count))
+        .collect(),
+        Grain::Day => sqlx::query!(
+            "SELECT bucket, outcome, count FROM key_usage_day WHERE tenant_id = $1 AND api_key_id = $2 AND bucket >= $3",
+            tenant_id,
+            api_key_id,
+            since,
+        )
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.bucket, row.outcome, row.count))
+        .collect(),
     };
     Ok(rows)
 }
@@ -57,29 +106,45 @@ pub struct BusyKey {
     pub total: i64,
 }
 
-/// The tenant's keys with the most verifications since `since`.
+/// The tenant's keys with the most verifications since `since`, read at `grain` (the coarsest
+/// that covers the window, so the rows read stay few).
 pub async fn busiest_keys(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     since: OffsetDateTime,
+    grain: Grain,
     limit: i64,
 ) -> sqlx::Result<Vec<BusyKey>> {
     sqlx::query_as!(
         BusyKey,
-        r#"SELECT k.api_key_id, k.name, k.environment, k.last_four,
+        r#"WITH counts AS (
+               SELECT api_key_id, outcome, count FROM key_usage_minute
+               WHERE $3 = 'minute' AND tenant_id = $1 AND bucket >= $2
+               UNION ALL
+               SELECT api_key_id, outcome, count FROM key_usage_hour
+               WHERE $3 = 'hour' AND tenant_id = $1 AND bucket >= $2
+               UNION ALL
+               SELECT api_key_id, outcome, count FROM key_usage_day
+               WHERE $3 = 'day' AND tenant_id = $1 AND bucket >= $2
+           )
+           SELECT k.api_key_id, k.name, k.environment, k.last_four,
                   u.valid AS "valid!", u.total AS "total!"
            FROM (SELECT api_key_id,
                         coalesce(sum(count) FILTER (WHERE outcome = 'VALID'), 0)::bigint AS valid,
                         sum(count)::bigint AS total
-                 FROM key_usage_hour
-                 WHERE tenant_id = $1 AND bucket >= $2
+                 FROM counts
                  GROUP BY api_key_id
                  ORDER BY total DESC
-                 LIMIT $3) u
+                 LIMIT $4) u
            JOIN api_key k USING (api_key_id)
            ORDER BY u.total DESC, k.name"#,
         tenant_id,
         since,
+        match grain {
+            Grain::Minute => "minute",
+            Grain::Hour => "hour",
+            Grain::Day => "day",
+        },
         limit,
     )
     .fetch_all(db)

@@ -257,7 +257,14 @@ async fn show_tenant(State(state): State<AppState>, member: TenantMember) -> App
     let since = Window::Day.start(time::OffsetDateTime::now_utc());
     let busiest = super::usage::busy_rows(
         &state.config.key_prefix,
-        crate::db::usage::busiest_keys(&state.pool, member.tenant_id(), since, 5).await?,
+        crate::db::usage::busiest_keys(
+            &state.pool,
+            member.tenant_id(),
+            since,
+            super::usage::grain(Window::Day),
+            5,
+        )
+        .await?,
     );
     let page = TenantPage {
         layout: member.layout().await?,

@@ -14,7 +14,7 @@ use super::tenants::{TenantMember, TenantNav};
 use super::{Layout, render};
 use crate::app::AppState;
 use crate::db::keys as db_keys;
-use crate::db::usage::{self as db_usage, BusyKey};
+use crate::db::usage::{self as db_usage, BusyKey, Grain};
 use crate::domain::keys::masked;
 use crate::domain::usage::{Counts, Window, nice_ceiling, series};
 use crate::error::{AppError, AppResult};
@@ -32,16 +32,23 @@ pub async fn load(
     window: Window,
 ) -> AppResult<Vec<(OffsetDateTime, Counts)>> {
     let now = OffsetDateTime::now_utc();
-    let per_minute = window == Window::Hour;
-    let rows = db_usage::counts(
-        &state.pool,
-        tenant_id,
-        api_key_id,
-        window.start(now),
-        per_minute,
-    )
-    .await?;
+    let since = window.start(now);
+    let rows = match api_key_id {
+        Some(key) => {
+            db_usage::key_counts(&state.pool, tenant_id, key, since, grain(window)).await?
+        }
+        None => db_usage::tenant_counts(&state.pool, tenant_id, since, grain(window)).await?,
+    };
     Ok(series(window, now, rows))
+}
+
+/// The coarsest counters that still give the window's buckets.
+pub fn grain(window: Window) -> Grain {
+    match window {
+        Window::Hour => Grain::Minute,
+        Window::Day => Grain::Hour,
+        Window::Month => Grain::Day,
+    }
 }
 
 fn bucket_label(window: Window, at: OffsetDateTime) -> String {
@@ -234,6 +241,7 @@ async fn usage_page(
                 &state.pool,
                 tenant_id,
                 window.start(OffsetDateTime::now_utc()),
+                grain(window),
                 10,
             )
             .await?,

@@ -74,7 +74,14 @@ async fn every_verification_is_counted_once_after_a_graceful_shutdown(pool: PgPo
 
     std::sync::Arc::into_inner(app).unwrap().stop().await;
 
-    for table in ["key_usage_minute", "key_usage_hour"] {
+    // The roll-ups the portal reads agree with the counters they roll up.
+    for table in [
+        "key_usage_minute",
+        "key_usage_hour",
+        "key_usage_day",
+        "tenant_usage_minute",
+        "tenant_usage_hour",
+    ] {
         let counts = counts_by_outcome(&pool, table).await;
         assert_eq!(
             counts.values().sum::<i64>(),
