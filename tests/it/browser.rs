@@ -249,5 +249,30 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
     chrome.goto(&app.url("/t/acme/keys")).await;
     chrome.expect_text("table", "revoked").await;
     chrome.screenshot("28-keys-after").await;
+
+    // Usage, as the metering flush would have recorded it.
+    let ci: uuid::Uuid =
+        sqlx::query_scalar("SELECT api_key_id FROM api_key WHERE name = 'CI pipeline'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    for minutes_ago in 0..60 {
+        let valid = 20 + (minutes_ago * 7) % 30;
+        crate::usage::record_usage(&app.pool, ci, minutes_ago, "VALID", valid).await;
+        if minutes_ago % 9 == 0 {
+            crate::usage::record_usage(&app.pool, ci, minutes_ago, "RATE_LIMITED", 6).await;
+        }
+        if minutes_ago % 13 == 0 {
+            crate::usage::record_usage(&app.pool, ci, minutes_ago, "REVOKED", 4).await;
+        }
+    }
+    chrome.click(".tabs a[href='/t/acme/usage']").await;
+    chrome.expect_text("h2", "Verifications").await;
+    chrome.click(".segmented a[href$='range=1h']").await;
+    chrome.expect_text("h2", "Last hour").await;
+    chrome.screenshot("29-usage-hour").await;
+    chrome.goto(&app.url("/t/acme")).await;
+    chrome.expect_text(".big-figures", "verifications").await;
+    chrome.screenshot("30-tenant-overview-usage").await;
     chrome.close().await;
 }
