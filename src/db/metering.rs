@@ -54,17 +54,26 @@ pub async fn write_batch(
         return Ok(None);
     }
 
+    // The minutes (their totals come back for the rate limiter) and the tenant's minutes.
     let (keys, tenants, buckets, outcomes, counts) = columns(&batch.minutes);
     let totals = sqlx::query_as!(
         MinuteTotal,
-        r#"INSERT INTO key_usage_minute (api_key_id, tenant_id, bucket, outcome, count)
-           SELECT u.api_key_id, u.tenant_id, u.bucket, u.outcome, u.count
-           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
-                AS u(api_key_id, tenant_id, bucket, outcome, count)
-           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
+        r#"WITH u AS (
+               SELECT u.* FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
+                    AS u(api_key_id, tenant_id, bucket, outcome, count)
+               WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
+           ),
+           tenant_minutes AS (
+               INSERT INTO tenant_usage_minute (tenant_id, bucket, outcome, count)
+               SELECT tenant_id, bucket, outcome, sum(count) FROM u GROUP BY tenant_id, bucket, outcome
+               ON CONFLICT (tenant_id, bucket, outcome)
+               DO UPDATE SET count = tenant_usage_minute.count + EXCLUDED.count
+           )
+           INSERT INTO key_usage_minute (api_key_id, tenant_id, bucket, outcome, count)
+           SELECT api_key_id, tenant_id, bucket, outcome, count FROM u
            ON CONFLICT (api_key_id, bucket, outcome)
            DO UPDATE SET count = key_usage_minute.count + EXCLUDED.count
-           RETURNING api_key_id, bucket, outcome, count"#,
+           RETURNING api_key_id AS "api_key_id!", bucket AS "bucket!", outcome AS "outcome!", count AS "count!""#,
         &keys,
         &tenants,
         &buckets,
@@ -74,68 +83,30 @@ pub async fn write_batch(
     .fetch_all(&mut *tx)
     .await?;
 
+    // The hours, and the roll-ups the portal reads (per tenant per hour, per key per day), from
+    // the same rows in one statement.
     let (keys, tenants, buckets, outcomes, counts) = columns(&batch.hours);
     sqlx::query!(
-        r#"INSERT INTO key_usage_hour (api_key_id, tenant_id, bucket, outcome, count)
-           SELECT u.api_key_id, u.tenant_id, u.bucket, u.outcome, u.count
-           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
-                AS u(api_key_id, tenant_id, bucket, outcome, count)
-           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
-           ON CONFLICT (api_key_id, bucket, outcome)
-           DO UPDATE SET count = key_usage_hour.count + EXCLUDED.count"#,
-        &keys,
-        &tenants,
-        &buckets,
-        &outcomes,
-        &counts,
-    )
-    .execute(&mut *tx)
-    .await?;
-
-    // The roll-ups the portal reads: per tenant (minutes, hours) and per key per day.
-    let (keys, tenants, buckets, outcomes, counts) = columns(&batch.minutes);
-    sqlx::query!(
-        r#"INSERT INTO tenant_usage_minute (tenant_id, bucket, outcome, count)
-           SELECT u.tenant_id, u.bucket, u.outcome, sum(u.count)
-           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
-                AS u(api_key_id, tenant_id, bucket, outcome, count)
-           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
-           GROUP BY u.tenant_id, u.bucket, u.outcome
-           ON CONFLICT (tenant_id, bucket, outcome)
-           DO UPDATE SET count = tenant_usage_minute.count + EXCLUDED.count"#,
-        &keys,
-        &tenants,
-        &buckets,
-        &outcomes,
-        &counts,
-    )
-    .execute(&mut *tx)
-    .await?;
-    let (keys, tenants, buckets, outcomes, counts) = columns(&batch.hours);
-    sqlx::query!(
-        r#"INSERT INTO tenant_usage_hour (tenant_id, bucket, outcome, count)
-           SELECT u.tenant_id, u.bucket, u.outcome, sum(u.count)
-           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
-                AS u(api_key_id, tenant_id, bucket, outcome, count)
-           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
-           GROUP BY u.tenant_id, u.bucket, u.outcome
-           ON CONFLICT (tenant_id, bucket, outcome)
-           DO UPDATE SET count = tenant_usage_hour.count + EXCLUDED.count"#,
-        &keys,
-        &tenants,
-        &buckets,
-        &outcomes,
-        &counts,
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        r#"INSERT INTO key_usage_day (api_key_id, tenant_id, bucket, outcome, count)
-           SELECT u.api_key_id, u.tenant_id, date_trunc('day', u.bucket, 'UTC'), u.outcome, sum(u.count)
-           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
-                AS u(api_key_id, tenant_id, bucket, outcome, count)
-           WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
-           GROUP BY u.api_key_id, u.tenant_id, date_trunc('day', u.bucket, 'UTC'), u.outcome
+        r#"WITH u AS (
+               SELECT u.* FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::bigint[])
+                    AS u(api_key_id, tenant_id, bucket, outcome, count)
+               WHERE EXISTS (SELECT 1 FROM api_key k WHERE k.api_key_id = u.api_key_id)
+           ),
+           hours AS (
+               INSERT INTO key_usage_hour (api_key_id, tenant_id, bucket, outcome, count)
+               SELECT api_key_id, tenant_id, bucket, outcome, count FROM u
+               ON CONFLICT (api_key_id, bucket, outcome)
+               DO UPDATE SET count = key_usage_hour.count + EXCLUDED.count
+           ),
+           tenant_hours AS (
+               INSERT INTO tenant_usage_hour (tenant_id, bucket, outcome, count)
+               SELECT tenant_id, bucket, outcome, sum(count) FROM u GROUP BY tenant_id, bucket, outcome
+               ON CONFLICT (tenant_id, bucket, outcome)
+               DO UPDATE SET count = tenant_usage_hour.count + EXCLUDED.count
+           )
+           INSERT INTO key_usage_day (api_key_id, tenant_id, bucket, outcome, count)
+           SELECT api_key_id, tenant_id, date_trunc('day', bucket, 'UTC'), outcome, sum(count) FROM u
+           GROUP BY api_key_id, tenant_id, date_trunc('day', bucket, 'UTC'), outcome
            ON CONFLICT (api_key_id, bucket, outcome)
            DO UPDATE SET count = key_usage_day.count + EXCLUDED.count"#,
         &keys,

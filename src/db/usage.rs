@@ -15,39 +15,40 @@ pub enum Grain {
 
 type Counts = Vec<(OffsetDateTime, String, i64)>;
 
-/// (bucket, outcome, count) rows of a tenant since `since`.
+impl Grain {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+            Self::Day => "day",
+        }
+    }
+}
+
+/// (bucket, outcome, count) rows of a tenant since `since`, per minute or per hour (days are
+/// summed from hours by the caller).
 pub async fn tenant_counts(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     since: OffsetDateTime,
     grain: Grain,
 ) -> sqlx::Result<Counts> {
-    let rows = if grain == Grain::Minute {
-        sqlx::query!(
-            r#"SELECT bucket, outcome, count FROM tenant_usage_minute
-               WHERE tenant_id = $1 AND bucket >= $2"#,
-            tenant_id,
-            since,
-        )
-        .fetch_all(db)
-        .await?
+    let rows = sqlx::query!(
+        r#"SELECT bucket AS "bucket!", outcome AS "outcome!", count AS "count!" FROM tenant_usage_minute
+           WHERE $3 = 'minute' AND tenant_id = $1 AND bucket >= $2
+           UNION ALL
+           SELECT bucket, outcome, count FROM tenant_usage_hour
+           WHERE $3 <> 'minute' AND tenant_id = $1 AND bucket >= $2"#,
+        tenant_id,
+        since,
+        grain.as_str(),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
         .into_iter()
         .map(|row| (row.bucket, row.outcome, row.count))
-        .collect()
-    } else {
-        sqlx::query!(
-            r#"SELECT bucket, outcome, count FROM tenant_usage_hour
-               WHERE tenant_id = $1 AND bucket >= $2"#,
-            tenant_id,
-            since,
-        )
-        .fetch_all(db)
-        .await?
-        .into_iter()
-        .map(|row| (row.bucket, row.outcome, row.count))
-        .collect()
-    };
-    Ok(rows)
+        .collect())
 }
 
 /// (bucket, outcome, count) rows of one key of the tenant since `since`.
@@ -58,42 +59,26 @@ pub async fn key_counts(
     since: OffsetDateTime,
     grain: Grain,
 ) -> sqlx::Result<Counts> {
-    let rows = match grain {
-        Grain::Minute => sqlx::query!(
-            "SELECT bucket, outcome, count FROM key_usage_minute WHERE tenant_id = $1 AND api_key_id = $2 AND bucket >= $3",
-            tenant_id,
-            api_key_id,
-            since,
-        )
-        .fetch_all(db)
-        .await?
+    let rows = sqlx::query!(
+        r#"SELECT bucket AS "bucket!", outcome AS "outcome!", count AS "count!" FROM key_usage_minute
+           WHERE $4 = 'minute' AND tenant_id = $1 AND api_key_id = $2 AND bucket >= $3
+           UNION ALL
+           SELECT bucket, outcome, count FROM key_usage_hour
+           WHERE $4 = 'hour' AND tenant_id = $1 AND api_key_id = $2 AND bucket >= $3
+           UNION ALL
+           SELECT bucket, outcome, count FROM key_usage_day
+           WHERE $4 = 'day' AND tenant_id = $1 AND api_key_id = $2 AND bucket >= $3"#,
+        tenant_id,
+        api_key_id,
+        since,
+        grain.as_str(),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
         .into_iter()
         .map(|row| (row.bucket, row.outcome, row.count))
-        .collect(),
-        Grain::Hour => sqlx::query!(
-            "SELECT bucket, outcome, count FROM key_usage_hour WHERE tenant_id = $1 AND api_key_id = $2 AND bucket >= $3",
-            tenant_id,
-            api_key_id,
-            since,
-        )
-        .fetch_all(db)
-        .await?
-        .into_iter()
-        .map(|row| (row.bucket, row.outcome, row.count))
-        .collect(),
-        Grain::Day => sqlx::query!(
-            "SELECT bucket, outcome, count FROM key_usage_day WHERE tenant_id = $1 AND api_key_id = $2 AND bucket >= $3",
-            tenant_id,
-            api_key_id,
-            since,
-        )
-        .fetch_all(db)
-        .await?
-        .into_iter()
-        .map(|row| (row.bucket, row.outcome, row.count))
-        .collect(),
-    };
-    Ok(rows)
+        .collect())
 }
 
 #[derive(Debug, Clone)]
@@ -140,11 +125,7 @@ pub async fn busiest_keys(
            ORDER BY u.total DESC, k.name"#,
         tenant_id,
         since,
-        match grain {
-            Grain::Minute => "minute",
-            Grain::Hour => "hour",
-            Grain::Day => "day",
-        },
+        grain.as_str(),
         limit,
     )
     .fetch_all(db)

@@ -114,6 +114,21 @@ async fn a_keys_usage_counts_that_key_only(pool: PgPool) {
         .await
         .unwrap();
     assert!(page.contains("Key A") && page.contains(r#"<span class="stat-value">11</span>"#));
+    for range in ["24h", "30d"] {
+        let page = app
+            .get(
+                &world.viewer,
+                &format!("/t/acme/keys/{a}/usage?range={range}"),
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains(r#"<span class="stat-value">11</span>"#),
+            "{range}"
+        );
+    }
     let csv = app
         .get(
             &world.viewer,
