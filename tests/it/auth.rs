@@ -33,10 +33,7 @@ async fn an_email_can_sign_up_only_once_in_any_spelling(pool: PgPool) {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = response.text().await.unwrap();
     assert!(page.contains("An account with this email already exists"));
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM app_user")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let count: i64 = app.count("app_user").await;
     assert_eq!(count, 1);
 }
 
@@ -75,10 +72,7 @@ async fn short_long_and_common_passwords_are_refused_with_a_reason(pool: PgPool)
         assert!(page.contains(r#"value="bo@example.com""#));
         assert!(!page.contains(password));
     }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM app_user")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let count: i64 = app.count("app_user").await;
     assert_eq!(count, 0);
 }
 
@@ -340,16 +334,10 @@ async fn the_old_cookie_is_dead_after_sign_out(pool: PgPool) {
     let (client, jar) = app.client_with_jar();
     app.sign_up(&client, "ada@example.com", "Ada").await;
     let cookie = app.session_cookie_in(&jar).unwrap();
-    let sessions_before: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let sessions_before: i64 = app.count("tower_sessions.session").await;
     let response = app.submit(&client, "/account", "/signout", &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let sessions_after: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let sessions_after: i64 = app.count("tower_sessions.session").await;
     assert_eq!(
         sessions_after,
         sessions_before - 1,
@@ -407,9 +395,6 @@ async fn a_session_ends_at_its_absolute_lifetime_however_active(pool: PgPool) {
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let response = app.get(&client, "/account").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let sessions: i64 = app.count("tower_sessions.session").await;
     assert_eq!(sessions, 0, "the expired session is removed from the store");
 }

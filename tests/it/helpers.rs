@@ -115,6 +115,14 @@ impl TestApp {
         panic!("the instance never started listening for key changes");
     }
 
+    /// How many rows `table` has: what a test checks to see that nothing was made.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -54,6 +54,26 @@ pub async fn create_key(
     (secret, id)
 }
 
+/// Rolls a key through its roll form (so with a fresh form id), with a grace of `grace`.
+async fn roll(
+    app: &TestApp,
+    client: &Client,
+    slug: &str,
+    id: Uuid,
+    grace: &str,
+) -> reqwest::Response {
+    let path = format!("/t/{slug}/keys/{id}/roll");
+    let form = app.get(client, &path).await.text().await.unwrap();
+    let form_id = value_of(&form, "form_id").unwrap();
+    app.submit(
+        client,
+        &path,
+        &path,
+        &[("grace", grace), ("form_id", &form_id)],
+    )
+    .await
+}
+
 fn value_of(html: &str, name: &str) -> Option<String> {
     let marker = format!(r#"name="{name}" value=""#);
     let start = html.find(&marker)? + marker.len();
@@ -76,10 +96,7 @@ fn key_link(html: &str, slug: &str) -> Option<Uuid> {
 }
 
 async fn key_count(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM api_key")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    app.count("api_key").await
 }
 
 #[sqlx::test]
@@ -503,20 +520,7 @@ async fn every_create_roll_and_revoke_is_in_the_audit_log(pool: PgPool) {
     let admin = app.signed_in_user("ada@example.com", "Ada").await;
     create_tenant(&app, &admin, "Acme", "acme").await;
     let (secret, id) = create_key(&app, &admin, "acme", "Audited", "live").await;
-    let form = app
-        .get(&admin, &format!("/t/acme/keys/{id}/roll"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let form_id = value_of(&form, "form_id").unwrap();
-    app.submit(
-        &admin,
-        "/t/acme/keys",
-        &format!("/t/acme/keys/{id}/roll"),
-        &[("grace", "none"), ("form_id", &form_id)],
-    )
-    .await;
+    roll(&app, &admin, "acme", id, "none").await;
     app.submit(
         &admin,
         "/t/acme/keys",
@@ -667,21 +671,7 @@ async fn neither_the_database_nor_the_logs_ever_contain_a_key(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let form = app
-        .get(&admin, &format!("/t/acme/keys/{first_id}/roll"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let form_id = value_of(&form, "form_id").unwrap();
-    let rolled = app
-        .submit(
-            &admin,
-            "/t/acme/keys",
-            &format!("/t/acme/keys/{first_id}/roll"),
-            &[("grace", "1h"), ("form_id", &form_id)],
-        )
-        .await;
+    let rolled = roll(&app, &admin, "acme", first_id, "1h").await;
     secrets.push(revealed(&rolled.text().await.unwrap()).unwrap());
     let _ = tokio::process::Command::new("kill")
         .arg("-TERM")
@@ -756,21 +746,7 @@ async fn a_key_revoked_or_rolled_in_the_portal_is_refused_by_the_key_api_at_once
         "REVOKED"
     );
 
-    let form = app
-        .get(&admin, &format!("/t/acme/keys/{rolled_id}/roll"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let form_id = value_of(&form, "form_id").unwrap();
-    let response = app
-        .submit(
-            &admin,
-            "/t/acme/keys",
-            &format!("/t/acme/keys/{rolled_id}/roll"),
-            &[("grace", "none"), ("form_id", &form_id)],
-        )
-        .await;
+    let response = roll(&app, &admin, "acme", rolled_id, "none").await;
     let successor = revealed(&response.text().await.unwrap()).unwrap();
     assert_eq!(crate::key_fixtures::code_of(&app, &rolled).await, "EXPIRED");
     assert_eq!(

@@ -140,10 +140,7 @@ async fn an_oversize_body_is_refused(pool: PgPool) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(response.text().await.unwrap().contains("too large"));
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM app_user")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let count: i64 = app.count("app_user").await;
     assert_eq!(count, 0);
 }
 

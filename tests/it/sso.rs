@@ -42,10 +42,7 @@ async fn sso_sign_in(app: &TestApp, provider: &RealProvider, login: &str) -> (Cl
 }
 
 async fn users(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM app_user")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    app.count("app_user").await
 }
 
 async fn assert_signed_out(app: &TestApp, client: &Client) {
@@ -508,10 +505,7 @@ async fn the_same_email_under_another_subject_takes_nothing_over(pool: PgPool) {
     )
     .await;
     assert_eq!(users(&app).await, 1);
-    let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM user_identity")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let identities: i64 = app.count("user_identity").await;
     assert_eq!(
         identities, 1,
         "eve's subject was not linked to ada's account"
@@ -659,10 +653,7 @@ async fn an_sso_only_user_cannot_unlink_the_only_way_in(pool: PgPool) {
         )
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM user_identity")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let identities: i64 = app.count("user_identity").await;
     assert_eq!(identities, 1);
 }
 

@@ -53,10 +53,7 @@ async fn sign_in_at_provider(chrome: &Chrome, app: &TestApp, login: &str, shot: 
 }
 
 async fn users(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM app_user")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    app.count("app_user").await
 }
 
 #[sqlx::test]

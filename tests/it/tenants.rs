@@ -333,10 +333,7 @@ async fn a_taken_or_malformed_slug_is_refused_with_a_reason(pool: PgPool) {
             .unwrap()
             .contains("lowercase letters, digits and hyphens")
     );
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let count: i64 = app.count("tenant").await;
     assert_eq!(count, 1);
 }
 
@@ -392,18 +389,12 @@ async fn an_invited_person_joins_with_the_role_and_only_once(pool: PgPool) {
     let again = accept(&app, &bob, &link).await;
     assert_eq!(again.status(), StatusCode::GONE);
     assert!(again.text().await.unwrap().contains("already been used"));
-    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM membership")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let members: i64 = app.count("membership").await;
     assert_eq!(members, 2);
 }
 
 async fn memberships(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM membership")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    app.count("membership").await
 }
 
 #[sqlx::test]
