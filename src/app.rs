@@ -30,7 +30,7 @@ use crate::domain::metering::{self, Meter};
 use crate::domain::passwords::Passwords;
 use crate::domain::rate_limit::RateLimits;
 use crate::error::{AppError, ErrorReport};
-use crate::{api, db, oidc, web};
+use crate::{api, db, oidc_client, web};
 
 /// Largest request body accepted anywhere (portal forms, key API calls).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -44,7 +44,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub passwords: Passwords,
     pub sessions: PostgresStore,
-    pub oidc: oidc::Providers,
+    pub oidc: oidc_client::Providers,
     /// Verified keys, at most 10 s; `key_cache.invalidate(&secret_hash)` forgets one at once.
     pub key_cache: Arc<KeyCache>,
     pub rate_limits: Arc<RateLimits>,
@@ -69,7 +69,7 @@ impl AppState {
         let sessions = PostgresStore::new(pool.clone());
         sessions.migrate().await?;
         let hashers = std::thread::available_parallelism().map_or(2, usize::from);
-        let oidc = oidc::Providers::start(&config)
+        let oidc = oidc_client::Providers::start(&config)
             .await
             .map_err(AppError::unexpected)?;
         Ok(Self {

@@ -15,6 +15,6 @@ pub mod domain;
 /// The error type and how it is shown.
 pub mod error;
 /// OpenID Connect relying party: discovery, authorization requests, ID token validation.
-pub mod oidc;
+pub mod oidc_client;
 /// The portal.
 pub mod web;

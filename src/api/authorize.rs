@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use crate::api::judge::{self, Verdict};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
-use crate::domain::keys::Environment;
 use crate::domain::verification::{Code, Requirements};
+use crate::domain::vocabulary::Environment;
 
 pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-verifier");
 pub static KEY_ID_HEADER: HeaderName = HeaderName::from_static("gatehouse-key-id");

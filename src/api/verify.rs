@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::api::judge::{self, Verdict};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
-use crate::domain::keys::Environment;
 use crate::domain::verification::{KeyRecord, Requirements};
+use crate::domain::vocabulary::Environment;
 
 #[derive(Debug, Deserialize)]
 pub struct VerifyRequest {

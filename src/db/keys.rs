@@ -4,6 +4,8 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::vocabulary::Environment;
+
 /// PostgreSQL channel on which every instance hears that a key changed (payload: hex SHA-256).
 pub const CHANGED_CHANNEL: &str = "gatehouse_key_changed";
 
@@ -14,7 +16,7 @@ pub struct Key {
     pub created_by: Option<Uuid>,
     pub created_by_name: Option<String>,
     pub name: String,
-    pub environment: String,
+    pub environment: Environment,
     pub secret_hash: Vec<u8>,
     pub last_four: String,
     pub scopes: Vec<String>,
@@ -72,7 +74,7 @@ pub async fn get(
     sqlx::query_as!(
         Key,
         r#"SELECT k.api_key_id, k.tenant_id, k.created_by, c.display_name AS "created_by_name?",
-                  k.name, k.environment, k.secret_hash, k.last_four, k.scopes, k.rate_limit,
+                  k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.scopes, k.rate_limit,
                   k.expires_at, k.revoked_at, r.display_name AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, o.display_name AS "rolled_by_name?",
                   k.last_used_at, k.created_at
@@ -147,7 +149,7 @@ pub async fn list(
     sqlx::query_as!(
         Key,
         r#"SELECT k.api_key_id, k.tenant_id, k.created_by, c.display_name AS "created_by_name?",
-                  k.name, k.environment, k.secret_hash, k.last_four, k.scopes, k.rate_limit,
+                  k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.scopes, k.rate_limit,
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at

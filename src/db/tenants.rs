@@ -4,6 +4,8 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::vocabulary::Role;
+
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub tenant_id: Uuid,
@@ -19,7 +21,7 @@ pub struct Membership {
     pub tenant_id: Uuid,
     pub slug: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: OffsetDateTime,
 }
 
@@ -30,7 +32,7 @@ pub struct Member {
     pub app_user_id: Uuid,
     pub email: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: OffsetDateTime,
 }
 
@@ -39,7 +41,7 @@ pub struct Invitation {
     pub invitation_id: Uuid,
     pub tenant_id: Uuid,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub invited_by_name: Option<String>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -73,13 +75,13 @@ pub async fn insert_membership(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     app_user_id: Uuid,
-    role: &str,
+    role: Role,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO membership (tenant_id, app_user_id, role) VALUES ($1, $2, $3)",
         tenant_id,
         app_user_id,
-        role,
+        role.as_str(),
     )
     .execute(db)
     .await
@@ -94,7 +96,7 @@ pub async fn membership(
 ) -> sqlx::Result<Option<Membership>> {
     sqlx::query_as!(
         Membership,
-        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role, m.created_at
+        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role AS "role: Role", m.created_at
            FROM membership m JOIN tenant t USING (tenant_id)
            WHERE t.slug = $1 AND m.app_user_id = $2"#,
         slug,
@@ -111,7 +113,7 @@ pub async fn memberships_of(
 ) -> sqlx::Result<Vec<Membership>> {
     sqlx::query_as!(
         Membership,
-        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role, m.created_at
+        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role AS "role: Role", m.created_at
            FROM membership m JOIN tenant t USING (tenant_id)
            WHERE m.app_user_id = $1
            ORDER BY lower(t.name), t.slug"#,
@@ -124,7 +126,7 @@ pub async fn memberships_of(
 pub async fn members(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<Vec<Member>> {
     sqlx::query_as!(
         Member,
-        r#"SELECT m.membership_id, u.app_user_id, u.email, u.display_name, m.role, m.created_at
+        r#"SELECT m.membership_id, u.app_user_id, u.email, u.display_name, m.role AS "role: Role", m.created_at
            FROM membership m JOIN app_user u USING (app_user_id)
            WHERE m.tenant_id = $1
            ORDER BY CASE m.role WHEN 'admin' THEN 0 WHEN 'developer' THEN 1 ELSE 2 END,
@@ -142,7 +144,7 @@ pub async fn member(
 ) -> sqlx::Result<Option<Member>> {
     sqlx::query_as!(
         Member,
-        r#"SELECT m.membership_id, u.app_user_id, u.email, u.display_name, m.role, m.created_at
+        r#"SELECT m.membership_id, u.app_user_id, u.email, u.display_name, m.role AS "role: Role", m.created_at
            FROM membership m JOIN app_user u USING (app_user_id)
            WHERE m.tenant_id = $1 AND m.membership_id = $2"#,
         tenant_id,
@@ -180,13 +182,13 @@ pub async fn set_role(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     membership_id: Uuid,
-    role: &str,
+    role: Role,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE membership SET role = $3 WHERE tenant_id = $1 AND membership_id = $2",
         tenant_id,
         membership_id,
-        role,
+        role.as_str(),
     )
     .execute(db)
     .await
@@ -212,7 +214,7 @@ pub async fn insert_invitation(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     email: &str,
-    role: &str,
+    role: Role,
     token_hash: &[u8],
     invited_by: Uuid,
     expires_at: OffsetDateTime,
@@ -221,12 +223,12 @@ pub async fn insert_invitation(
         Invitation,
         r#"INSERT INTO invitation (tenant_id, email, role, token_hash, invited_by, expires_at)
            VALUES ($1, $2, $3, $4, $5, $6)
-           RETURNING invitation_id, tenant_id, email, role,
+           RETURNING invitation_id, tenant_id, email, role AS "role: Role",
                      (SELECT display_name FROM app_user WHERE app_user_id = $5) AS invited_by_name,
                      created_at, expires_at, accepted_at, revoked_at"#,
         tenant_id,
         email,
-        role,
+        role.as_str(),
         token_hash,
         invited_by,
         expires_at,
@@ -242,7 +244,7 @@ pub async fn pending_invitations(
 ) -> sqlx::Result<Vec<Invitation>> {
     sqlx::query_as!(
         Invitation,
-        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role,
+        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role AS "role: Role",
                   u.display_name AS "invited_by_name?", i.created_at, i.expires_at,
                   i.accepted_at, i.revoked_at
            FROM invitation i LEFT JOIN app_user u ON u.app_user_id = i.invited_by
@@ -264,7 +266,7 @@ pub async fn revoke_invitation(
         Invitation,
         r#"UPDATE invitation SET revoked_at = now(), revoked_by = $3
            WHERE tenant_id = $1 AND invitation_id = $2 AND accepted_at IS NULL AND revoked_at IS NULL
-           RETURNING invitation_id, tenant_id, email, role, NULL::text AS "invited_by_name?",
+           RETURNING invitation_id, tenant_id, email, role AS "role: Role", NULL::text AS "invited_by_name?",
                      created_at, expires_at, accepted_at, revoked_at"#,
         tenant_id,
         invitation_id,
@@ -279,7 +281,7 @@ struct InvitationRow {
     invitation_id: Uuid,
     tenant_id: Uuid,
     email: String,
-    role: String,
+    role: Role,
     invited_by_name: Option<String>,
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
@@ -320,7 +322,7 @@ pub async fn invitation_by_token_hash(
 ) -> sqlx::Result<Option<(Invitation, Tenant)>> {
     let row = sqlx::query_as!(
         InvitationRow,
-        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role, u.display_name AS "invited_by_name?",
+        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role AS "role: Role", u.display_name AS "invited_by_name?",
                   i.created_at, i.expires_at, i.accepted_at, i.revoked_at,
                   t.slug, t.name, t.created_at AS tenant_created_at
            FROM invitation i JOIN tenant t USING (tenant_id)
@@ -340,7 +342,7 @@ pub async fn invitation_by_token_hash_for_update(
 ) -> sqlx::Result<Option<(Invitation, Tenant)>> {
     let row = sqlx::query_as!(
         InvitationRow,
-        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role, NULL::text AS "invited_by_name?",
+        r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role AS "role: Role", NULL::text AS "invited_by_name?",
                   i.created_at, i.expires_at, i.accepted_at, i.revoked_at,
                   t.slug, t.name, t.created_at AS tenant_created_at
            FROM invitation i JOIN tenant t USING (tenant_id)

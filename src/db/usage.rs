@@ -5,6 +5,8 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::vocabulary::Environment;
+
 /// The resolution a window is read at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grain {
@@ -85,7 +87,7 @@ pub async fn key_counts(
 pub struct BusyKey {
     pub api_key_id: Uuid,
     pub name: String,
-    pub environment: String,
+    pub environment: Environment,
     pub last_four: String,
     pub valid: i64,
     pub total: i64,
@@ -112,7 +114,7 @@ pub async fn busiest_keys(
                SELECT api_key_id, outcome, count FROM key_usage_day
                WHERE $3 = 'day' AND tenant_id = $1 AND bucket >= $2
            )
-           SELECT k.api_key_id, k.name, k.environment, k.last_four,
+           SELECT k.api_key_id, k.name, k.environment AS "environment: Environment", k.last_four,
                   u.valid AS "valid!", u.total AS "total!"
            FROM (SELECT api_key_id,
                         coalesce(sum(count) FILTER (WHERE outcome = 'VALID'), 0)::bigint AS valid,

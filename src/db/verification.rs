@@ -6,6 +6,8 @@ use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::vocabulary::Environment;
+
 /// What the key API needs to judge a key, with its tenant's slug.
 #[derive(Debug, Clone)]
 pub struct KeyForVerification {
@@ -13,7 +15,7 @@ pub struct KeyForVerification {
     pub tenant_id: Uuid,
     pub tenant_slug: String,
     pub name: String,
-    pub environment: String,
+    pub environment: Environment,
     pub scopes: Vec<String>,
     pub rate_limit: i32,
     pub expires_at: Option<OffsetDateTime>,
@@ -27,7 +29,7 @@ pub async fn find_by_hash(
 ) -> sqlx::Result<Option<KeyForVerification>> {
     sqlx::query_as!(
         KeyForVerification,
-        r#"SELECT k.api_key_id, k.tenant_id, t.slug AS tenant_slug, k.name, k.environment,
+        r#"SELECT k.api_key_id, k.tenant_id, t.slug AS tenant_slug, k.name, k.environment AS "environment: Environment",
                   k.scopes, k.rate_limit, k.expires_at, k.revoked_at
            FROM api_key k
            JOIN tenant t ON t.tenant_id = k.tenant_id

@@ -189,7 +189,7 @@ async fn listen(pool: &PgPool) -> sqlx::Result<PgListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::keys::Environment;
+    use crate::domain::vocabulary::Environment;
     use uuid::Uuid;
 
     fn record() -> Arc<KeyRecord> {

@@ -5,14 +5,14 @@ use std::fmt;
 
 use rand::Rng;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::db::audit;
 use crate::db::keys::{self as db_keys, NewKeyRow};
-use crate::domain::tenants::{Actor, Role};
+use crate::domain::tenants::Actor;
+use crate::domain::vocabulary::{Environment, Role};
 use crate::error::{AppError, AppResult};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -21,37 +21,6 @@ pub const RANDOM_CHARS: usize = 32;
 /// Checksum characters: CRC32 written in base62, fixed width.
 pub const CHECKSUM_CHARS: usize = 6;
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Environment {
-    Live,
-    Test,
-}
-
-impl Environment {
-    pub const ALL: [Environment; 2] = [Environment::Live, Environment::Test];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Live => "live",
-            Self::Test => "test",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "live" => Some(Self::Live),
-            "test" => Some(Self::Test),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why a string is not a key. Found without touching the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +114,7 @@ fn checksum(signed: &str) -> String {
 }
 
 pub fn hash(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
+    super::tokens::sha256(key)
 }
 
 fn last_four(key: &str) -> String {
@@ -155,7 +124,7 @@ fn last_four(key: &str) -> String {
 }
 
 /// How a key is listed: `ak_live_••••4f2a`.
-pub fn masked(prefix: &str, environment: &str, last_four: &str) -> String {
+pub fn masked(prefix: &str, environment: Environment, last_four: &str) -> String {
     format!("{prefix}_{environment}_••••{last_four}")
 }
 
@@ -400,7 +369,7 @@ pub async fn create_key(
         &actor.event(
             tenant_id,
             "key.created",
-            key_target(&settings.name, &masked(prefix, settings.environment.as_str(), &key.last_four())),
+            key_target(&settings.name, &masked(prefix, settings.environment, &key.last_four())),
             json!({
                 "environment": settings.environment.as_str(),
                 "scopes": settings.scopes.join(" "),
@@ -500,8 +469,7 @@ pub async fn roll_key(
     if !matches!(status, Status::Active | Status::Expiring) {
         return Ok(Err(KeyProblem::Finished(status)));
     }
-    let environment = Environment::parse(&old.environment)
-        .ok_or_else(|| AppError::unexpected("bad environment"))?;
+    let environment = old.environment;
     let settings = KeySettings {
         name: old.name.clone(),
         environment,
@@ -533,9 +501,9 @@ pub async fn roll_key(
         &actor.event(
             tenant_id,
             "key.rolled",
-            key_target(&old.name, &masked(prefix, &old.environment, &old.last_four)),
+            key_target(&old.name, &masked(prefix, old.environment, &old.last_four)),
             json!({
-                "new_key": masked(prefix, &old.environment, &key.last_four()),
+                "new_key": masked(prefix, old.environment, &key.last_four()),
                 "grace": grace_label(grace),
             }),
         ),
@@ -588,7 +556,7 @@ pub async fn revoke_key(
         &actor.event(
             tenant_id,
             "key.revoked",
-            key_target(&key.name, &masked(prefix, &key.environment, &key.last_four)),
+            key_target(&key.name, &masked(prefix, key.environment, &key.last_four)),
             json!({}),
         ),
     )

@@ -9,5 +9,7 @@ pub mod passwords;
 pub mod rate_limit;
 pub mod tenants;
 pub mod throttle;
+pub mod tokens;
 pub mod usage;
 pub mod verification;
+pub mod vocabulary;

@@ -1,78 +1,23 @@
 //! Tenants, roles, memberships and invitations: the rules, including "every tenant keeps an admin".
 
-use std::fmt;
 use std::net::IpAddr;
 
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
+use super::tokens::{random_token, sha256};
 use crate::db::audit::{self, NewEvent};
 use crate::db::tenants::{self as db_tenants, Invitation, Tenant};
 use crate::db::users::User;
 use crate::domain::accounts::Email;
+use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
 
 /// How long an invitation link works.
 pub const INVITATION_LIFETIME: Duration = Duration::days(7);
-
-/// A member's role. Ordered: each role can do everything the ones below it can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    Viewer,
-    Developer,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Developer, Role::Viewer];
-
-    pub fn parse(value: &str) -> Result<Self, String> {
-        match value {
-            "admin" => Ok(Self::Admin),
-            "developer" => Ok(Self::Developer),
-            "viewer" => Ok(Self::Viewer),
-            other => Err(format!(
-                "{other:?} is not a role (admin, developer or viewer)."
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Developer => "developer",
-            Self::Viewer => "viewer",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Admin => "Admin",
-            Self::Developer => "Developer",
-            Self::Viewer => "Viewer",
-        }
-    }
-
-    pub fn description(self) -> &'static str {
-        match self {
-            Self::Admin => "manages members and every key, reads the audit log",
-            Self::Developer => "creates and manages their own keys",
-            Self::Viewer => "sees keys (masked) and usage, changes nothing",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
 
 /// A tenant's display name.
 #[derive(Debug, Clone)]
@@ -225,13 +170,8 @@ pub async fn create_tenant(
             return Err(err);
         }
     };
-    db_tenants::insert_membership(
-        &mut *tx,
-        tenant.tenant_id,
-        creator.app_user_id,
-        Role::Admin.as_str(),
-    )
-    .await?;
+    db_tenants::insert_membership(&mut *tx, tenant.tenant_id, creator.app_user_id, Role::Admin)
+        .await?;
     audit::insert(
         &mut *tx,
         &actor.event(
@@ -250,10 +190,6 @@ pub async fn create_tenant(
 pub struct IssuedInvitation {
     pub invitation: Invitation,
     pub token: String,
-}
-
-pub fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
 }
 
 /// Invites `email` to join `tenant_id` as `role`.
@@ -282,18 +218,14 @@ pub async fn invite(
             email.as_str()
         )));
     }
-    let token: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(40)
-        .map(char::from)
-        .collect();
+    let token = random_token(40);
     let expires_at = OffsetDateTime::now_utc() + INVITATION_LIFETIME;
     let invitation = match db_tenants::insert_invitation(
         &mut *tx,
         tenant_id,
         email.as_str(),
-        role.as_str(),
-        &hash_token(&token),
+        role,
+        &sha256(&token),
         actor.user_id,
         expires_at,
     )
@@ -400,7 +332,7 @@ pub async fn find_invitation(
     token: &str,
 ) -> AppResult<Result<(Invitation, Tenant), InvitationProblem>> {
     let Some((invitation, tenant)) =
-        db_tenants::invitation_by_token_hash(pool, &hash_token(token)).await?
+        db_tenants::invitation_by_token_hash(pool, &sha256(token)).await?
     else {
         return Ok(Err(InvitationProblem::Unknown));
     };
@@ -420,7 +352,7 @@ pub async fn accept_invitation(
     let mut tx = pool.begin().await?;
     // Locks the invitation row so two acceptances cannot both succeed.
     let Some((invitation, tenant)) =
-        db_tenants::invitation_by_token_hash_for_update(&mut *tx, &hash_token(token)).await?
+        db_tenants::invitation_by_token_hash_for_update(&mut *tx, &sha256(token)).await?
     else {
         return Ok(Err(InvitationProblem::Unknown));
     };
@@ -447,7 +379,7 @@ pub async fn accept_invitation(
         &mut *tx,
         tenant.tenant_id,
         user.app_user_id,
-        &invitation.role,
+        invitation.role,
     )
     .await?;
     audit::insert(
@@ -493,14 +425,14 @@ pub async fn change_role(
     let member = db_tenants::member(&mut *tx, tenant_id, membership_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let old = Role::parse(&member.role).map_err(AppError::unexpected)?;
+    let old = member.role;
     if old == role {
         return Ok(Ok(()));
     }
     if old == Role::Admin && db_tenants::count_admins(&mut *tx, tenant_id).await? <= 1 {
         return Ok(Err(MemberProblem::LastAdmin));
     }
-    db_tenants::set_role(&mut *tx, tenant_id, membership_id, role.as_str()).await?;
+    db_tenants::set_role(&mut *tx, tenant_id, membership_id, role).await?;
     audit::insert(
         &mut *tx,
         &actor.event(
@@ -528,9 +460,7 @@ pub async fn remove_member(
     let member = db_tenants::member(&mut *tx, tenant_id, membership_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    if member.role == Role::Admin.as_str()
-        && db_tenants::count_admins(&mut *tx, tenant_id).await? <= 1
-    {
+    if member.role == Role::Admin && db_tenants::count_admins(&mut *tx, tenant_id).await? <= 1 {
         return Ok(Err(MemberProblem::LastAdmin));
     }
     db_tenants::delete_membership(&mut *tx, tenant_id, membership_id).await?;
@@ -551,15 +481,6 @@ pub async fn remove_member(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn roles_are_ordered_by_power() {
-        assert!(Role::Admin > Role::Developer && Role::Developer > Role::Viewer);
-        for role in Role::ALL {
-            assert_eq!(Role::parse(role.as_str()).unwrap(), role);
-        }
-        assert!(Role::parse("owner").is_err());
-    }
 
     #[test]
     fn slugs_are_made_from_names() {

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::verification::{KeyForVerification, LookupConnections};
-use crate::domain::keys::Environment;
+use crate::domain::vocabulary::Environment;
 
 /// Every answer the key API gives about a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,19 +102,18 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    /// `None` for a row the database should never hold (an unknown environment).
-    pub fn from_row(row: KeyForVerification) -> Option<Self> {
-        Some(Self {
+    pub fn from_row(row: KeyForVerification) -> Self {
+        Self {
             id: row.api_key_id,
             name: row.name,
-            environment: Environment::parse(&row.environment)?,
+            environment: row.environment,
             tenant_id: row.tenant_id,
             tenant_slug: row.tenant_slug,
             scopes: row.scopes,
             rate_limit: u32::try_from(row.rate_limit).unwrap_or(1).max(1),
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
-        })
+        }
     }
 
     /// The answer before rate limiting, checked in this order: revoked, expired (a rolled key
@@ -164,7 +163,7 @@ pub async fn lookup_key(
     Ok(connections
         .find_by_hash(secret_hash)
         .await?
-        .and_then(KeyRecord::from_row))
+        .map(KeyRecord::from_row))
 }
 
 #[cfg(test)]

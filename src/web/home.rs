@@ -25,7 +25,7 @@ struct LandingPage {
 struct TenantRow {
     slug: String,
     name: String,
-    role: String,
+    role: &'static str,
     joined: String,
 }
 
@@ -49,7 +49,7 @@ async fn show_home(State(state): State<AppState>, visitor: Visitor) -> AppResult
             joined: date(m.created_at),
             slug: m.slug,
             name: m.name,
-            role: m.role,
+            role: m.role.as_str(),
         })
         .collect();
     render(&HomePage {

@@ -11,7 +11,8 @@ use super::meta::RequestMeta;
 use super::session::{self, encode};
 use super::{CurrentUser, Layout, Visitor, render};
 use crate::app::AppState;
-use crate::domain::tenants::{self, InvitationProblem, Role};
+use crate::domain::tenants::{self, InvitationProblem};
+use crate::domain::vocabulary::Role;
 use crate::error::AppResult;
 
 pub fn router() -> Router<AppState> {
@@ -92,7 +93,7 @@ async fn show_invitation(
     let page = InvitationPage {
         layout,
         tenant_name: tenant.name,
-        role: Role::parse(&invitation.role).ok(),
+        role: Some(invitation.role),
         invited_email: invitation.email,
         invited_by: invitation
             .invited_by_name

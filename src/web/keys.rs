@@ -7,8 +7,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tower_sessions::Session;
@@ -20,8 +18,10 @@ use super::tenants::{ConfirmPage, TenantMember, TenantNav};
 use super::{Layout, render};
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
-use crate::domain::keys::{self, Environment, KeyErrors, KeyInput, KeyProblem, NewKey, Status};
-use crate::domain::tenants::Role;
+use crate::domain::keys::{self, KeyErrors, KeyInput, KeyProblem, NewKey, Status};
+use crate::domain::tokens;
+use crate::domain::vocabulary::Environment;
+use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
 
 const PAGE_SIZE: i64 = 25;
@@ -32,7 +32,7 @@ pub struct KeyView {
     pub id: Uuid,
     pub masked: String,
     pub name: String,
-    pub environment: String,
+    pub environment: Environment,
     pub scopes: String,
     pub creator: String,
     pub created: String,
@@ -47,9 +47,9 @@ impl KeyView {
     fn new(key: &Key, prefix: &str, member: &TenantMember, now: OffsetDateTime) -> Self {
         Self {
             id: key.api_key_id,
-            masked: keys::masked(prefix, &key.environment, &key.last_four),
+            masked: keys::masked(prefix, key.environment, &key.last_four),
             name: key.name.clone(),
-            environment: key.environment.clone(),
+            environment: key.environment,
             scopes: key.scopes.join(", "),
             creator: key
                 .created_by_name
@@ -173,11 +173,7 @@ struct NewKeyPage {
 }
 
 fn new_form_id() -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect()
+    tokens::random_token(24)
 }
 
 /// True the first time a form id is presented in this session: a reloaded or re-sent
@@ -382,7 +378,7 @@ pub async fn show_key(
         Some(id) => db_keys::get(&state.pool, tenant_id, id).await?.map(|k| {
             (
                 k.api_key_id,
-                keys::masked(&state.config.key_prefix, &k.environment, &k.last_four),
+                keys::masked(&state.config.key_prefix, k.environment, &k.last_four),
             )
         }),
         None => None,
@@ -394,7 +390,7 @@ pub async fn show_key(
         Some(id) => db_keys::get(&state.pool, tenant_id, id).await?.map(|k| {
             (
                 k.api_key_id,
-                keys::masked(&state.config.key_prefix, &k.environment, &k.last_four),
+                keys::masked(&state.config.key_prefix, k.environment, &k.last_four),
             )
         }),
         None => None,
@@ -519,7 +515,7 @@ pub async fn roll_key(
     tracing::info!(key.id = %key_id, key.successor = %new_id, "key rolled");
     let note = format!(
         "The old key {} keeps working until {}.",
-        keys::masked(&state.config.key_prefix, &old.environment, &old.last_four),
+        keys::masked(&state.config.key_prefix, old.environment, &old.last_four),
         old.expires_at.map_or_else(|| "now".into(), date_time)
     );
     let layout = member.layout().await?;

@@ -7,10 +7,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tower_sessions::Session;
 use uuid::Uuid;
@@ -22,8 +19,9 @@ use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::db::oidc_flows::{self, NewFlow};
 use crate::domain::identities::{self, Link, ProviderIdentity, SsoSignIn};
+use crate::domain::tokens::{random_token, sha256};
 use crate::error::{AppError, AppResult};
-use crate::oidc::{LoginError, VerifiedLogin};
+use crate::oidc_client::{LoginError, VerifiedLogin};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -114,18 +112,6 @@ fn flow_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-fn random_token() -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(43)
-        .map(char::from)
-        .collect()
-}
-
-fn digest(value: &str) -> Vec<u8> {
-    Sha256::digest(value.as_bytes()).to_vec()
-}
-
 #[derive(Deserialize)]
 struct StartQuery {
     next: Option<String>,
@@ -161,14 +147,14 @@ async fn start_sign_in(
     };
     // One value per browser, reused by flows started in other tabs so none cancels another.
     let cookie_name = flow_cookie_name(&state);
-    let browser = flow_cookie(&headers, cookie_name).unwrap_or_else(random_token);
+    let browser = flow_cookie(&headers, cookie_name).unwrap_or_else(|| random_token(43));
     let lifetime = state.config.oidc_flow_lifetime;
     oidc_flows::delete_expired(&state.pool).await?;
     oidc_flows::insert(
         &state.pool,
         &NewFlow {
-            state_hash: &digest(&request.state),
-            browser_hash: &digest(&browser),
+            state_hash: &sha256(&request.state),
+            browser_hash: &sha256(&browser),
             provider: &name,
             nonce: &request.nonce,
             pkce_verifier: &request.pkce_verifier,
@@ -228,7 +214,7 @@ async fn finish_sign_in(
         .await;
     };
     let Some(flow) =
-        oidc_flows::take(&state.pool, &digest(returned_state), &digest(&browser)).await?
+        oidc_flows::take(&state.pool, &sha256(returned_state), &sha256(&browser)).await?
     else {
         tracing::warn!(oidc.provider = %name,
             "SSO callback refused: unknown, used or other browser's state");

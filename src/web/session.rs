@@ -3,8 +3,6 @@
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tower_sessions::Session;
@@ -12,6 +10,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db::users::{self, User};
+use crate::domain::tokens;
 use crate::error::{AppError, AppResult};
 
 const AUTH: &str = "auth";
@@ -144,7 +143,7 @@ pub async fn sign_in(session: &Session, user: &User) -> AppResult<()> {
     };
     session.insert(AUTH, auth).await.map_err(session_error)?;
     session
-        .insert(CSRF, new_token())
+        .insert(CSRF, tokens::random_token(43))
         .await
         .map_err(session_error)?;
     Ok(())
@@ -173,20 +172,12 @@ pub async fn flash(session: &Session, message: impl Into<String>) -> AppResult<(
         .map_err(session_error)
 }
 
-fn new_token() -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(43)
-        .map(char::from)
-        .collect()
-}
-
 /// The per-session CSRF token, made when first needed.
 pub async fn csrf_token(session: &Session) -> AppResult<String> {
     if let Some(token) = session.get::<String>(CSRF).await.map_err(session_error)? {
         return Ok(token);
     }
-    let token = new_token();
+    let token = tokens::random_token(43);
     session
         .insert(CSRF, token.clone())
         .await

@@ -25,8 +25,9 @@ use crate::app::AppState;
 use crate::db::audit;
 use crate::db::tenants::{self as db_tenants, Membership};
 use crate::db::users::User;
-use crate::domain::tenants::{self, Actor, Role, TenantErrors};
+use crate::domain::tenants::{self, Actor, TenantErrors};
 use crate::domain::usage::{Counts, Window};
+use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
 
 macro_rules! tenant_routes {
@@ -139,10 +140,7 @@ async fn authorize(
         Ok(None) => return AppError::NotFound.into_response(),
         Err(err) => return AppError::from(err).into_response(),
     };
-    let role = match Role::parse(&membership.role) {
-        Ok(role) => role,
-        Err(why) => return AppError::unexpected(why).into_response(),
-    };
+    let role = membership.role;
     if role < least {
         return AppError::Forbidden(format!(
             "This page is for tenant {}s of {}. Your role there is {}; ask an admin if you need more.",
@@ -328,7 +326,7 @@ async fn members_page(
             is_you: row.app_user_id == member.user.app_user_id,
             display_name: row.display_name,
             email: row.email,
-            role: Role::parse(&row.role).unwrap_or(Role::Viewer),
+            role: row.role,
             joined: date(row.created_at),
         })
         .collect();
@@ -339,7 +337,7 @@ async fn members_page(
             .map(|row| InvitationRow {
                 invitation_id: row.invitation_id,
                 email: row.email,
-                role: Role::parse(&row.role).unwrap_or(Role::Viewer),
+                role: row.role,
                 invited_by: row
                     .invited_by_name
                     .unwrap_or_else(|| "a former member".into()),
@@ -407,7 +405,7 @@ async fn create_invitation(
                 layout: member.layout().await?,
                 tenant: member.nav("members"),
                 email: issued.invitation.email.clone(),
-                role: Role::parse(&issued.invitation.role).unwrap_or(Role::Viewer),
+                role: issued.invitation.role,
                 link: format!(
                     "{}/invitations/{}",
                     state.config.public_url.origin(),
@@ -419,6 +417,7 @@ async fn create_invitation(
             Ok(render(&page)?.into_response())
         }
         Err(why) => {
+            // The form is shown again with its default choice when the submitted role was not one.
             let role = Role::parse(&form.role).unwrap_or(Role::Developer);
             let page = members_page(&state, &member, Some((form.email, role, why)), None).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())

@@ -17,6 +17,7 @@ use crate::db::keys as db_keys;
 use crate::db::usage::{self as db_usage, BusyKey, Grain};
 use crate::domain::keys::masked;
 use crate::domain::usage::{Counts, Window, nice_ceiling, series};
+use crate::domain::vocabulary::Environment;
 use crate::error::{AppError, AppResult};
 
 #[derive(Deserialize)]
@@ -173,7 +174,7 @@ pub struct BusyRow {
     pub id: Uuid,
     pub masked: String,
     pub name: String,
-    pub environment: String,
+    pub environment: Environment,
     pub valid: i64,
     pub total: i64,
 }
@@ -182,7 +183,7 @@ pub fn busy_rows(prefix: &str, keys: Vec<BusyKey>) -> Vec<BusyRow> {
     keys.into_iter()
         .map(|key| BusyRow {
             id: key.api_key_id,
-            masked: masked(prefix, &key.environment, &key.last_four),
+            masked: masked(prefix, key.environment, &key.last_four),
             name: key.name,
             environment: key.environment,
             valid: key.valid,
@@ -223,7 +224,7 @@ async fn usage_page(
             let label = format!(
                 "{} ({})",
                 key.name,
-                masked(&state.config.key_prefix, &key.environment, &key.last_four)
+                masked(&state.config.key_prefix, key.environment, &key.last_four)
             );
             (
                 Some((label, format!("/t/{slug}/keys/{id}"))),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse::config::Config;
 use gatehouse::db;
-use gatehouse::domain::keys::Environment;
+use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use gatehouse::domain::keys::Environment;
+use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;

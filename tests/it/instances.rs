@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use gatehouse::db::keys::notify_changed;
-use gatehouse::domain::keys::{Environment, hash};
+use gatehouse::domain::keys::hash;
+use gatehouse::domain::vocabulary::Environment;
 use sqlx::PgPool;
 
 use crate::key_fixtures::{Tenant, code_of, key_api};

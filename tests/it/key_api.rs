@@ -1,6 +1,7 @@
 //! `POST /v1/keys/verify` and `/v1/authorize`: every code, status and header of the contract.
 
-use gatehouse::domain::keys::{Environment, hash};
+use gatehouse::domain::keys::hash;
+use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;

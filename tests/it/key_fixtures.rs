@@ -3,8 +3,10 @@
 
 use std::net::IpAddr;
 
-use gatehouse::domain::keys::{self, Environment, KeySettings};
-use gatehouse::domain::tenants::{Actor, Role};
+use gatehouse::domain::keys::{self, KeySettings};
+use gatehouse::domain::tenants::Actor;
+use gatehouse::domain::vocabulary::Environment;
+use gatehouse::domain::vocabulary::Role;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;

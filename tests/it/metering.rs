@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use gatehouse::db::metering::{UsageBatch, UsageRow, write_batch};
-use gatehouse::domain::keys::Environment;
 use gatehouse::domain::metering::{Meter, apply_retention};
 use gatehouse::domain::rate_limit::RateLimits;
 use gatehouse::domain::verification::{Code, KeyRecord};
+use gatehouse::domain::vocabulary::Environment;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;

@@ -1,6 +1,6 @@
 //! `/tenants/new`, `/t/{slug}/...` and `/invitations/{token}`: tenants, roles, members, invitations, audit.
 
-use gatehouse::domain::tenants::Role;
+use gatehouse::domain::vocabulary::Role;
 use gatehouse::web::tenants::RULES;
 use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
