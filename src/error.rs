@@ -1,7 +1,10 @@
-//! One error type for the whole service; the portal renders it as a page, the key API as JSON.
+//! The HTTP edge's error type: the portal renders it as a page, the APIs as JSON. The domain
+//! reports with its own `DomainError`, converted here.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+
+use crate::domain::error::DomainError;
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -78,11 +81,16 @@ impl AppError {
             message,
         }
     }
+}
 
-    /// True when a unique constraint named `constraint` refused the write.
-    pub fn is_unique_violation(&self, constraint: &str) -> bool {
-        matches!(self, Self::Database(sqlx::Error::Database(db))
-            if db.is_unique_violation() && db.constraint() == Some(constraint))
+/// The domain's failures, at the web and API edges.
+impl From<DomainError> for AppError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::NotFound => Self::NotFound,
+            DomainError::Database(err) => Self::Database(err),
+            DomainError::Unexpected(why) => Self::Unexpected(why),
+        }
     }
 }
 

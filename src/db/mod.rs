@@ -58,3 +58,28 @@ pub async fn ping(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<()> {
         .await
         .map(drop)
 }
+
+/// Tells a write refused by a unique constraint apart from every other failure
+/// (the RealWorld example's `on_constraint`): the refusal is for the person, the rest is a failure.
+pub trait OnUnique<T> {
+    /// `Ok(Err(name))` when one of `constraints` refused the write; other errors pass through.
+    fn on_unique(self, constraints: &[&'static str]) -> sqlx::Result<Result<T, &'static str>>;
+}
+
+impl<T> OnUnique<T> for sqlx::Result<T> {
+    fn on_unique(self, constraints: &[&'static str]) -> sqlx::Result<Result<T, &'static str>> {
+        match self {
+            Ok(value) => Ok(Ok(value)),
+            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                match constraints
+                    .iter()
+                    .find(|name| err.constraint() == Some(**name))
+                {
+                    Some(name) => Ok(Err(*name)),
+                    None => Err(sqlx::Error::Database(err)),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+}

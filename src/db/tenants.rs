@@ -1,5 +1,10 @@
 //! The `tenant`, `membership` and `invitation` tables.
 
+/// The unique constraint on `tenant.slug`.
+pub const UNIQUE_SLUG: &str = "tenant_slug_key";
+/// One pending invitation per tenant and email.
+pub const UNIQUE_PENDING_INVITATION: &str = "invitation_pending_key";
+
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;

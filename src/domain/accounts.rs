@@ -6,11 +6,12 @@ use std::net::IpAddr;
 use sqlx::PgPool;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::db::OnUnique;
 use crate::db::login_failures;
 use crate::db::users::{self, User};
+use crate::domain::error::DomainResult;
 use crate::domain::passwords::Passwords;
 use crate::domain::throttle::{self, Subject};
-use crate::error::{AppError, AppResult};
 
 /// An email address as Gatehouse stores and compares it: trimmed, NFC-normalised, case-folded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +188,7 @@ pub async fn sign_up(
     email: &str,
     display_name: &str,
     password: &str,
-) -> AppResult<Result<User, SignUpErrors>> {
+) -> DomainResult<Result<User, SignUpErrors>> {
     let mut errors = SignUpErrors::default();
     let email = Email::parse(email).map_err(|e| errors.email = Some(e)).ok();
     let name = DisplayName::parse(display_name)
@@ -207,17 +208,15 @@ pub async fn sign_up(
         return Ok(Err(errors));
     };
     let hash = passwords.hash(password.expose()).await?;
-    match users::insert(pool, email.as_str(), name.as_str(), Some(&hash)).await {
+    match users::insert(pool, email.as_str(), name.as_str(), Some(&hash))
+        .await
+        .on_unique(&[users::UNIQUE_EMAIL])?
+    {
         Ok(user) => Ok(Ok(user)),
-        Err(err) => {
-            let err = AppError::from(err);
-            if err.is_unique_violation("app_user_email_key") {
-                errors.email =
-                    Some("An account with this email already exists. Sign in instead.".into());
-                Ok(Err(errors))
-            } else {
-                Err(err)
-            }
+        Err(_) => {
+            errors.email =
+                Some("An account with this email already exists. Sign in instead.".into());
+            Ok(Err(errors))
         }
     }
 }
@@ -237,7 +236,7 @@ pub async fn sign_in(
     email: &str,
     password: &str,
     client: IpAddr,
-) -> AppResult<SignIn> {
+) -> DomainResult<SignIn> {
     // An address that cannot be parsed is still throttled, under what was typed.
     let folded = Email::parse(email).map_or_else(|_| email.trim().to_lowercase(), |e| e.0);
     let subjects = [Subject::Account(&folded), Subject::Client(client)];
@@ -285,7 +284,7 @@ pub async fn change_password(
     user: &User,
     current: &str,
     new: &str,
-) -> AppResult<Result<i32, PasswordChangeError>> {
+) -> DomainResult<Result<i32, PasswordChangeError>> {
     if !passwords
         .verify(current, user.password_hash.as_deref())
         .await?

@@ -7,11 +7,12 @@ use std::net::IpAddr;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::db::OnUnique;
 use crate::db::identities::{self, Identity, NewIdentity};
 use crate::db::users::{self, User};
 use crate::domain::accounts::{self, DisplayName, Email, SignIn};
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::passwords::Passwords;
-use crate::error::{AppError, AppResult};
 
 /// What a provider vouched for, after the ID token passed every check.
 #[derive(Debug, Clone)]
@@ -54,17 +55,14 @@ pub enum SsoSignIn {
     Disabled,
 }
 
-const UNIQUE_EMAIL: &str = "app_user_email_key";
-const UNIQUE_IDENTITY: &str = "user_identity_issuer_subject_key";
-
-pub async fn sign_in(pool: &PgPool, identity: &ProviderIdentity<'_>) -> AppResult<SsoSignIn> {
+pub async fn sign_in(pool: &PgPool, identity: &ProviderIdentity<'_>) -> DomainResult<SsoSignIn> {
     // Two first sign-ins can race; the loser finds what the winner made on its second look.
     for _ in 0..2 {
         if let Some(outcome) = try_sign_in(pool, identity).await? {
             return Ok(outcome);
         }
     }
-    Err(AppError::unexpected(
+    Err(DomainError::unexpected(
         "SSO sign-in kept conflicting with a concurrent one",
     ))
 }
@@ -72,7 +70,7 @@ pub async fn sign_in(pool: &PgPool, identity: &ProviderIdentity<'_>) -> AppResul
 async fn try_sign_in(
     pool: &PgPool,
     identity: &ProviderIdentity<'_>,
-) -> AppResult<Option<SsoSignIn>> {
+) -> DomainResult<Option<SsoSignIn>> {
     let email = identity.email.and_then(|email| Email::parse(email).ok());
     let seen = email.as_ref().map(Email::as_str);
     if let Some(user) = identities::sign_in(pool, identity.issuer, identity.subject, seen).await? {
@@ -98,7 +96,7 @@ async fn try_sign_in(
         }));
     }
     let name = display_name(identity.name, &email)
-        .ok_or_else(|| AppError::unexpected("no usable display name for a new SSO user"))?;
+        .ok_or_else(|| DomainError::unexpected("no usable display name for a new SSO user"))?;
     let mut tx = pool.begin().await?;
     let created = async {
         let user = users::insert(&mut *tx, email.as_str(), name.as_str(), None).await?;
@@ -106,20 +104,16 @@ async fn try_sign_in(
         Ok::<_, sqlx::Error>(user)
     }
     .await
-    .map_err(AppError::from);
+    .on_unique(&[users::UNIQUE_EMAIL, identities::UNIQUE_IDENTITY])?;
     match created {
         Ok(user) => {
             tx.commit().await?;
             Ok(Some(SsoSignIn::Created(user)))
         }
-        Err(err)
-            if err.is_unique_violation(UNIQUE_EMAIL)
-                || err.is_unique_violation(UNIQUE_IDENTITY) =>
-        {
+        Err(_) => {
             tx.rollback().await?;
             Ok(None)
         }
-        Err(err) => Err(err),
     }
 }
 
@@ -158,23 +152,19 @@ pub async fn link_with_password(
     password: &str,
     client: IpAddr,
     identity: &ProviderIdentity<'_>,
-) -> AppResult<Link> {
+) -> DomainResult<Link> {
     let user = match accounts::sign_in(pool, passwords, email, password, client).await? {
         SignIn::Success(user) if user.app_user_id == user_id => user,
         SignIn::Success(_) | SignIn::Invalid => return Ok(Link::WrongPassword),
         SignIn::Throttled { retry_after_secs } => return Ok(Link::Throttled { retry_after_secs }),
     };
     let email = identity.email.and_then(|email| Email::parse(email).ok());
-    match identities::insert(pool, user.app_user_id, &identity.row(email.as_ref())).await {
+    match identities::insert(pool, user.app_user_id, &identity.row(email.as_ref()))
+        .await
+        .on_unique(&[identities::UNIQUE_IDENTITY])?
+    {
         Ok(_) => Ok(Link::Linked(user)),
-        Err(err) => {
-            let err = AppError::from(err);
-            if err.is_unique_violation(UNIQUE_IDENTITY) {
-                Ok(Link::AlreadyLinked)
-            } else {
-                Err(err)
-            }
-        }
+        Err(_) => Ok(Link::AlreadyLinked),
     }
 }
 
@@ -186,7 +176,7 @@ pub enum Unlink {
     LastWayIn,
 }
 
-pub async fn unlink(pool: &PgPool, user: &User, user_identity_id: Uuid) -> AppResult<Unlink> {
+pub async fn unlink(pool: &PgPool, user: &User, user_identity_id: Uuid) -> DomainResult<Unlink> {
     let mut tx = pool.begin().await?;
     // Serialises unlinks of one user, so two at once cannot remove the last way in together.
     users::lock(&mut *tx, user.app_user_id).await?;

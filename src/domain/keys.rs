@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use crate::db::audit;
 use crate::db::keys::{self as db_keys, NewKeyRow};
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::tenants::Actor;
 use crate::domain::vocabulary::{Environment, Role};
-use crate::error::{AppError, AppResult};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Random characters: 32 base62 characters carry about 190 bits.
@@ -360,7 +360,7 @@ pub async fn create_key(
     tenant_id: Uuid,
     settings: &KeySettings,
     actor: &Actor,
-) -> AppResult<(NewKey, Uuid)> {
+) -> DomainResult<(NewKey, Uuid)> {
     let key = NewKey::generate(prefix, settings.environment);
     let mut tx = pool.begin().await?;
     let id = insert_key(&mut tx, tenant_id, &key, settings, None, actor).await?;
@@ -390,7 +390,7 @@ async fn insert_key(
     settings: &KeySettings,
     rolled_from: Option<Uuid>,
     actor: &Actor,
-) -> AppResult<Uuid> {
+) -> DomainResult<Uuid> {
     let hash = key.hash();
     let scopes = settings.scopes.clone();
     let id = db_keys::insert(
@@ -453,14 +453,14 @@ pub async fn roll_key(
     grace: Duration,
     role: Role,
     actor: &Actor,
-) -> AppResult<Result<Rolled, KeyProblem>> {
+) -> DomainResult<Result<Rolled, KeyProblem>> {
     let mut tx = pool.begin().await?;
     db_keys::lock(&mut *tx, tenant_id, api_key_id)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(DomainError::NotFound)?;
     let old = db_keys::get(&mut *tx, tenant_id, api_key_id)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(DomainError::NotFound)?;
     if !may_manage(role, actor.user_id, old.created_by) {
         return Ok(Err(KeyProblem::NotYours));
     }
@@ -535,14 +535,14 @@ pub async fn revoke_key(
     api_key_id: Uuid,
     role: Role,
     actor: &Actor,
-) -> AppResult<Result<Vec<u8>, KeyProblem>> {
+) -> DomainResult<Result<Vec<u8>, KeyProblem>> {
     let mut tx = pool.begin().await?;
     db_keys::lock(&mut *tx, tenant_id, api_key_id)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(DomainError::NotFound)?;
     let key = db_keys::get(&mut *tx, tenant_id, api_key_id)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(DomainError::NotFound)?;
     if !may_manage(role, actor.user_id, key.created_by) {
         return Ok(Err(KeyProblem::NotYours));
     }

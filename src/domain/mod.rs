@@ -1,6 +1,7 @@
 //! Rules and types of the product: no HTTP, no SQL.
 
 pub mod accounts;
+pub mod error;
 pub mod identities;
 pub mod key_cache;
 pub mod keys;

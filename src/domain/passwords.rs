@@ -5,7 +5,7 @@ use std::sync::Arc;
 use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
 use tokio::sync::Semaphore;
 
-use crate::error::{AppError, AppResult};
+use crate::domain::error::{DomainError, DomainResult};
 
 /// Hashes and verifies passwords. argon2id with the crate defaults: m=19456 KiB, t=2, p=1
 /// (OWASP's recommendation), each hash on a blocking thread.
@@ -19,7 +19,7 @@ pub struct Passwords {
 
 impl Passwords {
     /// `concurrency` bounds simultaneous hashes (each holds ~19 MiB).
-    pub fn new(concurrency: usize) -> AppResult<Self> {
+    pub fn new(concurrency: usize) -> DomainResult<Self> {
         let mut random = [0u8; 24];
         rand::fill(&mut random);
         let dummy_hash = hash_blocking(&random)?;
@@ -29,13 +29,13 @@ impl Passwords {
         })
     }
 
-    pub async fn hash(&self, password: &str) -> AppResult<String> {
+    pub async fn hash(&self, password: &str) -> DomainResult<String> {
         let password = password.as_bytes().to_vec();
         self.run(move || hash_blocking(&password)).await
     }
 
     /// True when `password` matches `stored`; with no stored hash, still spends the time of a check.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> AppResult<bool> {
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> DomainResult<bool> {
         let password = password.as_bytes().to_vec();
         let (hash, real) = match stored {
             Some(hash) => (hash.to_owned(), true),
@@ -53,20 +53,24 @@ impl Passwords {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> AppResult<T> + Send + 'static,
-    ) -> AppResult<T> {
-        let _permit = self.permits.acquire().await.map_err(AppError::unexpected)?;
+        work: impl FnOnce() -> DomainResult<T> + Send + 'static,
+    ) -> DomainResult<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(DomainError::unexpected)?;
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(AppError::unexpected)?
+            .map_err(DomainError::unexpected)?
     }
 }
 
-fn hash_blocking(password: &[u8]) -> AppResult<String> {
+fn hash_blocking(password: &[u8]) -> DomainResult<String> {
     Argon2::default()
         .hash_password(password)
         .map(|hash| hash.to_string())
-        .map_err(AppError::unexpected)
+        .map_err(DomainError::unexpected)
 }
 
 #[cfg(test)]

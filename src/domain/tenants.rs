@@ -9,12 +9,13 @@ use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use super::tokens::{random_token, sha256};
+use crate::db::OnUnique;
 use crate::db::audit::{self, NewEvent};
 use crate::db::tenants::{self as db_tenants, Invitation, Tenant};
 use crate::db::users::User;
 use crate::domain::accounts::Email;
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::vocabulary::Role;
-use crate::error::{AppError, AppResult};
 
 /// How long an invitation link works.
 pub const INVITATION_LIFETIME: Duration = Duration::days(7);
@@ -140,7 +141,7 @@ pub async fn create_tenant(
     name: &str,
     slug: &str,
     actor: &Actor,
-) -> AppResult<Result<Tenant, TenantErrors>> {
+) -> DomainResult<Result<Tenant, TenantErrors>> {
     let mut errors = TenantErrors::default();
     let name = TenantName::parse(name)
         .map_err(|e| errors.name = Some(e))
@@ -159,16 +160,12 @@ pub async fn create_tenant(
         return Ok(Err(errors));
     };
     let mut tx = pool.begin().await?;
-    let tenant = match db_tenants::insert(&mut *tx, slug.as_str(), name.as_str()).await {
-        Ok(tenant) => tenant,
-        Err(err) => {
-            let err = AppError::from(err);
-            if err.is_unique_violation("tenant_slug_key") {
-                errors.slug = Some(format!("\"{}\" is taken. Choose another.", slug.as_str()));
-                return Ok(Err(errors));
-            }
-            return Err(err);
-        }
+    let Ok(tenant) = db_tenants::insert(&mut *tx, slug.as_str(), name.as_str())
+        .await
+        .on_unique(&[db_tenants::UNIQUE_SLUG])?
+    else {
+        errors.slug = Some(format!("\"{}\" is taken. Choose another.", slug.as_str()));
+        return Ok(Err(errors));
     };
     db_tenants::insert_membership(&mut *tx, tenant.tenant_id, creator.app_user_id, Role::Admin)
         .await?;
@@ -199,7 +196,7 @@ pub async fn invite(
     email: &str,
     role: &str,
     actor: &Actor,
-) -> AppResult<Result<IssuedInvitation, String>> {
+) -> DomainResult<Result<IssuedInvitation, String>> {
     let email = match Email::parse(email) {
         Ok(email) => email,
         Err(why) => return Ok(Err(why)),
@@ -230,17 +227,14 @@ pub async fn invite(
         expires_at,
     )
     .await
+    .on_unique(&[db_tenants::UNIQUE_PENDING_INVITATION])?
     {
         Ok(invitation) => invitation,
-        Err(err) => {
-            let err = AppError::from(err);
-            if err.is_unique_violation("invitation_pending_key") {
-                return Ok(Err(format!(
-                    "{} already has a pending invitation. Revoke it first to send a new one.",
-                    email.as_str()
-                )));
-            }
-            return Err(err);
+        Err(_) => {
+            return Ok(Err(format!(
+                "{} already has a pending invitation. Revoke it first to send a new one.",
+                email.as_str()
+            )));
         }
     };
     audit::insert(
@@ -263,12 +257,12 @@ pub async fn revoke_invitation(
     tenant_id: Uuid,
     invitation_id: Uuid,
     actor: &Actor,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = pool.begin().await?;
     let invitation =
         db_tenants::revoke_invitation(&mut *tx, tenant_id, invitation_id, actor.user_id)
             .await?
-            .ok_or(AppError::NotFound)?;
+            .ok_or(DomainError::NotFound)?;
     audit::insert(
         &mut *tx,
         &actor.event(
@@ -330,7 +324,7 @@ fn unusable(invitation: &Invitation) -> Option<InvitationProblem> {
 pub async fn find_invitation(
     pool: &PgPool,
     token: &str,
-) -> AppResult<Result<(Invitation, Tenant), InvitationProblem>> {
+) -> DomainResult<Result<(Invitation, Tenant), InvitationProblem>> {
     let Some((invitation, tenant)) =
         db_tenants::invitation_by_token_hash(pool, &sha256(token)).await?
     else {
@@ -348,7 +342,7 @@ pub async fn accept_invitation(
     token: &str,
     user: &User,
     actor: &Actor,
-) -> AppResult<Result<Tenant, InvitationProblem>> {
+) -> DomainResult<Result<Tenant, InvitationProblem>> {
     let mut tx = pool.begin().await?;
     // Locks the invitation row so two acceptances cannot both succeed.
     let Some((invitation, tenant)) =
@@ -419,12 +413,12 @@ pub async fn change_role(
     membership_id: Uuid,
     role: Role,
     actor: &Actor,
-) -> AppResult<Result<(), MemberProblem>> {
+) -> DomainResult<Result<(), MemberProblem>> {
     let mut tx = pool.begin().await?;
     db_tenants::lock_tenant(&mut *tx, tenant_id).await?;
     let member = db_tenants::member(&mut *tx, tenant_id, membership_id)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(DomainError::NotFound)?;
     let old = member.role;
     if old == role {
         return Ok(Ok(()));
@@ -454,12 +448,12 @@ pub async fn remove_member(
     membership_id: Uuid,
     action: &str,
     actor: &Actor,
-) -> AppResult<Result<(), MemberProblem>> {
+) -> DomainResult<Result<(), MemberProblem>> {
     let mut tx = pool.begin().await?;
     db_tenants::lock_tenant(&mut *tx, tenant_id).await?;
     let member = db_tenants::member(&mut *tx, tenant_id, membership_id)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(DomainError::NotFound)?;
     if member.role == Role::Admin && db_tenants::count_admins(&mut *tx, tenant_id).await? <= 1 {
         return Ok(Err(MemberProblem::LastAdmin));
     }
