@@ -2,7 +2,7 @@
 
 /// The key API and operations endpoints (JSON, no sessions).
 pub mod api;
-/// State, router, serving, shutdown.
+/// Application state.
 pub mod app;
 /// The client's address, behind trusted proxies.
 pub mod client_ip;
@@ -16,5 +16,7 @@ pub mod domain;
 pub mod error;
 /// OpenID Connect relying party: discovery, authorization requests, ID token validation.
 pub mod oidc_client;
+/// The router, its layers, serving and shutdown.
+pub mod server;
 /// The portal.
 pub mod web;

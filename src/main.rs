@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use gatehouse::app::{self, AppState};
+use gatehouse::app::AppState;
 use gatehouse::config::Config;
+use gatehouse::server;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -39,7 +40,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(%listen, public_url = ?public_url, "Gatehouse is serving");
-    match app::serve(listener, state, app::shutdown_signal()).await {
+    match server::serve(listener, state, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "server failed");

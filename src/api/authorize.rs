@@ -6,10 +6,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::judge::{self, Verdict};
+use crate::api::edge;
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
-use crate::domain::verification::{Code, Requirements};
+use crate::domain::verification::{Code, Requirements, Unavailable, Verdict};
 use crate::domain::vocabulary::Environment;
 
 pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-verifier");
@@ -28,8 +28,8 @@ pub async fn authorize(
     let verifier = headers
         .get(&VERIFIER_HEADER)
         .and_then(|value| value.to_str().ok());
-    if !judge::verifier_accepted(&state.config.verifier_tokens, verifier) {
-        return judge::error_response(
+    if !edge::verifier_accepted(&state.config.verifier_tokens, verifier) {
+        return edge::error_response(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "The gateway must send a verifier token in `Gatehouse-Verifier`.",
@@ -38,11 +38,11 @@ pub async fn authorize(
     let required = match requirements(query.as_deref().unwrap_or("")) {
         Ok(required) => required,
         Err(message) => {
-            return judge::error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
+            return edge::error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
         }
     };
     let Some(presented) = presented_key(&headers, &state.config.key_headers) else {
-        let mut response = judge::error_response(
+        let mut response = edge::error_response(
             StatusCode::UNAUTHORIZED,
             "MISSING_KEY",
             "Send an API key, e.g. `Authorization: Bearer <key>`.",
@@ -50,9 +50,9 @@ pub async fn authorize(
         challenge(&mut response);
         return response;
     };
-    match judge::judge(&state, &presented, &required, client).await {
+    match state.verifier.judge(&presented, &required, client).await {
         Ok(verdict) => answer(&verdict),
-        Err(judge::Unavailable) => judge::unavailable(),
+        Err(Unavailable) => edge::unavailable(),
     }
 }
 
@@ -70,11 +70,11 @@ fn answer(verdict: &Verdict) -> Response {
     let mut response = if status == StatusCode::OK {
         StatusCode::OK.into_response()
     } else {
-        judge::error_response(status, verdict.code.as_str(), verdict.code.message())
+        edge::error_response(status, verdict.code.as_str(), verdict.code.message())
     };
     let headers = response.headers_mut();
     if let Some(quota) = &verdict.quota {
-        judge::add_ratelimit_headers(headers, quota);
+        edge::add_ratelimit_headers(headers, quota);
         if verdict.code == Code::RateLimited {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(quota.reset));
         }
@@ -110,7 +110,7 @@ fn challenge(response: &mut Response) {
 pub fn presented_key(headers: &HeaderMap, names: &[String]) -> Option<String> {
     names.iter().find_map(|name| {
         let value = headers.get(name.as_str())?.to_str().ok()?.trim();
-        let key = match judge::strip_bearer(value) {
+        let key = match edge::strip_bearer(value) {
             Some(key) => key,
             None if name.eq_ignore_ascii_case("authorization") => return None,
             None => value,

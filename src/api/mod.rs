@@ -1,8 +1,8 @@
 //! The key API and operations endpoints: JSON, no sessions, no templates.
 
 pub mod authorize;
+pub mod edge;
 mod health;
-pub mod judge;
 pub mod verify;
 
 use axum::Json;

@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::judge::{self, Verdict};
+use crate::api::edge;
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
-use crate::domain::verification::{KeyRecord, Requirements};
+use crate::domain::verification::{KeyRecord, Requirements, Unavailable, Verdict};
 use crate::domain::vocabulary::Environment;
 
 #[derive(Debug, Deserialize)]
@@ -83,8 +83,8 @@ pub async fn verify_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !judge::verifier_accepted(&state.config.verifier_tokens, judge::bearer(&headers)) {
-        return judge::error_response(
+    if !edge::verifier_accepted(&state.config.verifier_tokens, edge::bearer(&headers)) {
+        return edge::error_response(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "Send a verifier token as `Authorization: Bearer <token>`.",
@@ -111,9 +111,9 @@ pub async fn verify_key(
         tenant: request.tenant.filter(|tenant| !tenant.is_empty()),
         scopes: request.scopes.unwrap_or_default(),
     };
-    match judge::judge(&state, &request.key, &required, client).await {
+    match state.verifier.judge(&request.key, &required, client).await {
         Ok(verdict) => answer(&verdict),
-        Err(judge::Unavailable) => judge::unavailable(),
+        Err(Unavailable) => edge::unavailable(),
     }
 }
 
@@ -130,13 +130,13 @@ fn answer(verdict: &Verdict) -> Response {
     };
     let mut response = Json(body).into_response();
     if let Some(quota) = &verdict.quota {
-        judge::add_ratelimit_headers(response.headers_mut(), quota);
+        edge::add_ratelimit_headers(response.headers_mut(), quota);
     }
     response
 }
 
 fn bad_request(message: &str) -> Response {
-    judge::error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    edge::error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
 }
 
 /// Says what is wrong with the body without echoing it (it may hold a key).

@@ -1,6 +1,7 @@
 //! The `api_key` table, as the portal sees it. The key API's hot-path lookup lives beside it.
 
-use sqlx::PgExecutor;
+use sqlx::postgres::PgListener;
+use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -220,6 +221,48 @@ pub async fn mark_rolled(
 }
 
 /// Tells every instance (this one included) that the key with this hash changed; delivered at commit.
+/// What a notification on [`CHANGED_CHANNEL`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChange {
+    /// This key (its SHA-256) changed.
+    Key([u8; 32]),
+    /// Something changed but the payload could not be read: assume anything did.
+    Unknown,
+}
+
+/// A connection listening on [`CHANGED_CHANNEL`], the other end of [`notify_changed`].
+pub struct KeyChanges(PgListener);
+
+impl KeyChanges {
+    pub async fn listen(pool: &PgPool) -> sqlx::Result<Self> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        // A lost connection is reported at once: the caller re-listens and knows it missed changes.
+        listener.eager_reconnect(false);
+        listener.listen(CHANGED_CHANNEL).await?;
+        Ok(Self(listener))
+    }
+
+    /// The next change; `None` once the connection is lost.
+    pub async fn next(&mut self) -> Option<KeyChange> {
+        let notification = self.0.try_recv().await.ok()??;
+        Some(parse_payload(notification.payload()).map_or(KeyChange::Unknown, KeyChange::Key))
+    }
+}
+
+/// A notification's payload: the key's SHA-256 in hex, as [`notify_changed`] writes it.
+fn parse_payload(payload: &str) -> Option<[u8; 32]> {
+    let payload = payload.trim().as_bytes();
+    if payload.len() != 64 {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    for (byte, pair) in hash.iter_mut().zip(payload.chunks_exact(2)) {
+        let digits = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(digits, 16).ok()?;
+    }
+    Some(hash)
+}
+
 pub async fn notify_changed(db: impl PgExecutor<'_>, secret_hash: &[u8]) -> sqlx::Result<()> {
     sqlx::query!(
         "SELECT pg_notify($1, encode($2, 'hex'))",
@@ -229,4 +272,20 @@ pub async fn notify_changed(db: impl PgExecutor<'_>, secret_hash: &[u8]) -> sqlx
     .execute(db)
     .await
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_hex_hashes() {
+        let hash = crate::domain::tokens::sha256("ak_live_x");
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(parse_payload(&hex), Some(hash));
+        assert_eq!(parse_payload("zz"), None);
+        let mut bad = hex.clone();
+        bad.replace_range(0..1, "g");
+        assert_eq!(parse_payload(&bad), None);
+    }
 }

@@ -8,9 +8,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 
-use crate::db::keys::CHANGED_CHANNEL;
+use crate::db::keys::{KeyChange, KeyChanges};
 use crate::domain::verification::KeyRecord;
 
 /// The design's bound: a cached answer is never older than this.
@@ -131,37 +130,23 @@ impl KeyCache {
     }
 }
 
-/// Parses a notification payload: the key's SHA-256 in hex.
-pub fn parse_payload(payload: &str) -> Option<SecretHash> {
-    let payload = payload.trim().as_bytes();
-    if payload.len() != 64 {
-        return None;
-    }
-    let mut hash = [0u8; 32];
-    for (byte, pair) in hash.iter_mut().zip(payload.chunks_exact(2)) {
-        let digits = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(digits, 16).ok()?;
-    }
-    Some(hash)
-}
-
 /// Listens for key changes until the pool closes, re-listening after any connection loss. While
 /// not listening the cache is off, and it starts empty after every (re)connection, so no change
 /// made while the connection was down can be missed.
 pub async fn listen_for_changes(pool: PgPool, cache: Arc<KeyCache>) {
     let mut warned = false;
     while !pool.is_closed() {
-        match listen(&pool).await {
+        match KeyChanges::listen(&pool).await {
             Ok(mut listener) => {
                 cache.set_listening(true);
                 if warned {
                     tracing::info!("listening for key changes again");
                     warned = false;
                 }
-                while let Ok(Some(notification)) = listener.try_recv().await {
-                    match parse_payload(notification.payload()) {
-                        Some(hash) => cache.invalidate(&hash),
-                        None => cache.clear(),
+                while let Some(change) = listener.next().await {
+                    match change {
+                        KeyChange::Key(hash) => cache.invalidate(&hash),
+                        KeyChange::Unknown => cache.clear(),
                     }
                 }
                 cache.set_listening(false);
@@ -176,14 +161,6 @@ pub async fn listen_for_changes(pool: PgPool, cache: Arc<KeyCache>) {
         tokio::time::sleep(RELISTEN_AFTER).await;
     }
     cache.set_listening(false);
-}
-
-async fn listen(pool: &PgPool) -> sqlx::Result<PgListener> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    // A lost connection is reported at once; this loop re-listens itself.
-    listener.eager_reconnect(false);
-    listener.listen(CHANGED_CHANNEL).await?;
-    Ok(listener)
 }
 
 #[cfg(test)]
@@ -268,16 +245,5 @@ mod tests {
         cache.invalidate(&[1; 32]);
         assert!(cache.get(&[1; 32]).is_none());
         assert!(cache.get(&[2; 32]).is_some());
-    }
-
-    #[test]
-    fn payloads_are_hex_hashes() {
-        let hash = crate::domain::keys::hash("ak_live_x");
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(parse_payload(&hex), Some(hash));
-        assert_eq!(parse_payload("zz"), None);
-        let mut bad = hex.clone();
-        bad.replace_range(0..1, "g");
-        assert_eq!(parse_payload(&bad), None);
     }
 }

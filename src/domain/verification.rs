@@ -1,11 +1,25 @@
-//! How the key API judges a presented key: the answer codes, what a caller may require, and the
-//! order of the checks. No HTTP, no SQL.
+//! How the key API judges a presented key: the answer codes, what a caller may require, the order
+//! of the checks, and the `Verifier` that runs the whole pipeline (parse key → checksum → cache →
+//! on a miss one indexed lookup → rate limit → meter). No HTTP.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::config::Config;
 use crate::db::verification::{KeyForVerification, LookupConnections};
+use crate::domain::key_cache::KeyCache;
+use crate::domain::keys;
+use crate::domain::metering::Meter;
+use crate::domain::rate_limit::{Quota, RateLimits};
 use crate::domain::vocabulary::Environment;
+
+/// Longest a lookup may take (pool wait included) before the key API answers 503.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Every answer the key API gives about a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,16 +168,130 @@ impl KeyRecord {
     }
 }
 
-/// The key with this secret hash: one lookup on the unique index, on the key API's own
-/// connections (one round trip).
-pub async fn lookup_key(
-    connections: &LookupConnections,
-    secret_hash: &[u8; 32],
-) -> sqlx::Result<Option<KeyRecord>> {
-    Ok(connections
-        .find_by_hash(secret_hash)
-        .await?
-        .map(KeyRecord::from_row))
+/// The key API's answer about a key.
+#[derive(Debug)]
+pub struct Verdict {
+    pub code: Code,
+    /// The key, when it was found.
+    pub key: Option<Arc<KeyRecord>>,
+    /// The rate limit that was consulted: the key's, or the client's when it is throttled.
+    pub quota: Option<Quota>,
+}
+
+impl Verdict {
+    fn without_key(code: Code, quota: Option<Quota>) -> Self {
+        Self {
+            code,
+            key: None,
+            quota,
+        }
+    }
+}
+
+/// The database could not answer in time: fail closed.
+#[derive(Debug)]
+pub struct Unavailable;
+
+/// The key API's pipeline and everything it keeps between requests: the cache of verified keys,
+/// the rate-limit windows, the usage counters and the lookup connections.
+pub struct Verifier {
+    key_prefix: String,
+    /// Verified keys, at most 10 s old; emptied of a key at once when it changes.
+    pub cache: Arc<KeyCache>,
+    pub limits: Arc<RateLimits>,
+    pub meter: Arc<Meter>,
+    lookups: LookupConnections,
+}
+
+impl Verifier {
+    pub fn new(config: &Config, pool: PgPool) -> Self {
+        Self {
+            key_prefix: config.key_prefix.clone(),
+            cache: Arc::new(KeyCache::new(config.key_cache_ttl)),
+            limits: Arc::new(RateLimits::new(config.bad_keys_per_client)),
+            meter: Arc::new(Meter::new()),
+            lookups: LookupConnections::new(
+                pool,
+                usize::try_from(config.database_max_connections).unwrap_or(16),
+            ),
+        }
+    }
+
+    /// Forgets a key this instance just revoked or rolled; the notification that the change
+    /// sends does the same on every other instance.
+    pub fn forget(&self, secret_hash: &[u8]) {
+        self.cache.invalidate(secret_hash);
+    }
+
+    /// Judges a presented key. Malformed keys never reach the database; a client address that
+    /// has used up its bad-key attempts is answered from the cache only.
+    pub async fn judge(
+        &self,
+        presented: &str,
+        required: &Requirements,
+        client: IpAddr,
+    ) -> Result<Verdict, Unavailable> {
+        let now = OffsetDateTime::now_utc();
+        let limits = &self.limits;
+        let Ok(parsed) = keys::parse(&self.key_prefix, presented) else {
+            if let Some(quota) = limits.client_throttled(client, now) {
+                return Ok(Verdict::without_key(Code::RateLimited, Some(quota)));
+            }
+            limits.record_bad_key(client, now);
+            return Ok(Verdict::without_key(Code::Malformed, None));
+        };
+
+        let key = match self.cache.get(&parsed.hash) {
+            Some(key) => key,
+            None => {
+                if let Some(quota) = limits.client_throttled(client, now) {
+                    return Ok(Verdict::without_key(Code::RateLimited, Some(quota)));
+                }
+                let generation = self.cache.generation();
+                let Some(key) = self.lookup(&parsed.hash).await? else {
+                    limits.record_bad_key(client, now);
+                    return Ok(Verdict::without_key(Code::NotFound, None));
+                };
+                let key = Arc::new(key);
+                self.cache.insert(parsed.hash, Arc::clone(&key), generation);
+                key
+            }
+        };
+
+        let mut code = key.judge(now, required);
+        let mut quota = None;
+        if code == Code::Valid {
+            match limits.take(key.id, key.rate_limit, now) {
+                Ok(left) => quota = Some(left),
+                Err(spent) => {
+                    code = Code::RateLimited;
+                    quota = Some(spent);
+                }
+            }
+        }
+        self.meter.record(&key, code, now);
+        Ok(Verdict {
+            code,
+            key: Some(key),
+            quota,
+        })
+    }
+
+    /// The key with this secret hash: one lookup on the unique index, on the key API's own
+    /// connections (one round trip), bounded by [`LOOKUP_TIMEOUT`].
+    async fn lookup(&self, secret_hash: &[u8; 32]) -> Result<Option<KeyRecord>, Unavailable> {
+        match tokio::time::timeout(LOOKUP_TIMEOUT, self.lookups.find_by_hash(secret_hash)).await {
+            Ok(Ok(row)) => Ok(row.map(KeyRecord::from_row)),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "key lookup failed; answering 503");
+                Err(Unavailable)
+            }
+            Err(_) => {
+                tracing::warn!("key lookup timed out; answering 503");
+                Err(Unavailable)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

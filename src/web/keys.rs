@@ -509,7 +509,7 @@ pub async fn roll_key(
     .await?;
     let rolled = outcome.map_err(|problem| refuse(&problem))?;
     // Every instance hears of it through NOTIFY; this one need not wait.
-    state.key_cache.invalidate(&rolled.old_hash);
+    state.verifier.forget(&rolled.old_hash);
     let (key, new_id) = (rolled.key, rolled.new_id);
     let old = load_key(&state, &member, key_id).await?;
     tracing::info!(key.id = %key_id, key.successor = %new_id, "key rolled");
@@ -563,7 +563,7 @@ pub async fn revoke_key(
     )
     .await?
     .map_err(|problem| refuse(&problem))?;
-    state.key_cache.invalidate(&hash);
+    state.verifier.forget(&hash);
     tracing::info!(key.id = %key_id, "key revoked");
     session::flash(&member.session, "Key revoked. It no longer works anywhere.").await?;
     Ok(Redirect::to(&format!("/t/{}/keys/{key_id}", member.membership.slug)).into_response())

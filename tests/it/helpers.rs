@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gatehouse::app::{self, AppState};
+use gatehouse::app::AppState;
 use gatehouse::config::Config;
 use gatehouse::domain::key_cache::KeyCache;
+use gatehouse::server;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Client, Response, StatusCode};
 use sqlx::PgPool;
@@ -64,10 +65,10 @@ impl TestApp {
         let mut config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         adjust(&mut config);
         let state = AppState::with_pool(config, pool.clone()).await.unwrap();
-        let key_cache = state.key_cache.clone();
+        let key_cache = state.verifier.cache.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            app::serve(listener, state, async {
+            server::serve(listener, state, async {
                 let _ = rx.await;
             })
             .await

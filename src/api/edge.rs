@@ -1,126 +1,18 @@
-//! The hot path both key-API endpoints share: parse key → checksum → cache → (on a miss) one
-//! indexed lookup → rate limit → meter. Also the verifier-token check and the rate-limit headers.
-
-use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
+//! What both key-API endpoints share at the HTTP edge: the verifier-token check, bearer
+//! credentials, the rate-limit headers and the error answers. The judging is the domain's
+//! `Verifier`.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
-use time::OffsetDateTime;
 
-use crate::app::AppState;
-use crate::domain::keys;
 use crate::domain::rate_limit::Quota;
-use crate::domain::verification::{self, Code, Requirements};
+use crate::domain::tokens::sha256;
 use crate::error::ErrorReport;
 
-/// Longest a lookup may take (pool wait included) before the key API answers 503.
-pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// What a 503 tells callers to wait, in seconds.
 pub const RETRY_UNAVAILABLE_AFTER: u32 = 1;
-
-/// The key API's answer about a key.
-#[derive(Debug)]
-pub struct Verdict {
-    pub code: Code,
-    /// The key, when it was found.
-    pub key: Option<Arc<verification::KeyRecord>>,
-    /// The rate limit that was consulted: the key's, or the client's when it is throttled.
-    pub quota: Option<Quota>,
-}
-
-impl Verdict {
-    fn without_key(code: Code, quota: Option<Quota>) -> Self {
-        Self {
-            code,
-            key: None,
-            quota,
-        }
-    }
-}
-
-/// The database could not answer in time: fail closed.
-#[derive(Debug)]
-pub struct Unavailable;
-
-/// Judges a presented key. Malformed keys never reach the database; a client address that has
-/// used up its bad-key attempts is answered from the cache only.
-pub async fn judge(
-    state: &AppState,
-    presented: &str,
-    required: &Requirements,
-    client: IpAddr,
-) -> Result<Verdict, Unavailable> {
-    let now = OffsetDateTime::now_utc();
-    let limits = &state.rate_limits;
-    let parsed = match keys::parse(&state.config.key_prefix, presented) {
-        Ok(parsed) => parsed,
-        Err(_) => {
-            if let Some(quota) = limits.client_throttled(client, now) {
-                return Ok(Verdict::without_key(Code::RateLimited, Some(quota)));
-            }
-            limits.record_bad_key(client, now);
-            return Ok(Verdict::without_key(Code::Malformed, None));
-        }
-    };
-
-    let key = match state.key_cache.get(&parsed.hash) {
-        Some(key) => key,
-        None => {
-            if let Some(quota) = limits.client_throttled(client, now) {
-                return Ok(Verdict::without_key(Code::RateLimited, Some(quota)));
-            }
-            let generation = state.key_cache.generation();
-            let lookup = tokio::time::timeout(
-                LOOKUP_TIMEOUT,
-                verification::lookup_key(&state.key_lookups, &parsed.hash),
-            )
-            .await;
-            let row = match lookup {
-                Ok(Ok(row)) => row,
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "key lookup failed; answering 503");
-                    return Err(Unavailable);
-                }
-                Err(_) => {
-                    tracing::warn!("key lookup timed out; answering 503");
-                    return Err(Unavailable);
-                }
-            };
-            let Some(key) = row else {
-                limits.record_bad_key(client, now);
-                return Ok(Verdict::without_key(Code::NotFound, None));
-            };
-            let key = Arc::new(key);
-            state
-                .key_cache
-                .insert(parsed.hash, Arc::clone(&key), generation);
-            key
-        }
-    };
-
-    let mut code = key.judge(now, required);
-    let mut quota = None;
-    if code == Code::Valid {
-        match limits.take(key.id, key.rate_limit, now) {
-            Ok(left) => quota = Some(left),
-            Err(spent) => {
-                code = Code::RateLimited;
-                quota = Some(spent);
-            }
-        }
-    }
-    state.meter.record(&key, code, now);
-    Ok(Verdict {
-        code,
-        key: Some(key),
-        quota,
-    })
-}
 
 /// Compares the presented verifier token with every configured one in constant time (hashes of
 /// equal length, no early exit). No tokens configured: nothing is accepted.
@@ -128,10 +20,10 @@ pub fn verifier_accepted(tokens: &[SecretString], presented: Option<&str>) -> bo
     let Some(presented) = presented else {
         return false;
     };
-    let presented = Sha256::digest(presented.as_bytes());
+    let presented = sha256(presented);
     let mut accepted = Choice::from(0);
     for token in tokens {
-        accepted |= Sha256::digest(token.expose_secret().as_bytes()).ct_eq(&presented);
+        accepted |= sha256(token.expose_secret()).ct_eq(&presented);
     }
     accepted.into()
 }

@@ -1,0 +1,258 @@
+//! The router with its shared layers, error rendering, serving and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_sessions::ExpiredDeletion;
+
+use crate::app::{AppState, MAX_BODY_BYTES};
+use crate::domain::key_cache;
+use crate::domain::metering;
+use crate::error::{AppError, ErrorReport};
+use crate::{api, web};
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'; form-action 'self'";
+
+/// The whole service: portal and key API behind the shared layers.
+pub fn router(state: AppState) -> Router {
+    let hsts = state
+        .config
+        .public_url
+        .is_https()
+        .then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    let request_id = HeaderName::from_static("x-request-id");
+
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+        })
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            hsts,
+        ))
+        // Everything Gatehouse serves is private or per-user unless a handler says otherwise
+        // (static assets do).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(middleware::from_fn(render_errors))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ));
+
+    Router::new()
+        .merge(web::router(state.clone()))
+        .merge(api::router())
+        .fallback(|| async { AppError::NotFound })
+        .layer(layers)
+        .with_state(state)
+}
+
+/// Gives every error response a body: JSON for the key API and operations endpoints, the error
+/// page for the portal. Also covers errors raised by layers (413, 408, 405) that carry no report.
+async fn render_errors(request: Request, next: Next) -> Response {
+    let json = is_api_path(request.uri().path());
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let report = match response.extensions().get::<ErrorReport>() {
+        Some(report) => report.clone(),
+        None if response.headers().contains_key(header::CONTENT_TYPE)
+            && !is_plain_text(&response) =>
+        {
+            // A handler already rendered its own error body (a form shown again with a message).
+            return response;
+        }
+        None => generic_report(status),
+    };
+    let (mut parts, _) = response.into_parts();
+    let body = if json {
+        api::error_body(&report).into_response()
+    } else {
+        web::errors::error_page(&report, &request_id).into_response()
+    };
+    let (body_parts, body) = body.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        body_parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("text/plain")),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body)
+}
+
+fn is_plain_text(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/plain"))
+}
+
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/v1/") || path == "/healthz" || path == "/readyz"
+}
+
+fn generic_report(status: StatusCode) -> ErrorReport {
+    let message = match status {
+        StatusCode::NOT_FOUND => "There is nothing here.",
+        StatusCode::METHOD_NOT_ALLOWED => "That action is not available here.",
+        StatusCode::PAYLOAD_TOO_LARGE => "The request was too large.",
+        StatusCode::REQUEST_TIMEOUT => "The request took too long. Please try again.",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::BAD_REQUEST => {
+            "The request was incomplete or malformed. Please go back and try again."
+        }
+        status if status.is_server_error() => {
+            "Something went wrong on our side. It has been logged."
+        }
+        _ => "The request could not be completed.",
+    };
+    let code = match status {
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::REQUEST_TIMEOUT => "TIMEOUT",
+        status if status.is_server_error() => "INTERNAL",
+        _ => "BAD_REQUEST",
+    };
+    ErrorReport {
+        status,
+        code,
+        message: message.to_owned(),
+    }
+}
+
+/// Serves until `shutdown` completes, then drains in-flight requests and writes the last usage
+/// counters. Background tasks end with it (also when this future is dropped).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sessions = state.sessions.clone();
+    let _cleanup = AbortOnDrop(tokio::spawn(async move {
+        if let Err(err) = sessions
+            .continuously_delete_expired(Duration::from_secs(300))
+            .await
+        {
+            tracing::warn!(error = %err, "expired-session cleanup stopped");
+        }
+    }));
+    let _key_changes = AbortOnDrop(tokio::spawn(key_cache::listen_for_changes(
+        state.pool.clone(),
+        state.verifier.cache.clone(),
+    )));
+    let (stop_metering, stopped) = tokio::sync::watch::channel(false);
+    let mut metering = AbortOnDrop(tokio::spawn(metering::run_flusher(
+        state.pool.clone(),
+        state.verifier.meter.clone(),
+        state.verifier.limits.clone(),
+        state.config.usage_flush_interval,
+        stopped,
+    )));
+    let _discovery = AbortOnDrop(tokio::spawn(state.oidc.clone().keep_discovering()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    // Every request has been answered: the counters are complete. Write them.
+    let _ = stop_metering.send(true);
+    if let Err(err) = (&mut metering.0).await {
+        tracing::error!(error = %err, "the usage flusher failed");
+    }
+    served
+}
+
+/// Ends a background task when its owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
