@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod error;
 pub mod identities;
 pub mod key_cache;
+pub mod key_format;
 pub mod keys;
 pub mod metering;
 pub mod passwords;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::db::verification::{KeyForVerification, LookupConnections};
 use crate::domain::key_cache::KeyCache;
-use crate::domain::keys;
+use crate::domain::key_format;
 use crate::domain::metering::Meter;
 use crate::domain::rate_limit::{Quota, RateLimits};
 use crate::domain::vocabulary::Environment;
@@ -233,7 +233,7 @@ impl Verifier {
     ) -> Result<Verdict, Unavailable> {
         let now = OffsetDateTime::now_utc();
         let limits = &self.limits;
-        let Ok(parsed) = keys::parse(&self.key_prefix, presented) else {
+        let Ok(parsed) = key_format::parse(&self.key_prefix, presented) else {
             if let Some(quota) = limits.client_throttled(client, now) {
                 return Ok(Verdict::without_key(Code::RateLimited, Some(quota)));
             }

@@ -18,7 +18,8 @@ use super::tenants::{ConfirmPage, TenantMember, TenantNav};
 use super::{Layout, render};
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
-use crate::domain::keys::{self, KeyErrors, KeyInput, KeyProblem, NewKey, Status};
+use crate::domain::key_format::{NewKey, masked};
+use crate::domain::keys::{self, KeyErrors, KeyInput, KeyProblem, Status};
 use crate::domain::tokens;
 use crate::domain::vocabulary::Environment;
 use crate::domain::vocabulary::Role;
@@ -47,7 +48,7 @@ impl KeyView {
     fn new(key: &Key, prefix: &str, member: &TenantMember, now: OffsetDateTime) -> Self {
         Self {
             id: key.api_key_id,
-            masked: keys::masked(prefix, key.environment, &key.last_four),
+            masked: masked(prefix, key.environment, &key.last_four),
             name: key.name.clone(),
             environment: key.environment,
             scopes: key.scopes.join(", "),
@@ -339,7 +340,14 @@ pub async fn create_key(
     .await?;
     tracing::info!(key.id = %key_id, tenant.slug = %member.membership.slug, "key created");
     let layout = member.layout().await?;
-    let page = created_page(&member, layout, &key, key_id, settings.name, None);
+    let page = created_page(
+        &member,
+        layout,
+        &key,
+        key_id,
+        settings.name.into_string(),
+        None,
+    );
     Ok(render(&page)?.into_response())
 }
 
@@ -378,7 +386,7 @@ pub async fn show_key(
         Some(id) => db_keys::get(&state.pool, tenant_id, id).await?.map(|k| {
             (
                 k.api_key_id,
-                keys::masked(&state.config.key_prefix, k.environment, &k.last_four),
+                masked(&state.config.key_prefix, k.environment, &k.last_four),
             )
         }),
         None => None,
@@ -390,7 +398,7 @@ pub async fn show_key(
         Some(id) => db_keys::get(&state.pool, tenant_id, id).await?.map(|k| {
             (
                 k.api_key_id,
-                keys::masked(&state.config.key_prefix, k.environment, &k.last_four),
+                masked(&state.config.key_prefix, k.environment, &k.last_four),
             )
         }),
         None => None,
@@ -515,7 +523,7 @@ pub async fn roll_key(
     tracing::info!(key.id = %key_id, key.successor = %new_id, "key rolled");
     let note = format!(
         "The old key {} keeps working until {}.",
-        keys::masked(&state.config.key_prefix, old.environment, &old.last_four),
+        masked(&state.config.key_prefix, old.environment, &old.last_four),
         old.expires_at.map_or_else(|| "now".into(), date_time)
     );
     let layout = member.layout().await?;

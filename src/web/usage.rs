@@ -15,7 +15,7 @@ use super::{Layout, render};
 use crate::app::AppState;
 use crate::db::keys as db_keys;
 use crate::db::usage::{self as db_usage, BusyKey, Grain};
-use crate::domain::keys::masked;
+use crate::domain::key_format::masked;
 use crate::domain::usage::{Counts, Window, nice_ceiling, series};
 use crate::domain::vocabulary::Environment;
 use crate::error::{AppError, AppResult};

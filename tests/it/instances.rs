@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use gatehouse::db::keys::notify_changed;
-use gatehouse::domain::keys::hash;
+use gatehouse::domain::key_format::hash;
 use gatehouse::domain::vocabulary::Environment;
 use sqlx::PgPool;
 

@@ -1,6 +1,6 @@
 //! `POST /v1/keys/verify` and `/v1/authorize`: every code, status and header of the contract.
 
-use gatehouse::domain::keys::hash;
+use gatehouse::domain::key_format::hash;
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

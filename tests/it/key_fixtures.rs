@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use gatehouse::domain::keys::{self, KeySettings};
+use gatehouse::domain::key_format;
+use gatehouse::domain::keys::{self, KeyName, KeySettings};
 use gatehouse::domain::tenants::Actor;
 use gatehouse::domain::vocabulary::Environment;
 use gatehouse::domain::vocabulary::Role;
@@ -80,7 +81,7 @@ impl Tenant {
         rate_limit: u32,
     ) -> (String, Uuid) {
         let settings = KeySettings {
-            name: format!("{environment} key"),
+            name: KeyName::parse(&format!("{environment} key")).unwrap(),
             environment,
             scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
             expires_at: None,
@@ -129,7 +130,7 @@ pub async fn expire(pool: &PgPool, key_id: Uuid) {
 
 /// A well-formed key (right prefix, length and checksum) that was never issued.
 pub fn unknown_key() -> String {
-    keys::NewKey::generate("ak", Environment::Live)
+    key_format::NewKey::generate("ak", Environment::Live)
         .expose()
         .to_owned()
 }

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use gatehouse::domain::keys;
+use gatehouse::domain::key_format;
 use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -132,7 +132,7 @@ async fn a_new_key_is_shown_once_and_then_only_masked(pool: PgPool) {
         secret.starts_with("ak_live_") && secret.len() == "ak_live_".len() + 38,
         "{secret}"
     );
-    assert!(keys::parse("ak", &secret).is_ok());
+    assert!(key_format::parse("ak", &secret).is_ok());
     assert!(html.contains("Copy key") && html.contains("only time it is shown"));
 
     // Sending the same form again (reload, back button) never shows a key or makes another.

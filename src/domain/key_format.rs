@@ -1,0 +1,202 @@
+//! The key format: `<prefix>_<live|test>_` + 32 base62 characters from the CSPRNG + 6 base62
+//! characters of CRC32 over everything before them (GitHub's token format). Generating, parsing
+//! without the database, the stored SHA-256, the last four characters and the masked form.
+
+use std::fmt;
+
+use rand::Rng;
+
+use crate::domain::tokens::sha256;
+use crate::domain::vocabulary::Environment;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Random characters: 32 base62 characters carry about 190 bits.
+pub const RANDOM_CHARS: usize = 32;
+/// Checksum characters: CRC32 written in base62, fixed width.
+pub const CHECKSUM_CHARS: usize = 6;
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Why a string is not a key. Found without touching the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    Prefix,
+    Environment,
+    Length,
+    Alphabet,
+    Checksum,
+}
+
+/// A freshly generated key. The secret exists only in this value: show it once, store its hash.
+pub struct NewKey {
+    secret: String,
+    pub environment: Environment,
+}
+
+impl NewKey {
+    pub fn generate(prefix: &str, environment: Environment) -> Self {
+        let mut rng = rand::rng();
+        let mut secret = format!("{prefix}_{}_", environment.as_str());
+        for _ in 0..RANDOM_CHARS {
+            secret.push(char::from(BASE62[rng.random_range(0..BASE62.len())]));
+        }
+        let checksum = checksum(&secret);
+        secret.push_str(&checksum);
+        Self {
+            secret,
+            environment,
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.secret
+    }
+
+    pub fn hash(&self) -> [u8; 32] {
+        hash(&self.secret)
+    }
+
+    pub fn last_four(&self) -> String {
+        last_four(&self.secret)
+    }
+}
+
+impl fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NewKey({}, ••••{})", self.environment, self.last_four())
+    }
+}
+
+/// A key presented by a client that has the right shape and checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedKey {
+    pub environment: Environment,
+    pub hash: [u8; 32],
+}
+
+/// Checks prefix, environment, length, alphabet and checksum, in that order.
+pub fn parse(prefix: &str, key: &str) -> Result<ParsedKey, Malformed> {
+    let rest = key
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .ok_or(Malformed::Prefix)?;
+    let (environment, body) = rest.split_once('_').ok_or(Malformed::Environment)?;
+    let environment = Environment::parse(environment).ok_or(Malformed::Environment)?;
+    if body.len() != RANDOM_CHARS + CHECKSUM_CHARS {
+        return Err(Malformed::Length);
+    }
+    if !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Malformed::Alphabet);
+    }
+    let (signed, sum) = key.split_at(key.len() - CHECKSUM_CHARS);
+    if checksum(signed) != sum {
+        return Err(Malformed::Checksum);
+    }
+    Ok(ParsedKey {
+        environment,
+        hash: hash(key),
+    })
+}
+
+fn checksum(signed: &str) -> String {
+    let mut value = u64::from(CRC32.checksum(signed.as_bytes()));
+    let mut digits = [b'0'; CHECKSUM_CHARS];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[usize::try_from(value % 62).unwrap_or(0)];
+        value /= 62;
+    }
+    digits.iter().map(|b| char::from(*b)).collect()
+}
+
+/// What is stored of a key: its SHA-256.
+pub fn hash(key: &str) -> [u8; 32] {
+    sha256(key)
+}
+
+fn last_four(key: &str) -> String {
+    key.chars()
+        .skip(key.chars().count().saturating_sub(4))
+        .collect()
+}
+
+/// How a key is listed: `ak_live_••••4f2a`.
+pub fn masked(prefix: &str, environment: Environment, last_four: &str) -> String {
+    format!("{prefix}_{environment}_••••{last_four}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_the_documented_shape_and_parse_back() {
+        for environment in Environment::ALL {
+            let key = NewKey::generate("ak", environment);
+            let text = key.expose();
+            let head = format!("ak_{environment}_");
+            assert!(text.starts_with(&head));
+            assert_eq!(text.len(), head.len() + RANDOM_CHARS + CHECKSUM_CHARS);
+            let parsed = parse("ak", text).unwrap();
+            assert_eq!(parsed.environment, environment);
+            assert_eq!(parsed.hash, key.hash());
+            assert_eq!(key.last_four(), &text[text.len() - 4..]);
+            assert!(!format!("{key:?}").contains(&text[8..20]));
+        }
+    }
+
+    #[test]
+    fn keys_are_unique() {
+        let a = NewKey::generate("ak", Environment::Live);
+        let b = NewKey::generate("ak", Environment::Live);
+        assert_ne!(a.expose(), b.expose());
+    }
+
+    #[test]
+    fn any_one_character_change_is_caught() {
+        // Property: for many keys, every single-character substitution in the random part or
+        // the checksum is refused (as a checksum or alphabet error), never accepted.
+        for _ in 0..50 {
+            let key = NewKey::generate("ak", Environment::Test);
+            let text = key.expose();
+            let start = "ak_test_".len();
+            for position in start..text.len() {
+                for replacement in [b'0', b'Z', b'z', b'q'] {
+                    let mut bytes = text.as_bytes().to_vec();
+                    if bytes[position] == replacement {
+                        continue;
+                    }
+                    bytes[position] = replacement;
+                    let changed = String::from_utf8(bytes).unwrap();
+                    assert_eq!(parse("ak", &changed), Err(Malformed::Checksum), "{changed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_prefix_environment_length_and_alphabet_are_refused() {
+        let key = NewKey::generate("ak", Environment::Live);
+        let text = key.expose().to_owned();
+        assert_eq!(parse("gh", &text), Err(Malformed::Prefix));
+        assert_eq!(
+            parse("ak", &text.replace("_live_", "_prod_")),
+            Err(Malformed::Environment)
+        );
+        assert_eq!(parse("ak", &text[..text.len() - 1]), Err(Malformed::Length));
+        assert_eq!(parse("ak", &format!("{text}x")), Err(Malformed::Length));
+        let mut odd = text.clone();
+        odd.replace_range(10..11, "-");
+        assert_eq!(parse("ak", &odd), Err(Malformed::Alphabet));
+        assert_eq!(parse("ak", ""), Err(Malformed::Prefix));
+        // Switching the environment invalidates the checksum too: a test key cannot be relabelled.
+        let relabelled = text.replace("_live_", "_test_");
+        assert_eq!(parse("ak", &relabelled), Err(Malformed::Checksum));
+    }
+
+    #[test]
+    fn a_custom_prefix_is_honoured() {
+        let key = NewKey::generate("acme", Environment::Live);
+        assert!(key.expose().starts_with("acme_live_"));
+        assert!(parse("acme", key.expose()).is_ok());
+        assert_eq!(parse("ak", key.expose()), Err(Malformed::Prefix));
+    }
+}
