@@ -1,13 +1,13 @@
 //! The `user_identity` table: identities at OpenID Connect providers, linked to users.
 
-/// The unique constraint on `user_identity (issuer, subject)`.
-pub const UNIQUE_IDENTITY: &str = "user_identity_issuer_subject_key";
-
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::users::User;
+
+/// The unique constraint on `user_identity (issuer, subject)`.
+pub const UNIQUE_IDENTITY: &str = "user_identity_issuer_subject_key";
 
 #[derive(Debug, Clone)]
 pub struct Identity {

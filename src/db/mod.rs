@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod identities;
+pub mod invitations;
 pub mod keys;
 pub mod login_failures;
 pub mod metering;

@@ -1,11 +1,11 @@
 //! The `app_user` table.
 
-/// The unique constraint on `app_user.email`.
-pub const UNIQUE_EMAIL: &str = "app_user_email_key";
-
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// The unique constraint on `app_user.email`.
+pub const UNIQUE_EMAIL: &str = "app_user_email_key";
 
 #[derive(Debug, Clone)]
 pub struct User {

@@ -6,11 +6,10 @@ use sqlx::{PgConnection, PgPool};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::db::audit;
 use crate::db::keys::{self as db_keys, NewKeyRow};
+use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::key_format::{NewKey, masked};
-use crate::domain::tenants::Actor;
 use crate::domain::vocabulary::{Environment, Role};
 
 /// A key's name: what the key is for, 1-80 characters, no control characters.
@@ -267,22 +266,20 @@ pub async fn create_key(
     let key = NewKey::generate(prefix, settings.environment);
     let mut tx = pool.begin().await?;
     let id = insert_key(&mut tx, tenant_id, &key, settings, None, actor).await?;
-    audit::insert(
-        &mut *tx,
-        &actor.event(
-            tenant_id,
-            "key.created",
-            key_target(settings.name.as_str(), &masked(prefix, settings.environment, &key.last_four())),
-            json!({
-                "environment": settings.environment.as_str(),
-                "scopes": settings.scopes.join(" "),
-                "rate_limit": settings.rate_limit,
-                "expires": settings.expires_at.map_or_else(|| "never".to_owned(), |at| at.date().to_string()),
-            }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    actor
+        .commit_with_event(
+            tx,
+        tenant_id,
+        "key.created",
+        key_target(settings.name.as_str(), &masked(prefix, settings.environment, &key.last_four())),
+        json!({
+            "environment": settings.environment.as_str(),
+            "scopes": settings.scopes.join(" "),
+            "rate_limit": settings.rate_limit,
+            "expires": settings.expires_at.map_or_else(|| "never".to_owned(), |at| at.date().to_string()),
+        }),
+        )
+        .await?;
     Ok((key, id))
 }
 
@@ -399,9 +396,9 @@ pub async fn roll_key(
     )
     .await?;
     db_keys::notify_changed(&mut *tx, &old.secret_hash).await?;
-    audit::insert(
-        &mut *tx,
-        &actor.event(
+    actor
+        .commit_with_event(
+            tx,
             tenant_id,
             "key.rolled",
             key_target(&old.name, &masked(prefix, old.environment, &old.last_four)),
@@ -409,10 +406,8 @@ pub async fn roll_key(
                 "new_key": masked(prefix, old.environment, &key.last_four()),
                 "grace": grace_label(grace),
             }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+        )
+        .await?;
     Ok(Ok(Rolled {
         key,
         new_id,
@@ -454,17 +449,15 @@ pub async fn revoke_key(
     }
     db_keys::revoke(&mut *tx, tenant_id, api_key_id, actor.user_id).await?;
     db_keys::notify_changed(&mut *tx, &key.secret_hash).await?;
-    audit::insert(
-        &mut *tx,
-        &actor.event(
+    actor
+        .commit_with_event(
+            tx,
             tenant_id,
             "key.revoked",
             key_target(&key.name, &masked(prefix, key.environment, &key.last_four)),
             json!({}),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+        )
+        .await?;
     Ok(Ok(key.secret_hash))
 }
 

@@ -1,8 +1,10 @@
 //! Rules and types of the product: no HTTP, no SQL.
 
 pub mod accounts;
+pub mod audit;
 pub mod error;
 pub mod identities;
+pub mod invitations;
 pub mod key_cache;
 pub mod key_format;
 pub mod keys;

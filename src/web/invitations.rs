@@ -11,7 +11,7 @@ use super::meta::RequestMeta;
 use super::session::{self, encode};
 use super::{CurrentUser, Layout, Visitor, render};
 use crate::app::AppState;
-use crate::domain::tenants::{self, InvitationProblem};
+use crate::domain::invitations::{self, InvitationProblem};
 use crate::domain::vocabulary::Role;
 use crate::error::AppResult;
 
@@ -73,7 +73,7 @@ async fn show_invitation(
 ) -> AppResult<Response> {
     let here = format!("/invitations/{token}");
     let layout = visitor.form_layout().await?;
-    let (invitation, tenant) = match tenants::find_invitation(&state.pool, &token).await? {
+    let (invitation, tenant) = match invitations::find_invitation(&state.pool, &token).await? {
         Ok(found) => found,
         Err(problem) => return problem_page(layout, &problem, here).await,
     };
@@ -113,7 +113,7 @@ async fn accept_invitation(
     Path(token): Path<String>,
 ) -> AppResult<Response> {
     let actor = meta.actor(&current.user);
-    match tenants::accept_invitation(&state.pool, &token, &current.user, &actor).await? {
+    match invitations::accept_invitation(&state.pool, &token, &current.user, &actor).await? {
         Ok(tenant) => {
             tracing::info!(tenant.slug = %tenant.slug, user.id = %current.user.app_user_id, "invitation accepted");
             session::flash(&current.session, format!("Welcome to {}.", tenant.name)).await?;

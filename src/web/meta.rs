@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::db::users::User;
-use crate::domain::tenants::Actor;
+use crate::domain::audit::Actor;
 use crate::error::AppError;
 
 pub struct RequestMeta {

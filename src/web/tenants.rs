@@ -23,9 +23,12 @@ use super::session::{self, encode};
 use super::{CurrentUser, Layout, render};
 use crate::app::AppState;
 use crate::db::audit;
+use crate::db::invitations as db_invitations;
 use crate::db::tenants::{self as db_tenants, Membership};
 use crate::db::users::User;
-use crate::domain::tenants::{self, Actor, TenantErrors};
+use crate::domain::audit::Actor;
+use crate::domain::invitations;
+use crate::domain::tenants::{self, TenantErrors};
 use crate::domain::usage::{Counts, Window};
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
@@ -249,7 +252,7 @@ struct TenantPage {
 
 async fn show_tenant(State(state): State<AppState>, member: TenantMember) -> AppResult<Response> {
     let members = db_tenants::members(&state.pool, member.tenant_id()).await?;
-    let pending = db_tenants::pending_invitations(&state.pool, member.tenant_id()).await?;
+    let pending = db_invitations::pending(&state.pool, member.tenant_id()).await?;
     let day = super::usage::load(&state, member.tenant_id(), None, Window::Day).await?;
     let today = Counts::sum(day.iter().map(|(_, counts)| counts));
     let since = Window::Day.start(time::OffsetDateTime::now_utc());
@@ -331,7 +334,7 @@ async fn members_page(
         })
         .collect();
     let invitations = if member.role >= Role::Admin {
-        db_tenants::pending_invitations(&state.pool, member.tenant_id())
+        db_invitations::pending(&state.pool, member.tenant_id())
             .await?
             .into_iter()
             .map(|row| InvitationRow {
@@ -391,7 +394,7 @@ async fn create_invitation(
     member: TenantMember,
     Form(form): Form<InviteForm>,
 ) -> AppResult<Response> {
-    match tenants::invite(
+    match invitations::invite(
         &state.pool,
         member.tenant_id(),
         &form.email,
@@ -430,7 +433,7 @@ async fn revoke_invitation(
     member: TenantMember,
     Path((_, invitation_id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
-    tenants::revoke_invitation(
+    invitations::revoke_invitation(
         &state.pool,
         member.tenant_id(),
         invitation_id,

@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
+use gatehouse::domain::audit::Actor;
 use gatehouse::domain::key_format;
 use gatehouse::domain::keys::{self, KeyName, KeySettings};
-use gatehouse::domain::tenants::Actor;
 use gatehouse::domain::vocabulary::Environment;
 use gatehouse::domain::vocabulary::Role;
 use serde_json::{Value, json};
