@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use env::Env;
+pub use oidc::OidcProviderConfig;
+
+mod env;
+mod oidc;
+
 /// Everything the deployment configures. Secrets are `SecretString`, so `Debug` never shows them.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -36,24 +42,6 @@ pub struct Config {
     pub oidc_flow_lifetime: Duration,
 }
 
-/// One OpenID Connect provider, from `GATEHOUSE_OIDC_<NAME>_*`.
-#[derive(Debug, Clone)]
-pub struct OidcProviderConfig {
-    /// Lowercase letters and digits; in URLs (`/auth/oidc/<name>`) and variable names.
-    pub name: String,
-    /// Exactly as the provider states it in its discovery document and tokens.
-    pub issuer: String,
-    pub client_id: String,
-    pub client_secret: SecretString,
-    /// What the "Sign in with …" button says.
-    pub display_name: String,
-    /// Sign-out also ends the session at the provider (RP-initiated logout), when it offers that.
-    pub provider_logout: bool,
-    /// Treat the provider's `email` as verified even without `email_verified: true`. Only for a
-    /// provider whose directory the operator controls (a single-tenant Entra ID, say).
-    pub trust_email: bool,
-}
-
 /// A configuration value that could not be used; names the variable and says why.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {reason}")]
@@ -62,7 +50,7 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-fn invalid(variable: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(variable: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         variable: variable.into(),
         reason: reason.into(),
@@ -77,7 +65,8 @@ impl Config {
 
     /// Reads configuration through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let env = Env(lookup);
+        let get = |name: &str| env.get(name);
 
         let database_url = get("DATABASE_URL")
             .map(SecretString::from)
@@ -100,7 +89,8 @@ impl Config {
         )
         .map_err(|reason| invalid("GATEHOUSE_PUBLIC_URL", reason))?;
 
-        let verifier_tokens = list(get("GATEHOUSE_VERIFIER_TOKENS"))
+        let verifier_tokens = env
+            .list("GATEHOUSE_VERIFIER_TOKENS")
             .into_iter()
             .map(|token| {
                 if token.len() < 16 {
@@ -127,9 +117,9 @@ impl Config {
             ));
         }
 
-        let scopes = match get("GATEHOUSE_SCOPES") {
-            Some(value) => list(Some(value)),
-            None => vec!["read".to_owned(), "write".to_owned()],
+        let scopes = match env.list("GATEHOUSE_SCOPES") {
+            scopes if get("GATEHOUSE_SCOPES").is_some() => scopes,
+            _ => vec!["read".to_owned(), "write".to_owned()],
         };
         if scopes.is_empty() {
             return Err(invalid("GATEHOUSE_SCOPES", "needs at least one scope"));
@@ -141,9 +131,9 @@ impl Config {
             ));
         }
 
-        let key_headers = match get("GATEHOUSE_KEY_HEADERS") {
-            Some(value) => list(Some(value)),
-            None => vec!["Authorization".into(), "X-Api-Key".into(), "ApiKey".into()],
+        let key_headers = match env.list("GATEHOUSE_KEY_HEADERS") {
+            headers if get("GATEHOUSE_KEY_HEADERS").is_some() => headers,
+            _ => vec!["Authorization".into(), "X-Api-Key".into(), "ApiKey".into()],
         };
         if let Some(bad) = key_headers
             .iter()
@@ -155,8 +145,8 @@ impl Config {
             ));
         }
 
-        let session_idle = minutes(&get, "GATEHOUSE_SESSION_IDLE_MINUTES", 30)?;
-        let session_lifetime = minutes(&get, "GATEHOUSE_SESSION_LIFETIME_MINUTES", 12 * 60)?;
+        let session_idle = minutes(&env, "GATEHOUSE_SESSION_IDLE_MINUTES", 30)?;
+        let session_lifetime = minutes(&env, "GATEHOUSE_SESSION_LIFETIME_MINUTES", 12 * 60)?;
         if session_lifetime < session_idle {
             return Err(invalid(
                 "GATEHOUSE_SESSION_LIFETIME_MINUTES",
@@ -164,33 +154,22 @@ impl Config {
             ));
         }
 
-        let trusted_proxies = list(get("GATEHOUSE_TRUSTED_PROXIES"))
+        let trusted_proxies = env
+            .list("GATEHOUSE_TRUSTED_PROXIES")
             .iter()
             .map(|entry| IpNet::parse(entry))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| invalid("GATEHOUSE_TRUSTED_PROXIES", reason))?;
 
-        let database_max_connections = match get("GATEHOUSE_DATABASE_MAX_CONNECTIONS") {
-            Some(value) => value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n: &u32| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    invalid(
-                        "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
-                        "must be a whole number from 1 to 1000",
-                    )
-                })?,
-            None => 16,
-        };
+        let database_max_connections =
+            env.number("GATEHOUSE_DATABASE_MAX_CONNECTIONS", 1..=1000, 16, "")?;
 
-        let rate_limit_live = per_minute(&get, "GATEHOUSE_RATE_LIMIT_LIVE", 1000)?;
-        let rate_limit_test = per_minute(&get, "GATEHOUSE_RATE_LIMIT_TEST", 100)?;
-        let oidc_providers = oidc_providers(&get)?;
-        let key_cache_ttl = seconds(&get, "GATEHOUSE_KEY_CACHE_SECONDS", 0..=10, 10)?;
-        let usage_flush_interval = seconds(&get, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2)?;
-        let bad_keys_per_client = per_minute(&get, "GATEHOUSE_BAD_KEY_LIMIT", 100)?;
+        let rate_limit_live = per_minute(&env, "GATEHOUSE_RATE_LIMIT_LIVE", 1000)?;
+        let rate_limit_test = per_minute(&env, "GATEHOUSE_RATE_LIMIT_TEST", 100)?;
+        let oidc_providers = oidc::providers(&env)?;
+        let key_cache_ttl = seconds(&env, "GATEHOUSE_KEY_CACHE_SECONDS", 0..=10, 10)?;
+        let usage_flush_interval = seconds(&env, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2)?;
+        let bad_keys_per_client = per_minute(&env, "GATEHOUSE_BAD_KEY_LIMIT", 100)?;
 
         Ok(Self {
             database_url,
@@ -215,185 +194,31 @@ impl Config {
     }
 }
 
-fn oidc_providers(
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<Vec<OidcProviderConfig>, ConfigError> {
-    const LIST: &str = "GATEHOUSE_OIDC_PROVIDERS";
-    let mut providers: Vec<OidcProviderConfig> = Vec::new();
-    for name in list(get(LIST)) {
-        let name = name.to_ascii_lowercase();
-        if name.is_empty()
-            || name.len() > 32
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
-            return Err(invalid(
-                LIST,
-                format!("{name:?} is not a provider name (1 to 32 letters or digits, e.g. corp)"),
-            ));
-        }
-        if providers.iter().any(|provider| provider.name == name) {
-            return Err(invalid(LIST, format!("{name:?} is listed twice")));
-        }
-        let prefix = format!("GATEHOUSE_OIDC_{}_", name.to_ascii_uppercase());
-        let var = |suffix: &str| format!("{prefix}{suffix}");
-        let required = |suffix: &str| {
-            let variable = var(suffix);
-            get(&variable)
-                .map(|value| value.trim().to_owned())
-                .ok_or_else(|| {
-                    invalid(
-                        variable,
-                        format!("is required because {LIST} lists {name:?}"),
-                    )
-                })
-        };
-        let issuer = required("ISSUER")?;
-        check_issuer(&issuer).map_err(|reason| invalid(var("ISSUER"), reason))?;
-        let client_id = required("CLIENT_ID")?;
-        let client_secret = SecretString::from(required("CLIENT_SECRET")?);
-        let display_name =
-            get(&var("DISPLAY_NAME")).map_or_else(|| name.clone(), |value| value.trim().to_owned());
-        if display_name.chars().count() > 60 || display_name.chars().any(char::is_control) {
-            return Err(invalid(
-                var("DISPLAY_NAME"),
-                "must be at most 60 characters, without control characters",
-            ));
-        }
-        let provider_logout = flag(get, &var("PROVIDER_LOGOUT"))?;
-        let trust_email = flag(get, &var("TRUST_EMAIL"))?;
-        providers.push(OidcProviderConfig {
-            name,
-            issuer,
-            client_id,
-            client_secret,
-            display_name,
-            provider_logout,
-            trust_email,
-        });
-    }
-    Ok(providers)
-}
-
-/// Issuers are compared exactly, so the value is kept as given. Plain http is accepted only on
-/// loopback (development and tests): anywhere else it would let the network forge sign-ins.
-fn check_issuer(issuer: &str) -> Result<(), String> {
-    let rest = if let Some(rest) = issuer.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = issuer.strip_prefix("http://") {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let host = match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default(),
-            None => authority.split(':').next().unwrap_or_default(),
-        };
-        if !matches!(host, "127.0.0.1" | "localhost" | "::1") {
-            return Err(format!(
-                "{issuer:?} must use https:// (plain http only on 127.0.0.1, localhost or [::1])"
-            ));
-        }
-        rest
-    } else {
-        return Err(format!("{issuer:?} must be an https:// URL"));
-    };
-    if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', ' ', '@']) {
-        return Err(format!(
-            "{issuer:?} must be the provider's issuer URL exactly, without query or fragment"
-        ));
-    }
-    Ok(())
-}
-
-fn flag(get: &impl Fn(&str) -> Option<String>, variable: &str) -> Result<bool, ConfigError> {
-    match get(variable).map(|value| value.trim().to_ascii_lowercase()) {
-        None => Ok(false),
-        Some(value) if matches!(value.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
-        Some(value) if matches!(value.as_str(), "false" | "0" | "no" | "off") => Ok(false),
-        Some(value) => Err(invalid(
-            variable,
-            format!("{value:?} is neither true nor false"),
-        )),
-    }
-}
-
-fn list(value: Option<String>) -> Vec<String> {
-    value
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn minutes(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
+fn minutes<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    variable: &str,
     default: u64,
 ) -> Result<Duration, ConfigError> {
-    let value = match get(variable) {
-        Some(value) => value
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=525_600).contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    variable,
-                    "must be a whole number of minutes from 1 to 525600",
-                )
-            })?,
-        None => default,
-    };
-    Ok(Duration::from_secs(value * 60))
+    let minutes = env.number(variable, 1..=525_600, default, "minutes")?;
+    Ok(Duration::from_secs(minutes * 60))
 }
 
-fn seconds(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
+fn seconds<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    variable: &str,
     range: std::ops::RangeInclusive<u64>,
     default: u64,
 ) -> Result<Duration, ConfigError> {
-    let value = match get(variable) {
-        Some(value) => value
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    variable,
-                    format!(
-                        "must be a whole number of seconds from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            })?,
-        None => default,
-    };
-    Ok(Duration::from_secs(value))
+    env.number(variable, range, default, "seconds")
+        .map(Duration::from_secs)
 }
 
-fn per_minute(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
+fn per_minute<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    variable: &str,
     default: u32,
 ) -> Result<u32, ConfigError> {
-    match get(variable) {
-        Some(value) => value
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    variable,
-                    "must be a whole number of requests per minute from 1 to 1000000",
-                )
-            }),
-        None => Ok(default),
-    }
+    env.number(variable, 1..=1_000_000, default, "requests per minute")
 }
 
 fn is_scope_name(scope: &str) -> bool {
@@ -537,7 +362,7 @@ mod tests {
         assert_eq!(config.bad_keys_per_client, 100);
     }
 
-    const CORP: [(&str, &str); 5] = [
+    pub(super) const CORP: [(&str, &str); 5] = [
         ("DATABASE_URL", "postgres://x/y"),
         ("GATEHOUSE_OIDC_PROVIDERS", "corp"),
         (
@@ -570,7 +395,7 @@ mod tests {
         assert_eq!(config_of(&CORP).oidc_providers[0].display_name, "corp");
     }
 
-    fn config_of(pairs: &[(&str, &str)]) -> Config {
+    pub(super) fn config_of(pairs: &[(&str, &str)]) -> Config {
         config(pairs).unwrap()
     }
 
@@ -610,35 +435,6 @@ mod tests {
             let err = config(&pairs).unwrap_err();
             assert_eq!(err.variable, variable, "{value}");
         }
-    }
-
-    #[test]
-    fn plain_http_issuers_are_accepted_only_on_loopback() {
-        for issuer in [
-            "http://127.0.0.1:9000",
-            "http://localhost:9000/realms/x",
-            "http://[::1]:9000",
-        ] {
-            assert!(check_issuer(issuer).is_ok(), "{issuer}");
-        }
-        for issuer in [
-            "http://127.0.0.1.evil.example",
-            "http://10.0.0.1",
-            "http://localhost.evil",
-        ] {
-            assert!(check_issuer(issuer).is_err(), "{issuer}");
-        }
-        // Trailing slashes matter to exact issuer comparison (Auth0 uses one): kept as given.
-        let mut pairs = CORP.to_vec();
-        pairs.retain(|(k, _)| *k != "GATEHOUSE_OIDC_CORP_ISSUER");
-        pairs.push((
-            "GATEHOUSE_OIDC_CORP_ISSUER",
-            "https://tenant.auth0.example/",
-        ));
-        assert_eq!(
-            config_of(&pairs).oidc_providers[0].issuer,
-            "https://tenant.auth0.example/"
-        );
     }
 
     #[test]
