@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{PASSWORD, TestApp, location};
+use crate::support::app::{PASSWORD, TestApp, location};
 
 const NEW_PASSWORD: &str = "a different and longer passphrase";
 

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::TestApp;
+use crate::support::app::TestApp;
 
 #[sqlx::test]
 async fn healthz_and_readyz_answer_while_the_database_is_up(pool: PgPool) {

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::support::app::{PASSWORD, TestApp};
 
 const NEW_PASSWORD: &str = "a different and longer passphrase";
 

@@ -8,7 +8,7 @@ use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, location};
+use crate::support::app::{TestApp, location};
 use crate::tenants::{World, create_tenant};
 
 /// Submits the new-key form; returns the response.
@@ -718,21 +718,24 @@ async fn neither_the_database_nor_the_logs_ever_contain_a_key(pool: PgPool) {
         assert!(!logs.contains(body), "a key is in the logs");
     }
     assert!(
-        !logs.contains(crate::helpers::PASSWORD),
+        !logs.contains(crate::support::app::PASSWORD),
         "a password is in the logs"
     );
 }
 
 #[sqlx::test]
 async fn a_key_revoked_or_rolled_in_the_portal_is_refused_by_the_key_api_at_once(pool: PgPool) {
-    let app = crate::key_fixtures::key_api(pool, &[]).await;
+    let app = crate::support::fixtures::key_api(pool, &[]).await;
     let admin = app.signed_in_user("ada@example.com", "Ada").await;
     create_tenant(&app, &admin, "Acme", "acme").await;
     let (revoked, revoked_id) = create_key(&app, &admin, "acme", "To revoke", "live").await;
     let (rolled, rolled_id) = create_key(&app, &admin, "acme", "To roll", "live").await;
     // Both are verified, so both are in the cache.
     for secret in [&revoked, &rolled] {
-        assert_eq!(crate::key_fixtures::code_of(&app, secret).await, "VALID");
+        assert_eq!(
+            crate::support::fixtures::code_of(&app, secret).await,
+            "VALID"
+        );
     }
     app.submit(
         &admin,
@@ -742,15 +745,18 @@ async fn a_key_revoked_or_rolled_in_the_portal_is_refused_by_the_key_api_at_once
     )
     .await;
     assert_eq!(
-        crate::key_fixtures::code_of(&app, &revoked).await,
+        crate::support::fixtures::code_of(&app, &revoked).await,
         "REVOKED"
     );
 
     let response = roll(&app, &admin, "acme", rolled_id, "none").await;
     let successor = revealed(&response.text().await.unwrap()).unwrap();
-    assert_eq!(crate::key_fixtures::code_of(&app, &rolled).await, "EXPIRED");
     assert_eq!(
-        crate::key_fixtures::code_of(&app, &successor).await,
+        crate::support::fixtures::code_of(&app, &rolled).await,
+        "EXPIRED"
+    );
+    assert_eq!(
+        crate::support::fixtures::code_of(&app, &successor).await,
         "VALID"
     );
 }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::helpers::{TestApp, location};
+use crate::support::app::{TestApp, location};
 
 pub const CLIENT_ID: &str = "gatehouse-portal";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::key_fixtures::{
+use crate::support::fixtures::{
     OTHER_VERIFIER, Tenant, VERIFIER, authorize, code_of, expire, keep_within_one_minute, key_api,
     unknown_key, verify,
 };
@@ -184,7 +184,7 @@ async fn verify_needs_a_configured_verifier_token(pool: PgPool) {
     }
 
     // No tokens configured: the key API refuses everyone.
-    let closed = crate::helpers::TestApp::spawn(pool).await;
+    let closed = crate::support::app::TestApp::spawn(pool).await;
     let response = verify(&closed, body).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }

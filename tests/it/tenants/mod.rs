@@ -1,12 +1,15 @@
 //! `/tenants/new`, `/t/{slug}/...` and `/invitations/{token}`: tenants, roles, members, invitations, audit.
 
+pub mod keys;
+pub mod usage;
+
 use gatehouse::domain::tenants::Role;
 use gatehouse::web::tenants::RULES;
 use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, location};
+use crate::support::app::{TestApp, location};
 
 /// A tenant `acme` with one member of each role, a second admin, and an outsider who belongs
 /// only to tenant `other`.
@@ -373,7 +376,7 @@ async fn an_invited_person_joins_with_the_role_and_only_once(pool: PgPool) {
             &[
                 ("email", "BOB@example.com"),
                 ("display_name", "Bob"),
-                ("password", crate::helpers::PASSWORD),
+                ("password", crate::support::app::PASSWORD),
                 ("next", &link),
             ],
         )
@@ -559,7 +562,7 @@ async fn removal_and_demotion_take_effect_on_the_very_next_request(pool: PgPool)
     let world = World::build(&app).await;
     // The developer has two sessions.
     let dev_phone = app.client();
-    app.sign_in(&dev_phone, "dev@example.com", crate::helpers::PASSWORD)
+    app.sign_in(&dev_phone, "dev@example.com", crate::support::app::PASSWORD)
         .await;
     assert_eq!(
         app.get(&dev_phone, "/t/acme").await.status(),
@@ -598,7 +601,7 @@ async fn removal_and_demotion_take_effect_on_the_very_next_request(pool: PgPool)
     app.sign_in(
         &second_admin,
         "admin2@example.com",
-        crate::helpers::PASSWORD,
+        crate::support::app::PASSWORD,
     )
     .await;
     assert_eq!(

@@ -4,9 +4,9 @@ use reqwest::StatusCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
-use crate::keys::create_key;
+use crate::support::app::TestApp;
 use crate::tenants::World;
+use crate::tenants::keys::create_key;
 
 /// Counts `count` verifications with `outcome` for a key, `minutes_ago`, in every counter table,
 /// as the metering flush does.

@@ -1,9 +1,11 @@
 //! Flows a person walks in real headless Chromium, with a screenshot of every page.
 
+mod sso;
+
 use sqlx::PgPool;
 
-use crate::chrome::Chrome;
-use crate::helpers::{PASSWORD, TestApp};
+use crate::support::app::{PASSWORD, TestApp};
+use crate::support::browser::Chrome;
 
 const NEW_PASSWORD: &str = "another long passphrase for ada";
 
@@ -258,12 +260,13 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
             .unwrap();
     for minutes_ago in 0..60 {
         let valid = 20 + (minutes_ago * 7) % 30;
-        crate::usage::record_usage(&app.pool, ci, minutes_ago, "VALID", valid).await;
+        crate::tenants::usage::record_usage(&app.pool, ci, minutes_ago, "VALID", valid).await;
         if minutes_ago % 9 == 0 {
-            crate::usage::record_usage(&app.pool, ci, minutes_ago, "RATE_LIMITED", 6).await;
+            crate::tenants::usage::record_usage(&app.pool, ci, minutes_ago, "RATE_LIMITED", 6)
+                .await;
         }
         if minutes_ago % 13 == 0 {
-            crate::usage::record_usage(&app.pool, ci, minutes_ago, "REVOKED", 4).await;
+            crate::tenants::usage::record_usage(&app.pool, ci, minutes_ago, "REVOKED", 4).await;
         }
     }
     chrome.click(".tabs a[href='/t/acme/usage']").await;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{PASSWORD, TestApp, location};
+use crate::support::app::{PASSWORD, TestApp, location};
 
 #[sqlx::test]
 async fn signing_up_signs_in_and_shows_the_home_page(pool: PgPool) {

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::support::app::TestApp;
 
 pub const VERIFIER: &str = "verifier-token-for-tests-0001";
 pub const OTHER_VERIFIER: &str = "second-verifier-token-0002";

@@ -6,7 +6,7 @@ use gatehouse::db::keys::notify_changed;
 use gatehouse::domain::keys::{Environment, hash};
 use sqlx::PgPool;
 
-use crate::key_fixtures::{Tenant, code_of, key_api};
+use crate::support::fixtures::{Tenant, code_of, key_api};
 
 #[sqlx::test]
 async fn a_key_revoked_through_one_instance_is_refused_by_another_within_a_second(pool: PgPool) {

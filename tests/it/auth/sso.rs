@@ -7,8 +7,8 @@ use reqwest::cookie::CookieStore as _;
 use reqwest::{Client, Response, StatusCode, Url};
 use sqlx::PgPool;
 
-use crate::helpers::{PASSWORD, TestApp, location};
-use crate::oidc::{
+use crate::support::app::{PASSWORD, TestApp, location};
+use crate::support::identity_providers::{
     DISPLAY_NAME, Forgery, RealProvider, TestIssuer, app_with_provider, app_with_provider_adjusted,
     provider_env,
 };
