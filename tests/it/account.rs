@@ -1,9 +1,10 @@
-//! `/account` and `/account/password`.
+//! `/account`, `/account/password` and `/account/identities/{id}/unlink`.
 
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp, location};
+use crate::support::identity_providers::{DISPLAY_NAME, app_with_provider, sso_sign_in};
 
 const NEW_PASSWORD: &str = "a different and longer passphrase";
 
@@ -116,4 +117,85 @@ async fn changing_the_password_ends_every_other_session(pool: PgPool) {
             .status(),
         StatusCode::SEE_OTHER
     );
+}
+
+#[sqlx::test]
+async fn a_user_with_a_password_may_unlink_an_identity(pool: PgPool) {
+    let (app, provider) = app_with_provider(pool).await;
+    app.signed_in_user("ada@example.test", "Ada").await;
+    let (client, _) = sso_sign_in(&app, &provider, "ada").await;
+    let linked = app
+        .submit(
+            &client,
+            "/auth/oidc/link",
+            "/auth/oidc/link",
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(linked.status(), StatusCode::SEE_OTHER);
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT user_identity_id FROM user_identity")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let response = app
+        .submit(
+            &client,
+            "/account",
+            &format!("/account/identities/{id}/unlink"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let account = app.get(&client, "/account").await.text().await.unwrap();
+    assert!(account.contains(&format!(
+        "{DISPLAY_NAME} is no longer linked to your account."
+    )));
+    assert!(account.contains("No identity provider is linked"));
+    // Signing in through the provider asks for the password again.
+    let (_, response) = sso_sign_in(&app, &provider, "ada").await;
+    assert_eq!(location(&response), "/auth/oidc/link");
+}
+
+#[sqlx::test]
+async fn an_sso_only_user_cannot_unlink_the_only_way_in(pool: PgPool) {
+    let (app, provider) = app_with_provider(pool).await;
+    let (client, _) = sso_sign_in(&app, &provider, "ada").await;
+    let page = app.get(&client, "/account").await.text().await.unwrap();
+    assert!(!page.contains("Unlink"));
+    assert!(page.contains("cannot be unlinked"));
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT user_identity_id FROM user_identity")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let response = app
+        .submit(
+            &client,
+            "/account",
+            &format!("/account/identities/{id}/unlink"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let identities: i64 = app.count("user_identity").await;
+    assert_eq!(identities, 1);
+}
+
+#[sqlx::test]
+async fn another_users_identity_cannot_be_unlinked(pool: PgPool) {
+    let (app, provider) = app_with_provider(pool).await;
+    sso_sign_in(&app, &provider, "ada").await;
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT user_identity_id FROM user_identity")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let mallory = app.signed_in_user("mallory@example.com", "Mallory").await;
+    let response = app
+        .submit(
+            &mallory,
+            "/account",
+            &format!("/account/identities/{id}/unlink"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

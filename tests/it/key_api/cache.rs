@@ -1,4 +1,5 @@
-//! Several Gatehouse instances on one database: key changes reach every instance's cache.
+//! The key API's cache: a changed key is forgotten at once, by this instance and by every other
+//! instance on the same database.
 
 use std::time::{Duration, Instant};
 
@@ -6,7 +7,8 @@ use gatehouse::db::keys::notify_changed;
 use gatehouse::domain::keys::{Environment, hash};
 use sqlx::PgPool;
 
-use crate::support::fixtures::{Tenant, code_of, key_api};
+use crate::support::fixtures::Tenant;
+use crate::support::key_api::{code_of, key_api};
 
 #[sqlx::test]
 async fn a_key_revoked_through_one_instance_is_refused_by_another_within_a_second(pool: PgPool) {
@@ -69,4 +71,39 @@ async fn a_notification_sent_by_hand_invalidates_every_instance(pool: PgPool) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+#[sqlx::test]
+async fn a_cached_key_is_forgotten_at_once_when_the_portal_invalidates_it(pool: PgPool) {
+    let app = key_api(pool.clone(), &[]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let (key, id) = acme.key(&pool, Environment::Live, &["read"], 100).await;
+    app.wait_until_listening().await;
+    assert_eq!(code_of(&app, &key).await, "VALID");
+    // Revoked behind the service's back (no notification): the cache still answers...
+    sqlx::query("UPDATE api_key SET revoked_at = now() WHERE api_key_id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(code_of(&app, &key).await, "VALID");
+    // ...until the instance is told, as the portal's revoke handler does.
+    app.key_cache.invalidate(&hash(&key));
+    assert_eq!(code_of(&app, &key).await, "REVOKED");
+}
+
+#[sqlx::test]
+async fn with_the_cache_off_every_verification_reads_the_database(pool: PgPool) {
+    let app = key_api(pool.clone(), &[("GATEHOUSE_KEY_CACHE_SECONDS", "0")]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let (key, id) = acme.key(&pool, Environment::Live, &["read"], 100).await;
+    app.wait_until_listening().await;
+    assert_eq!(code_of(&app, &key).await, "VALID");
+    sqlx::query("UPDATE api_key SET revoked_at = now() WHERE api_key_id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(code_of(&app, &key).await, "REVOKED");
+    assert!(app.key_cache.is_empty());
 }

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::support::fixtures::{Tenant, VERIFIER, keep_within_one_minute, key_api};
+use crate::support::fixtures::Tenant;
+use crate::support::key_api::{VERIFIER, keep_within_one_minute, key_api};
 
 /// The nginx block between the README's markers, without the code fence.
 fn readme_nginx_config() -> String {

@@ -1,5 +1,6 @@
 //! The key API under `/v1/`, its cache, its usage metering, and the gateway in front of it.
 
+mod authorize;
 mod cache;
 mod fail_closed;
 mod gateway;

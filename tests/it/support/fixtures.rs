@@ -1,27 +1,16 @@
-//! Fixtures for the key API tests: a tenant, keys made through the domain's own `create_key`, and
-//! a Gatehouse configured with a verifier token.
+//! Fixtures: tenants and keys made straight through the domain (for the key API tests), a tenant
+//! with a member of each role made through the portal's own forms, keys made through the portal,
+//! and usage counted as the key API counts it.
 
 use std::net::IpAddr;
 
 use gatehouse::domain::keys::{self, Environment, KeySettings};
 use gatehouse::domain::tenants::{Actor, Role};
-use serde_json::{Value, json};
+use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::support::app::TestApp;
-
-pub const VERIFIER: &str = "verifier-token-for-tests-0001";
-pub const OTHER_VERIFIER: &str = "second-verifier-token-0002";
-
-/// A Gatehouse that accepts `VERIFIER` and `OTHER_VERIFIER`, plus `env`.
-pub async fn key_api(pool: PgPool, env: &[(&str, &str)]) -> TestApp {
-    let tokens = format!("{VERIFIER},{OTHER_VERIFIER}");
-    let mut vars = vec![("GATEHOUSE_VERIFIER_TOKENS", tokens.as_str())];
-    vars.extend_from_slice(env);
-    TestApp::spawn_with(pool, &vars, |_| {}).await
-}
 
 pub struct Tenant {
     pub id: Uuid,
@@ -132,49 +121,244 @@ pub fn unknown_key() -> String {
         .to_owned()
 }
 
-/// POSTs `body` to /v1/keys/verify with `VERIFIER`.
-pub async fn verify(app: &TestApp, body: Value) -> reqwest::Response {
-    app.client()
-        .post(app.url("/v1/keys/verify"))
-        .bearer_auth(VERIFIER)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+/// A tenant `acme` with one member of each role, a second admin, and an outsider who belongs
+/// only to tenant `other`.
+pub struct World {
+    pub admin: Client,
+    pub developer: Client,
+    pub viewer: Client,
+    pub outsider: Client,
+    pub tenant_id: Uuid,
 }
 
-/// The `code` the verify endpoint gives `key` with no requirements (asserting a 200).
-pub async fn code_of(app: &TestApp, key: &str) -> String {
-    let response = verify(app, json!({ "key": key })).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["code"].as_str().unwrap().to_owned()
-}
-
-/// Forward-auth as a gateway calls it: `Gatehouse-Verifier` plus the client's key header.
-pub async fn authorize(
+pub async fn create_tenant(
     app: &TestApp,
-    query: &str,
-    key_header: Option<(&str, &str)>,
+    client: &Client,
+    name: &str,
+    slug: &str,
 ) -> reqwest::Response {
-    let mut request = app
-        .client()
-        .get(app.url(&format!("/v1/authorize{query}")))
-        .header("Gatehouse-Verifier", VERIFIER);
-    if let Some((name, value)) = key_header {
-        request = request.header(name, value);
-    }
-    request.send().await.unwrap()
+    app.submit(
+        client,
+        "/tenants/new",
+        "/tenants",
+        &[("name", name), ("slug", slug)],
+    )
+    .await
 }
 
-/// Waits while the current minute has fewer than `seconds` left, so a test's requests fall in
-/// one rate-limit window.
-pub async fn keep_within_one_minute(seconds: i64) {
-    let left = 60 - OffsetDateTime::now_utc().unix_timestamp().rem_euclid(60);
-    if left < seconds {
-        tokio::time::sleep(std::time::Duration::from_secs(
-            u64::try_from(left).unwrap() + 1,
-        ))
+/// Invites `email` as `role` and returns the link's path (`/invitations/<token>`).
+pub async fn invite(app: &TestApp, admin: &Client, slug: &str, email: &str, role: &str) -> String {
+    let response = app
+        .submit(
+            admin,
+            &format!("/t/{slug}/members"),
+            &format!("/t/{slug}/invitations"),
+            &[("email", email), ("role", role)],
+        )
         .await;
+    assert_eq!(response.status(), StatusCode::OK, "invitation for {email}");
+    let html = response.text().await.unwrap();
+    let start = html
+        .find(&format!("{}/invitations/", app.base))
+        .expect("the page shows the link")
+        + app.base.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+/// Accepts an invitation link with a signed-in client.
+pub async fn accept(app: &TestApp, client: &Client, link: &str) -> reqwest::Response {
+    app.submit(client, link, link, &[]).await
+}
+
+pub async fn member_client(
+    app: &TestApp,
+    admin: &Client,
+    slug: &str,
+    email: &str,
+    name: &str,
+    role: &str,
+) -> Client {
+    let link = invite(app, admin, slug, email, role).await;
+    let client = app.signed_in_user(email, name).await;
+    assert_eq!(
+        accept(app, &client, &link).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    client
+}
+
+impl World {
+    pub async fn build(app: &TestApp) -> Self {
+        let admin = app.signed_in_user("admin@example.com", "Alice Admin").await;
+        assert_eq!(
+            create_tenant(app, &admin, "Acme", "acme").await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let developer = member_client(
+            app,
+            &admin,
+            "acme",
+            "dev@example.com",
+            "Dan Developer",
+            "developer",
+        )
+        .await;
+        let viewer = member_client(
+            app,
+            &admin,
+            "acme",
+            "viewer@example.com",
+            "Vera Viewer",
+            "viewer",
+        )
+        .await;
+        member_client(
+            app,
+            &admin,
+            "acme",
+            "admin2@example.com",
+            "Second Admin",
+            "admin",
+        )
+        .await;
+        let outsider = app
+            .signed_in_user("out@example.com", "Oscar Outsider")
+            .await;
+        assert_eq!(
+            create_tenant(app, &outsider, "Other", "other")
+                .await
+                .status(),
+            StatusCode::SEE_OTHER
+        );
+        let tenant_id = sqlx::query_scalar("SELECT tenant_id FROM tenant WHERE slug = 'acme'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        Self {
+            admin,
+            developer,
+            viewer,
+            outsider,
+            tenant_id,
+        }
+    }
+}
+
+/// Submits the new-key form; returns the response.
+pub async fn submit_key(
+    app: &TestApp,
+    client: &Client,
+    slug: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let form_page = format!("/t/{slug}/keys/new");
+    let html = app.get(client, &form_page).await.text().await.unwrap();
+    let form_id = value_of(&html, "form_id").expect("the form has an id");
+    let mut all: Vec<(&str, &str)> = vec![("form_id", &form_id)];
+    all.extend_from_slice(fields);
+    app.submit(client, &form_page, &format!("/t/{slug}/keys"), &all)
+        .await
+}
+
+/// Creates a key through the portal and returns (secret, key id).
+pub async fn create_key(
+    app: &TestApp,
+    client: &Client,
+    slug: &str,
+    name: &str,
+    environment: &str,
+) -> (String, Uuid) {
+    let response = submit_key(
+        app,
+        client,
+        slug,
+        &[
+            ("name", name),
+            ("environment", environment),
+            ("full_access", "1"),
+            ("expiry", "never"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "key creation");
+    let html = response.text().await.unwrap();
+    let secret = revealed(&html).expect("the new key is shown");
+    let id = key_link(&html, slug).expect("a link to the key's page");
+    (secret, id)
+}
+
+/// Rolls a key through its roll form (so with a fresh form id), with a grace of `grace`.
+pub async fn roll(
+    app: &TestApp,
+    client: &Client,
+    slug: &str,
+    id: Uuid,
+    grace: &str,
+) -> reqwest::Response {
+    let path = format!("/t/{slug}/keys/{id}/roll");
+    let form = app.get(client, &path).await.text().await.unwrap();
+    let form_id = value_of(&form, "form_id").unwrap();
+    app.submit(
+        client,
+        &path,
+        &path,
+        &[("grace", grace), ("form_id", &form_id)],
+    )
+    .await
+}
+
+pub fn value_of(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+pub fn revealed(html: &str) -> Option<String> {
+    let start = html.find(r#"id="new-key""#)?;
+    let from = html[start..].find(r#"value=""#)? + start + 7;
+    let end = html[from..].find('"')? + from;
+    Some(html[from..end].to_owned())
+}
+
+pub fn key_link(html: &str, slug: &str) -> Option<Uuid> {
+    let marker = format!("/t/{slug}/keys/");
+    html.match_indices(&marker)
+        .filter_map(|(at, _)| html[at + marker.len()..].get(..36)?.parse().ok())
+        .next()
+}
+
+/// Counts `count` verifications with `outcome` for a key, `minutes_ago`, in every counter table,
+/// as the metering flush does.
+pub async fn record_usage(pool: &PgPool, key: Uuid, minutes_ago: i64, outcome: &str, count: i64) {
+    let bucket =
+        |unit: &str| format!("date_trunc('{unit}', now() - $2 * interval '1 minute', 'UTC')");
+    for (table, unit) in [
+        ("key_usage_minute", "minute"),
+        ("key_usage_hour", "hour"),
+        ("key_usage_day", "day"),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO {table} (api_key_id, tenant_id, bucket, outcome, count)
+             SELECT api_key_id, tenant_id, {}, $3, $4 FROM api_key WHERE api_key_id = $1
+             ON CONFLICT (api_key_id, bucket, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count",
+            bucket(unit)
+        ))
+        .bind(key).bind(minutes_ago).bind(outcome).bind(count)
+        .execute(pool).await.unwrap();
+    }
+    for (table, unit) in [
+        ("tenant_usage_minute", "minute"),
+        ("tenant_usage_hour", "hour"),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO {table} (tenant_id, bucket, outcome, count)
+             SELECT tenant_id, {}, $3, $4 FROM api_key WHERE api_key_id = $1
+             ON CONFLICT (tenant_id, bucket, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count",
+            bucket(unit)
+        ))
+        .bind(key).bind(minutes_ago).bind(outcome).bind(count)
+        .execute(pool).await.unwrap();
     }
 }

@@ -6,3 +6,4 @@ pub mod browser;
 pub mod clusters;
 pub mod fixtures;
 pub mod identity_providers;
+pub mod key_api;

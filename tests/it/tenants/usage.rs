@@ -2,45 +2,9 @@
 
 use reqwest::StatusCode;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::support::app::TestApp;
-use crate::tenants::World;
-use crate::tenants::keys::create_key;
-
-/// Counts `count` verifications with `outcome` for a key, `minutes_ago`, in every counter table,
-/// as the metering flush does.
-pub async fn record_usage(pool: &PgPool, key: Uuid, minutes_ago: i64, outcome: &str, count: i64) {
-    let bucket =
-        |unit: &str| format!("date_trunc('{unit}', now() - $2 * interval '1 minute', 'UTC')");
-    for (table, unit) in [
-        ("key_usage_minute", "minute"),
-        ("key_usage_hour", "hour"),
-        ("key_usage_day", "day"),
-    ] {
-        sqlx::query(&format!(
-            "INSERT INTO {table} (api_key_id, tenant_id, bucket, outcome, count)
-             SELECT api_key_id, tenant_id, {}, $3, $4 FROM api_key WHERE api_key_id = $1
-             ON CONFLICT (api_key_id, bucket, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count",
-            bucket(unit)
-        ))
-        .bind(key).bind(minutes_ago).bind(outcome).bind(count)
-        .execute(pool).await.unwrap();
-    }
-    for (table, unit) in [
-        ("tenant_usage_minute", "minute"),
-        ("tenant_usage_hour", "hour"),
-    ] {
-        sqlx::query(&format!(
-            "INSERT INTO {table} (tenant_id, bucket, outcome, count)
-             SELECT tenant_id, {}, $3, $4 FROM api_key WHERE api_key_id = $1
-             ON CONFLICT (tenant_id, bucket, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count",
-            bucket(unit)
-        ))
-        .bind(key).bind(minutes_ago).bind(outcome).bind(count)
-        .execute(pool).await.unwrap();
-    }
-}
+use crate::support::fixtures::{World, create_key, record_usage};
 
 fn figure_rows(html: &str) -> usize {
     html.matches(r#"<th scope="row">"#).count()

@@ -1,0 +1,153 @@
+//! `/t/{slug}/members` and `/t/{slug}/leave`: roles, removal, leaving, and the last admin.
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::support::app::{PASSWORD, TestApp, location};
+use crate::support::fixtures::{World, create_tenant, member_client};
+
+#[sqlx::test]
+async fn the_last_admin_can_neither_leave_nor_be_demoted_or_removed(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.signed_in_user("admin@example.com", "Alice").await;
+    create_tenant(&app, &admin, "Acme", "acme").await;
+    let own: Uuid = sqlx::query_scalar("SELECT membership_id FROM membership")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let demote = app
+        .submit(
+            &admin,
+            "/t/acme/members",
+            &format!("/t/acme/members/{own}/role"),
+            &[("role", "developer")],
+        )
+        .await;
+    assert_eq!(demote.status(), StatusCode::CONFLICT);
+    assert!(demote.text().await.unwrap().contains("at least one admin"));
+    let remove = app
+        .submit(
+            &admin,
+            "/t/acme/members",
+            &format!("/t/acme/members/{own}/remove"),
+            &[],
+        )
+        .await;
+    assert_eq!(remove.status(), StatusCode::CONFLICT);
+    let leave = app
+        .submit(&admin, "/t/acme/leave", "/t/acme/leave", &[])
+        .await;
+    assert_eq!(leave.status(), StatusCode::CONFLICT);
+    let role: String = sqlx::query_scalar("SELECT role FROM membership")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(role, "admin");
+
+    // With a second admin, the first may step down.
+    member_client(&app, &admin, "acme", "bob@example.com", "Bob", "admin").await;
+    let demote = app
+        .submit(
+            &admin,
+            "/t/acme/members",
+            &format!("/t/acme/members/{own}/role"),
+            &[("role", "developer")],
+        )
+        .await;
+    assert_eq!(demote.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get(&admin, "/t/acme/audit").await.status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[sqlx::test]
+async fn removal_and_demotion_take_effect_on_the_very_next_request(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    // The developer has two sessions.
+    let dev_phone = app.client();
+    app.sign_in(&dev_phone, "dev@example.com", PASSWORD).await;
+    assert_eq!(
+        app.get(&dev_phone, "/t/acme").await.status(),
+        StatusCode::OK
+    );
+    let dev_id: Uuid = sqlx::query_scalar("SELECT membership_id FROM membership JOIN app_user USING (app_user_id) WHERE email = 'dev@example.com'")
+        .fetch_one(&app.pool).await.unwrap();
+    let confirm = app
+        .get(&world.admin, &format!("/t/acme/members/{dev_id}/remove"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        confirm.contains("Remove Dan Developer?"),
+        "a confirmation step first"
+    );
+    let response = app
+        .submit(
+            &world.admin,
+            "/t/acme/members",
+            &format!("/t/acme/members/{dev_id}/remove"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    for client in [&world.developer, &dev_phone] {
+        assert_eq!(
+            app.get(client, "/t/acme").await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    // An admin lowered to viewer loses admin pages at once.
+    let second_admin = app.client();
+    app.sign_in(&second_admin, "admin2@example.com", PASSWORD)
+        .await;
+    assert_eq!(
+        app.get(&second_admin, "/t/acme/audit").await.status(),
+        StatusCode::OK
+    );
+    let id: Uuid = sqlx::query_scalar("SELECT membership_id FROM membership JOIN app_user USING (app_user_id) WHERE email = 'admin2@example.com'")
+        .fetch_one(&app.pool).await.unwrap();
+    app.submit(
+        &world.admin,
+        "/t/acme/members",
+        &format!("/t/acme/members/{id}/role"),
+        &[("role", "viewer")],
+    )
+    .await;
+    let response = app.get(&second_admin, "/t/acme/audit").await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Your role there is viewer")
+    );
+}
+
+#[sqlx::test]
+async fn a_member_may_leave_a_tenant(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let page = app
+        .get(&world.viewer, "/t/acme/leave")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Leave Acme?"));
+    let response = app
+        .submit(&world.viewer, "/t/acme/leave", "/t/acme/leave", &[])
+        .await;
+    assert_eq!(location(&response), "/");
+    assert_eq!(
+        app.get(&world.viewer, "/t/acme").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let home = app.get(&world.viewer, "/").await.text().await.unwrap();
+    assert!(home.contains("You left Acme."));
+}
