@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::support::app::{PASSWORD, TestApp, location};
+use crate::support::app::{PASSWORD, TestApp, assert_redirect, location};
 use crate::support::identity_providers::{DISPLAY_NAME, app_with_provider, sso_sign_in};
 
 const NEW_PASSWORD: &str = "a different and longer passphrase";
@@ -146,21 +146,21 @@ async fn a_user_with_a_password_may_unlink_an_identity(pool: PgPool) {
         )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let account = app.get(&client, "/account").await.text().await.unwrap();
+    let account = app.get_html(&client, "/account").await;
     assert!(account.contains(&format!(
         "{DISPLAY_NAME} is no longer linked to your account."
     )));
     assert!(account.contains("No identity provider is linked"));
     // Signing in through the provider asks for the password again.
     let (_, response) = sso_sign_in(&app, &provider, "ada").await;
-    assert_eq!(location(&response), "/auth/oidc/link");
+    assert_redirect(&response, "/auth/oidc/link");
 }
 
 #[sqlx::test]
 async fn an_sso_only_user_cannot_unlink_the_only_way_in(pool: PgPool) {
     let (app, provider) = app_with_provider(pool).await;
     let (client, _) = sso_sign_in(&app, &provider, "ada").await;
-    let page = app.get(&client, "/account").await.text().await.unwrap();
+    let page = app.get_html(&client, "/account").await;
     assert!(!page.contains("Unlink"));
     assert!(page.contains("cannot be unlinked"));
     let id: uuid::Uuid = sqlx::query_scalar("SELECT user_identity_id FROM user_identity")

@@ -151,7 +151,7 @@ async fn html_typed_into_a_name_is_shown_escaped(pool: PgPool) {
         .signed_in_user("ada@example.com", "<script>alert(1)</script>")
         .await;
     for page in ["/", "/account"] {
-        let html = app.get(&client, page).await.text().await.unwrap();
+        let html = app.get_html(&client, page).await;
         assert!(!html.contains("<script>alert(1)</script>"), "{page}");
         assert!(
             html.contains("&#60;script&#62;alert(1)&#60;/script&#62;")

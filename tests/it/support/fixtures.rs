@@ -10,7 +10,7 @@ use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::app::TestApp;
+use crate::support::app::{TestApp, assert_redirect, field_value};
 
 pub struct Tenant {
     pub id: Uuid,
@@ -188,13 +188,38 @@ pub async fn member_client(
     client
 }
 
+/// A signed-in admin of a tenant made through the portal's own form: where most tenant tests
+/// start.
+pub struct TenantAdmin {
+    pub client: Client,
+    pub tenant_id: Uuid,
+}
+
+impl TenantAdmin {
+    /// Ada (`ada@example.com`), signed in, admin of the new tenant Acme (`acme`).
+    pub async fn acme(app: &TestApp) -> Self {
+        Self::create(app, "ada@example.com", "Ada", "Acme", "acme").await
+    }
+
+    /// A new account `email` named `name`, signed in, that creates tenant `tenant` at `slug`.
+    pub async fn create(app: &TestApp, email: &str, name: &str, tenant: &str, slug: &str) -> Self {
+        let client = app.signed_in_user(email, name).await;
+        let response = create_tenant(app, &client, tenant, slug).await;
+        assert_redirect(&response, format!("/t/{slug}"));
+        let tenant_id = sqlx::query_scalar("SELECT tenant_id FROM tenant WHERE slug = $1")
+            .bind(slug)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        Self { client, tenant_id }
+    }
+}
+
 impl World {
     pub async fn build(app: &TestApp) -> Self {
-        let admin = app.signed_in_user("admin@example.com", "Alice Admin").await;
-        assert_eq!(
-            create_tenant(app, &admin, "Acme", "acme").await.status(),
-            StatusCode::SEE_OTHER
-        );
+        let acme =
+            TenantAdmin::create(app, "admin@example.com", "Alice Admin", "Acme", "acme").await;
+        let admin = acme.client;
         let developer = member_client(
             app,
             &admin,
@@ -222,25 +247,14 @@ impl World {
             "admin",
         )
         .await;
-        let outsider = app
-            .signed_in_user("out@example.com", "Oscar Outsider")
-            .await;
-        assert_eq!(
-            create_tenant(app, &outsider, "Other", "other")
-                .await
-                .status(),
-            StatusCode::SEE_OTHER
-        );
-        let tenant_id = sqlx::query_scalar("SELECT tenant_id FROM tenant WHERE slug = 'acme'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        let outsider =
+            TenantAdmin::create(app, "out@example.com", "Oscar Outsider", "Other", "other").await;
         Self {
             admin,
             developer,
             viewer,
-            outsider,
-            tenant_id,
+            outsider: outsider.client,
+            tenant_id: acme.tenant_id,
         }
     }
 }
@@ -253,8 +267,8 @@ pub async fn submit_key(
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
     let form_page = format!("/t/{slug}/keys/new");
-    let html = app.get(client, &form_page).await.text().await.unwrap();
-    let form_id = value_of(&html, "form_id").expect("the form has an id");
+    let html = app.get_html(client, &form_page).await;
+    let form_id = field_value(&html, "form_id").expect("the form has an id");
     let mut all: Vec<(&str, &str)> = vec![("form_id", &form_id)];
     all.extend_from_slice(fields);
     app.submit(client, &form_page, &format!("/t/{slug}/keys"), &all)
@@ -297,8 +311,8 @@ pub async fn roll(
     grace: &str,
 ) -> reqwest::Response {
     let path = format!("/t/{slug}/keys/{id}/roll");
-    let form = app.get(client, &path).await.text().await.unwrap();
-    let form_id = value_of(&form, "form_id").unwrap();
+    let form = app.get_html(client, &path).await;
+    let form_id = field_value(&form, "form_id").unwrap();
     app.submit(
         client,
         &path,
@@ -306,13 +320,6 @@ pub async fn roll(
         &[("grace", grace), ("form_id", &form_id)],
     )
     .await
-}
-
-pub fn value_of(html: &str, name: &str) -> Option<String> {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_owned())
 }
 
 pub fn revealed(html: &str) -> Option<String> {

@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::app::TestApp;
-use crate::support::fixtures::{World, create_tenant};
+use crate::support::fixtures::{TenantAdmin, World};
 
 #[sqlx::test]
 async fn the_audit_log_records_who_did_what_from_where(pool: PgPool) {
@@ -23,12 +23,7 @@ async fn the_audit_log_records_who_did_what_from_where(pool: PgPool) {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
-    let log = app
-        .get(&world.admin, "/t/acme/audit")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let log = app.get_html(&world.admin, "/t/acme/audit").await;
     for action in [
         "tenant.created",
         "invitation.created",
@@ -55,11 +50,8 @@ async fn the_audit_log_records_who_did_what_from_where(pool: PgPool) {
     assert_eq!(ip, "127.0.0.1");
 
     let filtered = app
-        .get(&world.admin, "/t/acme/audit?action=member.role_changed")
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&world.admin, "/t/acme/audit?action=member.role_changed")
+        .await;
     assert!(filtered.contains("from: viewer · to: developer"));
     assert!(!filtered.contains("<code>tenant.created</code>"));
 }
@@ -67,8 +59,7 @@ async fn the_audit_log_records_who_did_what_from_where(pool: PgPool) {
 #[sqlx::test]
 async fn the_audit_log_is_paginated(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("admin@example.com", "Alice").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     sqlx::query(
         "INSERT INTO audit_event (tenant_id, action, target, at)
          SELECT tenant_id, 'test.event', 'n:' || n, now() - n * interval '1 minute'
@@ -77,7 +68,7 @@ async fn the_audit_log_is_paginated(pool: PgPool) {
     .execute(&app.pool)
     .await
     .unwrap();
-    let first = app.get(&admin, "/t/acme/audit").await.text().await.unwrap();
+    let first = app.get_html(&admin, "/t/acme/audit").await;
     assert!(first.contains("Older"));
     assert!(!first.contains("Newer"));
     assert_eq!(
@@ -85,12 +76,7 @@ async fn the_audit_log_is_paginated(pool: PgPool) {
         50,
         "50 events and a header row"
     );
-    let second = app
-        .get(&admin, "/t/acme/audit?page=2")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let second = app.get_html(&admin, "/t/acme/audit?page=2").await;
     assert!(second.contains("Newer") && !second.contains("Older"));
     assert_eq!(second.matches("<tr>").count() - 1, 11);
 }

@@ -4,19 +4,18 @@ use reqwest::StatusCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::app::{PASSWORD, TestApp, location};
-use crate::support::fixtures::{accept, create_tenant, invite};
+use crate::support::app::{PASSWORD, TestApp, assert_redirect};
+use crate::support::fixtures::{TenantAdmin, accept, invite};
 
 #[sqlx::test]
 async fn an_invited_person_joins_with_the_role_and_only_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("admin@example.com", "Alice").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let link = invite(&app, &admin, "acme", "Bob@Example.com", "developer").await;
 
     // Opened signed out: the page says who it is for and how to continue.
     let bob = app.client();
-    let page = app.get(&bob, &link).await.text().await.unwrap();
+    let page = app.get_html(&bob, &link).await;
     assert!(
         page.contains("Join Acme")
             && page.contains("bob@example.com")
@@ -36,11 +35,10 @@ async fn an_invited_person_joins_with_the_role_and_only_once(pool: PgPool) {
             ],
         )
         .await;
-    assert_eq!(location(&response), link);
+    assert_redirect(&response, &link);
     let response = accept(&app, &bob, &link).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/t/acme");
-    let page = app.get(&bob, "/t/acme").await.text().await.unwrap();
+    assert_redirect(&response, "/t/acme");
+    let page = app.get_html(&bob, "/t/acme").await;
     assert!(page.contains("Welcome to Acme") && page.contains("Your role: Developer"));
 
     // Reused: refused, and nothing changes.
@@ -58,11 +56,10 @@ async fn memberships(app: &TestApp) -> i64 {
 #[sqlx::test]
 async fn an_invitation_for_another_email_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("admin@example.com", "Alice").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let link = invite(&app, &admin, "acme", "bob@example.com", "admin").await;
     let eve = app.signed_in_user("eve@example.com", "Eve").await;
-    let page = app.get(&eve, &link).await.text().await.unwrap();
+    let page = app.get_html(&eve, &link).await;
     assert!(page.contains("This invitation is for bob@example.com"));
     let response = accept(&app, &eve, &link).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -76,15 +73,9 @@ async fn an_invitation_for_another_email_is_refused(pool: PgPool) {
 #[sqlx::test]
 async fn a_revoked_invitation_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("admin@example.com", "Alice").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let link = invite(&app, &admin, "acme", "bob@example.com", "viewer").await;
-    let members = app
-        .get(&admin, "/t/acme/members")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let members = app.get_html(&admin, "/t/acme/members").await;
     assert!(members.contains("bob@example.com"), "listed as pending");
     let id: Uuid = sqlx::query_scalar("SELECT invitation_id FROM invitation")
         .fetch_one(&app.pool)
@@ -109,8 +100,7 @@ async fn a_revoked_invitation_is_refused(pool: PgPool) {
 #[sqlx::test]
 async fn an_expired_invitation_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("admin@example.com", "Alice").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let link = invite(&app, &admin, "acme", "bob@example.com", "viewer").await;
     sqlx::query("UPDATE invitation SET expires_at = now() - interval '1 second'")
         .execute(&app.pool)
@@ -135,8 +125,7 @@ async fn a_made_up_invitation_link_is_not_found(pool: PgPool) {
 #[sqlx::test]
 async fn invitations_are_stored_only_as_hashes(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("admin@example.com", "Alice").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let link = invite(&app, &admin, "acme", "bob@example.com", "viewer").await;
     let token = link.trim_start_matches("/invitations/");
     let dump: String = sqlx::query_scalar("SELECT string_agg(i::text, '|') FROM invitation i")
@@ -144,12 +133,7 @@ async fn invitations_are_stored_only_as_hashes(pool: PgPool) {
         .await
         .unwrap();
     assert!(!dump.contains(token));
-    let members_page = app
-        .get(&admin, "/t/acme/members")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let members_page = app.get_html(&admin, "/t/acme/members").await;
     assert!(
         !members_page.contains(token),
         "the link is shown once, not on the list"

@@ -4,14 +4,13 @@ use reqwest::StatusCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::app::{PASSWORD, TestApp, location};
-use crate::support::fixtures::{World, create_tenant, member_client};
+use crate::support::app::{PASSWORD, TestApp, assert_redirect};
+use crate::support::fixtures::{TenantAdmin, World, member_client};
 
 #[sqlx::test]
 async fn the_last_admin_can_neither_leave_nor_be_demoted_or_removed(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("admin@example.com", "Alice").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let own: Uuid = sqlx::query_scalar("SELECT membership_id FROM membership")
         .fetch_one(&app.pool)
         .await
@@ -76,11 +75,8 @@ async fn removal_and_demotion_take_effect_on_the_very_next_request(pool: PgPool)
     let dev_id: Uuid = sqlx::query_scalar("SELECT membership_id FROM membership JOIN app_user USING (app_user_id) WHERE email = 'dev@example.com'")
         .fetch_one(&app.pool).await.unwrap();
     let confirm = app
-        .get(&world.admin, &format!("/t/acme/members/{dev_id}/remove"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&world.admin, &format!("/t/acme/members/{dev_id}/remove"))
+        .await;
     assert!(
         confirm.contains("Remove Dan Developer?"),
         "a confirmation step first"
@@ -133,21 +129,16 @@ async fn removal_and_demotion_take_effect_on_the_very_next_request(pool: PgPool)
 async fn a_member_may_leave_a_tenant(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
-    let page = app
-        .get(&world.viewer, "/t/acme/leave")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&world.viewer, "/t/acme/leave").await;
     assert!(page.contains("Leave Acme?"));
     let response = app
         .submit(&world.viewer, "/t/acme/leave", "/t/acme/leave", &[])
         .await;
-    assert_eq!(location(&response), "/");
+    assert_redirect(&response, "/");
     assert_eq!(
         app.get(&world.viewer, "/t/acme").await.status(),
         StatusCode::NOT_FOUND
     );
-    let home = app.get(&world.viewer, "/").await.text().await.unwrap();
+    let home = app.get_html(&world.viewer, "/").await;
     assert!(home.contains("You left Acme."));
 }

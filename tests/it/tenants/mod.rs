@@ -12,8 +12,8 @@ use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::app::{TestApp, location};
-use crate::support::fixtures::{World, create_tenant};
+use crate::support::app::{TestApp, assert_redirect, location};
+use crate::support::fixtures::{TenantAdmin, World, create_tenant};
 
 /// A member with no password, made straight in the database: a cheap target for removals.
 async fn throwaway_member(pool: &PgPool, tenant_id: Uuid) -> Uuid {
@@ -183,28 +183,21 @@ async fn every_tenant_route_answers_each_role_as_its_rule_says(pool: PgPool) {
 async fn a_new_tenant_makes_its_creator_admin_and_appears_on_the_home_page(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let client = app.signed_in_user("ada@example.com", "Ada").await;
-    let empty = app.get(&client, "/").await.text().await.unwrap();
+    let empty = app.get_html(&client, "/").await;
     assert!(empty.contains("Create a tenant"));
     let response = create_tenant(&app, &client, "Acme Rockets, Inc.", "").await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/t/acme-rockets-inc");
-    let page = app
-        .get(&client, "/t/acme-rockets-inc")
-        .await
-        .text()
-        .await
-        .unwrap();
+    assert_redirect(&response, "/t/acme-rockets-inc");
+    let page = app.get_html(&client, "/t/acme-rockets-inc").await;
     assert!(page.contains("Acme Rockets, Inc. is ready. You are its admin."));
     assert!(page.contains("Your role: Admin"));
-    let home = app.get(&client, "/").await.text().await.unwrap();
+    let home = app.get_html(&client, "/").await;
     assert!(home.contains(r#"href="/t/acme-rockets-inc""#) && home.contains("admin"));
 }
 
 #[sqlx::test]
 async fn a_taken_or_malformed_slug_is_refused_with_a_reason(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let client = app.signed_in_user("ada@example.com", "Ada").await;
-    create_tenant(&app, &client, "Acme", "acme").await;
+    let client = TenantAdmin::acme(&app).await.client;
     let taken = create_tenant(&app, &client, "Acme again", "acme").await;
     assert_eq!(taken.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(taken.text().await.unwrap().contains("is taken"));
@@ -223,10 +216,17 @@ async fn a_taken_or_malformed_slug_is_refused_with_a_reason(pool: PgPool) {
 #[sqlx::test]
 async fn html_in_tenant_and_member_names_is_shown_escaped(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("ada@example.com", "<b>Ada</b>").await;
-    create_tenant(&app, &admin, "<img src=x onerror=alert(1)>", "evil").await;
+    let admin = TenantAdmin::create(
+        &app,
+        "ada@example.com",
+        "<b>Ada</b>",
+        "<img src=x onerror=alert(1)>",
+        "evil",
+    )
+    .await
+    .client;
     for path in ["/", "/t/evil", "/t/evil/members", "/t/evil/audit"] {
-        let html = app.get(&admin, path).await.text().await.unwrap();
+        let html = app.get_html(&admin, path).await;
         assert!(!html.contains("<img src=x"), "{path}");
         assert!(!html.contains("<b>Ada</b>"), "{path}");
     }

@@ -23,9 +23,7 @@ async fn usage_is_shown_by_outcome_as_a_chart_and_a_table(pool: PgPool) {
     record_usage(&app.pool, quiet, 3 * 60, "NOT_FOUND", 5).await;
     record_usage(&app.pool, busy, 3 * 24 * 60, "VALID", 100).await;
 
-    let hour = app.get(&world.viewer, "/t/acme/usage?range=1h").await;
-    assert_eq!(hour.status(), StatusCode::OK);
-    let hour = hour.text().await.unwrap();
+    let hour = app.get_html(&world.viewer, "/t/acme/usage?range=1h").await;
     assert_eq!(figure_rows(&hour), 60, "a row per minute");
     assert!(
         hour.contains(r#"<span class="stat-value">52</span>"#),
@@ -41,24 +39,14 @@ async fn usage_is_shown_by_outcome_as_a_chart_and_a_table(pool: PgPool) {
     // Busiest first.
     assert!(hour.find("Busy key").unwrap() < hour.find("Quiet key").unwrap());
 
-    let day = app
-        .get(&world.viewer, "/t/acme/usage?range=24h")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let day = app.get_html(&world.viewer, "/t/acme/usage?range=24h").await;
     assert_eq!(figure_rows(&day), 24);
     assert!(
         day.contains(r#"<span class="stat-value">57</span>"#),
         "57 in 24 hours"
     );
 
-    let month = app
-        .get(&world.viewer, "/t/acme/usage?range=30d")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let month = app.get_html(&world.viewer, "/t/acme/usage?range=30d").await;
     assert_eq!(figure_rows(&month), 30);
     assert!(month.contains(r#"<span class="stat-value">157</span>"#));
 }
@@ -72,36 +60,27 @@ async fn a_keys_usage_counts_that_key_only(pool: PgPool) {
     record_usage(&app.pool, a, 1, "VALID", 11).await;
     record_usage(&app.pool, b, 1, "VALID", 900).await;
     let page = app
-        .get(&world.viewer, &format!("/t/acme/keys/{a}/usage?range=1h"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&world.viewer, &format!("/t/acme/keys/{a}/usage?range=1h"))
+        .await;
     assert!(page.contains("Key A") && page.contains(r#"<span class="stat-value">11</span>"#));
     for range in ["24h", "30d"] {
         let page = app
-            .get(
+            .get_html(
                 &world.viewer,
                 &format!("/t/acme/keys/{a}/usage?range={range}"),
             )
-            .await
-            .text()
-            .await
-            .unwrap();
+            .await;
         assert!(
             page.contains(r#"<span class="stat-value">11</span>"#),
             "{range}"
         );
     }
     let csv = app
-        .get(
+        .get_html(
             &world.viewer,
             &format!("/t/acme/keys/{a}/usage.csv?range=1h"),
         )
-        .await
-        .text()
-        .await
-        .unwrap();
+        .await;
     let total: i64 = csv
         .lines()
         .skip(1)
@@ -155,22 +134,12 @@ async fn usage_downloads_as_csv(pool: PgPool) {
 async fn the_tenant_home_shows_todays_totals_and_busiest_keys(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
-    let empty = app
-        .get(&world.viewer, "/t/acme")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let empty = app.get_html(&world.viewer, "/t/acme").await;
     assert!(empty.contains("No verifications yet"));
     let (_, key) = create_key(&app, &world.admin, "acme", "Checkout", "live").await;
     record_usage(&app.pool, key, 10, "VALID", 30).await;
     record_usage(&app.pool, key, 10, "RATE_LIMITED", 2).await;
-    let page = app
-        .get(&world.viewer, "/t/acme")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&world.viewer, "/t/acme").await;
     assert!(page.contains("<strong>32</strong> verifications"));
     assert!(page.contains("30 valid") && page.contains("2 rate limited"));
     assert!(page.contains("Checkout"));

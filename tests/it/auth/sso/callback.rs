@@ -8,8 +8,8 @@ use reqwest::{StatusCode, Url};
 use sqlx::PgPool;
 
 use super::{START_AGAIN, assert_refused, query_value, users, with_query};
-use crate::support::app::location;
-use crate::support::fixtures::{accept, create_tenant, invite};
+use crate::support::app::{assert_redirect, location};
+use crate::support::fixtures::{TenantAdmin, accept, invite};
 use crate::support::identity_providers::{
     DISPLAY_NAME, app_with_provider, app_with_provider_adjusted, callback_for, sso_sign_in,
     start_sso,
@@ -36,8 +36,7 @@ async fn a_new_user_signs_in_through_the_provider_and_lands_on_the_page_asked_fo
         .authorize(&client, &authorize, "ada", &app.base)
         .await;
     let response = client.get(callback).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/account");
+    assert_redirect(&response, "/account");
 
     let account = app.get(&client, "/account").await;
     assert_eq!(account.status(), StatusCode::OK);
@@ -64,9 +63,8 @@ async fn a_returning_user_signs_in_to_the_same_account(pool: PgPool) {
     let (_first, response) = sso_sign_in(&app, &provider, "ada").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let (again, response) = sso_sign_in(&app, &provider, "ada").await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/");
-    let home = app.get(&again, "/").await.text().await.unwrap();
+    assert_redirect(&response, "/");
+    let home = app.get_html(&again, "/").await;
     assert!(home.contains("Welcome, Ada"));
     assert!(!home.contains("Your account is ready"), "no second account");
     assert_eq!(users(&app).await, 1);
@@ -356,8 +354,7 @@ async fn an_expired_flow_is_refused(pool: PgPool) {
 #[sqlx::test]
 async fn an_invitation_is_accepted_through_sso_when_the_verified_email_matches(pool: PgPool) {
     let (app, provider) = app_with_provider(pool).await;
-    let admin = app.signed_in_user("admin@example.com", "Alice").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     // The provider says `<login>@example.test`, verified.
     let link = invite(&app, &admin, "acme", "ada@example.test", "developer").await;
     let other = invite(&app, &admin, "acme", "bob@example.test", "viewer").await;
@@ -373,12 +370,12 @@ async fn an_invitation_is_accepted_through_sso_when_the_verified_email_matches(p
         .authorize(&client, &authorize, "ada", &app.base)
         .await;
     let response = client.get(callback).send().await.unwrap();
-    assert_eq!(location(&response), link);
-    let page = app.get(&client, &link).await.text().await.unwrap();
+    assert_redirect(&response, &link);
+    let page = app.get_html(&client, &link).await;
     assert!(page.contains("Accept and join"));
     let response = accept(&app, &client, &link).await;
-    assert_eq!(location(&response), "/t/acme");
-    let page = app.get(&client, "/t/acme").await.text().await.unwrap();
+    assert_redirect(&response, "/t/acme");
+    let page = app.get_html(&client, "/t/acme").await;
     assert!(page.contains("Your role: Developer"));
     // Bob's invitation is not Ada's to take.
     assert_eq!(

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use sqlx::PgPool;
 
 use super::{assert_signed_out, users};
-use crate::support::app::{PASSWORD, location};
+use crate::support::app::{PASSWORD, assert_redirect};
 use crate::support::identity_providers::{DISPLAY_NAME, app_with_provider, sso_sign_in, start_sso};
 
 #[sqlx::test]
@@ -17,16 +17,10 @@ async fn a_password_account_is_linked_only_with_its_password(pool: PgPool) {
         .authorize(&client, &authorize, "ada", &app.base)
         .await;
     let response = client.get(callback).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/auth/oidc/link");
+    assert_redirect(&response, "/auth/oidc/link");
     // Not signed in until the password is given.
     assert_signed_out(&app, &client).await;
-    let page = app
-        .get(&client, "/auth/oidc/link")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&client, "/auth/oidc/link").await;
     assert!(page.contains(&format!("Link {DISPLAY_NAME} to your account")));
     assert!(page.contains("ada@example.test"));
 
@@ -56,16 +50,14 @@ async fn a_password_account_is_linked_only_with_its_password(pool: PgPool) {
             &[("password", PASSWORD)],
         )
         .await;
-    assert_eq!(right.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&right), "/account");
-    let account = app.get(&client, "/account").await.text().await.unwrap();
+    assert_redirect(&right, "/account");
+    let account = app.get_html(&client, "/account").await;
     assert!(account.contains("is now linked to your account"));
     assert!(account.contains("Unlink"));
     assert_eq!(users(&app).await, 1);
 
     // Asked once: the next SSO sign-in goes straight in.
     let (again, response) = sso_sign_in(&app, &provider, "ada").await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/");
+    assert_redirect(&response, "/");
     assert_eq!(app.get(&again, "/account").await.status(), StatusCode::OK);
 }

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use sqlx::PgPool;
 
 use super::{assert_signed_out, query_value};
-use crate::support::app::location;
+use crate::support::app::assert_redirect;
 use crate::support::identity_providers::{app_with_provider, sso_sign_in};
 
 #[sqlx::test]
@@ -46,6 +46,5 @@ async fn a_password_sign_out_does_not_visit_the_provider(pool: PgPool) {
     let (app, _provider) = app_with_provider(pool).await;
     let client = app.signed_in_user("bo@example.com", "Bo").await;
     let response = app.submit(&client, "/account", "/signout", &[]).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/signin?signed_out=1");
+    assert_redirect(&response, "/signin?signed_out=1");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::support::app::{PASSWORD, TestApp, location};
+use crate::support::app::{PASSWORD, TestApp, assert_redirect};
 use crate::support::identity_providers::{
     DISPLAY_NAME, TestIssuer, app_with_provider, provider_env, start_sso,
 };
@@ -16,7 +16,7 @@ async fn the_sign_in_and_sign_up_pages_offer_the_provider(pool: PgPool) {
     let (app, _provider) = app_with_provider(pool).await;
     let client = app.client();
     for page in ["/signin", "/signup"] {
-        let html = app.get(&client, page).await.text().await.unwrap();
+        let html = app.get_html(&client, page).await;
         assert!(
             html.contains(&format!("Sign in with {DISPLAY_NAME}")),
             "{page}"
@@ -24,12 +24,7 @@ async fn the_sign_in_and_sign_up_pages_offer_the_provider(pool: PgPool) {
         assert!(html.contains(r#"href="/auth/oidc/corp""#), "{page}");
     }
     // The page asked for before sign-in rides along.
-    let html = app
-        .get(&client, "/signin?next=%2Faccount")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_html(&client, "/signin?next=%2Faccount").await;
     assert!(html.contains(r#"href="/auth/oidc/corp?next=%2Faccount""#));
 }
 
@@ -43,7 +38,7 @@ async fn an_unreachable_provider_is_shown_as_unavailable_and_passwords_still_wor
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app = TestApp::spawn_with(pool, &env, |_| {}).await;
     let client = app.client();
-    let page = app.get(&client, "/signin").await.text().await.unwrap();
+    let page = app.get_html(&client, "/signin").await;
     assert!(page.contains(&format!(
         "Sign in with {DISPLAY_NAME} (unavailable right now)"
     )));
@@ -72,12 +67,12 @@ async fn a_provider_that_comes_up_later_becomes_available(pool: PgPool) {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app = TestApp::spawn_with(pool, &env, |_| {}).await;
     let client = app.client();
-    let page = app.get(&client, "/signin").await.text().await.unwrap();
+    let page = app.get_html(&client, "/signin").await;
     assert!(page.contains("(unavailable right now)"));
     let _issuer = TestIssuer::start_on(tokio::net::TcpListener::bind(addr).await.unwrap()).await;
     // Discovery is retried in the background (first after 5 s).
     for _ in 0..40 {
-        let page = app.get(&client, "/signin").await.text().await.unwrap();
+        let page = app.get_html(&client, "/signin").await;
         if page.contains(r#"href="/auth/oidc/corp""#) {
             assert!(!page.contains("(unavailable right now)"));
             return;
@@ -119,8 +114,7 @@ async fn an_invitation_link_survives_the_round_trip(pool: PgPool) {
         .authorize(&client, &authorize, "ada", &app.base)
         .await;
     let response = client.get(callback).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/invitations/abc123");
+    assert_redirect(&response, "/invitations/abc123");
 }
 
 #[sqlx::test]
@@ -132,5 +126,5 @@ async fn next_never_sends_an_sso_user_to_another_site(pool: PgPool) {
         .authorize(&client, &authorize, "ada", &app.base)
         .await;
     let response = client.get(callback).send().await.unwrap();
-    assert_eq!(location(&response), "/");
+    assert_redirect(&response, "/");
 }

@@ -10,9 +10,9 @@ use reqwest::StatusCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::app::{PASSWORD, TestApp};
+use crate::support::app::{PASSWORD, TestApp, field_value};
 use crate::support::fixtures::{
-    World, create_key, create_tenant, key_link, revealed, roll, submit_key, value_of,
+    TenantAdmin, World, create_key, key_link, revealed, roll, submit_key,
 };
 
 async fn key_count(app: &TestApp) -> i64 {
@@ -22,18 +22,12 @@ async fn key_count(app: &TestApp) -> i64 {
 #[sqlx::test]
 async fn a_new_key_is_shown_once_and_then_only_masked(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("ada@example.com", "Ada").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
-    let empty = app.get(&admin, "/t/acme/keys").await.text().await.unwrap();
+    let admin = TenantAdmin::acme(&app).await.client;
+    let empty = app.get_html(&admin, "/t/acme/keys").await;
     assert!(empty.contains("No API keys yet"));
 
-    let form = app
-        .get(&admin, "/t/acme/keys/new")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let form_id = value_of(&form, "form_id").unwrap();
+    let form = app.get_html(&admin, "/t/acme/keys/new").await;
+    let form_id = field_value(&form, "form_id").unwrap();
     let fields = [
         ("form_id", form_id.as_str()),
         ("name", "Billing service"),
@@ -65,16 +59,11 @@ async fn a_new_key_is_shown_once_and_then_only_masked(pool: PgPool) {
     assert_eq!(key_count(&app).await, 1);
 
     let masked = format!("ak_live_••••{}", &secret[secret.len() - 4..]);
-    let list = app.get(&admin, "/t/acme/keys").await.text().await.unwrap();
+    let list = app.get_html(&admin, "/t/acme/keys").await;
     assert!(list.contains(&masked) && list.contains("Billing service"));
     assert!(!list.contains(&secret[8..]));
     let id = key_link(&list, "acme").unwrap();
-    let page = app
-        .get(&admin, &format!("/t/acme/keys/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_html(&admin, &format!("/t/acme/keys/{id}")).await;
     assert!(page.contains(&masked) && !page.contains(&secret[8..]));
     assert!(page.contains("read") && page.contains("1000 per minute"));
 }
@@ -164,12 +153,7 @@ async fn a_viewer_reads_keys_but_cannot_create_one(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
     create_key(&app, &world.admin, "acme", "Admin's key", "live").await;
-    let list = app
-        .get(&world.viewer, "/t/acme/keys")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let list = app.get_html(&world.viewer, "/t/acme/keys").await;
     assert!(list.contains("Admin&#39;s key") || list.contains("Admin's key"));
     assert!(!list.contains("New key"));
     assert_eq!(
@@ -230,12 +214,11 @@ async fn another_tenants_key_ids_give_not_found(pool: PgPool) {
 #[sqlx::test]
 async fn keys_are_filtered_by_environment_status_and_name_and_paginated(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("ada@example.com", "Ada").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
-    let tenant_id: Uuid = sqlx::query_scalar("SELECT tenant_id FROM tenant")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let TenantAdmin {
+        client: admin,
+        tenant_id,
+        ..
+    } = TenantAdmin::acme(&app).await;
     // 30 test keys, and one key in each other state, made directly.
     for n in 0..30 {
         sqlx::query("INSERT INTO api_key (tenant_id, name, environment, secret_hash, last_four, scopes, rate_limit, created_at)
@@ -271,45 +254,24 @@ async fn keys_are_filtered_by_environment_status_and_name_and_paginated(pool: Pg
         ("revoked", "was revoked"),
     ] {
         let html = app
-            .get(&admin, &format!("/t/acme/keys?status={status}"))
-            .await
-            .text()
-            .await
-            .unwrap();
+            .get_html(&admin, &format!("/t/acme/keys?status={status}"))
+            .await;
         assert_eq!(rows(&html), 1, "{status}");
         assert!(html.contains(name), "{status}");
     }
-    let live = app
-        .get(&admin, "/t/acme/keys?environment=live")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let live = app.get_html(&admin, "/t/acme/keys?environment=live").await;
     assert_eq!(rows(&live), 1);
     assert!(live.contains("plain live"));
-    let search = app
-        .get(&admin, "/t/acme/keys?q=BULK%20KEY%200")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let search = app.get_html(&admin, "/t/acme/keys?q=BULK%20KEY%200").await;
     assert_eq!(rows(&search), 10);
-    let first = app.get(&admin, "/t/acme/keys").await.text().await.unwrap();
+    let first = app.get_html(&admin, "/t/acme/keys").await;
     assert_eq!(rows(&first), 25);
     assert!(first.contains("Older"));
-    let second = app
-        .get(&admin, "/t/acme/keys?page=2")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let second = app.get_html(&admin, "/t/acme/keys?page=2").await;
     assert_eq!(rows(&second), 10);
     let none = app
-        .get(&admin, "/t/acme/keys?q=nothing-like-this")
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&admin, "/t/acme/keys?q=nothing-like-this")
+        .await;
     assert!(none.contains("No keys match"));
 }
 
@@ -343,8 +305,7 @@ async fn neither_the_database_nor_the_logs_ever_contain_a_key(pool: PgPool) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let admin = app.signed_in_user("ada@example.com", "Ada").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let mut secrets = Vec::new();
     for (name, env) in [("one", "live"), ("two", "test")] {
         secrets.push(create_key(&app, &admin, "acme", name, env).await.0);

@@ -5,8 +5,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::key_count;
-use crate::support::app::{TestApp, location};
-use crate::support::fixtures::{World, create_key, create_tenant, revealed, roll, value_of};
+use crate::support::app::{TestApp, assert_redirect, field_value};
+use crate::support::fixtures::{TenantAdmin, World, create_key, revealed, roll};
 use crate::support::key_api::{code_of, key_api};
 
 #[sqlx::test]
@@ -15,11 +15,8 @@ async fn a_developer_cannot_roll_or_revoke_another_members_key(pool: PgPool) {
     let world = World::build(&app).await;
     let (_, admins_key) = create_key(&app, &world.admin, "acme", "Admin's key", "live").await;
     let page = app
-        .get(&world.developer, &format!("/t/acme/keys/{admins_key}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&world.developer, &format!("/t/acme/keys/{admins_key}"))
+        .await;
     assert!(!page.contains("Roll key") && page.contains("Only its creator or a tenant admin"));
     assert_eq!(
         app.get(&world.developer, &format!("/t/acme/keys/{admins_key}/roll"))
@@ -87,17 +84,13 @@ async fn a_developer_cannot_roll_or_revoke_another_members_key(pool: PgPool) {
 #[sqlx::test]
 async fn rolling_makes_a_linked_successor_and_keeps_the_old_key_for_the_grace(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("ada@example.com", "Ada").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let (old_secret, old_id) = create_key(&app, &admin, "acme", "Billing", "live").await;
     let form = app
-        .get(&admin, &format!("/t/acme/keys/{old_id}/roll"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&admin, &format!("/t/acme/keys/{old_id}/roll"))
+        .await;
     assert!(form.contains("Roll Billing?"));
-    let form_id = value_of(&form, "form_id").unwrap();
+    let form_id = field_value(&form, "form_id").unwrap();
     let response = app
         .submit(
             &admin,
@@ -146,18 +139,12 @@ async fn rolling_makes_a_linked_successor_and_keeps_the_old_key_for_the_grace(po
 
     // Linked on both pages.
     let old_page = app
-        .get(&admin, &format!("/t/acme/keys/{old_id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&admin, &format!("/t/acme/keys/{old_id}"))
+        .await;
     assert!(old_page.contains(&format!("/t/acme/keys/{new_id}")) && old_page.contains("rolled"));
     let new_page = app
-        .get(&admin, &format!("/t/acme/keys/{new_id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&admin, &format!("/t/acme/keys/{new_id}"))
+        .await;
     assert!(new_page.contains(&format!("/t/acme/keys/{old_id}")));
     // A rolled key cannot be rolled again.
     assert_eq!(
@@ -171,15 +158,11 @@ async fn rolling_makes_a_linked_successor_and_keeps_the_old_key_for_the_grace(po
 #[sqlx::test]
 async fn revoking_asks_first_then_takes_effect_and_stays_listed(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("ada@example.com", "Ada").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let (_, id) = create_key(&app, &admin, "acme", "Old integration", "test").await;
     let confirm = app
-        .get(&admin, &format!("/t/acme/keys/{id}/revoke"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&admin, &format!("/t/acme/keys/{id}/revoke"))
+        .await;
     assert!(confirm.contains("Revoke Old integration?") && confirm.contains("cannot be undone"));
     let revoked: Option<time::OffsetDateTime> =
         sqlx::query_scalar("SELECT revoked_at FROM api_key")
@@ -195,15 +178,10 @@ async fn revoking_asks_first_then_takes_effect_and_stays_listed(pool: PgPool) {
             &[],
         )
         .await;
-    assert_eq!(location(&response), format!("/t/acme/keys/{id}"));
-    let page = app
-        .get(&admin, &format!("/t/acme/keys/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    assert_redirect(&response, format!("/t/acme/keys/{id}"));
+    let page = app.get_html(&admin, &format!("/t/acme/keys/{id}")).await;
     assert!(page.contains("Key revoked") && page.contains("Revoked</strong> by Ada"));
-    let list = app.get(&admin, "/t/acme/keys").await.text().await.unwrap();
+    let list = app.get_html(&admin, "/t/acme/keys").await;
     assert!(list.contains(r#"class="inactive""#) && list.contains("status-revoked"));
     let again = app
         .submit(
@@ -219,8 +197,7 @@ async fn revoking_asks_first_then_takes_effect_and_stays_listed(pool: PgPool) {
 #[sqlx::test]
 async fn every_create_roll_and_revoke_is_in_the_audit_log(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let admin = app.signed_in_user("ada@example.com", "Ada").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let (secret, id) = create_key(&app, &admin, "acme", "Audited", "live").await;
     roll(&app, &admin, "acme", id, "none").await;
     app.submit(
@@ -238,11 +215,8 @@ async fn every_create_roll_and_revoke_is_in_the_audit_log(pool: PgPool) {
     .unwrap();
     assert_eq!(actions, ["key.created", "key.rolled", "key.revoked"]);
     let log = app
-        .get(&admin, "/t/acme/audit?action=key.rolled")
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&admin, "/t/acme/audit?action=key.rolled")
+        .await;
     assert!(log.contains("key:Audited (ak_live_••••"));
     assert!(!log.contains(&secret[8..]));
 }
@@ -250,8 +224,7 @@ async fn every_create_roll_and_revoke_is_in_the_audit_log(pool: PgPool) {
 #[sqlx::test]
 async fn a_key_revoked_or_rolled_in_the_portal_is_refused_by_the_key_api_at_once(pool: PgPool) {
     let app = key_api(pool, &[]).await;
-    let admin = app.signed_in_user("ada@example.com", "Ada").await;
-    create_tenant(&app, &admin, "Acme", "acme").await;
+    let admin = TenantAdmin::acme(&app).await.client;
     let (revoked, revoked_id) = create_key(&app, &admin, "acme", "To revoke", "live").await;
     let (rolled, rolled_id) = create_key(&app, &admin, "acme", "To roll", "live").await;
     // Both are verified, so both are in the cache.
