@@ -1,5 +1,6 @@
 //! A tenant's members and keys (`/t/{slug}/…`), walked in Chromium.
 
+use gatehouse::domain::verification::Code;
 use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};
@@ -184,14 +185,14 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    for minutes_ago in 0..60 {
-        let valid = 20 + (minutes_ago * 7) % 30;
-        record_usage(&app.pool, ci, minutes_ago, "VALID", valid).await;
+    for minutes_ago in 0..60_i64 {
+        let valid = 20 + (minutes_ago.unsigned_abs() * 7) % 30;
+        record_usage(&app.pool, ci, minutes_ago, Code::Valid, valid).await;
         if minutes_ago % 9 == 0 {
-            record_usage(&app.pool, ci, minutes_ago, "RATE_LIMITED", 6).await;
+            record_usage(&app.pool, ci, minutes_ago, Code::RateLimited, 6).await;
         }
         if minutes_ago % 13 == 0 {
-            record_usage(&app.pool, ci, minutes_ago, "REVOKED", 4).await;
+            record_usage(&app.pool, ci, minutes_ago, Code::Revoked, 4).await;
         }
     }
     chrome.click(".tabs a[href='/t/acme/usage']").await;

@@ -4,10 +4,15 @@
 
 use std::net::IpAddr;
 
+use gatehouse::db::verification;
 use gatehouse::domain::keys::{self, Environment, KeySettings};
+use gatehouse::domain::metering::Meter;
+use gatehouse::domain::rate_limit::RateLimits;
 use gatehouse::domain::tenants::{Actor, Role};
+use gatehouse::domain::verification::{Code, KeyRecord};
 use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::support::app::{TestApp, assert_redirect, field_value};
@@ -336,36 +341,26 @@ pub fn key_link(html: &str, slug: &str) -> Option<Uuid> {
         .next()
 }
 
-/// Counts `count` verifications with `outcome` for a key, `minutes_ago`, in every counter table,
-/// as the metering flush does.
-pub async fn record_usage(pool: &PgPool, key: Uuid, minutes_ago: i64, outcome: &str, count: i64) {
-    let bucket =
-        |unit: &str| format!("date_trunc('{unit}', now() - $2 * interval '1 minute', 'UTC')");
-    for (table, unit) in [
-        ("key_usage_minute", "minute"),
-        ("key_usage_hour", "hour"),
-        ("key_usage_day", "day"),
-    ] {
-        sqlx::query(&format!(
-            "INSERT INTO {table} (api_key_id, tenant_id, bucket, outcome, count)
-             SELECT api_key_id, tenant_id, {}, $3, $4 FROM api_key WHERE api_key_id = $1
-             ON CONFLICT (api_key_id, bucket, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count",
-            bucket(unit)
-        ))
-        .bind(key).bind(minutes_ago).bind(outcome).bind(count)
-        .execute(pool).await.unwrap();
+/// Counts `count` verifications of `key` with `outcome`, `minutes_ago`, the way the key API
+/// counts them: the key as its lookup finds it, counted in a `Meter` at that time, and written by
+/// the meter's own flush (every counter table and roll-up, one batch).
+pub async fn record_usage(pool: &PgPool, key: Uuid, minutes_ago: i64, outcome: Code, count: u64) {
+    let secret_hash: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_hash FROM api_key WHERE api_key_id = $1")
+            .bind(key)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let row = verification::find_by_hash(pool, &secret_hash)
+        .await
+        .unwrap()
+        .expect("the key exists");
+    let record = KeyRecord::from_row(row).expect("a key the key API can judge");
+    let at = OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago);
+    let meter = Meter::new();
+    for _ in 0..count {
+        meter.record(&record, outcome, at);
     }
-    for (table, unit) in [
-        ("tenant_usage_minute", "minute"),
-        ("tenant_usage_hour", "hour"),
-    ] {
-        sqlx::query(&format!(
-            "INSERT INTO {table} (tenant_id, bucket, outcome, count)
-             SELECT tenant_id, {}, $3, $4 FROM api_key WHERE api_key_id = $1
-             ON CONFLICT (tenant_id, bucket, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count",
-            bucket(unit)
-        ))
-        .bind(key).bind(minutes_ago).bind(outcome).bind(count)
-        .execute(pool).await.unwrap();
-    }
+    let written = meter.flush(pool, &RateLimits::new(100)).await.unwrap();
+    assert_eq!(written, count, "the flush wrote every verification");
 }

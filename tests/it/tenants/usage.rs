@@ -1,5 +1,6 @@
 //! `/t/{slug}/usage`, `/t/{slug}/keys/{id}/usage` and their CSV downloads.
 
+use gatehouse::domain::verification::Code;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
@@ -16,12 +17,12 @@ async fn usage_is_shown_by_outcome_as_a_chart_and_a_table(pool: PgPool) {
     let world = World::build(&app).await;
     let (_, busy) = create_key(&app, &world.developer, "acme", "Busy key", "live").await;
     let (_, quiet) = create_key(&app, &world.developer, "acme", "Quiet key", "test").await;
-    record_usage(&app.pool, busy, 1, "VALID", 40).await;
-    record_usage(&app.pool, busy, 1, "RATE_LIMITED", 7).await;
-    record_usage(&app.pool, busy, 5, "REVOKED", 2).await;
-    record_usage(&app.pool, quiet, 2, "VALID", 3).await;
-    record_usage(&app.pool, quiet, 3 * 60, "NOT_FOUND", 5).await;
-    record_usage(&app.pool, busy, 3 * 24 * 60, "VALID", 100).await;
+    record_usage(&app.pool, busy, 1, Code::Valid, 40).await;
+    record_usage(&app.pool, busy, 1, Code::RateLimited, 7).await;
+    record_usage(&app.pool, busy, 5, Code::Revoked, 2).await;
+    record_usage(&app.pool, quiet, 2, Code::Valid, 3).await;
+    record_usage(&app.pool, quiet, 3 * 60, Code::NotFound, 5).await;
+    record_usage(&app.pool, busy, 3 * 24 * 60, Code::Valid, 100).await;
 
     let hour = app.get_html(&world.viewer, "/t/acme/usage?range=1h").await;
     assert_eq!(figure_rows(&hour), 60, "a row per minute");
@@ -57,8 +58,8 @@ async fn a_keys_usage_counts_that_key_only(pool: PgPool) {
     let world = World::build(&app).await;
     let (_, a) = create_key(&app, &world.admin, "acme", "Key A", "live").await;
     let (_, b) = create_key(&app, &world.admin, "acme", "Key B", "live").await;
-    record_usage(&app.pool, a, 1, "VALID", 11).await;
-    record_usage(&app.pool, b, 1, "VALID", 900).await;
+    record_usage(&app.pool, a, 1, Code::Valid, 11).await;
+    record_usage(&app.pool, b, 1, Code::Valid, 900).await;
     let page = app
         .get_html(&world.viewer, &format!("/t/acme/keys/{a}/usage?range=1h"))
         .await;
@@ -107,8 +108,8 @@ async fn usage_downloads_as_csv(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
     let (_, key) = create_key(&app, &world.admin, "acme", "Key", "live").await;
-    record_usage(&app.pool, key, 0, "VALID", 4).await;
-    record_usage(&app.pool, key, 0, "EXPIRED", 1).await;
+    record_usage(&app.pool, key, 0, Code::Valid, 4).await;
+    record_usage(&app.pool, key, 0, Code::Expired, 1).await;
     let response = app.get(&world.viewer, "/t/acme/usage.csv?range=24h").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
@@ -137,8 +138,8 @@ async fn the_tenant_home_shows_todays_totals_and_busiest_keys(pool: PgPool) {
     let empty = app.get_html(&world.viewer, "/t/acme").await;
     assert!(empty.contains("No verifications yet"));
     let (_, key) = create_key(&app, &world.admin, "acme", "Checkout", "live").await;
-    record_usage(&app.pool, key, 10, "VALID", 30).await;
-    record_usage(&app.pool, key, 10, "RATE_LIMITED", 2).await;
+    record_usage(&app.pool, key, 10, Code::Valid, 30).await;
+    record_usage(&app.pool, key, 10, Code::RateLimited, 2).await;
     let page = app.get_html(&world.viewer, "/t/acme").await;
     assert!(page.contains("<strong>32</strong> verifications"));
     assert!(page.contains("30 valid") && page.contains("2 rate limited"));
