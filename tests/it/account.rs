@@ -1,7 +1,8 @@
 //! `/account`, `/account/password` and `/account/identities/{id}/unlink`.
 
-use reqwest::StatusCode;
+use reqwest::{Client, Response, StatusCode};
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::support::app::{PASSWORD, TestApp, assert_redirect, location};
 use crate::support::identity_providers::{DISPLAY_NAME, app_with_provider, sso_sign_in};
@@ -119,6 +120,25 @@ async fn changing_the_password_ends_every_other_session(pool: PgPool) {
     );
 }
 
+/// The id of the one linked identity.
+async fn the_identity(app: &TestApp) -> Uuid {
+    sqlx::query_scalar("SELECT user_identity_id FROM user_identity")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// Unlinks an identity through the account page.
+async fn unlink(app: &TestApp, client: &Client, id: Uuid) -> Response {
+    app.submit(
+        client,
+        "/account",
+        &format!("/account/identities/{id}/unlink"),
+        &[],
+    )
+    .await
+}
+
 #[sqlx::test]
 async fn a_user_with_a_password_may_unlink_an_identity(pool: PgPool) {
     let (app, provider) = app_with_provider(pool).await;
@@ -133,18 +153,8 @@ async fn a_user_with_a_password_may_unlink_an_identity(pool: PgPool) {
         )
         .await;
     assert_eq!(linked.status(), StatusCode::SEE_OTHER);
-    let id: uuid::Uuid = sqlx::query_scalar("SELECT user_identity_id FROM user_identity")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let response = app
-        .submit(
-            &client,
-            "/account",
-            &format!("/account/identities/{id}/unlink"),
-            &[],
-        )
-        .await;
+    let id = the_identity(&app).await;
+    let response = unlink(&app, &client, id).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let account = app.get_html(&client, "/account").await;
     assert!(account.contains(&format!(
@@ -163,18 +173,8 @@ async fn an_sso_only_user_cannot_unlink_the_only_way_in(pool: PgPool) {
     let page = app.get_html(&client, "/account").await;
     assert!(!page.contains("Unlink"));
     assert!(page.contains("cannot be unlinked"));
-    let id: uuid::Uuid = sqlx::query_scalar("SELECT user_identity_id FROM user_identity")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let response = app
-        .submit(
-            &client,
-            "/account",
-            &format!("/account/identities/{id}/unlink"),
-            &[],
-        )
-        .await;
+    let id = the_identity(&app).await;
+    let response = unlink(&app, &client, id).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let identities: i64 = app.count("user_identity").await;
     assert_eq!(identities, 1);
@@ -184,18 +184,8 @@ async fn an_sso_only_user_cannot_unlink_the_only_way_in(pool: PgPool) {
 async fn another_users_identity_cannot_be_unlinked(pool: PgPool) {
     let (app, provider) = app_with_provider(pool).await;
     sso_sign_in(&app, &provider, "ada").await;
-    let id: uuid::Uuid = sqlx::query_scalar("SELECT user_identity_id FROM user_identity")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let id = the_identity(&app).await;
     let mallory = app.signed_in_user("mallory@example.com", "Mallory").await;
-    let response = app
-        .submit(
-            &mallory,
-            "/account",
-            &format!("/account/identities/{id}/unlink"),
-            &[],
-        )
-        .await;
+    let response = unlink(&app, &mallory, id).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

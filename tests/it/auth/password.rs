@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::support::app::{PASSWORD, TestApp, assert_redirect, location};
+use crate::support::app::{PASSWORD, TestApp, assert_redirect, location, retry_after};
 
 #[sqlx::test]
 async fn signing_up_signs_in_and_shows_the_home_page(pool: PgPool) {
@@ -191,12 +191,7 @@ async fn failed_sign_ins_are_throttled_per_account(pool: PgPool) {
     let other = app.client();
     let response = app.sign_in(&other, "ada@example.com", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=900).contains(&retry_after));
+    assert!((1..=900).contains(&retry_after(&response)));
     assert!(
         response
             .text()

@@ -265,3 +265,12 @@ pub fn assert_redirect(response: &Response, to: impl AsRef<str>) {
     );
     assert_eq!(location(response), to);
 }
+
+/// The `Retry-After` of `response`, in seconds.
+pub fn retry_after(response: &Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}

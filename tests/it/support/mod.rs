@@ -7,3 +7,12 @@ pub mod clusters;
 pub mod fixtures;
 pub mod identity_providers;
 pub mod key_api;
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

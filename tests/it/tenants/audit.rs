@@ -2,8 +2,8 @@
 
 use reqwest::StatusCode;
 use sqlx::PgPool;
-use uuid::Uuid;
 
+use super::{change_role, membership_of};
 use crate::support::app::TestApp;
 use crate::support::fixtures::{TenantAdmin, World};
 
@@ -11,16 +11,8 @@ use crate::support::fixtures::{TenantAdmin, World};
 async fn the_audit_log_records_who_did_what_from_where(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
-    let viewer_id: Uuid = sqlx::query_scalar("SELECT membership_id FROM membership JOIN app_user USING (app_user_id) WHERE email = 'viewer@example.com'")
-        .fetch_one(&app.pool).await.unwrap();
-    let response = app
-        .submit(
-            &world.admin,
-            "/t/acme/members",
-            &format!("/t/acme/members/{viewer_id}/role"),
-            &[("role", "developer")],
-        )
-        .await;
+    let viewer_id = membership_of(&app, "viewer@example.com").await;
+    let response = change_role(&app, &world.admin, viewer_id, "developer").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
     let log = app.get_html(&world.admin, "/t/acme/audit").await;

@@ -2,8 +2,8 @@
 
 use reqwest::StatusCode;
 use sqlx::PgPool;
-use uuid::Uuid;
 
+use super::{change_role, membership_of, remove_member};
 use crate::support::app::{PASSWORD, TestApp, assert_redirect};
 use crate::support::fixtures::{TenantAdmin, World, member_client};
 
@@ -11,28 +11,11 @@ use crate::support::fixtures::{TenantAdmin, World, member_client};
 async fn the_last_admin_can_neither_leave_nor_be_demoted_or_removed(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = TenantAdmin::acme(&app).await.client;
-    let own: Uuid = sqlx::query_scalar("SELECT membership_id FROM membership")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let demote = app
-        .submit(
-            &admin,
-            "/t/acme/members",
-            &format!("/t/acme/members/{own}/role"),
-            &[("role", "developer")],
-        )
-        .await;
+    let own = membership_of(&app, "ada@example.com").await;
+    let demote = change_role(&app, &admin, own, "developer").await;
     assert_eq!(demote.status(), StatusCode::CONFLICT);
     assert!(demote.text().await.unwrap().contains("at least one admin"));
-    let remove = app
-        .submit(
-            &admin,
-            "/t/acme/members",
-            &format!("/t/acme/members/{own}/remove"),
-            &[],
-        )
-        .await;
+    let remove = remove_member(&app, &admin, own).await;
     assert_eq!(remove.status(), StatusCode::CONFLICT);
     let leave = app
         .submit(&admin, "/t/acme/leave", "/t/acme/leave", &[])
@@ -46,14 +29,7 @@ async fn the_last_admin_can_neither_leave_nor_be_demoted_or_removed(pool: PgPool
 
     // With a second admin, the first may step down.
     member_client(&app, &admin, "acme", "bob@example.com", "Bob", "admin").await;
-    let demote = app
-        .submit(
-            &admin,
-            "/t/acme/members",
-            &format!("/t/acme/members/{own}/role"),
-            &[("role", "developer")],
-        )
-        .await;
+    let demote = change_role(&app, &admin, own, "developer").await;
     assert_eq!(demote.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         app.get(&admin, "/t/acme/audit").await.status(),
@@ -72,8 +48,7 @@ async fn removal_and_demotion_take_effect_on_the_very_next_request(pool: PgPool)
         app.get(&dev_phone, "/t/acme").await.status(),
         StatusCode::OK
     );
-    let dev_id: Uuid = sqlx::query_scalar("SELECT membership_id FROM membership JOIN app_user USING (app_user_id) WHERE email = 'dev@example.com'")
-        .fetch_one(&app.pool).await.unwrap();
+    let dev_id = membership_of(&app, "dev@example.com").await;
     let confirm = app
         .get_html(&world.admin, &format!("/t/acme/members/{dev_id}/remove"))
         .await;
@@ -81,14 +56,7 @@ async fn removal_and_demotion_take_effect_on_the_very_next_request(pool: PgPool)
         confirm.contains("Remove Dan Developer?"),
         "a confirmation step first"
     );
-    let response = app
-        .submit(
-            &world.admin,
-            "/t/acme/members",
-            &format!("/t/acme/members/{dev_id}/remove"),
-            &[],
-        )
-        .await;
+    let response = remove_member(&app, &world.admin, dev_id).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     for client in [&world.developer, &dev_phone] {
         assert_eq!(
@@ -105,15 +73,8 @@ async fn removal_and_demotion_take_effect_on_the_very_next_request(pool: PgPool)
         app.get(&second_admin, "/t/acme/audit").await.status(),
         StatusCode::OK
     );
-    let id: Uuid = sqlx::query_scalar("SELECT membership_id FROM membership JOIN app_user USING (app_user_id) WHERE email = 'admin2@example.com'")
-        .fetch_one(&app.pool).await.unwrap();
-    app.submit(
-        &world.admin,
-        "/t/acme/members",
-        &format!("/t/acme/members/{id}/role"),
-        &[("role", "viewer")],
-    )
-    .await;
+    let id = membership_of(&app, "admin2@example.com").await;
+    change_role(&app, &world.admin, id, "viewer").await;
     let response = app.get(&second_admin, "/t/acme/audit").await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(

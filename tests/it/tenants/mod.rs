@@ -15,6 +15,45 @@ use uuid::Uuid;
 use crate::support::app::{TestApp, assert_redirect, location};
 use crate::support::fixtures::{TenantAdmin, World, create_tenant};
 
+/// The id of the membership in `acme` of the member with this email.
+async fn membership_of(app: &TestApp, email: &str) -> Uuid {
+    sqlx::query_scalar(
+        "SELECT membership_id FROM membership JOIN app_user USING (app_user_id)
+         WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+/// Changes a member's role in `acme` through the members page.
+async fn change_role(
+    app: &TestApp,
+    admin: &Client,
+    membership: Uuid,
+    role: &str,
+) -> reqwest::Response {
+    app.submit(
+        admin,
+        "/t/acme/members",
+        &format!("/t/acme/members/{membership}/role"),
+        &[("role", role)],
+    )
+    .await
+}
+
+/// Removes a member from `acme` through the members page.
+async fn remove_member(app: &TestApp, admin: &Client, membership: Uuid) -> reqwest::Response {
+    app.submit(
+        admin,
+        "/t/acme/members",
+        &format!("/t/acme/members/{membership}/remove"),
+        &[],
+    )
+    .await
+}
+
 /// A member with no password, made straight in the database: a cheap target for removals.
 async fn throwaway_member(pool: &PgPool, tenant_id: Uuid) -> Uuid {
     let user_id: Uuid = sqlx::query_scalar(

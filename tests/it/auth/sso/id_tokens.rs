@@ -4,7 +4,7 @@
 use reqwest::{Client, Response, StatusCode};
 use sqlx::PgPool;
 
-use super::{assert_refused, users};
+use super::{assert_token_refused, users};
 use crate::support::app::{TestApp, location};
 use crate::support::identity_providers::{Forgery, TestIssuer, provider_env, start_sso};
 
@@ -27,14 +27,7 @@ async fn sign_in_with_forged_token(pool: PgPool, forgery: Forgery) -> (TestApp, 
 
 async fn assert_forgery_refused(pool: PgPool, forgery: Forgery) {
     let (app, client, response) = sign_in_with_forged_token(pool, forgery).await;
-    assert_refused(
-        &app,
-        &client,
-        response,
-        StatusCode::FORBIDDEN,
-        "could not be verified",
-    )
-    .await;
+    assert_token_refused(&app, &client, response).await;
     assert_eq!(users(&app).await, 0, "{forgery:?} created a user");
 }
 

@@ -69,4 +69,21 @@ fn query_value(url: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A callback refused for its state or flow: "start again", and no session.
+async fn assert_told_to_start_again(app: &TestApp, client: &Client, response: Response) {
+    assert_refused(app, client, response, StatusCode::BAD_REQUEST, START_AGAIN).await;
+}
+
+/// A callback whose ID token is refused: "could not be verified", and no session.
+async fn assert_token_refused(app: &TestApp, client: &Client, response: Response) {
+    assert_refused(
+        app,
+        client,
+        response,
+        StatusCode::FORBIDDEN,
+        "could not be verified",
+    )
+    .await;
+}
+
 const START_AGAIN: &str = "This sign-in cannot be completed";

@@ -14,6 +14,7 @@ use crate::support::app::{PASSWORD, TestApp, field_value};
 use crate::support::fixtures::{
     TenantAdmin, World, create_key, key_link, revealed, roll, submit_key,
 };
+use crate::support::free_port;
 
 async fn key_count(app: &TestApp) -> i64 {
     app.count("api_key").await
@@ -281,11 +282,7 @@ async fn neither_the_database_nor_the_logs_ever_contain_a_key(pool: PgPool) {
     let database = pool.connect_options().get_database().unwrap().to_owned();
     let base_url = std::env::var("DATABASE_URL").unwrap();
     let url = format!("{}/{database}", base_url.rsplit_once('/').unwrap().0);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let log_path = std::env::temp_dir().join(format!("gatehouse-log-{}.txt", Uuid::new_v4()));
     let log = std::fs::File::create(&log_path).unwrap();
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
