@@ -9,6 +9,17 @@ use crate::support::identity_providers::{DISPLAY_NAME, app_with_provider, sso_si
 
 const NEW_PASSWORD: &str = "a different and longer passphrase";
 
+/// Posts the change-password form of the account page.
+async fn change_password(app: &TestApp, client: &Client, current: &str, new: &str) -> Response {
+    app.submit(
+        client,
+        "/account",
+        "/account/password",
+        &[("current_password", current), ("new_password", new)],
+    )
+    .await
+}
+
 #[sqlx::test]
 async fn the_account_page_needs_a_sign_in(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
@@ -21,17 +32,7 @@ async fn the_account_page_needs_a_sign_in(pool: PgPool) {
 async fn changing_the_password_needs_the_current_one(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let client = app.signed_in_user("ada@example.com", "Ada").await;
-    let response = app
-        .submit(
-            &client,
-            "/account",
-            "/account/password",
-            &[
-                ("current_password", "not my password at all"),
-                ("new_password", NEW_PASSWORD),
-            ],
-        )
-        .await;
+    let response = change_password(&app, &client, "not my password at all", NEW_PASSWORD).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         response
@@ -51,17 +52,7 @@ async fn changing_the_password_needs_the_current_one(pool: PgPool) {
 async fn a_new_password_must_meet_the_policy(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let client = app.signed_in_user("ada@example.com", "Ada").await;
-    let response = app
-        .submit(
-            &client,
-            "/account",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", "qwertyuiopasdfgh"),
-            ],
-        )
-        .await;
+    let response = change_password(&app, &client, PASSWORD, "qwertyuiopasdfgh").await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(response.text().await.unwrap().contains("too common"));
 }
@@ -79,17 +70,7 @@ async fn changing_the_password_ends_every_other_session(pool: PgPool) {
     );
     assert_eq!(app.get(&phone, "/account").await.status(), StatusCode::OK);
 
-    let response = app
-        .submit(
-            &laptop,
-            "/account",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", NEW_PASSWORD),
-            ],
-        )
-        .await;
+    let response = change_password(&app, &laptop, PASSWORD, NEW_PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
     // The session that changed it stays signed in and says what happened.
