@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::TestApp;
+use crate::support::app::TestApp;
 
 #[sqlx::test]
 async fn healthz_and_readyz_answer_while_the_database_is_up(pool: PgPool) {
@@ -36,7 +36,7 @@ async fn readyz_fails_when_the_database_cannot_answer(pool: PgPool) {
 async fn assets_are_served_under_hashed_names_and_cached(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let client = app.client();
-    let html = app.get(&client, "/").await.text().await.unwrap();
+    let html = app.get_html(&client, "/").await;
     let start = html.find("/static/app.").unwrap();
     let end = html[start..].find('"').unwrap() + start;
     let css = app.get(&client, &html[start..end]).await;

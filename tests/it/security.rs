@@ -1,11 +1,33 @@
 //! Rules every page obeys: CSRF, cross-site refusal, headers, escaping, body limits.
 
-use reqwest::StatusCode;
+use reqwest::{Client, Response, StatusCode};
 use sqlx::PgPool;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::support::app::{PASSWORD, TestApp};
 
 const NEW_PASSWORD: &str = "a different and longer passphrase";
+
+/// Posts the change-password form as `client` (from the current to `NEW_PASSWORD`) with the CSRF
+/// token `token`, if any, and the extra `headers`.
+async fn change_password(
+    app: &TestApp,
+    client: &Client,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut form = vec![
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+    ];
+    if let Some(token) = token {
+        form.insert(0, ("csrf_token", token));
+    }
+    let mut request = client.post(app.url("/account/password")).form(&form);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
 
 async fn password_unchanged(app: &TestApp) {
     let response = app
@@ -22,15 +44,7 @@ async fn password_unchanged(app: &TestApp) {
 async fn a_post_without_a_csrf_token_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let client = app.signed_in_user("ada@example.com", "Ada").await;
-    let response = client
-        .post(app.url("/account/password"))
-        .form(&[
-            ("current_password", PASSWORD),
-            ("new_password", NEW_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = change_password(&app, &client, None, &[]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(
         response
@@ -48,16 +62,7 @@ async fn a_post_with_another_sessions_token_is_refused(pool: PgPool) {
     let victim = app.signed_in_user("ada@example.com", "Ada").await;
     let attacker = app.signed_in_user("eve@example.com", "Eve").await;
     let token = app.csrf_token(&attacker, "/account").await;
-    let response = victim
-        .post(app.url("/account/password"))
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("current_password", PASSWORD),
-            ("new_password", NEW_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = change_password(&app, &victim, Some(&token), &[]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     password_unchanged(&app).await;
 }
@@ -71,17 +76,7 @@ async fn a_post_from_a_foreign_origin_is_refused_even_with_a_valid_token(pool: P
         ("origin", "https://evil.example"),
         ("sec-fetch-site", "cross-site"),
     ] {
-        let response = client
-            .post(app.url("/account/password"))
-            .header(header, value)
-            .form(&[
-                ("csrf_token", token.as_str()),
-                ("current_password", PASSWORD),
-                ("new_password", NEW_PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let response = change_password(&app, &client, Some(&token), &[(header, value)]).await;
         assert_eq!(
             response.status(),
             StatusCode::FORBIDDEN,
@@ -91,18 +86,13 @@ async fn a_post_from_a_foreign_origin_is_refused_even_with_a_valid_token(pool: P
     }
     password_unchanged(&app).await;
     // The same request from the portal's own origin goes through.
-    let response = client
-        .post(app.url("/account/password"))
-        .header("origin", app.base.as_str())
-        .header("sec-fetch-site", "same-origin")
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("current_password", PASSWORD),
-            ("new_password", NEW_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = change_password(
+        &app,
+        &client,
+        Some(&token),
+        &[("origin", &app.base), ("sec-fetch-site", "same-origin")],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
 
@@ -151,7 +141,7 @@ async fn html_typed_into_a_name_is_shown_escaped(pool: PgPool) {
         .signed_in_user("ada@example.com", "<script>alert(1)</script>")
         .await;
     for page in ["/", "/account"] {
-        let html = app.get(&client, page).await.text().await.unwrap();
+        let html = app.get_html(&client, page).await;
         assert!(!html.contains("<script>alert(1)</script>"), "{page}");
         assert!(
             html.contains("&#60;script&#62;alert(1)&#60;/script&#62;")

@@ -1,46 +1,11 @@
 //! `/t/{slug}/usage`, `/t/{slug}/keys/{id}/usage` and their CSV downloads.
 
+use gatehouse::domain::verification::Code;
 use reqwest::StatusCode;
 use sqlx::PgPool;
-use uuid::Uuid;
 
-use crate::helpers::TestApp;
-use crate::keys::create_key;
-use crate::tenants::World;
-
-/// Counts `count` verifications with `outcome` for a key, `minutes_ago`, in every counter table,
-/// as the metering flush does.
-pub async fn record_usage(pool: &PgPool, key: Uuid, minutes_ago: i64, outcome: &str, count: i64) {
-    let bucket =
-        |unit: &str| format!("date_trunc('{unit}', now() - $2 * interval '1 minute', 'UTC')");
-    for (table, unit) in [
-        ("key_usage_minute", "minute"),
-        ("key_usage_hour", "hour"),
-        ("key_usage_day", "day"),
-    ] {
-        sqlx::query(&format!(
-            "INSERT INTO {table} (api_key_id, tenant_id, bucket, outcome, count)
-             SELECT api_key_id, tenant_id, {}, $3, $4 FROM api_key WHERE api_key_id = $1
-             ON CONFLICT (api_key_id, bucket, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count",
-            bucket(unit)
-        ))
-        .bind(key).bind(minutes_ago).bind(outcome).bind(count)
-        .execute(pool).await.unwrap();
-    }
-    for (table, unit) in [
-        ("tenant_usage_minute", "minute"),
-        ("tenant_usage_hour", "hour"),
-    ] {
-        sqlx::query(&format!(
-            "INSERT INTO {table} (tenant_id, bucket, outcome, count)
-             SELECT tenant_id, {}, $3, $4 FROM api_key WHERE api_key_id = $1
-             ON CONFLICT (tenant_id, bucket, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count",
-            bucket(unit)
-        ))
-        .bind(key).bind(minutes_ago).bind(outcome).bind(count)
-        .execute(pool).await.unwrap();
-    }
-}
+use crate::support::app::TestApp;
+use crate::support::fixtures::{World, create_key, record_usage};
 
 fn figure_rows(html: &str) -> usize {
     html.matches(r#"<th scope="row">"#).count()
@@ -52,16 +17,14 @@ async fn usage_is_shown_by_outcome_as_a_chart_and_a_table(pool: PgPool) {
     let world = World::build(&app).await;
     let (_, busy) = create_key(&app, &world.developer, "acme", "Busy key", "live").await;
     let (_, quiet) = create_key(&app, &world.developer, "acme", "Quiet key", "test").await;
-    record_usage(&app.pool, busy, 1, "VALID", 40).await;
-    record_usage(&app.pool, busy, 1, "RATE_LIMITED", 7).await;
-    record_usage(&app.pool, busy, 5, "REVOKED", 2).await;
-    record_usage(&app.pool, quiet, 2, "VALID", 3).await;
-    record_usage(&app.pool, quiet, 3 * 60, "NOT_FOUND", 5).await;
-    record_usage(&app.pool, busy, 3 * 24 * 60, "VALID", 100).await;
+    record_usage(&app.pool, busy, 1, Code::Valid, 40).await;
+    record_usage(&app.pool, busy, 1, Code::RateLimited, 7).await;
+    record_usage(&app.pool, busy, 5, Code::Revoked, 2).await;
+    record_usage(&app.pool, quiet, 2, Code::Valid, 3).await;
+    record_usage(&app.pool, quiet, 3 * 60, Code::NotFound, 5).await;
+    record_usage(&app.pool, busy, 3 * 24 * 60, Code::Valid, 100).await;
 
-    let hour = app.get(&world.viewer, "/t/acme/usage?range=1h").await;
-    assert_eq!(hour.status(), StatusCode::OK);
-    let hour = hour.text().await.unwrap();
+    let hour = app.get_html(&world.viewer, "/t/acme/usage?range=1h").await;
     assert_eq!(figure_rows(&hour), 60, "a row per minute");
     assert!(
         hour.contains(r#"<span class="stat-value">52</span>"#),
@@ -77,24 +40,14 @@ async fn usage_is_shown_by_outcome_as_a_chart_and_a_table(pool: PgPool) {
     // Busiest first.
     assert!(hour.find("Busy key").unwrap() < hour.find("Quiet key").unwrap());
 
-    let day = app
-        .get(&world.viewer, "/t/acme/usage?range=24h")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let day = app.get_html(&world.viewer, "/t/acme/usage?range=24h").await;
     assert_eq!(figure_rows(&day), 24);
     assert!(
         day.contains(r#"<span class="stat-value">57</span>"#),
         "57 in 24 hours"
     );
 
-    let month = app
-        .get(&world.viewer, "/t/acme/usage?range=30d")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let month = app.get_html(&world.viewer, "/t/acme/usage?range=30d").await;
     assert_eq!(figure_rows(&month), 30);
     assert!(month.contains(r#"<span class="stat-value">157</span>"#));
 }
@@ -105,39 +58,30 @@ async fn a_keys_usage_counts_that_key_only(pool: PgPool) {
     let world = World::build(&app).await;
     let (_, a) = create_key(&app, &world.admin, "acme", "Key A", "live").await;
     let (_, b) = create_key(&app, &world.admin, "acme", "Key B", "live").await;
-    record_usage(&app.pool, a, 1, "VALID", 11).await;
-    record_usage(&app.pool, b, 1, "VALID", 900).await;
+    record_usage(&app.pool, a, 1, Code::Valid, 11).await;
+    record_usage(&app.pool, b, 1, Code::Valid, 900).await;
     let page = app
-        .get(&world.viewer, &format!("/t/acme/keys/{a}/usage?range=1h"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .get_html(&world.viewer, &format!("/t/acme/keys/{a}/usage?range=1h"))
+        .await;
     assert!(page.contains("Key A") && page.contains(r#"<span class="stat-value">11</span>"#));
     for range in ["24h", "30d"] {
         let page = app
-            .get(
+            .get_html(
                 &world.viewer,
                 &format!("/t/acme/keys/{a}/usage?range={range}"),
             )
-            .await
-            .text()
-            .await
-            .unwrap();
+            .await;
         assert!(
             page.contains(r#"<span class="stat-value">11</span>"#),
             "{range}"
         );
     }
     let csv = app
-        .get(
+        .get_html(
             &world.viewer,
             &format!("/t/acme/keys/{a}/usage.csv?range=1h"),
         )
-        .await
-        .text()
-        .await
-        .unwrap();
+        .await;
     let total: i64 = csv
         .lines()
         .skip(1)
@@ -164,8 +108,8 @@ async fn usage_downloads_as_csv(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
     let (_, key) = create_key(&app, &world.admin, "acme", "Key", "live").await;
-    record_usage(&app.pool, key, 0, "VALID", 4).await;
-    record_usage(&app.pool, key, 0, "EXPIRED", 1).await;
+    record_usage(&app.pool, key, 0, Code::Valid, 4).await;
+    record_usage(&app.pool, key, 0, Code::Expired, 1).await;
     let response = app.get(&world.viewer, "/t/acme/usage.csv?range=24h").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
@@ -191,22 +135,12 @@ async fn usage_downloads_as_csv(pool: PgPool) {
 async fn the_tenant_home_shows_todays_totals_and_busiest_keys(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
-    let empty = app
-        .get(&world.viewer, "/t/acme")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let empty = app.get_html(&world.viewer, "/t/acme").await;
     assert!(empty.contains("No verifications yet"));
     let (_, key) = create_key(&app, &world.admin, "acme", "Checkout", "live").await;
-    record_usage(&app.pool, key, 10, "VALID", 30).await;
-    record_usage(&app.pool, key, 10, "RATE_LIMITED", 2).await;
-    let page = app
-        .get(&world.viewer, "/t/acme")
-        .await
-        .text()
-        .await
-        .unwrap();
+    record_usage(&app.pool, key, 10, Code::Valid, 30).await;
+    record_usage(&app.pool, key, 10, Code::RateLimited, 2).await;
+    let page = app.get_html(&world.viewer, "/t/acme").await;
     assert!(page.contains("<strong>32</strong> verifications"));
     assert!(page.contains("30 valid") && page.contains("2 rate limited"));
     assert!(page.contains("Checkout"));

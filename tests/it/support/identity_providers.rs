@@ -16,12 +16,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, Response, StatusCode, Url};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::helpers::{TestApp, location};
+use crate::support::app::{TestApp, location};
 
 pub const CLIENT_ID: &str = "gatehouse-portal";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
@@ -414,4 +414,36 @@ fn forge(state: &IssuerState, forgery: Forgery, nonce: Option<String>) -> String
         }
     };
     format!("{signing_input}.{}", B64.encode(signature))
+}
+
+/// Starts SSO as a browser would and returns the provider URL Gatehouse sent it to.
+pub async fn start_sso(app: &TestApp, client: &Client, path: &str) -> String {
+    let response = app.get(client, path).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+    location(&response).to_owned()
+}
+
+/// Signs `login` in at the provider and returns the callback URL, not yet visited.
+pub async fn callback_for(
+    app: &TestApp,
+    provider: &RealProvider,
+    client: &Client,
+    login: &str,
+) -> String {
+    let authorize = start_sso(app, client, "/auth/oidc/corp").await;
+    provider
+        .authorize(client, &authorize, login, &app.base)
+        .await
+}
+
+/// A full SSO sign-in in a fresh browser; returns the browser and the callback's answer.
+pub async fn sso_sign_in(
+    app: &TestApp,
+    provider: &RealProvider,
+    login: &str,
+) -> (Client, Response) {
+    let client = app.client();
+    let callback = callback_for(app, provider, &client, login).await;
+    let response = client.get(callback).send().await.unwrap();
+    (client, response)
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{PASSWORD, TestApp, location};
+use crate::support::app::{PASSWORD, TestApp, assert_redirect, location, retry_after};
 
 #[sqlx::test]
 async fn signing_up_signs_in_and_shows_the_home_page(pool: PgPool) {
@@ -14,9 +14,8 @@ async fn signing_up_signs_in_and_shows_the_home_page(pool: PgPool) {
     let response = app
         .sign_up(&client, "Ada@Example.com", "Ada Lovelace")
         .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/");
-    let home = app.get(&client, "/").await.text().await.unwrap();
+    assert_redirect(&response, "/");
+    let home = app.get_html(&client, "/").await;
     assert!(home.contains("Welcome, Ada Lovelace"));
     assert!(home.contains("Your account is ready"));
     assert!(home.contains("You do not belong to a tenant yet"));
@@ -82,8 +81,7 @@ async fn signing_in_with_the_right_password_returns_to_the_page_asked_for(pool: 
     app.signed_in_user("ada@example.com", "Ada").await;
     let client = app.client();
     let redirect = app.get(&client, "/account").await;
-    assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&redirect), "/signin?next=%2Faccount");
+    assert_redirect(&redirect, "/signin?next=%2Faccount");
     let response = app
         .submit(
             &client,
@@ -96,8 +94,7 @@ async fn signing_in_with_the_right_password_returns_to_the_page_asked_for(pool: 
             ],
         )
         .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/account");
+    assert_redirect(&response, "/account");
     let account = app.get(&client, "/account").await;
     assert_eq!(account.status(), StatusCode::OK);
     assert!(account.text().await.unwrap().contains("ada@example.com"));
@@ -120,8 +117,7 @@ async fn next_never_sends_a_user_to_another_site(pool: PgPool) {
             ],
         )
         .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/");
+    assert_redirect(&response, "/");
 }
 
 /// The page without the parts that legitimately differ (the email typed in).
@@ -195,12 +191,7 @@ async fn failed_sign_ins_are_throttled_per_account(pool: PgPool) {
     let other = app.client();
     let response = app.sign_in(&other, "ada@example.com", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=900).contains(&retry_after));
+    assert!((1..=900).contains(&retry_after(&response)));
     assert!(
         response
             .text()

@@ -1,9 +1,10 @@
 //! A PostgreSQL cluster of the test's own, in a temporary folder on a free port, that the test may
 //! stop and start (the shared clusters are never stopped). Stopped and deleted when dropped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+
+use super::free_port;
 
 pub struct Cluster {
     dir: PathBuf,
@@ -43,11 +44,7 @@ impl Cluster {
     pub fn start_new() -> Self {
         let dir = std::env::temp_dir().join(format!("gatehouse-test-pg-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let cluster = Self {
             dir,
             bindir: bindir(),
@@ -117,9 +114,10 @@ impl Cluster {
         self.run("pg_ctl", &["-D", path(&data), "-m", "fast", "-w", "stop"]);
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// Runs one of the server's programs, as `postgres` when this process is root.
+    fn output(&self, program: &str, args: &[&str]) -> std::io::Result<Output> {
         let binary = self.bindir.join(program);
-        let output = if self.as_postgres {
+        if self.as_postgres {
             Command::new("runuser")
                 .args(["-u", "postgres", "--"])
                 .arg(&binary)
@@ -128,7 +126,10 @@ impl Cluster {
         } else {
             Command::new(&binary).args(args).output()
         }
-        .unwrap();
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self.output(program, args).unwrap();
         assert!(
             output.status.success(),
             "{program} failed: {}{}",
@@ -145,17 +146,10 @@ fn path(path: &Path) -> &str {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let args = ["-D", path(&data), "-m", "immediate", "-w", "stop"];
-        let binary = self.bindir.join("pg_ctl");
-        let _ = if self.as_postgres {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&binary)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&binary).args(args).output()
-        };
+        let _ = self.output(
+            "pg_ctl",
+            &["-D", path(&data), "-m", "immediate", "-w", "stop"],
+        );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use fantoccini::Locator;
 use sqlx::PgPool;
 
-use crate::chrome::Chrome;
-use crate::helpers::{PASSWORD, TestApp};
-use crate::oidc::{DISPLAY_NAME, app_with_provider};
+use crate::support::app::{PASSWORD, TestApp};
+use crate::support::browser::Chrome;
+use crate::support::identity_providers::{DISPLAY_NAME, app_with_provider};
 
 /// On the provider's pages: signs in as `login` and consents when asked, until the browser is
 /// back on Gatehouse. `shot` names the screenshots of the provider's pages.

@@ -1,82 +1,11 @@
-//! Flows a person walks in real headless Chromium, with a screenshot of every page.
+//! A tenant's members and keys (`/t/{slug}/…`), walked in Chromium.
 
+use gatehouse::domain::verification::Code;
 use sqlx::PgPool;
 
-use crate::chrome::Chrome;
-use crate::helpers::{PASSWORD, TestApp};
-
-const NEW_PASSWORD: &str = "another long passphrase for ada";
-
-#[sqlx::test]
-async fn a_person_signs_up_signs_out_signs_in_and_changes_the_password(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
-    let chrome = Chrome::start().await;
-
-    chrome.goto(&app.url("/")).await;
-    chrome
-        .expect_text("h1", "API keys your developers can trust")
-        .await;
-    chrome.screenshot("01-landing").await;
-
-    chrome.click("a[href='/signup'].button").await;
-    chrome.expect_text("h1", "Create your account").await;
-    // A mistake first: the page says what is wrong and keeps what was typed.
-    chrome.fill("#email", "ada@example.com").await;
-    chrome.fill("#display_name", "Ada Lovelace").await;
-    chrome.fill("#password", "too short").await;
-    chrome.click("main form button[type=submit]").await;
-    chrome
-        .expect_text("#password-error", "at least 15 characters")
-        .await;
-    chrome.screenshot("02-signup-error").await;
-
-    chrome.fill("#password", PASSWORD).await;
-    chrome.click("main form button[type=submit]").await;
-    chrome.expect_text("h1", "Welcome, Ada Lovelace").await;
-    chrome.expect_text(".flash", "Your account is ready").await;
-    chrome.screenshot("03-home").await;
-
-    chrome.click("header form button").await;
-    chrome.expect_text("h1", "Sign in").await;
-    chrome.screenshot("04-signin").await;
-
-    chrome.fill("#email", "ada@example.com").await;
-    chrome.fill("#password", "wrong password typed here").await;
-    chrome.click("main form button[type=submit]").await;
-    chrome.expect_text(".alert", "do not match").await;
-    chrome.screenshot("05-signin-error").await;
-
-    chrome.fill("#password", PASSWORD).await;
-    chrome.click("main form button[type=submit]").await;
-    chrome.expect_text("h1", "Welcome, Ada Lovelace").await;
-
-    chrome.click("nav a[href='/account']").await;
-    chrome.expect_text("h1", "Your account").await;
-    chrome.screenshot("06-account").await;
-
-    chrome.fill("#current_password", PASSWORD).await;
-    chrome.fill("#new_password", NEW_PASSWORD).await;
-    chrome
-        .click("form[action='/account/password'] button")
-        .await;
-    chrome.expect_text(".flash", "Password changed").await;
-    chrome.screenshot("07-password-changed").await;
-
-    chrome.click("header form button").await;
-    chrome.expect_text("h1", "Sign in").await;
-    assert_eq!(chrome.path().await, "/signin?signed_out=1");
-    // The new password works; the old one is gone.
-    chrome.fill("#email", "ada@example.com").await;
-    chrome.fill("#password", NEW_PASSWORD).await;
-    chrome.click("main form button[type=submit]").await;
-    chrome.expect_text("h1", "Welcome, Ada Lovelace").await;
-
-    chrome.goto(&app.url("/no/such/page")).await;
-    chrome.expect_text("h1", "Not Found").await;
-    chrome.screenshot("08-not-found").await;
-
-    chrome.close().await;
-}
+use crate::support::app::{PASSWORD, TestApp};
+use crate::support::browser::Chrome;
+use crate::support::fixtures::record_usage;
 
 #[sqlx::test]
 async fn an_admin_invites_a_colleague_who_joins_then_is_demoted_and_removed(pool: PgPool) {
@@ -256,14 +185,14 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    for minutes_ago in 0..60 {
-        let valid = 20 + (minutes_ago * 7) % 30;
-        crate::usage::record_usage(&app.pool, ci, minutes_ago, "VALID", valid).await;
+    for minutes_ago in 0..60_i64 {
+        let valid = 20 + (minutes_ago.unsigned_abs() * 7) % 30;
+        record_usage(&app.pool, ci, minutes_ago, Code::Valid, valid).await;
         if minutes_ago % 9 == 0 {
-            crate::usage::record_usage(&app.pool, ci, minutes_ago, "RATE_LIMITED", 6).await;
+            record_usage(&app.pool, ci, minutes_ago, Code::RateLimited, 6).await;
         }
         if minutes_ago % 13 == 0 {
-            crate::usage::record_usage(&app.pool, ci, minutes_ago, "REVOKED", 4).await;
+            record_usage(&app.pool, ci, minutes_ago, Code::Revoked, 4).await;
         }
     }
     chrome.click(".tabs a[href='/t/acme/usage']").await;

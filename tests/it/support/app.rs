@@ -160,6 +160,13 @@ impl TestApp {
         client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// The page at `path`, which must answer 200.
+    pub async fn get_html(&self, client: &Client, path: &str) -> String {
+        let response = self.get(client, path).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.text().await.unwrap()
+    }
+
     /// Loads `form_page` for its CSRF token, then posts `fields` to `action` with it.
     pub async fn submit(
         &self,
@@ -229,10 +236,15 @@ impl Drop for TestApp {
 }
 
 pub fn csrf_from(html: &str) -> Option<String> {
-    let marker = r#"name="csrf_token" value=""#;
-    let start = html.find(marker)? + marker.len();
+    field_value(html, "csrf_token").filter(|token| !token.is_empty())
+}
+
+/// The `value` of the form field `name` in a page.
+pub fn field_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_owned()).filter(|token| !token.is_empty())
+    Some(html[start..end].to_owned())
 }
 
 pub fn location(response: &Response) -> &str {
@@ -241,4 +253,25 @@ pub fn location(response: &Response) -> &str {
         .get("location")
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
+}
+
+/// Asserts that `response` is a redirect (303 See Other) to `to`.
+#[track_caller]
+pub fn assert_redirect(response: &Response, to: impl AsRef<str>) {
+    let to = to.as_ref();
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "a redirect to {to}"
+    );
+    assert_eq!(location(response), to);
+}
+
+/// The `Retry-After` of `response`, in seconds.
+pub fn retry_after(response: &Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }

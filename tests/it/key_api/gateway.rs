@@ -15,7 +15,10 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::key_fixtures::{Tenant, VERIFIER, keep_within_one_minute, key_api};
+use crate::support::app::retry_after;
+use crate::support::fixtures::Tenant;
+use crate::support::free_port;
+use crate::support::key_api::{VERIFIER, keep_within_one_minute, key_api};
 
 /// The nginx block between the README's markers, without the code fence.
 fn readme_nginx_config() -> String {
@@ -29,14 +32,6 @@ fn readme_nginx_config() -> String {
     let body_start = block.find("```nginx\n").unwrap() + "```nginx\n".len();
     let body_end = block.rfind("```").unwrap();
     block[body_start..body_end].to_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// nginx in the foreground; stopped (SIGTERM to its master, by pid) when dropped.
@@ -203,12 +198,7 @@ async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPo
     }
     let response = get("/orders", Some(&limited)).await.unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry_after));
+    assert!((1..=60).contains(&retry_after(&response)));
     assert_eq!(response.headers()["ratelimit-policy"], "\"key\";q=2;w=60");
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "RATE_LIMITED");

@@ -13,7 +13,8 @@ use sqlx::postgres::PgPoolOptions;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::key_fixtures::{Tenant, key_api, verify};
+use crate::support::fixtures::Tenant;
+use crate::support::key_api::{key_api, verify};
 
 async fn counts_by_outcome(pool: &PgPool, table: &str) -> HashMap<String, i64> {
     let rows: Vec<(String, i64)> = sqlx::query_as(&format!(

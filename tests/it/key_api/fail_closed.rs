@@ -9,8 +9,9 @@ use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::key_fixtures::{Tenant, authorize, key_api, verify};
-use crate::pg_cluster::Cluster;
+use crate::support::clusters::Cluster;
+use crate::support::fixtures::Tenant;
+use crate::support::key_api::{authorize, key_api, verify};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_database_gets_503_never_valid_and_service_resumes_when_it_returns() {

@@ -1,0 +1,4 @@
+//! Signing in: `/signup`, `/signin`, `/signout` with a password, and `/auth/oidc/…` single sign-on.
+
+mod password;
+mod sso;

@@ -1,0 +1,63 @@
+//! `/auth/oidc/link`: linking a provider to an account that signs in with a password.
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+
+use super::{assert_signed_out, users};
+use crate::support::app::{PASSWORD, assert_redirect};
+use crate::support::identity_providers::{DISPLAY_NAME, app_with_provider, sso_sign_in, start_sso};
+
+#[sqlx::test]
+async fn a_password_account_is_linked_only_with_its_password(pool: PgPool) {
+    let (app, provider) = app_with_provider(pool).await;
+    app.signed_in_user("ada@example.test", "Ada Lovelace").await;
+    let client = app.client();
+    let authorize = start_sso(&app, &client, "/auth/oidc/corp?next=%2Faccount").await;
+    let callback = provider
+        .authorize(&client, &authorize, "ada", &app.base)
+        .await;
+    let response = client.get(callback).send().await.unwrap();
+    assert_redirect(&response, "/auth/oidc/link");
+    // Not signed in until the password is given.
+    assert_signed_out(&app, &client).await;
+    let page = app.get_html(&client, "/auth/oidc/link").await;
+    assert!(page.contains(&format!("Link {DISPLAY_NAME} to your account")));
+    assert!(page.contains("ada@example.test"));
+
+    let wrong = app
+        .submit(
+            &client,
+            "/auth/oidc/link",
+            "/auth/oidc/link",
+            &[("password", "not the right password")],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("That is not the password of this account.")
+    );
+    assert_signed_out(&app, &client).await;
+
+    let right = app
+        .submit(
+            &client,
+            "/auth/oidc/link",
+            "/auth/oidc/link",
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert_redirect(&right, "/account");
+    let account = app.get_html(&client, "/account").await;
+    assert!(account.contains("is now linked to your account"));
+    assert!(account.contains("Unlink"));
+    assert_eq!(users(&app).await, 1);
+
+    // Asked once: the next SSO sign-in goes straight in.
+    let (again, response) = sso_sign_in(&app, &provider, "ada").await;
+    assert_redirect(&response, "/");
+    assert_eq!(app.get(&again, "/account").await.status(), StatusCode::OK);
+}

@@ -1,0 +1,79 @@
+//! Signing up, out and in, and changing the password (`/signup`, `/signin`, `/account`), in Chromium.
+
+use sqlx::PgPool;
+
+use crate::support::app::{PASSWORD, TestApp};
+use crate::support::browser::Chrome;
+
+const NEW_PASSWORD: &str = "another long passphrase for ada";
+
+#[sqlx::test]
+async fn a_person_signs_up_signs_out_signs_in_and_changes_the_password(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let chrome = Chrome::start().await;
+
+    chrome.goto(&app.url("/")).await;
+    chrome
+        .expect_text("h1", "API keys your developers can trust")
+        .await;
+    chrome.screenshot("01-landing").await;
+
+    chrome.click("a[href='/signup'].button").await;
+    chrome.expect_text("h1", "Create your account").await;
+    // A mistake first: the page says what is wrong and keeps what was typed.
+    chrome.fill("#email", "ada@example.com").await;
+    chrome.fill("#display_name", "Ada Lovelace").await;
+    chrome.fill("#password", "too short").await;
+    chrome.click("main form button[type=submit]").await;
+    chrome
+        .expect_text("#password-error", "at least 15 characters")
+        .await;
+    chrome.screenshot("02-signup-error").await;
+
+    chrome.fill("#password", PASSWORD).await;
+    chrome.click("main form button[type=submit]").await;
+    chrome.expect_text("h1", "Welcome, Ada Lovelace").await;
+    chrome.expect_text(".flash", "Your account is ready").await;
+    chrome.screenshot("03-home").await;
+
+    chrome.click("header form button").await;
+    chrome.expect_text("h1", "Sign in").await;
+    chrome.screenshot("04-signin").await;
+
+    chrome.fill("#email", "ada@example.com").await;
+    chrome.fill("#password", "wrong password typed here").await;
+    chrome.click("main form button[type=submit]").await;
+    chrome.expect_text(".alert", "do not match").await;
+    chrome.screenshot("05-signin-error").await;
+
+    chrome.fill("#password", PASSWORD).await;
+    chrome.click("main form button[type=submit]").await;
+    chrome.expect_text("h1", "Welcome, Ada Lovelace").await;
+
+    chrome.click("nav a[href='/account']").await;
+    chrome.expect_text("h1", "Your account").await;
+    chrome.screenshot("06-account").await;
+
+    chrome.fill("#current_password", PASSWORD).await;
+    chrome.fill("#new_password", NEW_PASSWORD).await;
+    chrome
+        .click("form[action='/account/password'] button")
+        .await;
+    chrome.expect_text(".flash", "Password changed").await;
+    chrome.screenshot("07-password-changed").await;
+
+    chrome.click("header form button").await;
+    chrome.expect_text("h1", "Sign in").await;
+    assert_eq!(chrome.path().await, "/signin?signed_out=1");
+    // The new password works; the old one is gone.
+    chrome.fill("#email", "ada@example.com").await;
+    chrome.fill("#password", NEW_PASSWORD).await;
+    chrome.click("main form button[type=submit]").await;
+    chrome.expect_text("h1", "Welcome, Ada Lovelace").await;
+
+    chrome.goto(&app.url("/no/such/page")).await;
+    chrome.expect_text("h1", "Not Found").await;
+    chrome.screenshot("08-not-found").await;
+
+    chrome.close().await;
+}

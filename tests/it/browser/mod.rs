@@ -1,0 +1,5 @@
+//! Flows a person walks in real headless Chromium, with a screenshot of every page.
+
+mod account;
+mod sso;
+mod tenants;

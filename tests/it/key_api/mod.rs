@@ -1,0 +1,8 @@
+//! The key API under `/v1/`, its cache, its usage metering, and the gateway in front of it.
+
+mod authorize;
+mod cache;
+mod fail_closed;
+mod gateway;
+mod metering;
+mod verify;

@@ -1,0 +1,361 @@
+//! `/t/{slug}/keys…`: creating (shown once), listing (masked) and a key's own page.
+
+mod roll_and_revoke;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use gatehouse::domain::key_format;
+use reqwest::StatusCode;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::support::app::{PASSWORD, TestApp, field_value};
+use crate::support::fixtures::{
+    TenantAdmin, World, create_key, key_link, revealed, roll, submit_key,
+};
+use crate::support::free_port;
+
+async fn key_count(app: &TestApp) -> i64 {
+    app.count("api_key").await
+}
+
+#[sqlx::test]
+async fn a_new_key_is_shown_once_and_then_only_masked(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let empty = app.get_html(&admin, "/t/acme/keys").await;
+    assert!(empty.contains("No API keys yet"));
+
+    let form = app.get_html(&admin, "/t/acme/keys/new").await;
+    let form_id = field_value(&form, "form_id").unwrap();
+    let fields = [
+        ("form_id", form_id.as_str()),
+        ("name", "Billing service"),
+        ("environment", "live"),
+        ("scopes", "read"),
+        ("expiry", "90"),
+    ];
+    let response = app
+        .submit(&admin, "/t/acme/keys/new", "/t/acme/keys", &fields)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let html = response.text().await.unwrap();
+    let secret = revealed(&html).unwrap();
+    assert!(
+        secret.starts_with("ak_live_") && secret.len() == "ak_live_".len() + 38,
+        "{secret}"
+    );
+    assert!(key_format::parse("ak", &secret).is_ok());
+    assert!(html.contains("Copy key") && html.contains("only time it is shown"));
+
+    // Sending the same form again (reload, back button) never shows a key or makes another.
+    let again = app
+        .submit(&admin, "/t/acme/keys/new", "/t/acme/keys", &fields)
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let again = again.text().await.unwrap();
+    assert!(again.contains("This key was already shown") && !again.contains(&secret));
+    assert_eq!(key_count(&app).await, 1);
+
+    let masked = format!("ak_live_••••{}", &secret[secret.len() - 4..]);
+    let list = app.get_html(&admin, "/t/acme/keys").await;
+    assert!(list.contains(&masked) && list.contains("Billing service"));
+    assert!(!list.contains(&secret[8..]));
+    let id = key_link(&list, "acme").unwrap();
+    let page = app.get_html(&admin, &format!("/t/acme/keys/{id}")).await;
+    assert!(page.contains(&masked) && !page.contains(&secret[8..]));
+    assert!(page.contains("read") && page.contains("1000 per minute"));
+}
+
+#[sqlx::test]
+async fn bad_key_settings_are_refused_with_reasons_and_nothing_is_made(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[
+                ("name", " "),
+                ("environment", "test"),
+                ("scopes", "read"),
+                ("expiry", "never"),
+            ],
+            "Give the key a name",
+        ),
+        (
+            &[("name", "k"), ("environment", "test"), ("expiry", "never")],
+            "at least one scope",
+        ),
+        (
+            &[
+                ("name", "k"),
+                ("environment", "test"),
+                ("scopes", "admin"),
+                ("expiry", "never"),
+            ],
+            "is not a scope",
+        ),
+        (
+            &[
+                ("name", "k"),
+                ("environment", "test"),
+                ("scopes", "read"),
+                ("expiry", "date"),
+                ("expiry_date", "2001-01-01"),
+            ],
+            "must be in the future",
+        ),
+        (
+            &[
+                ("name", "k"),
+                ("environment", "test"),
+                ("scopes", "read"),
+                ("expiry", "never"),
+                ("rate_limit", "5"),
+            ],
+            "Only tenant admins",
+        ),
+    ];
+    for (fields, reason) in cases {
+        let response = submit_key(&app, &world.developer, "acme", fields).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{reason}"
+        );
+        assert!(response.text().await.unwrap().contains(reason), "{reason}");
+    }
+    assert_eq!(key_count(&app).await, 0);
+    // An admin may choose the rate limit.
+    let response = submit_key(
+        &app,
+        &world.admin,
+        "acme",
+        &[
+            ("name", "k"),
+            ("environment", "test"),
+            ("scopes", "read"),
+            ("expiry", "never"),
+            ("rate_limit", "5"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let limit: i32 = sqlx::query_scalar("SELECT rate_limit FROM api_key")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(limit, 5);
+}
+
+#[sqlx::test]
+async fn a_viewer_reads_keys_but_cannot_create_one(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    create_key(&app, &world.admin, "acme", "Admin's key", "live").await;
+    let list = app.get_html(&world.viewer, "/t/acme/keys").await;
+    assert!(list.contains("Admin&#39;s key") || list.contains("Admin's key"));
+    assert!(!list.contains("New key"));
+    assert_eq!(
+        app.get(&world.viewer, "/t/acme/keys/new").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let response = app
+        .submit(
+            &world.viewer,
+            "/t/acme/keys",
+            "/t/acme/keys",
+            &[
+                ("name", "x"),
+                ("environment", "test"),
+                ("scopes", "read"),
+                ("expiry", "never"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(key_count(&app).await, 1);
+}
+
+#[sqlx::test]
+async fn another_tenants_key_ids_give_not_found(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let (_, acme_key) = create_key(&app, &world.admin, "acme", "Acme key", "live").await;
+    // The outsider is admin of `other`, and asks for Acme's key through their own tenant.
+    for path in [
+        format!("/t/other/keys/{acme_key}"),
+        format!("/t/other/keys/{acme_key}/roll"),
+        format!("/t/acme/keys/{acme_key}"),
+    ] {
+        assert_eq!(
+            app.get(&world.outsider, &path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let response = app
+        .submit(
+            &world.outsider,
+            "/t/other/keys",
+            &format!("/t/other/keys/{acme_key}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let revoked: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT revoked_at FROM api_key")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(revoked.is_none());
+}
+
+#[sqlx::test]
+async fn keys_are_filtered_by_environment_status_and_name_and_paginated(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let TenantAdmin {
+        client: admin,
+        tenant_id,
+        ..
+    } = TenantAdmin::acme(&app).await;
+    // 30 test keys, and one key in each other state, made directly.
+    for n in 0..30 {
+        sqlx::query("INSERT INTO api_key (tenant_id, name, environment, secret_hash, last_four, scopes, rate_limit, created_at)
+                     VALUES ($1, $2, 'test', $3, 'abcd', '{read}', 100, now() - $4 * interval '1 minute')")
+            .bind(tenant_id).bind(format!("bulk key {n:02}")).bind(Uuid::new_v4().as_bytes().repeat(2)).bind(n + 10)
+            .execute(&app.pool).await.unwrap();
+    }
+    for (name, extra) in [
+        ("expiring soon", "expires_at = now() + interval '2 days'"),
+        ("long expired", "expires_at = now() - interval '1 day'"),
+        (
+            "was rolled",
+            "rolled_at = now(), expires_at = now() + interval '1 hour'",
+        ),
+        ("was revoked", "revoked_at = now()"),
+        ("plain live", "environment = 'live'"),
+    ] {
+        let id: Uuid = sqlx::query_scalar("INSERT INTO api_key (tenant_id, name, environment, secret_hash, last_four, scopes, rate_limit)
+                     VALUES ($1, $2, 'test', $3, 'abcd', '{read}', 100) RETURNING api_key_id")
+            .bind(tenant_id).bind(name).bind(Uuid::new_v4().as_bytes().repeat(2))
+            .fetch_one(&app.pool).await.unwrap();
+        sqlx::query(&format!("UPDATE api_key SET {extra} WHERE api_key_id = $1"))
+            .bind(id)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    let rows = |html: &str| html.matches("<tr").count() - 1;
+    for (status, name) in [
+        ("expiring", "expiring soon"),
+        ("expired", "long expired"),
+        ("rolled", "was rolled"),
+        ("revoked", "was revoked"),
+    ] {
+        let html = app
+            .get_html(&admin, &format!("/t/acme/keys?status={status}"))
+            .await;
+        assert_eq!(rows(&html), 1, "{status}");
+        assert!(html.contains(name), "{status}");
+    }
+    let live = app.get_html(&admin, "/t/acme/keys?environment=live").await;
+    assert_eq!(rows(&live), 1);
+    assert!(live.contains("plain live"));
+    let search = app.get_html(&admin, "/t/acme/keys?q=BULK%20KEY%200").await;
+    assert_eq!(rows(&search), 10);
+    let first = app.get_html(&admin, "/t/acme/keys").await;
+    assert_eq!(rows(&first), 25);
+    assert!(first.contains("Older"));
+    let second = app.get_html(&admin, "/t/acme/keys?page=2").await;
+    assert_eq!(rows(&second), 10);
+    let none = app
+        .get_html(&admin, "/t/acme/keys?q=nothing-like-this")
+        .await;
+    assert!(none.contains("No keys match"));
+}
+
+#[sqlx::test]
+async fn neither_the_database_nor_the_logs_ever_contain_a_key(pool: PgPool) {
+    // The real binary, with debug logging, its output captured.
+    let database = pool.connect_options().get_database().unwrap().to_owned();
+    let base_url = std::env::var("DATABASE_URL").unwrap();
+    let url = format!("{}/{database}", base_url.rsplit_once('/').unwrap().0);
+    let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("gatehouse-log-{}.txt", Uuid::new_v4()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env("DATABASE_URL", &url)
+        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEHOUSE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let app = TestApp::external(format!("http://127.0.0.1:{port}"), pool.clone());
+    for _ in 0..100 {
+        if reqwest::get(app.url("/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admin = TenantAdmin::acme(&app).await.client;
+    let mut secrets = Vec::new();
+    for (name, env) in [("one", "live"), ("two", "test")] {
+        secrets.push(create_key(&app, &admin, "acme", name, env).await.0);
+    }
+    let first_id: Uuid = sqlx::query_scalar("SELECT api_key_id FROM api_key WHERE name = 'one'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let rolled = roll(&app, &admin, "acme", first_id, "1h").await;
+    secrets.push(revealed(&rolled.text().await.unwrap()).unwrap());
+    let _ = tokio::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().unwrap().to_string())
+        .status()
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(logs.contains("key created"), "the log was captured");
+    // Every table, the session store included, as text.
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables
+         WHERE table_schema IN ('public', 'tower_sessions') AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut dump = String::new();
+    for table in tables {
+        let text: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT string_agg(t::text, E'\\n') FROM {table} t"
+        ))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        dump.push_str(&text.unwrap_or_default());
+    }
+    let sessions: Option<String> = sqlx::query_scalar(
+        "SELECT string_agg(encode(data, 'escape'), '|') FROM tower_sessions.session",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    dump.push_str(&sessions.unwrap_or_default());
+    assert!(
+        dump.contains("one") && dump.contains("ada@example.com"),
+        "the dump has data"
+    );
+    for secret in &secrets {
+        let body = &secret[8..];
+        assert!(!dump.contains(body), "a key is in the database");
+        assert!(!logs.contains(body), "a key is in the logs");
+    }
+    assert!(!logs.contains(PASSWORD), "a password is in the logs");
+}
