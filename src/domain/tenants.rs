@@ -1,12 +1,12 @@
 //! Tenants and memberships: the rules, including "every tenant keeps an admin".
 
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::db::OnUnique;
-use crate::db::tenants::{self as db_tenants, Tenant};
+use crate::db::tenants::{self as db_tenants, Member, Tenant};
 use crate::db::users::User;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
@@ -159,6 +159,22 @@ impl MemberProblem {
     }
 }
 
+/// Locks the tenant (so two changes cannot each take away "the other" admin) and loads the member,
+/// saying whether they are its last admin.
+async fn lock_member(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    membership_id: Uuid,
+) -> DomainResult<(Member, bool)> {
+    db_tenants::lock_tenant(&mut *tx, tenant_id).await?;
+    let member = db_tenants::member(&mut *tx, tenant_id, membership_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let last_admin =
+        member.role == Role::Admin && db_tenants::count_admins(&mut *tx, tenant_id).await? <= 1;
+    Ok((member, last_admin))
+}
+
 /// Changes a member's role; the last admin cannot be demoted.
 pub async fn change_role(
     pool: &PgPool,
@@ -168,15 +184,12 @@ pub async fn change_role(
     actor: &Actor,
 ) -> DomainResult<Result<(), MemberProblem>> {
     let mut tx = pool.begin().await?;
-    db_tenants::lock_tenant(&mut *tx, tenant_id).await?;
-    let member = db_tenants::member(&mut *tx, tenant_id, membership_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
+    let (member, last_admin) = lock_member(&mut tx, tenant_id, membership_id).await?;
     let old = member.role;
     if old == role {
         return Ok(Ok(()));
     }
-    if old == Role::Admin && db_tenants::count_admins(&mut *tx, tenant_id).await? <= 1 {
+    if last_admin {
         return Ok(Err(MemberProblem::LastAdmin));
     }
     db_tenants::set_role(&mut *tx, tenant_id, membership_id, role).await?;
@@ -201,11 +214,8 @@ pub async fn remove_member(
     actor: &Actor,
 ) -> DomainResult<Result<(), MemberProblem>> {
     let mut tx = pool.begin().await?;
-    db_tenants::lock_tenant(&mut *tx, tenant_id).await?;
-    let member = db_tenants::member(&mut *tx, tenant_id, membership_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    if member.role == Role::Admin && db_tenants::count_admins(&mut *tx, tenant_id).await? <= 1 {
+    let (member, last_admin) = lock_member(&mut tx, tenant_id, membership_id).await?;
+    if last_admin {
         return Ok(Err(MemberProblem::LastAdmin));
     }
     db_tenants::delete_membership(&mut *tx, tenant_id, membership_id).await?;
