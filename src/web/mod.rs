@@ -8,12 +8,9 @@ pub mod errors;
 mod format;
 mod home;
 mod invitations;
-mod keys;
 mod meta;
-mod oidc;
 mod session;
 pub mod tenants;
-mod usage;
 
 use askama::Template;
 use axum::Router;
@@ -53,7 +50,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(account::router())
         .merge(tenants::router(&state))
         .merge(invitations::router())
-        .merge(oidc::router())
+        .merge(auth::sso_router())
         .layer(middleware::from_fn_with_state(state, csrf::protect))
         .layer(sessions)
         .merge(assets::router())

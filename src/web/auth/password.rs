@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::oidc::{self, ProviderButton};
-use super::session::{self, safe_next};
-use super::{Layout, Visitor, render};
+use super::sso::{self as oidc, ProviderButton};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::domain::accounts::{self, NewPassword, SignIn, SignUpErrors};
 use crate::error::AppResult;
+use crate::web::session::{self, safe_next};
+use crate::web::{Layout, Visitor, render};
 
 pub fn router() -> Router<AppState> {
     Router::new()

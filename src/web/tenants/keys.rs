@@ -12,10 +12,7 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::format::{date, date_time};
-use super::session::{self, encode};
-use super::tenants::{ConfirmPage, TenantMember, TenantNav};
-use super::{Layout, render};
+use super::{ConfirmPage, TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
 use crate::domain::keys::{self, KeyErrors, KeyInput, KeyProblem, NewKey, Status};
@@ -23,6 +20,9 @@ use crate::domain::tokens;
 use crate::domain::vocabulary::Environment;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
+use crate::web::format::{date, date_time};
+use crate::web::session::{self, encode};
+use crate::web::{Layout, render};
 
 const PAGE_SIZE: i64 = 25;
 const USED_FORMS: &str = "used_forms";

@@ -12,9 +12,7 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::auth::sign_in_refused;
-use super::session::{self, SSO, SSO_PENDING_LINK as PENDING_LINK, safe_next, session_error};
-use super::{Layout, Visitor, render};
+use super::password::sign_in_refused;
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::db::oidc_flows::{self, NewFlow};
@@ -22,6 +20,8 @@ use crate::domain::identities::{self, Link, ProviderIdentity, SsoSignIn};
 use crate::domain::tokens::{random_token, sha256};
 use crate::error::{AppError, AppResult};
 use crate::oidc_client::{LoginError, VerifiedLogin};
+use crate::web::session::{self, SSO, SSO_PENDING_LINK as PENDING_LINK, safe_next, session_error};
+use crate::web::{Layout, Visitor, render};
 
 pub fn router() -> Router<AppState> {
     Router::new()

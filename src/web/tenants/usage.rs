@@ -10,8 +10,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
 
-use super::tenants::{TenantMember, TenantNav};
-use super::{Layout, render};
+use super::{TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::keys as db_keys;
 use crate::db::usage::{self as db_usage, BusyKey, Grain};
@@ -19,6 +18,7 @@ use crate::domain::keys::masked;
 use crate::domain::usage::{Counts, Window, nice_ceiling, series};
 use crate::domain::vocabulary::Environment;
 use crate::error::{AppError, AppResult};
+use crate::web::{Layout, render};
 
 #[derive(Deserialize)]
 pub struct UsageQuery {

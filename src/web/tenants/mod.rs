@@ -3,6 +3,9 @@
 //! from that table loads the membership and decides, and handlers can only reach the tenant
 //! through what it decided.
 
+pub mod keys;
+pub mod usage;
+
 use std::collections::HashMap;
 
 use askama::Template;
@@ -17,10 +20,6 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::format::{date, date_time};
-use super::meta::RequestMeta;
-use super::session::{self, encode};
-use super::{CurrentUser, Layout, render};
 use crate::app::AppState;
 use crate::db::audit;
 use crate::db::tenants::{self as db_tenants, Membership};
@@ -29,6 +28,10 @@ use crate::domain::tenants::{self, Actor, TenantErrors};
 use crate::domain::usage::{Counts, Window};
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
+use crate::web::format::{date, date_time};
+use crate::web::meta::RequestMeta;
+use crate::web::session::{self, encode};
+use crate::web::{CurrentUser, Layout, render};
 
 macro_rules! tenant_routes {
     ($($method:ident $path:literal => $role:ident $handler:path;)*) => {
@@ -56,18 +59,18 @@ tenant_routes! {
     get  "/t/{slug}/leave" => Viewer confirm_leave;
     post "/t/{slug}/leave" => Viewer leave_tenant;
     get  "/t/{slug}/audit" => Admin list_audit_events;
-    get  "/t/{slug}/keys" => Viewer super::keys::list_keys;
-    get  "/t/{slug}/keys/new" => Developer super::keys::new_key_form;
-    post "/t/{slug}/keys" => Developer super::keys::create_key;
-    get  "/t/{slug}/keys/{id}" => Viewer super::keys::show_key;
-    get  "/t/{slug}/keys/{id}/roll" => Developer super::keys::roll_key_form;
-    post "/t/{slug}/keys/{id}/roll" => Developer super::keys::roll_key;
-    get  "/t/{slug}/keys/{id}/revoke" => Developer super::keys::confirm_revoke;
-    post "/t/{slug}/keys/{id}/revoke" => Developer super::keys::revoke_key;
-    get  "/t/{slug}/usage" => Viewer super::usage::show_tenant_usage;
-    get  "/t/{slug}/usage.csv" => Viewer super::usage::tenant_usage_csv;
-    get  "/t/{slug}/keys/{id}/usage" => Viewer super::usage::show_key_usage;
-    get  "/t/{slug}/keys/{id}/usage.csv" => Viewer super::usage::key_usage_csv;
+    get  "/t/{slug}/keys" => Viewer keys::list_keys;
+    get  "/t/{slug}/keys/new" => Developer keys::new_key_form;
+    post "/t/{slug}/keys" => Developer keys::create_key;
+    get  "/t/{slug}/keys/{id}" => Viewer keys::show_key;
+    get  "/t/{slug}/keys/{id}/roll" => Developer keys::roll_key_form;
+    post "/t/{slug}/keys/{id}/roll" => Developer keys::roll_key;
+    get  "/t/{slug}/keys/{id}/revoke" => Developer keys::confirm_revoke;
+    post "/t/{slug}/keys/{id}/revoke" => Developer keys::revoke_key;
+    get  "/t/{slug}/usage" => Viewer usage::show_tenant_usage;
+    get  "/t/{slug}/usage.csv" => Viewer usage::tenant_usage_csv;
+    get  "/t/{slug}/keys/{id}/usage" => Viewer usage::show_key_usage;
+    get  "/t/{slug}/keys/{id}/usage.csv" => Viewer usage::key_usage_csv;
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -244,22 +247,22 @@ struct TenantPage {
     pending_count: usize,
     joined: String,
     today: Counts,
-    busiest: Vec<super::usage::BusyRow>,
+    busiest: Vec<usage::BusyRow>,
 }
 
 async fn show_tenant(State(state): State<AppState>, member: TenantMember) -> AppResult<Response> {
     let members = db_tenants::members(&state.pool, member.tenant_id()).await?;
     let pending = db_tenants::pending_invitations(&state.pool, member.tenant_id()).await?;
-    let day = super::usage::load(&state, member.tenant_id(), None, Window::Day).await?;
+    let day = usage::load(&state, member.tenant_id(), None, Window::Day).await?;
     let today = Counts::sum(day.iter().map(|(_, counts)| counts));
     let since = Window::Day.start(time::OffsetDateTime::now_utc());
-    let busiest = super::usage::busy_rows(
+    let busiest = usage::busy_rows(
         &state.config.key_prefix,
         crate::db::usage::busiest_keys(
             &state.pool,
             member.tenant_id(),
             since,
-            super::usage::grain(Window::Day),
+            usage::grain(Window::Day),
             5,
         )
         .await?,
