@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::format::date;
 use uuid::Uuid;
 
+use super::CurrentUser;
 use super::auth::provider_display;
+use super::page::{Layout, date, render};
 use super::session;
-use super::{CurrentUser, Layout, render};
 use crate::app::AppState;
 use crate::db::identities;
 use crate::domain::accounts::{self, NewPassword, PasswordChangeError};

@@ -13,8 +13,9 @@ use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::domain::accounts::{self, NewPassword, SignIn, SignUpErrors};
 use crate::error::AppResult;
+use crate::web::Visitor;
+use crate::web::page::{Layout, render};
 use crate::web::session::{self, safe_next};
-use crate::web::{Layout, Visitor, render};
 
 pub fn router() -> Router<AppState> {
     Router::new()

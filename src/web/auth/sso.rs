@@ -20,8 +20,9 @@ use crate::domain::identities::{self, Link, ProviderIdentity, SsoSignIn};
 use crate::domain::tokens::{random_token, sha256};
 use crate::error::{AppError, AppResult};
 use crate::oidc_client::{LoginError, VerifiedLogin};
+use crate::web::Visitor;
+use crate::web::page::{Layout, render};
 use crate::web::session::{self, SSO, SSO_PENDING_LINK as PENDING_LINK, safe_next, session_error};
-use crate::web::{Layout, Visitor, render};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -9,9 +9,7 @@ use super::{TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::audit;
 use crate::error::AppResult;
-use crate::web::format::date_time;
-use crate::web::session::encode;
-use crate::web::{Layout, render};
+use crate::web::page::{Layout, Pager, Paging, date_time, render};
 
 const AUDIT_PAGE_SIZE: i64 = 50;
 
@@ -51,8 +49,7 @@ struct AuditPage {
     events: Vec<EventRow>,
     actions: Vec<String>,
     action: String,
-    newer: Option<String>,
-    older: Option<String>,
+    pager: Pager,
 }
 
 #[derive(Deserialize)]
@@ -67,25 +64,20 @@ pub(super) async fn list_audit_events(
     Query(query): Query<AuditQuery>,
 ) -> AppResult<Response> {
     let action = query.action.filter(|a| !a.is_empty());
-    let page = i64::from(query.page.unwrap_or(1).max(1));
+    let paging = Paging::new(query.page, AUDIT_PAGE_SIZE);
     let mut events = audit::page(
         &state.pool,
         member.tenant_id(),
         action.as_deref(),
-        AUDIT_PAGE_SIZE + 1,
-        (page - 1) * AUDIT_PAGE_SIZE,
+        paging.limit(),
+        paging.offset(),
     )
     .await?;
-    let has_older = events.len() > usize::try_from(AUDIT_PAGE_SIZE).unwrap_or(usize::MAX);
-    events.truncate(usize::try_from(AUDIT_PAGE_SIZE).unwrap_or(usize::MAX));
-    let slug = &member.membership.slug;
-    let link = |page: i64| {
-        let mut url = format!("/t/{slug}/audit?page={page}");
-        if let Some(action) = &action {
-            url.push_str(&format!("&action={}", encode(action)));
-        }
-        url
-    };
+    let pager = paging.pager(
+        &mut events,
+        &format!("/t/{}/audit", member.membership.slug),
+        &[("action", action.as_deref())],
+    );
     let page_view = AuditPage {
         layout: member.layout().await?,
         tenant: member.nav("audit"),
@@ -113,8 +105,7 @@ pub(super) async fn list_audit_events(
             })
             .collect(),
         action: action.clone().unwrap_or_default(),
-        newer: (page > 1).then(|| link(page - 1)),
-        older: has_older.then(|| link(page + 1)),
+        pager,
     };
     Ok(render(&page_view)?.into_response())
 }

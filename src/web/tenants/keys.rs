@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::{ConfirmPage, TenantMember, TenantNav};
+use super::{TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
 use crate::domain::keys::{self, KeyErrors, KeyInput, KeyProblem, NewKey, Status};
@@ -20,9 +20,8 @@ use crate::domain::tokens;
 use crate::domain::vocabulary::Environment;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
-use crate::web::format::{date, date_time};
-use crate::web::session::{self, encode};
-use crate::web::{Layout, render};
+use crate::web::page::{ConfirmPage, Layout, Pager, Paging, date, date_time, render};
+use crate::web::session;
 
 const PAGE_SIZE: i64 = 25;
 const USED_FORMS: &str = "used_forms";
@@ -90,8 +89,7 @@ struct KeysPage {
     status: String,
     q: String,
     filtered: bool,
-    newer: Option<String>,
-    older: Option<String>,
+    pager: Pager,
 }
 
 pub async fn list_keys(
@@ -107,7 +105,7 @@ pub async fn list_keys(
         .q
         .map(|q| q.trim().to_owned())
         .filter(|q| !q.is_empty());
-    let page = i64::from(query.page.unwrap_or(1).max(1));
+    let paging = Paging::new(query.page, PAGE_SIZE);
     let filter = KeyFilter {
         environment: environment.as_deref(),
         status: status.as_deref(),
@@ -117,27 +115,21 @@ pub async fn list_keys(
         &state.pool,
         member.membership.tenant_id,
         &filter,
-        PAGE_SIZE + 1,
-        (page - 1) * PAGE_SIZE,
+        paging.limit(),
+        paging.offset(),
     )
     .await?;
-    let has_more = rows.len() > usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX));
+    let pager = paging.pager(
+        &mut rows,
+        &format!("/t/{}/keys", member.membership.slug),
+        &[
+            ("environment", environment.as_deref()),
+            ("status", status.as_deref()),
+            ("q", q.as_deref()),
+        ],
+    );
     let now = OffsetDateTime::now_utc();
     let prefix = &state.config.key_prefix;
-    let link = |page: i64| {
-        let mut url = format!("/t/{}/keys?page={page}", member.membership.slug);
-        for (name, value) in [
-            ("environment", &environment),
-            ("status", &status),
-            ("q", &q),
-        ] {
-            if let Some(value) = value {
-                url.push_str(&format!("&{name}={}", encode(value)));
-            }
-        }
-        url
-    };
     let view = KeysPage {
         layout: member.layout().await?,
         tenant: member.nav("keys"),
@@ -150,8 +142,7 @@ pub async fn list_keys(
         environment: environment.clone().unwrap_or_default(),
         status: status.clone().unwrap_or_default(),
         q: q.clone().unwrap_or_default(),
-        newer: (page > 1).then(|| link(page - 1)),
-        older: has_more.then(|| link(page + 1)),
+        pager,
     };
     Ok(render(&view)?.into_response())
 }

@@ -7,15 +7,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{ConfirmPage, TenantMember, TenantNav};
+use super::{TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::tenants as db_tenants;
 use crate::domain::tenants;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
-use crate::web::format::{date, date_time};
+use crate::web::page::{ConfirmPage, Layout, date, date_time, render};
 use crate::web::session;
-use crate::web::{Layout, render};
 
 struct MemberRow {
     membership_id: Uuid,
@@ -224,7 +223,6 @@ pub(super) async fn change_role(
     }
 }
 
-/// "Are you sure?" before anything destructive. Without an `action`, only the way back is offered.
 pub(super) async fn confirm_remove_member(
     State(state): State<AppState>,
     member: TenantMember,

@@ -10,7 +10,6 @@ mod usage;
 
 use std::collections::HashMap;
 
-use askama::Template;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -26,8 +25,9 @@ use crate::db::users::User;
 use crate::domain::tenants::Actor;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
+use crate::web::CurrentUser;
 use crate::web::meta::RequestMeta;
-use crate::web::{CurrentUser, Layout};
+use crate::web::page::Layout;
 
 macro_rules! tenant_routes {
     ($($method:ident $path:literal => $role:ident $handler:path;)*) => {
@@ -171,16 +171,4 @@ pub struct TenantNav {
     pub role: Role,
     pub is_admin: bool,
     pub active: &'static str,
-}
-
-#[derive(Template)]
-#[template(path = "tenants/confirm.html")]
-pub struct ConfirmPage {
-    pub layout: Layout,
-    pub tenant: TenantNav,
-    pub title: String,
-    pub message: String,
-    pub action: String,
-    pub button: &'static str,
-    pub cancel: String,
 }

@@ -12,10 +12,10 @@ use crate::db::tenants as db_tenants;
 use crate::domain::tenants::{self, TenantErrors};
 use crate::domain::usage::{Counts, Window};
 use crate::error::AppResult;
-use crate::web::format::date;
+use crate::web::CurrentUser;
 use crate::web::meta::RequestMeta;
+use crate::web::page::{Layout, date, render};
 use crate::web::session;
-use crate::web::{CurrentUser, Layout, render};
 
 #[derive(Template)]
 #[template(path = "tenants/new.html")]

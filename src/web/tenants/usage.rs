@@ -18,7 +18,7 @@ use crate::domain::keys::masked;
 use crate::domain::usage::{Counts, Window, nice_ceiling, series};
 use crate::domain::vocabulary::Environment;
 use crate::error::{AppError, AppResult};
-use crate::web::{Layout, render};
+use crate::web::page::{Layout, render};
 
 #[derive(Deserialize)]
 pub struct UsageQuery {
