@@ -46,7 +46,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(account::router())
         .merge(tenants::router(&state))
         .merge(invitations::router())
-        .merge(auth::sso_router())
         .layer(middleware::from_fn_with_state(state, csrf::protect))
         .layer(sessions)
         .merge(assets::router())

@@ -1,32 +1,28 @@
-//! `/auth/oidc/...`: signing in through an OpenID Connect provider, linking a provider to an
-//! existing password account, and signing out at the provider.
+//! `/auth/oidc/{name}` and its callback: signing in through an OpenID Connect provider, and
+//! signing out at the provider.
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use tower_sessions::Session;
-use uuid::Uuid;
 
-use super::password::sign_in_refused;
+use super::{link, minutes, sign_in_refused};
 use crate::app::AppState;
-use crate::client_ip::ClientIp;
-use crate::db::oidc_flows::{self, NewFlow};
-use crate::domain::identities::{self, Link, ProviderIdentity, SsoSignIn};
+use crate::db::oidc_flows::{self, Flow, NewFlow};
+use crate::domain::identities::{self, ProviderIdentity, SsoSignIn};
 use crate::domain::tokens::{random_token, sha256};
 use crate::error::{AppError, AppResult};
-use crate::oidc_client::{LoginError, VerifiedLogin};
+use crate::oidc_client::{LoginError, Provider};
 use crate::web::Visitor;
 use crate::web::page::{Layout, render};
-use crate::web::session::{self, SSO, SSO_PENDING_LINK as PENDING_LINK, safe_next, session_error};
+use crate::web::session::{self, SSO, safe_next, session_error};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/auth/oidc/link", get(link_form).post(link_account))
         .route("/auth/oidc/{name}", get(start_sign_in))
         .route("/auth/oidc/{name}/callback", get(finish_sign_in))
 }
@@ -35,34 +31,6 @@ pub fn router() -> Router<AppState> {
 struct SsoSession {
     provider: String,
     id_token: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct PendingLink {
-    provider: String,
-    issuer: String,
-    subject: String,
-    email: Option<String>,
-    name: Option<String>,
-    id_token: String,
-    app_user_id: Uuid,
-    account_email: String,
-    next: String,
-    /// Unix seconds.
-    expires_at: i64,
-}
-
-impl PendingLink {
-    fn identity(&self) -> ProviderIdentity<'_> {
-        ProviderIdentity {
-            provider: &self.provider,
-            issuer: &self.issuer,
-            subject: &self.subject,
-            email: self.email.as_deref(),
-            email_verified: true,
-            name: self.name.as_deref(),
-        }
-    }
 }
 
 /// A "Sign in with …" button on the sign-in and sign-up pages.
@@ -189,8 +157,90 @@ struct CallbackQuery {
     error: Option<String>,
 }
 
-const START_AGAIN: &str = "This sign-in cannot be completed: it was already used, has expired, \
-     or was started in another browser. Please start again.";
+/// Why a provider's callback signed no one in. Each is logged and shown on the sign-in page in
+/// one place, `finish_sign_in`.
+enum Refusal {
+    /// Nothing this browser can finish (the reason is for the log): start again.
+    StartAgain(&'static str),
+    /// The flow outlived its lifetime.
+    TookTooLong,
+    /// The provider sent an error instead of a code (its error code, cleaned, for the log).
+    ProviderError(String),
+    /// The code could not be exchanged for a valid ID token.
+    Login(LoginError),
+    EmailNotVerified,
+    NoEmail,
+    EmailTaken,
+    Disabled,
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::StartAgain(_) | Self::TookTooLong => StatusCode::BAD_REQUEST,
+            Self::Login(LoginError::Unavailable | LoginError::Unreachable(_)) => {
+                StatusCode::BAD_GATEWAY
+            }
+            _ => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn message(&self, display: &str, flow_lifetime: std::time::Duration) -> String {
+        match self {
+            Self::StartAgain(_) => "This sign-in cannot be completed: it was already used, has \
+                expired, or was started in another browser. Please start again."
+                .to_owned(),
+            Self::TookTooLong => format!(
+                "This sign-in took too long (more than {}). Please start again.",
+                minutes(flow_lifetime)
+            ),
+            Self::ProviderError(_) => format!("{display} did not sign you in. Please try again."),
+            Self::Login(LoginError::Unavailable | LoginError::Unreachable(_)) => format!(
+                "{display} could not be reached to finish signing you in. Please try again shortly."
+            ),
+            Self::Login(LoginError::Refused(_)) => {
+                format!("{display} did not confirm this sign-in. Please start again.")
+            }
+            Self::Login(LoginError::InvalidToken(_)) => format!(
+                "{display}'s answer could not be verified, so you have not been signed in. \
+                 Please try again; if this keeps happening, tell your administrator."
+            ),
+            Self::EmailNotVerified => format!(
+                "{display} has not verified your email address, so Gatehouse cannot create an \
+                 account from it. Verify it with {display}, or sign up with a password."
+            ),
+            Self::NoEmail => format!(
+                "{display} did not share a usable email address, so Gatehouse cannot create an \
+                 account. Ask your administrator to allow the email scope."
+            ),
+            Self::EmailTaken => format!(
+                "An account with your {display} email address already exists and signs in another \
+                 way. Sign in the way you did before."
+            ),
+            Self::Disabled => "This account has been disabled.".to_owned(),
+        }
+    }
+
+    fn log(&self, provider: &str, message: &str) {
+        match self {
+            Self::StartAgain(reason) => {
+                tracing::warn!(oidc.provider = %provider, "SSO callback refused: {reason}");
+            }
+            Self::TookTooLong => {
+                tracing::warn!(oidc.provider = %provider, "SSO callback refused: flow expired");
+            }
+            Self::ProviderError(error) => {
+                tracing::info!(oidc.provider = %provider, oidc.error = %error, "provider did not sign the user in");
+            }
+            Self::Login(err) => {
+                tracing::warn!(oidc.provider = %provider, reason = %err, "SSO sign-in refused");
+            }
+            Self::EmailNotVerified | Self::NoEmail | Self::EmailTaken | Self::Disabled => {
+                tracing::info!(oidc.provider = %provider, reason = %message, "SSO sign-in refused");
+            }
+        }
+    }
+}
 
 async fn finish_sign_in(
     State(state): State<AppState>,
@@ -200,92 +250,82 @@ async fn finish_sign_in(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let provider = state.oidc.get(&name).cloned().ok_or(AppError::NotFound)?;
+    let (outcome, next) = match take_flow(&state, &query, &headers).await? {
+        Err(refusal) => (Err(refusal), "/".to_owned()),
+        Ok(flow) => {
+            let next = flow.next_path.clone();
+            let outcome = complete_sign_in(&state, &provider, &query, flow, &visitor).await?;
+            (outcome, next)
+        }
+    };
+    match outcome {
+        Ok(to) => Ok(Redirect::to(&to).into_response()),
+        Err(refusal) => {
+            let display = &provider.config.display_name;
+            let message = refusal.message(display, state.config.oidc_flow_lifetime);
+            refusal.log(&name, &message);
+            sign_in_refused(&state, &visitor, refusal.status(), message, &next).await
+        }
+    }
+}
+
+/// The flow this browser started and this callback's state names, taken (it works once).
+async fn take_flow(
+    state: &AppState,
+    query: &CallbackQuery,
+    headers: &HeaderMap,
+) -> AppResult<Result<Flow, Refusal>> {
     // The state must be one this browser was given: openidconnect leaves this check to us.
-    let browser = flow_cookie(&headers, flow_cookie_name(&state));
-    let (Some(returned_state), Some(browser)) = (query.state.as_deref(), browser) else {
-        tracing::warn!(oidc.provider = %name, had_state = query.state.is_some(),
-            "SSO callback refused: no state or no flow cookie");
-        return sign_in_refused(
-            &state,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            START_AGAIN.into(),
-            "/",
-        )
-        .await;
+    let Some(returned_state) = query.state.as_deref() else {
+        return Ok(Err(Refusal::StartAgain("no state")));
+    };
+    let Some(browser) = flow_cookie(headers, flow_cookie_name(state)) else {
+        return Ok(Err(Refusal::StartAgain("no flow cookie")));
     };
     let Some(flow) =
         oidc_flows::take(&state.pool, &sha256(returned_state), &sha256(&browser)).await?
     else {
-        tracing::warn!(oidc.provider = %name,
-            "SSO callback refused: unknown, used or other browser's state");
-        return sign_in_refused(
-            &state,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            START_AGAIN.into(),
-            "/",
-        )
-        .await;
+        return Ok(Err(Refusal::StartAgain(
+            "unknown, used or other browser's state",
+        )));
     };
-    let next = flow.next_path.clone();
-    if flow.provider != name {
-        tracing::warn!(oidc.provider = %name, flow.provider = %flow.provider,
-            "SSO callback refused: state belongs to another provider");
-        return sign_in_refused(
-            &state,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            START_AGAIN.into(),
-            &next,
-        )
-        .await;
+    Ok(Ok(flow))
+}
+
+/// Finishes a taken flow at the provider and signs the user in; the path to go to next, or why not.
+async fn complete_sign_in(
+    state: &AppState,
+    provider: &Provider,
+    query: &CallbackQuery,
+    flow: Flow,
+    visitor: &Visitor,
+) -> AppResult<Result<String, Refusal>> {
+    let name = &provider.config.name;
+    if &flow.provider != name {
+        return Ok(Err(Refusal::StartAgain(
+            "state belongs to another provider",
+        )));
     }
     if !flow.live {
-        tracing::warn!(oidc.provider = %name, "SSO callback refused: flow expired");
-        let message = format!(
-            "This sign-in took too long (more than {}). Please start again.",
-            minutes(state.config.oidc_flow_lifetime)
-        );
-        return sign_in_refused(&state, &visitor, StatusCode::BAD_REQUEST, message, &next).await;
+        return Ok(Err(Refusal::TookTooLong));
     }
-    let display = provider.config.display_name.clone();
     // RFC 9207: a provider that names itself must be the one this flow went to (mix-up defence).
     if let Some(iss) = query.iss.as_deref()
         && iss != provider.config.issuer
     {
-        tracing::warn!(oidc.provider = %name, "SSO callback refused: iss parameter is another issuer");
-        return sign_in_refused(
-            &state,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            START_AGAIN.into(),
-            &next,
-        )
-        .await;
+        return Ok(Err(Refusal::StartAgain("iss parameter is another issuer")));
     }
     if let Some(error) = query.error.as_deref() {
-        let error: String = error
+        let error = error
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .take(64)
             .collect();
-        tracing::info!(oidc.provider = %name, oidc.error = %error, "provider did not sign the user in");
-        let message = format!("{display} did not sign you in. Please try again.");
-        return sign_in_refused(&state, &visitor, StatusCode::FORBIDDEN, message, &next).await;
+        return Ok(Err(Refusal::ProviderError(error)));
     }
     let Some(code) = query.code.as_deref() else {
-        tracing::warn!(oidc.provider = %name, "SSO callback refused: no code");
-        return sign_in_refused(
-            &state,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            START_AGAIN.into(),
-            &next,
-        )
-        .await;
+        return Ok(Err(Refusal::StartAgain("no code")));
     };
-
     let login = match provider
         .finish(
             code,
@@ -296,114 +336,48 @@ async fn finish_sign_in(
         .await
     {
         Ok(login) => login,
-        Err(err) => {
-            tracing::warn!(oidc.provider = %name, reason = %err, "SSO sign-in refused");
-            let (status, message) = match err {
-                LoginError::Unavailable | LoginError::Unreachable(_) => (
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "{display} could not be reached to finish signing you in. Please try again shortly."
-                    ),
-                ),
-                LoginError::Refused(_) => (
-                    StatusCode::FORBIDDEN,
-                    format!("{display} did not confirm this sign-in. Please start again."),
-                ),
-                LoginError::InvalidToken(_) => (
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "{display}'s answer could not be verified, so you have not been signed in. \
-                             Please try again; if this keeps happening, tell your administrator."
-                    ),
-                ),
-            };
-            return sign_in_refused(&state, &visitor, status, message, &next).await;
-        }
+        Err(err) => return Ok(Err(Refusal::Login(err))),
     };
-
     let identity = ProviderIdentity {
-        provider: &name,
+        provider: name,
         issuer: &login.issuer,
         subject: &login.subject,
         email: login.email.as_deref(),
         email_verified: login.email_verified,
         name: login.name.as_deref(),
     };
-    let outcome = identities::sign_in(&state.pool, &identity).await?;
-    let refusal = match outcome {
+    let next = flow.next_path;
+    match identities::sign_in(&state.pool, &identity).await? {
         SsoSignIn::Known(user) => {
             tracing::info!(user.id = %user.app_user_id, oidc.provider = %name, "signed in through SSO");
-            start_session(&visitor.session, &user, &name, login.id_token).await?;
-            return Ok(Redirect::to(&next).into_response());
+            start_session(&visitor.session, &user, name, login.id_token).await?;
+            Ok(Ok(next))
         }
         SsoSignIn::Created(user) => {
             tracing::info!(user.id = %user.app_user_id, oidc.provider = %name, "account created through SSO");
-            start_session(&visitor.session, &user, &name, login.id_token).await?;
+            start_session(&visitor.session, &user, name, login.id_token).await?;
             session::flash(
                 &visitor.session,
                 "Welcome to Gatehouse. Your account is ready.",
             )
             .await?;
-            return Ok(Redirect::to(&next).into_response());
+            Ok(Ok(next))
         }
         SsoSignIn::NeedsPassword(user) => {
             tracing::info!(user.id = %user.app_user_id, oidc.provider = %name,
                 "SSO email matches a password account: asking for its password to link");
-            let pending = pending_link(&state, &name, login, &user, next);
-            visitor
-                .session
-                .insert(PENDING_LINK, pending)
-                .await
-                .map_err(session_error)?;
-            return Ok(Redirect::to("/auth/oidc/link").into_response());
+            link::wait_for_password(&visitor.session, state, name, login, &user, next).await?;
+            Ok(Ok("/auth/oidc/link".to_owned()))
         }
-        SsoSignIn::EmailNotVerified => format!(
-            "{display} has not verified your email address, so Gatehouse cannot create an \
-             account from it. Verify it with {display}, or sign up with a password."
-        ),
-        SsoSignIn::NoEmail => format!(
-            "{display} did not share a usable email address, so Gatehouse cannot create an \
-             account. Ask your administrator to allow the email scope."
-        ),
-        SsoSignIn::EmailTaken => format!(
-            "An account with your {display} email address already exists and signs in another \
-             way. Sign in the way you did before."
-        ),
-        SsoSignIn::Disabled => "This account has been disabled.".to_owned(),
-    };
-    tracing::info!(oidc.provider = %name, reason = %refusal, "SSO sign-in refused");
-    sign_in_refused(&state, &visitor, StatusCode::FORBIDDEN, refusal, &next).await
-}
-
-fn minutes(duration: std::time::Duration) -> String {
-    let minutes = duration.as_secs().div_ceil(60);
-    format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
-}
-
-fn pending_link(
-    state: &AppState,
-    provider: &str,
-    login: VerifiedLogin,
-    user: &crate::db::users::User,
-    next: String,
-) -> PendingLink {
-    let lifetime = i64::try_from(state.config.oidc_flow_lifetime.as_secs()).unwrap_or(600);
-    PendingLink {
-        provider: provider.to_owned(),
-        issuer: login.issuer,
-        subject: login.subject,
-        email: login.email,
-        name: login.name,
-        id_token: login.id_token,
-        app_user_id: user.app_user_id,
-        account_email: user.email.clone(),
-        next,
-        expires_at: OffsetDateTime::now_utc().unix_timestamp() + lifetime,
+        SsoSignIn::EmailNotVerified => Ok(Err(Refusal::EmailNotVerified)),
+        SsoSignIn::NoEmail => Ok(Err(Refusal::NoEmail)),
+        SsoSignIn::EmailTaken => Ok(Err(Refusal::EmailTaken)),
+        SsoSignIn::Disabled => Ok(Err(Refusal::Disabled)),
     }
 }
 
 /// A signed-in session (new id, new CSRF token) that remembers the provider for sign-out.
-async fn start_session(
+pub(super) async fn start_session(
     session: &Session,
     user: &crate::db::users::User,
     provider: &str,
@@ -420,164 +394,6 @@ async fn start_session(
         )
         .await
         .map_err(session_error)
-}
-
-#[derive(Template)]
-#[template(path = "auth/link.html")]
-struct LinkPage {
-    layout: Layout,
-    provider: String,
-    email: String,
-    error: Option<String>,
-}
-
-async fn pending(session: &Session) -> AppResult<Option<PendingLink>> {
-    let pending = session
-        .get::<PendingLink>(PENDING_LINK)
-        .await
-        .map_err(session_error)?;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    match pending {
-        Some(pending) if pending.expires_at > now => Ok(Some(pending)),
-        Some(_) => {
-            session
-                .remove_value(PENDING_LINK)
-                .await
-                .map_err(session_error)?;
-            Ok(None)
-        }
-        None => Ok(None),
-    }
-}
-
-fn display_of(state: &AppState, provider: &str) -> String {
-    state
-        .oidc
-        .get(provider)
-        .map_or_else(|| provider.to_owned(), |p| p.config.display_name.clone())
-}
-
-const LINK_EXPIRED: &str =
-    "There is no sign-in waiting to be linked, or it has expired. Please start again.";
-
-async fn link_form(State(state): State<AppState>, visitor: Visitor) -> AppResult<Response> {
-    let Some(pending) = pending(&visitor.session).await? else {
-        return sign_in_refused(
-            &state,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            LINK_EXPIRED.into(),
-            "/",
-        )
-        .await;
-    };
-    let page = LinkPage {
-        layout: visitor.form_layout().await?,
-        provider: display_of(&state, &pending.provider),
-        email: pending.account_email,
-        error: None,
-    };
-    Ok(render(&page)?.into_response())
-}
-
-#[derive(Deserialize)]
-struct LinkForm {
-    password: String,
-}
-
-async fn link_account(
-    State(state): State<AppState>,
-    ClientIp(client): ClientIp,
-    visitor: Visitor,
-    Form(form): Form<LinkForm>,
-) -> AppResult<Response> {
-    let Some(pending) = pending(&visitor.session).await? else {
-        return sign_in_refused(
-            &state,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            LINK_EXPIRED.into(),
-            "/",
-        )
-        .await;
-    };
-    let display = display_of(&state, &pending.provider);
-    let outcome = identities::link_with_password(
-        &state.pool,
-        &state.passwords,
-        pending.app_user_id,
-        &pending.account_email,
-        &form.password,
-        client,
-        &pending.identity(),
-    )
-    .await?;
-    let (status, error, retry_after) = match outcome {
-        Link::Linked(user) => {
-            tracing::info!(user.id = %user.app_user_id, oidc.provider = %pending.provider,
-                "SSO identity linked to a password account");
-            visitor
-                .session
-                .remove_value(PENDING_LINK)
-                .await
-                .map_err(session_error)?;
-            start_session(&visitor.session, &user, &pending.provider, pending.id_token).await?;
-            session::flash(
-                &visitor.session,
-                format!(
-                    "{display} is now linked to your account: next time it signs you straight in."
-                ),
-            )
-            .await?;
-            return Ok(Redirect::to(&pending.next).into_response());
-        }
-        Link::AlreadyLinked => {
-            visitor
-                .session
-                .remove_value(PENDING_LINK)
-                .await
-                .map_err(session_error)?;
-            return sign_in_refused(
-                &state,
-                &visitor,
-                StatusCode::CONFLICT,
-                format!(
-                    "This {display} identity is already linked to an account. Please start again."
-                ),
-                "/",
-            )
-            .await;
-        }
-        Link::WrongPassword => (
-            StatusCode::UNAUTHORIZED,
-            "That is not the password of this account.".to_owned(),
-            None,
-        ),
-        Link::Throttled { retry_after_secs } => {
-            let minutes = (retry_after_secs + 59) / 60;
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed attempts. Please wait {minutes} minute{} and try again.",
-                    if minutes == 1 { "" } else { "s" }
-                ),
-                Some(retry_after_secs),
-            )
-        }
-    };
-    let page = LinkPage {
-        layout: visitor.form_layout().await?,
-        provider: display,
-        email: pending.account_email,
-        error: Some(error),
-    };
-    let mut response = (status, render(&page)?).into_response();
-    if let Some(seconds) = retry_after
-        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    Ok(response)
 }
 
 #[derive(Template)]
