@@ -26,6 +26,43 @@ use crate::web::session;
 const PAGE_SIZE: i64 = 25;
 const USED_FORMS: &str = "used_forms";
 
+/// The statuses the list filters by, in the order a key goes through them. The domain's `Status`
+/// has no list of its own.
+const STATUSES: [Status; 5] = [
+    Status::Active,
+    Status::Expiring,
+    Status::Expired,
+    Status::Rolled,
+    Status::Revoked,
+];
+
+/// The environments a new key can have, test first (the default), with what each is for.
+const ENVIRONMENT_CHOICES: [(Environment, &str); 2] = [
+    (
+        Environment::Test,
+        "for development and CI; calls never touch real data",
+    ),
+    (Environment::Live, "for production traffic"),
+];
+
+/// The new-key form's expiry choices, as `keys::Expiry::parse` reads them back.
+const EXPIRY_CHOICES: [(&str, &str); 5] = [
+    ("never", "Never"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In a year"),
+    ("date", "On a date…"),
+];
+
+/// The roll form's grace periods, as `keys::parse_grace` reads them back; the second is preselected.
+const GRACE_CHOICES: [(&str, &str); 4] = [
+    ("none", "Not at all: it stops now"),
+    ("1h", "For 1 hour"),
+    ("24h", "For 24 hours"),
+    ("7d", "For 7 days"),
+];
+const DEFAULT_GRACE: &str = "1h";
+
 /// A key as a row or a page shows it.
 pub struct KeyView {
     pub id: Uuid,
@@ -90,6 +127,8 @@ struct KeysPage {
     q: String,
     filtered: bool,
     pager: Pager,
+    environments: [Environment; 2],
+    statuses: [Status; 5],
 }
 
 pub async fn list_keys(
@@ -143,6 +182,8 @@ pub async fn list_keys(
         status: status.clone().unwrap_or_default(),
         q: q.clone().unwrap_or_default(),
         pager,
+        environments: Environment::ALL,
+        statuses: STATUSES,
     };
     Ok(render(&view)?.into_response())
 }
@@ -161,6 +202,8 @@ struct NewKeyPage {
     is_admin: bool,
     default_live: u32,
     default_test: u32,
+    environments: [(Environment, &'static str); 2],
+    expiries: [(&'static str, &'static str); 5],
 }
 
 fn new_form_id() -> String {
@@ -205,6 +248,8 @@ fn new_key_page(
         is_admin: member.role >= Role::Admin,
         default_live: state.config.rate_limit_live,
         default_test: state.config.rate_limit_test,
+        environments: ENVIRONMENT_CHOICES,
+        expiries: EXPIRY_CHOICES,
     }
 }
 
@@ -421,6 +466,8 @@ struct RollPage {
     tenant: TenantNav,
     key: KeyView,
     form_id: String,
+    graces: [(&'static str, &'static str); 4],
+    default_grace: &'static str,
 }
 
 fn refuse(problem: &KeyProblem) -> AppError {
@@ -467,6 +514,8 @@ pub async fn roll_key_form(
         tenant: member.nav("keys"),
         key: view,
         form_id: new_form_id(),
+        graces: GRACE_CHOICES,
+        default_grace: DEFAULT_GRACE,
     };
     Ok(render(&page)?.into_response())
 }

@@ -85,6 +85,7 @@ struct TenantPage {
     pending_count: usize,
     joined: String,
     today: Counts,
+    today_by_outcome: [(&'static usage::Outcome, i64); 3],
     busiest: Vec<usage::BusyRow>,
 }
 
@@ -115,6 +116,7 @@ pub(super) async fn show_tenant(
         member_count: members.len(),
         pending_count: pending.len(),
         joined: date(member.membership.created_at),
+        today_by_outcome: usage::by_outcome(&today),
         today,
         busiest,
     };
