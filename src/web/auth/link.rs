@@ -130,19 +130,16 @@ fn display_of(state: &AppState, provider: &str) -> String {
         .map_or_else(|| provider.to_owned(), |p| p.config.display_name.clone())
 }
 
-const LINK_EXPIRED: &str =
-    "There is no sign-in waiting to be linked, or it has expired. Please start again.";
+/// The sign-in page, when no sign-in is waiting for a password (none, or it expired).
+async fn nothing_to_link(state: &AppState, visitor: &Visitor) -> AppResult<Response> {
+    let message =
+        "There is no sign-in waiting to be linked, or it has expired. Please start again.";
+    sign_in_refused(state, visitor, StatusCode::BAD_REQUEST, message.into(), "/").await
+}
 
 async fn link_form(State(state): State<AppState>, visitor: Visitor) -> AppResult<Response> {
     let Some(pending) = pending(&visitor.session).await? else {
-        return sign_in_refused(
-            &state,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            LINK_EXPIRED.into(),
-            "/",
-        )
-        .await;
+        return nothing_to_link(&state, &visitor).await;
     };
     let page = LinkPage {
         layout: visitor.form_layout().await?,
@@ -165,14 +162,7 @@ async fn link_account(
     Form(form): Form<LinkForm>,
 ) -> AppResult<Response> {
     let Some(pending) = pending(&visitor.session).await? else {
-        return sign_in_refused(
-            &state,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            LINK_EXPIRED.into(),
-            "/",
-        )
-        .await;
+        return nothing_to_link(&state, &visitor).await;
     };
     let display = display_of(&state, &pending.provider);
     let outcome = identities::link_with_password(

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::{TenantMember, TenantNav};
+use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
 use crate::domain::keys::{self, KeyErrors, KeyInput, KeyProblem, NewKey, Status};
@@ -87,10 +87,7 @@ impl KeyView {
             name: key.name.clone(),
             environment: key.environment,
             scopes: key.scopes.join(", "),
-            creator: key
-                .created_by_name
-                .clone()
-                .unwrap_or_else(|| "a former member".into()),
+            creator: member_name(key.created_by_name.clone()),
             created: date(key.created_at),
             last_used: key.last_used_at.map_or_else(|| "never".into(), date_time),
             expires: key.expires_at.map_or_else(|| "never".into(), date_time),
@@ -403,6 +400,19 @@ async fn load_key(state: &AppState, member: &TenantMember, key_id: Uuid) -> AppR
         .ok_or(AppError::NotFound)
 }
 
+/// Another key of the tenant (a predecessor or successor), as a link shows it.
+async fn masked_key(
+    state: &AppState,
+    tenant_id: Uuid,
+    key_id: Uuid,
+) -> AppResult<Option<(Uuid, String)>> {
+    let key = db_keys::get(&state.pool, tenant_id, key_id).await?;
+    Ok(key.map(|k| {
+        let masked = keys::masked(&state.config.key_prefix, k.environment, &k.last_four);
+        (k.api_key_id, masked)
+    }))
+}
+
 pub async fn show_key(
     State(state): State<AppState>,
     member: TenantMember,
@@ -411,24 +421,11 @@ pub async fn show_key(
     let key = load_key(&state, &member, key_id).await?;
     let tenant_id = member.membership.tenant_id;
     let rolled_from = match key.rolled_from {
-        Some(id) => db_keys::get(&state.pool, tenant_id, id).await?.map(|k| {
-            (
-                k.api_key_id,
-                keys::masked(&state.config.key_prefix, k.environment, &k.last_four),
-            )
-        }),
+        Some(id) => masked_key(&state, tenant_id, id).await?,
         None => None,
     };
-    let rolled_to = db_keys::successor(&state.pool, tenant_id, key.api_key_id)
-        .await?
-        .map(|(id, _)| id);
-    let rolled_to = match rolled_to {
-        Some(id) => db_keys::get(&state.pool, tenant_id, id).await?.map(|k| {
-            (
-                k.api_key_id,
-                keys::masked(&state.config.key_prefix, k.environment, &k.last_four),
-            )
-        }),
+    let rolled_to = match db_keys::successor(&state.pool, tenant_id, key.api_key_id).await? {
+        Some((id, _)) => masked_key(&state, tenant_id, id).await?,
         None => None,
     };
     let view = KeyView::new(
@@ -446,13 +443,9 @@ pub async fn show_key(
         rolled_from,
         rolled_to,
         rolled_at: key.rolled_at.map(date_time),
-        rolled_by: key
-            .rolled_by_name
-            .unwrap_or_else(|| "a former member".into()),
+        rolled_by: member_name(key.rolled_by_name),
         revoked_at: key.revoked_at.map(date_time),
-        revoked_by: key
-            .revoked_by_name
-            .unwrap_or_else(|| "a former member".into()),
+        revoked_by: member_name(key.revoked_by_name),
     };
     Ok(render(&page)?.into_response())
 }

@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{TenantMember, TenantNav};
+use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
 use crate::db::tenants as db_tenants;
-use crate::domain::tenants;
+use crate::domain::tenants::{self, MemberProblem};
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
 use crate::web::page::{ConfirmPage, Layout, date, date_time, render};
@@ -75,9 +75,7 @@ async fn members_page(
                 invitation_id: row.invitation_id,
                 email: row.email,
                 role: row.role,
-                invited_by: row
-                    .invited_by_name
-                    .unwrap_or_else(|| "a former member".into()),
+                invited_by: member_name(row.invited_by_name),
                 expires: date(row.expires_at),
                 expired: row.expires_at <= now,
             })
@@ -216,10 +214,7 @@ pub(super) async fn change_role(
             // but can still see it: members is a viewer page.
             Ok(Redirect::to(&format!("/t/{}/members", member.membership.slug)).into_response())
         }
-        Err(problem) => {
-            let page = members_page(&state, &member, None, Some(problem.message().into())).await?;
-            Ok((StatusCode::CONFLICT, render(&page)?).into_response())
-        }
+        Err(problem) => refused(&state, &member, &problem).await,
     }
 }
 
@@ -252,7 +247,15 @@ pub(super) async fn remove_member(
     member: TenantMember,
     Path((_, membership_id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
-    let slug = member.membership.slug.clone();
+    remove(&state, &member, membership_id).await
+}
+
+/// Removes a membership; the member's own is leaving (audited as such, and they go home).
+async fn remove(
+    state: &AppState,
+    member: &TenantMember,
+    membership_id: Uuid,
+) -> AppResult<Response> {
     let leaving = membership_id == member.membership.membership_id;
     let action = if leaving {
         "member.left"
@@ -278,13 +281,20 @@ pub(super) async fn remove_member(
         }
         Ok(()) => {
             session::flash(&member.session, "Member removed.").await?;
-            Ok(Redirect::to(&format!("/t/{slug}/members")).into_response())
+            Ok(Redirect::to(&format!("/t/{}/members", member.membership.slug)).into_response())
         }
-        Err(problem) => {
-            let page = members_page(&state, &member, None, Some(problem.message().into())).await?;
-            Ok((StatusCode::CONFLICT, render(&page)?).into_response())
-        }
+        Err(problem) => refused(state, member, &problem).await,
     }
+}
+
+/// The members page again, saying why a change was refused.
+async fn refused(
+    state: &AppState,
+    member: &TenantMember,
+    problem: &MemberProblem,
+) -> AppResult<Response> {
+    let page = members_page(state, member, None, Some(problem.message().into())).await?;
+    Ok((StatusCode::CONFLICT, render(&page)?).into_response())
 }
 
 pub(super) async fn confirm_leave(member: TenantMember) -> AppResult<Response> {
@@ -306,24 +316,5 @@ pub(super) async fn leave_tenant(
     State(state): State<AppState>,
     member: TenantMember,
 ) -> AppResult<Response> {
-    let own = member.membership.membership_id;
-    let name = member.membership.name.clone();
-    match tenants::remove_member(
-        &state.pool,
-        member.tenant_id(),
-        own,
-        "member.left",
-        &member.actor,
-    )
-    .await?
-    {
-        Ok(()) => {
-            session::flash(&member.session, format!("You left {name}.")).await?;
-            Ok(Redirect::to("/").into_response())
-        }
-        Err(problem) => {
-            let page = members_page(&state, &member, None, Some(problem.message().into())).await?;
-            Ok((StatusCode::CONFLICT, render(&page)?).into_response())
-        }
-    }
+    remove(&state, &member, member.membership.membership_id).await
 }

@@ -172,3 +172,8 @@ pub struct TenantNav {
     pub is_admin: bool,
     pub active: &'static str,
 }
+
+/// A person by name; one whose account no longer exists reads as "a former member".
+fn member_name(name: Option<String>) -> String {
+    name.unwrap_or_else(|| "a former member".into())
+}
