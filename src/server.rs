@@ -120,7 +120,7 @@ async fn render_errors(request: Request, next: Next) -> Response {
     let body = if json {
         api::error_body(&report).into_response()
     } else {
-        web::errors::error_page(&report, &request_id).into_response()
+        web::page::error_page(&report, &request_id).into_response()
     };
     let (body_parts, body) = body.into_parts();
     parts.headers.insert(

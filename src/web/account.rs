@@ -8,11 +8,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::format::date;
 use uuid::Uuid;
 
+use super::CurrentUser;
+use super::auth::provider_display;
+use super::page::{Layout, date, render};
 use super::session;
-use super::{CurrentUser, Layout, oidc, render};
 use crate::app::AppState;
 use crate::db::identities;
 use crate::domain::accounts::{self, NewPassword, PasswordChangeError};
@@ -68,7 +69,7 @@ async fn account_page(
         .into_iter()
         .map(|identity| IdentityRow {
             id: identity.user_identity_id,
-            provider: oidc::provider_display(state, &identity.issuer, &identity.provider),
+            provider: provider_display(state, &identity.issuer, &identity.provider),
             email: identity.email.unwrap_or_default(),
             linked: date(identity.created_at),
             last_used: date(identity.last_used_at),
@@ -141,7 +142,7 @@ async fn unlink_identity(
         crate::domain::identities::unlink(&state.pool, &current.user, user_identity_id).await?;
     match outcome {
         Unlink::Unlinked(identity) => {
-            let provider = oidc::provider_display(&state, &identity.issuer, &identity.provider);
+            let provider = provider_display(&state, &identity.issuer, &identity.provider);
             tracing::info!(user.id = %current.user.app_user_id, oidc.provider = %identity.provider,
                 "SSO identity unlinked");
             session::flash(

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 
-use super::format::date;
-use super::{Layout, Visitor, render};
+use super::Visitor;
+use super::page::{Layout, date, render};
 use crate::app::AppState;
 use crate::db::tenants;
 use crate::error::AppResult;

@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use super::meta::RequestMeta;
+use super::page::{Layout, render};
 use super::session::{self, encode};
-use super::{CurrentUser, Layout, Visitor, render};
+use super::{CurrentUser, Visitor};
 use crate::app::AppState;
 use crate::domain::invitations::{self, InvitationProblem};
 use crate::domain::vocabulary::Role;

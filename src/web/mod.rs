@@ -4,28 +4,21 @@ mod account;
 mod assets;
 mod auth;
 mod csrf;
-pub mod errors;
-mod format;
 mod home;
 mod invitations;
-mod keys;
 mod meta;
-mod oidc;
+pub mod page;
 mod session;
 pub mod tenants;
-mod usage;
 
-use askama::Template;
 use axum::Router;
 use axum::middleware;
-use axum::response::Html;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::app::AppState;
-use crate::error::{AppError, AppResult};
 
-pub use session::{CurrentUser, Layout, Visitor};
+pub use session::{CurrentUser, Visitor};
 
 pub fn router(state: AppState) -> Router<AppState> {
     let config = &state.config;
@@ -53,13 +46,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(account::router())
         .merge(tenants::router(&state))
         .merge(invitations::router())
-        .merge(oidc::router())
         .layer(middleware::from_fn_with_state(state, csrf::protect))
         .layer(sessions)
         .merge(assets::router())
-}
-
-/// Renders a page; a template error becomes a logged 500, never a panic.
-pub fn render(page: &impl Template) -> AppResult<Html<String>> {
-    page.render().map(Html).map_err(AppError::unexpected)
 }

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 use uuid::Uuid;
 
+use super::page::Layout;
 use crate::app::AppState;
 use crate::db::users::{self, User};
 use crate::domain::tokens;
@@ -172,6 +173,11 @@ pub async fn flash(session: &Session, message: impl Into<String>) -> AppResult<(
         .map_err(session_error)
 }
 
+/// The one-time message left for this page, if any; it is gone once read.
+pub async fn take_flash(session: &Session) -> AppResult<Option<String>> {
+    session.remove::<String>(FLASH).await.map_err(session_error)
+}
+
 /// The per-session CSRF token, made when first needed.
 pub async fn csrf_token(session: &Session) -> AppResult<String> {
     if let Some(token) = session.get::<String>(CSRF).await.map_err(session_error)? {
@@ -183,53 +189,6 @@ pub async fn csrf_token(session: &Session) -> AppResult<String> {
         .await
         .map_err(session_error)?;
     Ok(token)
-}
-
-/// What every page's frame needs: who is signed in, the CSRF token for its forms, a flash message.
-pub struct Layout {
-    pub user_name: Option<String>,
-    pub user_email: Option<String>,
-    pub csrf_token: String,
-    pub flash: Option<String>,
-    pub css: &'static str,
-    pub js: &'static str,
-}
-
-impl Layout {
-    pub async fn build(
-        session: &Session,
-        user: Option<&User>,
-        with_token: bool,
-    ) -> AppResult<Self> {
-        let flash = session
-            .remove::<String>(FLASH)
-            .await
-            .map_err(session_error)?;
-        Ok(Self {
-            user_name: user.map(|user| user.display_name.clone()),
-            user_email: user.map(|user| user.email.clone()),
-            csrf_token: if with_token {
-                csrf_token(session).await?
-            } else {
-                String::new()
-            },
-            flash,
-            css: super::assets::CSS_PATH.as_str(),
-            js: super::assets::JS_PATH.as_str(),
-        })
-    }
-
-    /// For pages rendered without a session (error pages).
-    pub fn bare() -> Self {
-        Self {
-            user_name: None,
-            user_email: None,
-            csrf_token: String::new(),
-            flash: None,
-            css: super::assets::CSS_PATH.as_str(),
-            js: super::assets::JS_PATH.as_str(),
-        }
-    }
 }
 
 /// Percent-encodes a value for a query string.

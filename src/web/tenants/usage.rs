@@ -10,8 +10,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
 
-use super::tenants::{TenantMember, TenantNav};
-use super::{Layout, render};
+use super::{TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::keys as db_keys;
 use crate::db::usage::{self as db_usage, BusyKey, Grain};
@@ -19,6 +18,7 @@ use crate::domain::key_format::masked;
 use crate::domain::usage::{Counts, Window, nice_ceiling, series};
 use crate::domain::vocabulary::Environment;
 use crate::error::{AppError, AppResult};
+use crate::web::page::{Layout, render};
 
 #[derive(Deserialize)]
 pub struct UsageQuery {
@@ -58,6 +58,44 @@ fn bucket_label(window: Window, at: OffsetDateTime) -> String {
         Window::Month => at.format(format_description!("[day] [month repr:short]")),
     };
     text.unwrap_or_default()
+}
+
+/// An outcome class as the usage pages name and colour it, in the order the chart stacks them.
+/// (The domain's `usage::Class` has no list, names or per-class counts of its own.)
+pub struct Outcome {
+    pub name: &'static str,
+    /// The CSS class of its bars and legend swatch.
+    pub chart: &'static str,
+    /// The CSS class of its figures.
+    pub tone: &'static str,
+}
+
+pub const OUTCOMES: [Outcome; 3] = [
+    Outcome {
+        name: "valid",
+        chart: "valid",
+        tone: "ok",
+    },
+    Outcome {
+        name: "rate limited",
+        chart: "limited",
+        tone: "warn",
+    },
+    Outcome {
+        name: "rejected",
+        chart: "rejected",
+        tone: "bad",
+    },
+];
+
+/// `counts`, each with its outcome, in the order of `OUTCOMES`.
+pub fn by_outcome(counts: &Counts) -> [(&'static Outcome, i64); 3] {
+    let [valid, limited, rejected] = &OUTCOMES;
+    [
+        (valid, counts.valid),
+        (limited, counts.rate_limited),
+        (rejected, counts.rejected),
+    ]
 }
 
 pub struct Segment {
@@ -108,28 +146,26 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
         .map(|(i, (at, counts))| {
             let mut y = plot_bottom;
             let mut segments = Vec::new();
-            for (count, class) in [
-                (counts.valid, "valid"),
-                (counts.rate_limited, "limited"),
-                (counts.rejected, "rejected"),
-            ] {
+            for (outcome, count) in by_outcome(counts) {
                 if count > 0 {
                     let height = scale(count);
                     y -= height;
-                    segments.push(Segment { y, height, class });
+                    segments.push(Segment {
+                        y,
+                        height,
+                        class: outcome.chart,
+                    });
                 }
             }
+            let figures: Vec<String> = by_outcome(counts)
+                .iter()
+                .map(|(outcome, count)| format!("{count} {}", outcome.name))
+                .collect();
             Bar {
                 x: LEFT + i as f64 * slot + slot * 0.15,
                 width: slot * 0.7,
                 segments,
-                title: format!(
-                    "{}: {} valid, {} rate limited, {} rejected",
-                    bucket_label(window, *at),
-                    counts.valid,
-                    counts.rate_limited,
-                    counts.rejected
-                ),
+                title: format!("{}: {}", bucket_label(window, *at), figures.join(", ")),
             }
         })
         .collect();
@@ -167,7 +203,8 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
 
 pub struct Row {
     pub label: String,
-    pub counts: Counts,
+    pub figures: [(&'static Outcome, i64); 3],
+    pub total: i64,
 }
 
 pub struct BusyRow {
@@ -205,6 +242,8 @@ struct UsagePage {
     chart: Chart,
     rows: Vec<Row>,
     totals: Counts,
+    outcomes: &'static [Outcome; 3],
+    totals_by_outcome: [(&'static Outcome, i64); 3],
     busiest: Vec<BusyRow>,
 }
 
@@ -262,10 +301,13 @@ async fn usage_page(
             .rev()
             .map(|(at, counts)| Row {
                 label: bucket_label(window, *at),
-                counts: *counts,
+                figures: by_outcome(counts),
+                total: counts.total(),
             })
             .collect(),
+        totals_by_outcome: by_outcome(&totals),
         totals,
+        outcomes: &OUTCOMES,
         busiest,
     };
     Ok(render(&page)?.into_response())

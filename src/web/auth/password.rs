@@ -3,18 +3,20 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::oidc::{self, ProviderButton};
-use super::session::{self, safe_next};
-use super::{Layout, Visitor, render};
+use super::PasswordRefusal;
+use super::sso::{self, ProviderButton};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::domain::accounts::{self, NewPassword, SignIn, SignUpErrors};
 use crate::error::AppResult;
+use crate::web::Visitor;
+use crate::web::page::{Layout, render};
+use crate::web::session::{self, safe_next};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,6 +37,25 @@ struct SignUpPage {
     min_password: usize,
 }
 
+async fn sign_up_page(
+    state: &AppState,
+    visitor: &Visitor,
+    next: String,
+    email: String,
+    display_name: String,
+    errors: SignUpErrors,
+) -> AppResult<SignUpPage> {
+    Ok(SignUpPage {
+        layout: visitor.form_layout().await?,
+        providers: sso::provider_buttons(state, &next),
+        next,
+        email,
+        display_name,
+        errors,
+        min_password: NewPassword::MIN_CHARS,
+    })
+}
+
 #[derive(Deserialize)]
 struct NextQuery {
     next: Option<String>,
@@ -50,16 +71,16 @@ async fn new_account_form(
     if visitor.user.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    let page = SignUpPage {
-        layout: visitor.form_layout().await?,
-        providers: oidc::provider_buttons(&state, &next),
+    let email = query.email.unwrap_or_default();
+    let page = sign_up_page(
+        &state,
+        &visitor,
         next,
-        email: query.email.unwrap_or_default(),
-        display_name: String::new(),
-        errors: SignUpErrors::default(),
-        min_password: NewPassword::MIN_CHARS,
-    };
-    Ok(render(&page)?.into_response())
+        email,
+        String::new(),
+        SignUpErrors::default(),
+    );
+    Ok(render(&page.await?)?.into_response())
 }
 
 #[derive(Deserialize)]
@@ -96,15 +117,15 @@ async fn create_account(
             Ok(Redirect::to(&next).into_response())
         }
         Err(errors) => {
-            let page = SignUpPage {
-                layout: visitor.form_layout().await?,
-                providers: oidc::provider_buttons(&state, &next),
+            let page = sign_up_page(
+                &state,
+                &visitor,
                 next,
-                email: form.email,
-                display_name: form.display_name,
+                form.email,
+                form.display_name,
                 errors,
-                min_password: NewPassword::MIN_CHARS,
-            };
+            )
+            .await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
     }
@@ -112,7 +133,7 @@ async fn create_account(
 
 #[derive(Template)]
 #[template(path = "auth/signin.html")]
-struct SignInPage {
+pub(super) struct SignInPage {
     layout: Layout,
     providers: Vec<ProviderButton>,
     email: String,
@@ -120,22 +141,32 @@ struct SignInPage {
     error: Option<String>,
 }
 
+pub(super) async fn sign_in_page(
+    state: &AppState,
+    visitor: &Visitor,
+    email: String,
+    next: &str,
+    error: Option<String>,
+) -> AppResult<SignInPage> {
+    Ok(SignInPage {
+        layout: visitor.form_layout().await?,
+        providers: sso::provider_buttons(state, next),
+        email,
+        next: next.to_owned(),
+        error,
+    })
+}
+
 async fn sign_in_form(
     State(state): State<AppState>,
     visitor: Visitor,
     Query(query): Query<NextQuery>,
 ) -> AppResult<Response> {
-    let next = safe_next(query.next.as_deref()).to_owned();
+    let next = safe_next(query.next.as_deref());
     if visitor.user.is_some() {
-        return Ok(Redirect::to(&next).into_response());
+        return Ok(Redirect::to(next).into_response());
     }
-    let page = SignInPage {
-        layout: visitor.form_layout().await?,
-        providers: oidc::provider_buttons(&state, &next),
-        email: String::new(),
-        next,
-        error: None,
-    };
+    let page = sign_in_page(&state, &visitor, String::new(), next, None).await?;
     Ok(render(&page)?.into_response())
 }
 
@@ -152,7 +183,7 @@ async fn sign_in(
     visitor: Visitor,
     Form(form): Form<SignInForm>,
 ) -> AppResult<Response> {
-    let next = safe_next(form.next.as_deref()).to_owned();
+    let next = safe_next(form.next.as_deref());
     let outcome = accounts::sign_in(
         &state.pool,
         &state.passwords,
@@ -161,66 +192,28 @@ async fn sign_in(
         client,
     )
     .await?;
-    let (status, error, retry_after) = match outcome {
+    let refusal = match outcome {
         SignIn::Success(user) => {
             tracing::info!(user.id = %user.app_user_id, "signed in");
             session::sign_in(&visitor.session, &user).await?;
-            return Ok(Redirect::to(&next).into_response());
+            return Ok(Redirect::to(next).into_response());
         }
-        SignIn::Invalid => (
+        SignIn::Invalid => PasswordRefusal::new(
             StatusCode::UNAUTHORIZED,
-            "That email and password do not match an account.".to_owned(),
-            None,
+            "That email and password do not match an account.",
         ),
         SignIn::Throttled { retry_after_secs } => {
-            let minutes = (retry_after_secs + 59) / 60;
             tracing::warn!(client.ip = %client, "sign-in throttled");
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed sign-in attempts. Please wait {minutes} minute{} and try again.",
-                    if minutes == 1 { "" } else { "s" }
-                ),
-                Some(retry_after_secs),
-            )
+            PasswordRefusal::too_many("sign-in attempts", retry_after_secs)
         }
     };
-    let page = SignInPage {
-        layout: visitor.form_layout().await?,
-        providers: oidc::provider_buttons(&state, &next),
-        email: form.email,
-        next,
-        error: Some(error),
-    };
-    let mut response = (status, render(&page)?).into_response();
-    if let Some(seconds) = retry_after
-        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    Ok(response)
+    let error = Some(refusal.message.clone());
+    let page = sign_in_page(&state, &visitor, form.email, next, error).await?;
+    Ok(refusal.respond(render(&page)?))
 }
 
 async fn sign_out(State(state): State<AppState>, visitor: Visitor) -> AppResult<Response> {
-    let at_provider = oidc::provider_sign_out(&state, &visitor.session).await?;
+    let at_provider = sso::provider_sign_out(&state, &visitor.session).await?;
     session::sign_out(&visitor.session).await?;
     Ok(at_provider.unwrap_or_else(|| Redirect::to("/signin?signed_out=1").into_response()))
-}
-
-/// The sign-in page with a message saying why a sign-in (through a provider) did not happen.
-pub(super) async fn sign_in_refused(
-    state: &AppState,
-    visitor: &Visitor,
-    status: StatusCode,
-    message: String,
-    next: &str,
-) -> AppResult<Response> {
-    let page = SignInPage {
-        layout: visitor.form_layout().await?,
-        providers: oidc::provider_buttons(state, next),
-        email: String::new(),
-        next: next.to_owned(),
-        error: Some(message),
-    };
-    Ok((status, render(&page)?).into_response())
 }

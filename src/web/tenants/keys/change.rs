@@ -1,0 +1,147 @@
+//! `/t/{slug}/keys/{id}/roll` and `/revoke`: replacing a key with a new one, and ending it.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::create::{already_shown, created_page, first_use, new_form_id};
+use super::{KeyView, load_key, manageable_key, refuse};
+use crate::app::AppState;
+use crate::domain::key_format::masked;
+use crate::domain::keys::{self, Status};
+use crate::error::{AppError, AppResult};
+use crate::web::page::{ConfirmPage, Layout, date_time, render};
+use crate::web::session;
+use crate::web::tenants::{TenantMember, TenantNav};
+
+/// The roll form's grace periods, as `keys::parse_grace` reads them back; the second is preselected.
+const GRACE_CHOICES: [(&str, &str); 4] = [
+    ("none", "Not at all: it stops now"),
+    ("1h", "For 1 hour"),
+    ("24h", "For 24 hours"),
+    ("7d", "For 7 days"),
+];
+const DEFAULT_GRACE: &str = "1h";
+
+// ---- roll ----
+
+#[derive(Template)]
+#[template(path = "keys/roll.html")]
+struct RollPage {
+    layout: Layout,
+    tenant: TenantNav,
+    key: KeyView,
+    form_id: String,
+    graces: [(&'static str, &'static str); 4],
+    default_grace: &'static str,
+}
+pub async fn roll_key_form(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, key_id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let view = manageable_key(&state, &member, key_id, |status| {
+        !matches!(status, Status::Active | Status::Expiring)
+    })
+    .await?;
+    let page = RollPage {
+        layout: member.layout().await?,
+        tenant: member.nav("keys"),
+        key: view,
+        form_id: new_form_id(),
+        graces: GRACE_CHOICES,
+        default_grace: DEFAULT_GRACE,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RollForm {
+    grace: String,
+    #[serde(default)]
+    form_id: String,
+}
+
+pub async fn roll_key(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, key_id)): Path<(String, Uuid)>,
+    axum::Form(form): axum::Form<RollForm>,
+) -> AppResult<Response> {
+    let grace = keys::parse_grace(&form.grace).map_err(AppError::Validation)?;
+    if !first_use(&member.session, &form.form_id).await? {
+        return already_shown(&member, member.layout().await?);
+    }
+    let outcome = keys::roll_key(
+        &state.pool,
+        &state.config.key_prefix,
+        member.membership.tenant_id,
+        key_id,
+        grace,
+        member.role,
+        &member.actor,
+    )
+    .await?;
+    let rolled = outcome.map_err(|problem| refuse(&problem))?;
+    // Every instance hears of it through NOTIFY; this one need not wait.
+    state.verifier.forget(&rolled.old_hash);
+    let (key, new_id) = (rolled.key, rolled.new_id);
+    let old = load_key(&state, &member, key_id).await?;
+    tracing::info!(key.id = %key_id, key.successor = %new_id, "key rolled");
+    let note = format!(
+        "The old key {} keeps working until {}.",
+        masked(&state.config.key_prefix, old.environment, &old.last_four),
+        old.expires_at.map_or_else(|| "now".into(), date_time)
+    );
+    let layout = member.layout().await?;
+    let page = created_page(&member, layout, &key, new_id, old.name, Some(note));
+    Ok(render(&page)?.into_response())
+}
+
+// ---- revoke ----
+
+pub async fn confirm_revoke(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, key_id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let view = manageable_key(&state, &member, key_id, |status| status == Status::Revoked).await?;
+    let slug = &member.membership.slug;
+    let page = ConfirmPage {
+        layout: member.layout().await?,
+        tenant: member.nav("keys"),
+        title: format!("Revoke {}?", view.name),
+        message: format!(
+            "{} stops working at once, on every server that checks it. This cannot be undone; \
+             anything still using it will be refused.",
+            view.masked
+        ),
+        action: format!("/t/{slug}/keys/{key_id}/revoke"),
+        button: "Revoke key",
+        cancel: format!("/t/{slug}/keys/{key_id}"),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, key_id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let hash = keys::revoke_key(
+        &state.pool,
+        &state.config.key_prefix,
+        member.membership.tenant_id,
+        key_id,
+        member.role,
+        &member.actor,
+    )
+    .await?
+    .map_err(|problem| refuse(&problem))?;
+    state.verifier.forget(&hash);
+    tracing::info!(key.id = %key_id, "key revoked");
+    session::flash(&member.session, "Key revoked. It no longer works anywhere.").await?;
+    Ok(Redirect::to(&format!("/t/{}/keys/{key_id}", member.membership.slug)).into_response())
+}

@@ -1,0 +1,235 @@
+//! `/t/{slug}/keys/new` and `POST /t/{slug}/keys`: the new-key form and the page that shows a
+//! new key once (also after a roll), guarded against a re-sent form making another key.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::key_format::NewKey;
+use crate::domain::keys::{self, KeyErrors, KeyInput};
+use crate::domain::tokens;
+use crate::domain::vocabulary::{Environment, Role};
+use crate::error::{AppError, AppResult};
+use crate::web::page::{ConfirmPage, Layout, render};
+use crate::web::tenants::{TenantMember, TenantNav};
+
+const USED_FORMS: &str = "used_forms";
+
+/// The environments a new key can have, test first (the default), with what each is for.
+const ENVIRONMENT_CHOICES: [(Environment, &str); 2] = [
+    (
+        Environment::Test,
+        "for development and CI; calls never touch real data",
+    ),
+    (Environment::Live, "for production traffic"),
+];
+
+/// The new-key form's expiry choices, as `keys::Expiry::parse` reads them back.
+const EXPIRY_CHOICES: [(&str, &str); 5] = [
+    ("never", "Never"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In a year"),
+    ("date", "On a date…"),
+];
+
+#[derive(Template)]
+#[template(path = "keys/new.html")]
+struct NewKeyPage {
+    layout: Layout,
+    tenant: TenantNav,
+    form_id: String,
+    input: KeyInput,
+    errors: KeyErrors,
+    catalogue: Vec<String>,
+    is_admin: bool,
+    default_live: u32,
+    default_test: u32,
+    environments: [(Environment, &'static str); 2],
+    expiries: [(&'static str, &'static str); 5],
+}
+
+pub(super) fn new_form_id() -> String {
+    tokens::random_token(24)
+}
+
+/// True the first time a form id is presented in this session: a reloaded or re-sent
+/// create/roll form must not make (and show) another key.
+pub(super) async fn first_use(session: &Session, form_id: &str) -> AppResult<bool> {
+    let mut used: Vec<String> = session
+        .get(USED_FORMS)
+        .await
+        .map_err(AppError::unexpected)?
+        .unwrap_or_default();
+    if form_id.is_empty() || used.iter().any(|id| id == form_id) {
+        return Ok(false);
+    }
+    used.push(form_id.to_owned());
+    let keep = used.len().saturating_sub(20);
+    used.drain(..keep);
+    session
+        .insert(USED_FORMS, used)
+        .await
+        .map_err(AppError::unexpected)?;
+    Ok(true)
+}
+
+fn new_key_page(
+    state: &AppState,
+    member: &TenantMember,
+    layout: Layout,
+    input: KeyInput,
+    errors: KeyErrors,
+) -> NewKeyPage {
+    NewKeyPage {
+        layout,
+        tenant: member.nav("keys"),
+        form_id: new_form_id(),
+        input,
+        errors,
+        catalogue: state.config.scopes.clone(),
+        is_admin: member.role >= Role::Admin,
+        default_live: state.config.rate_limit_live,
+        default_test: state.config.rate_limit_test,
+        environments: ENVIRONMENT_CHOICES,
+        expiries: EXPIRY_CHOICES,
+    }
+}
+
+pub async fn new_key_form(
+    State(state): State<AppState>,
+    member: TenantMember,
+) -> AppResult<Response> {
+    let input = KeyInput {
+        environment: "test".into(),
+        full_access: true,
+        expiry: "never".into(),
+        ..KeyInput::default()
+    };
+    let layout = member.layout().await?;
+    let page = new_key_page(&state, &member, layout, input, KeyErrors::default());
+    Ok(render(&page)?.into_response())
+}
+
+/// The form's fields; `scopes` repeats, which typed `Form` cannot read.
+fn read_form(body: &[u8]) -> (KeyInput, String) {
+    let mut input = KeyInput::default();
+    let mut form_id = String::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        let value = value.into_owned();
+        match name.as_ref() {
+            "name" => input.name = value,
+            "environment" => input.environment = value,
+            "scopes" => input.scopes.push(value),
+            "full_access" => input.full_access = true,
+            "expiry" => input.expiry = value,
+            "expiry_date" => input.expiry_date = value,
+            "rate_limit" => input.rate_limit = value,
+            "form_id" => form_id = value,
+            _ => {}
+        }
+    }
+    (input, form_id)
+}
+
+#[derive(Template)]
+#[template(path = "keys/created.html")]
+pub(super) struct KeyCreatedPage {
+    layout: Layout,
+    tenant: TenantNav,
+    secret: String,
+    key_id: Uuid,
+    name: String,
+    environment: String,
+    rolled: Option<String>,
+}
+
+pub(super) fn created_page(
+    member: &TenantMember,
+    layout: Layout,
+    key: &NewKey,
+    key_id: Uuid,
+    name: String,
+    rolled: Option<String>,
+) -> KeyCreatedPage {
+    KeyCreatedPage {
+        layout,
+        tenant: member.nav("keys"),
+        secret: key.expose().to_owned(),
+        key_id,
+        name,
+        environment: key.environment.as_str().to_owned(),
+        rolled,
+    }
+}
+
+/// Shown when a create or roll form is sent a second time (reload, back button).
+pub(super) fn already_shown(member: &TenantMember, layout: Layout) -> AppResult<Response> {
+    let slug = &member.membership.slug;
+    let page = ConfirmPage {
+        layout,
+        tenant: member.nav("keys"),
+        title: "This key was already shown".into(),
+        message:
+            "A new key is shown only once, right after it is made, and this form was already used. \
+                  If you did not copy the key, revoke it and create another."
+                .into(),
+        action: String::new(),
+        button: "",
+        cancel: format!("/t/{slug}/keys"),
+    };
+    Ok((StatusCode::CONFLICT, render(&page)?).into_response())
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    member: TenantMember,
+    body: Bytes,
+) -> AppResult<Response> {
+    let (input, form_id) = read_form(&body);
+    let config = &state.config;
+    let settings = keys::validate(
+        &input,
+        &config.scopes,
+        |env| match env {
+            Environment::Live => config.rate_limit_live,
+            Environment::Test => config.rate_limit_test,
+        },
+        member.role >= Role::Admin,
+    );
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(errors) => {
+            let layout = member.layout().await?;
+            let page = new_key_page(&state, &member, layout, input, errors);
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+        }
+    };
+    if !first_use(&member.session, &form_id).await? {
+        return already_shown(&member, member.layout().await?);
+    }
+    let (key, key_id) = keys::create_key(
+        &state.pool,
+        &config.key_prefix,
+        member.membership.tenant_id,
+        &settings,
+        &member.actor,
+    )
+    .await?;
+    tracing::info!(key.id = %key_id, tenant.slug = %member.membership.slug, "key created");
+    let layout = member.layout().await?;
+    let page = created_page(
+        &member,
+        layout,
+        &key,
+        key_id,
+        settings.name.into_string(),
+        None,
+    );
+    Ok(render(&page)?.into_response())
+}

@@ -1,0 +1,261 @@
+//! `/t/{slug}/keys` and `/t/{slug}/keys/{id}`: a tenant's API keys, listed and one by one, with
+//! what creating (`create`), rolling and revoking (`change`) share. Routes and their least roles
+//! are in `tenants::RULES`; who may roll or revoke which key is `domain::keys::may_manage`.
+
+pub(super) mod change;
+pub(super) mod create;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{TenantMember, TenantNav, member_name};
+use crate::app::AppState;
+use crate::db::keys::{self as db_keys, Key, KeyFilter};
+use crate::domain::key_format::masked;
+use crate::domain::keys::{self, KeyProblem, Status};
+use crate::domain::vocabulary::Environment;
+use crate::domain::vocabulary::Role;
+use crate::error::{AppError, AppResult};
+use crate::web::page::{Layout, Pager, Paging, date, date_time, render};
+
+const PAGE_SIZE: i64 = 25;
+
+/// The statuses the list filters by, in the order a key goes through them. The domain's `Status`
+/// has no list of its own.
+const STATUSES: [Status; 5] = [
+    Status::Active,
+    Status::Expiring,
+    Status::Expired,
+    Status::Rolled,
+    Status::Revoked,
+];
+
+/// A key as a row or a page shows it.
+pub struct KeyView {
+    pub id: Uuid,
+    pub masked: String,
+    pub name: String,
+    pub environment: Environment,
+    pub scopes: String,
+    pub creator: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub status: Status,
+    pub rate_limit: i32,
+    pub can_manage: bool,
+}
+
+impl KeyView {
+    fn new(key: &Key, prefix: &str, member: &TenantMember, now: OffsetDateTime) -> Self {
+        Self {
+            id: key.api_key_id,
+            masked: masked(prefix, key.environment, &key.last_four),
+            name: key.name.clone(),
+            environment: key.environment,
+            scopes: key.scopes.join(", "),
+            creator: member_name(key.created_by_name.clone()),
+            created: date(key.created_at),
+            last_used: key.last_used_at.map_or_else(|| "never".into(), date_time),
+            expires: key.expires_at.map_or_else(|| "never".into(), date_time),
+            status: Status::of(now, key.expires_at, key.revoked_at, key.rolled_at),
+            rate_limit: key.rate_limit,
+            can_manage: keys::may_manage(member.role, member.user.app_user_id, key.created_by),
+        }
+    }
+
+    pub fn is_inactive(&self) -> bool {
+        !matches!(self.status, Status::Active | Status::Expiring)
+    }
+}
+
+// ---- list ----
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    environment: Option<String>,
+    status: Option<String>,
+    q: Option<String>,
+    page: Option<u32>,
+}
+
+#[derive(Template)]
+#[template(path = "keys/index.html")]
+struct KeysPage {
+    layout: Layout,
+    tenant: TenantNav,
+    keys: Vec<KeyView>,
+    can_create: bool,
+    environment: String,
+    status: String,
+    q: String,
+    filtered: bool,
+    pager: Pager,
+    environments: [Environment; 2],
+    statuses: [Status; 5],
+}
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Query(query): Query<ListQuery>,
+) -> AppResult<Response> {
+    let environment = query
+        .environment
+        .filter(|e| Environment::parse(e).is_some());
+    let status = query.status.filter(|s| Status::parse(s).is_some());
+    let q = query
+        .q
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
+    let paging = Paging::new(query.page, PAGE_SIZE);
+    let filter = KeyFilter {
+        environment: environment.as_deref(),
+        status: status.as_deref(),
+        search: q.as_deref(),
+    };
+    let mut rows = db_keys::list(
+        &state.pool,
+        member.membership.tenant_id,
+        &filter,
+        paging.limit(),
+        paging.offset(),
+    )
+    .await?;
+    let pager = paging.pager(
+        &mut rows,
+        &format!("/t/{}/keys", member.membership.slug),
+        &[
+            ("environment", environment.as_deref()),
+            ("status", status.as_deref()),
+            ("q", q.as_deref()),
+        ],
+    );
+    let now = OffsetDateTime::now_utc();
+    let prefix = &state.config.key_prefix;
+    let view = KeysPage {
+        layout: member.layout().await?,
+        tenant: member.nav("keys"),
+        keys: rows
+            .iter()
+            .map(|key| KeyView::new(key, prefix, &member, now))
+            .collect(),
+        can_create: member.role >= Role::Developer,
+        filtered: environment.is_some() || status.is_some() || q.is_some(),
+        environment: environment.clone().unwrap_or_default(),
+        status: status.clone().unwrap_or_default(),
+        q: q.clone().unwrap_or_default(),
+        pager,
+        environments: Environment::ALL,
+        statuses: STATUSES,
+    };
+    Ok(render(&view)?.into_response())
+}
+
+// ---- one key ----
+
+#[derive(Template)]
+#[template(path = "keys/show.html")]
+struct KeyPage {
+    layout: Layout,
+    tenant: TenantNav,
+    key: KeyView,
+    rolled_from: Option<(Uuid, String)>,
+    rolled_to: Option<(Uuid, String)>,
+    rolled_at: Option<String>,
+    rolled_by: String,
+    revoked_at: Option<String>,
+    revoked_by: String,
+    can_roll: bool,
+    can_revoke: bool,
+}
+
+async fn load_key(state: &AppState, member: &TenantMember, key_id: Uuid) -> AppResult<Key> {
+    db_keys::get(&state.pool, member.membership.tenant_id, key_id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// Another key of the tenant (a predecessor or successor), as a link shows it.
+async fn masked_key(
+    state: &AppState,
+    tenant_id: Uuid,
+    key_id: Uuid,
+) -> AppResult<Option<(Uuid, String)>> {
+    let key = db_keys::get(&state.pool, tenant_id, key_id).await?;
+    Ok(key.map(|k| {
+        let masked = masked(&state.config.key_prefix, k.environment, &k.last_four);
+        (k.api_key_id, masked)
+    }))
+}
+
+pub async fn show_key(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, key_id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let key = load_key(&state, &member, key_id).await?;
+    let tenant_id = member.membership.tenant_id;
+    let rolled_from = match key.rolled_from {
+        Some(id) => masked_key(&state, tenant_id, id).await?,
+        None => None,
+    };
+    let rolled_to = match db_keys::successor(&state.pool, tenant_id, key.api_key_id).await? {
+        Some((id, _)) => masked_key(&state, tenant_id, id).await?,
+        None => None,
+    };
+    let view = KeyView::new(
+        &key,
+        &state.config.key_prefix,
+        &member,
+        OffsetDateTime::now_utc(),
+    );
+    let page = KeyPage {
+        layout: member.layout().await?,
+        tenant: member.nav("keys"),
+        can_roll: view.can_manage && !view.is_inactive(),
+        can_revoke: view.can_manage && view.status.works(),
+        key: view,
+        rolled_from,
+        rolled_to,
+        rolled_at: key.rolled_at.map(date_time),
+        rolled_by: member_name(key.rolled_by_name),
+        revoked_at: key.revoked_at.map(date_time),
+        revoked_by: member_name(key.revoked_by_name),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+fn refuse(problem: &KeyProblem) -> AppError {
+    match problem {
+        KeyProblem::NotYours => AppError::Forbidden(problem.message()),
+        KeyProblem::Finished(_) => AppError::Conflict(problem.message()),
+    }
+}
+
+/// A key the member may change, unless its status is `finished` for the change at hand.
+async fn manageable_key(
+    state: &AppState,
+    member: &TenantMember,
+    key_id: Uuid,
+    finished: impl Fn(Status) -> bool,
+) -> AppResult<KeyView> {
+    let key = load_key(state, member, key_id).await?;
+    let view = KeyView::new(
+        &key,
+        &state.config.key_prefix,
+        member,
+        OffsetDateTime::now_utc(),
+    );
+    if !view.can_manage {
+        return Err(refuse(&KeyProblem::NotYours));
+    }
+    if finished(view.status) {
+        return Err(refuse(&KeyProblem::Finished(view.status)));
+    }
+    Ok(view)
+}

@@ -1,0 +1,179 @@
+//! `/t/{slug}/...`: every tenant route, declared with the least role it needs in one table; a
+//! middleware built from that table loads the membership and decides, and handlers can only reach
+//! the tenant through what it decided. The pages themselves live in the submodules.
+
+mod audit;
+mod keys;
+mod members;
+mod overview;
+mod usage;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::db::tenants::{self as db_tenants, Membership};
+use crate::db::users::User;
+use crate::domain::audit::Actor;
+use crate::domain::vocabulary::Role;
+use crate::error::{AppError, AppResult};
+use crate::web::CurrentUser;
+use crate::web::meta::RequestMeta;
+use crate::web::page::Layout;
+
+macro_rules! tenant_routes {
+    ($($method:ident $path:literal => $role:ident $handler:path;)*) => {
+        /// Every tenant route: method, path and the least role it needs.
+        pub const RULES: &[(&str, &str, Role)] = &[$((stringify!($method), $path, Role::$role)),*];
+
+        fn tenant_router(state: &AppState) -> Router<AppState> {
+            Router::new()
+                $(.route(
+                    $path,
+                    $method($handler).route_layer(from_fn_with_state((state.clone(), Role::$role), authorize)),
+                ))*
+        }
+    };
+}
+
+tenant_routes! {
+    get  "/t/{slug}" => Viewer overview::show_tenant;
+    get  "/t/{slug}/members" => Viewer members::list_members;
+    post "/t/{slug}/invitations" => Admin members::create_invitation;
+    post "/t/{slug}/invitations/{id}/revoke" => Admin members::revoke_invitation;
+    post "/t/{slug}/members/{id}/role" => Admin members::change_role;
+    get  "/t/{slug}/members/{id}/remove" => Admin members::confirm_remove_member;
+    post "/t/{slug}/members/{id}/remove" => Admin members::remove_member;
+    get  "/t/{slug}/leave" => Viewer members::confirm_leave;
+    post "/t/{slug}/leave" => Viewer members::leave_tenant;
+    get  "/t/{slug}/audit" => Admin audit::list_audit_events;
+    get  "/t/{slug}/keys" => Viewer keys::list_keys;
+    get  "/t/{slug}/keys/new" => Developer keys::create::new_key_form;
+    post "/t/{slug}/keys" => Developer keys::create::create_key;
+    get  "/t/{slug}/keys/{id}" => Viewer keys::show_key;
+    get  "/t/{slug}/keys/{id}/roll" => Developer keys::change::roll_key_form;
+    post "/t/{slug}/keys/{id}/roll" => Developer keys::change::roll_key;
+    get  "/t/{slug}/keys/{id}/revoke" => Developer keys::change::confirm_revoke;
+    post "/t/{slug}/keys/{id}/revoke" => Developer keys::change::revoke_key;
+    get  "/t/{slug}/usage" => Viewer usage::show_tenant_usage;
+    get  "/t/{slug}/usage.csv" => Viewer usage::tenant_usage_csv;
+    get  "/t/{slug}/keys/{id}/usage" => Viewer usage::show_key_usage;
+    get  "/t/{slug}/keys/{id}/usage.csv" => Viewer usage::key_usage_csv;
+}
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/tenants/new", get(overview::new_tenant_form))
+        .route("/tenants", post(overview::create_tenant))
+        .merge(tenant_router(state))
+}
+
+/// The signed-in user's membership in the tenant of the path, as decided by `authorize`.
+#[derive(Clone)]
+pub struct TenantMember {
+    pub user: User,
+    pub session: Session,
+    pub membership: Membership,
+    pub role: Role,
+    pub actor: Actor,
+}
+
+impl TenantMember {
+    pub async fn layout(&self) -> AppResult<Layout> {
+        Layout::build(&self.session, Some(&self.user), true).await
+    }
+
+    pub fn nav(&self, active: &'static str) -> TenantNav {
+        TenantNav {
+            slug: self.membership.slug.clone(),
+            name: self.membership.name.clone(),
+            role: self.role,
+            is_admin: self.role >= Role::Admin,
+            active,
+        }
+    }
+
+    fn tenant_id(&self) -> Uuid {
+        self.membership.tenant_id
+    }
+}
+
+impl FromRequestParts<AppState> for TenantMember {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, AppError> {
+        // Absent only when a route was registered outside the rule table: deny.
+        parts
+            .extensions
+            .get::<TenantMember>()
+            .cloned()
+            .ok_or_else(|| AppError::unexpected("tenant route without an authorization rule"))
+    }
+}
+
+/// Loads the membership for the tenant in the path and the user in the session. Not a member
+/// (or no such tenant): 404, the same answer. Member with too low a role: 403.
+async fn authorize(
+    State((state, least)): State<(AppState, Role)>,
+    Path(params): Path<HashMap<String, String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let current = match CurrentUser::from_request_parts(&mut parts, &state).await {
+        Ok(current) => current,
+        Err(response) => return response,
+    };
+    let slug = params.get("slug").map_or("", String::as_str);
+    let membership = match db_tenants::membership(&state.pool, slug, current.user.app_user_id).await
+    {
+        Ok(Some(membership)) => membership,
+        Ok(None) => return AppError::NotFound.into_response(),
+        Err(err) => return AppError::from(err).into_response(),
+    };
+    let role = membership.role;
+    if role < least {
+        return AppError::Forbidden(format!(
+            "This page is for tenant {}s of {}. Your role there is {}; ask an admin if you need more.",
+            least.as_str(),
+            membership.name,
+            role.as_str()
+        ))
+        .into_response();
+    }
+    let meta = match RequestMeta::from_request_parts(&mut parts, &state).await {
+        Ok(meta) => meta,
+        Err(err) => return err.into_response(),
+    };
+    let actor = meta.actor(&current.user);
+    parts.extensions.insert(TenantMember {
+        user: current.user,
+        session: current.session,
+        membership,
+        role,
+        actor,
+    });
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// The tenant's header and tabs.
+pub struct TenantNav {
+    pub slug: String,
+    pub name: String,
+    pub role: Role,
+    pub is_admin: bool,
+    pub active: &'static str,
+}
+
+/// A person by name; one whose account no longer exists reads as "a former member".
+fn member_name(name: Option<String>) -> String {
+    name.unwrap_or_else(|| "a former member".into())
+}

@@ -1,0 +1,125 @@
+//! `/tenants/new` and `/t/{slug}`: creating a tenant and its overview page.
+
+use askama::Template;
+use axum::extract::{Form, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::{TenantMember, TenantNav, usage};
+use crate::app::AppState;
+use crate::db::invitations as db_invitations;
+use crate::db::tenants as db_tenants;
+use crate::domain::tenants::{self, TenantErrors};
+use crate::domain::usage::{Counts, Window};
+use crate::error::AppResult;
+use crate::web::CurrentUser;
+use crate::web::meta::RequestMeta;
+use crate::web::page::{Layout, date, render};
+use crate::web::session;
+
+#[derive(Template)]
+#[template(path = "tenants/new.html")]
+struct NewTenantPage {
+    layout: Layout,
+    name: String,
+    slug: String,
+    errors: TenantErrors,
+}
+
+pub(super) async fn new_tenant_form(current: CurrentUser) -> AppResult<Response> {
+    let page = NewTenantPage {
+        layout: current.layout().await?,
+        name: String::new(),
+        slug: String::new(),
+        errors: TenantErrors::default(),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewTenantForm {
+    name: String,
+    #[serde(default)]
+    slug: String,
+}
+
+pub(super) async fn create_tenant(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    meta: RequestMeta,
+    Form(form): Form<NewTenantForm>,
+) -> AppResult<Response> {
+    let actor = meta.actor(&current.user);
+    match tenants::create_tenant(&state.pool, &current.user, &form.name, &form.slug, &actor).await?
+    {
+        Ok(tenant) => {
+            tracing::info!(tenant.slug = %tenant.slug, "tenant created");
+            session::flash(
+                &current.session,
+                format!("{} is ready. You are its admin.", tenant.name),
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/t/{}", tenant.slug)).into_response())
+        }
+        Err(errors) => {
+            let page = NewTenantPage {
+                layout: current.layout().await?,
+                name: form.name,
+                slug: form.slug,
+                errors,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+    }
+}
+
+// ---- /t/{slug} ----
+
+#[derive(Template)]
+#[template(path = "tenants/show.html")]
+struct TenantPage {
+    layout: Layout,
+    tenant: TenantNav,
+    role_description: &'static str,
+    member_count: usize,
+    pending_count: usize,
+    joined: String,
+    today: Counts,
+    today_by_outcome: [(&'static usage::Outcome, i64); 3],
+    busiest: Vec<usage::BusyRow>,
+}
+
+pub(super) async fn show_tenant(
+    State(state): State<AppState>,
+    member: TenantMember,
+) -> AppResult<Response> {
+    let members = db_tenants::members(&state.pool, member.tenant_id()).await?;
+    let pending = db_invitations::pending(&state.pool, member.tenant_id()).await?;
+    let day = usage::load(&state, member.tenant_id(), None, Window::Day).await?;
+    let today = Counts::sum(day.iter().map(|(_, counts)| counts));
+    let since = Window::Day.start(time::OffsetDateTime::now_utc());
+    let busiest = usage::busy_rows(
+        &state.config.key_prefix,
+        crate::db::usage::busiest_keys(
+            &state.pool,
+            member.tenant_id(),
+            since,
+            usage::grain(Window::Day),
+            5,
+        )
+        .await?,
+    );
+    let page = TenantPage {
+        layout: member.layout().await?,
+        tenant: member.nav("overview"),
+        role_description: member.role.description(),
+        member_count: members.len(),
+        pending_count: pending.len(),
+        joined: date(member.membership.created_at),
+        today_by_outcome: usage::by_outcome(&today),
+        today,
+        busiest,
+    };
+    Ok(render(&page)?.into_response())
+}
