@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::domain::passwords::Passwords;
 use crate::domain::verification::Verifier;
 use crate::error::AppError;
+use crate::mailer::Mailer;
 use crate::{db, oidc_client};
 
 /// Largest request body accepted anywhere (portal forms, key API calls).
@@ -23,6 +24,8 @@ pub struct AppState {
     pub oidc: oidc_client::Providers,
     /// The key API's pipeline, with its cache, rate limits, usage counters and connections.
     pub verifier: Arc<Verifier>,
+    /// The outbox's courier for mail.
+    pub mailer: Arc<Mailer>,
 }
 
 impl AppState {
@@ -44,7 +47,10 @@ impl AppState {
         let oidc = oidc_client::Providers::start(&config)
             .await
             .map_err(AppError::unexpected)?;
+        let mailer = Mailer::new(config.smtp_url.as_ref(), &config.mail_from)
+            .map_err(AppError::unexpected)?;
         Ok(Self {
+            mailer: Arc::new(mailer),
             pool: pool.clone(),
             verifier: Arc::new(Verifier::new(&config, pool)),
             config: Arc::new(config),

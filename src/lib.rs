@@ -14,6 +14,8 @@ pub mod db;
 pub mod domain;
 /// The error type and how it is shown.
 pub mod error;
+/// The outbox's mail courier: templates/mail rendered, sent by SMTP (lettre) or to the log.
+pub mod mailer;
 /// OpenID Connect relying party: discovery, authorization requests, ID token validation.
 pub mod oidc_client;
 /// The router, its layers, serving and shutdown.

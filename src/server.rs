@@ -23,6 +23,7 @@ use tower_sessions::ExpiredDeletion;
 use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::domain::key_cache;
 use crate::domain::metering;
+use crate::domain::outbox::{self, Couriers, SenderPolicy};
 use crate::error::{AppError, ErrorReport};
 use crate::{api, web};
 
@@ -207,16 +208,43 @@ pub async fn serve(
         stopped,
     )));
     let _discovery = AbortOnDrop(tokio::spawn(state.oidc.clone().keep_discovering()));
+    announce_mail(&state);
+    let (stop_sender, sender_stopped) = tokio::sync::watch::channel(false);
+    let mut outbox_sender = AbortOnDrop(tokio::spawn(outbox::run_sender(
+        state.pool.clone(),
+        Couriers::new(vec![state.mailer.clone()]),
+        SenderPolicy {
+            poll: state.config.outbox_poll,
+            first_retry: state.config.outbox_first_retry,
+        },
+        sender_stopped,
+    )));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    // Every request has been answered: the counters are complete. Write them.
+    // Every request has been answered: the counters are complete. Write them. The sender
+    // finishes the message in hand; whatever is still due waits in the outbox for any instance.
     let _ = stop_metering.send(true);
+    let _ = stop_sender.send(true);
+    if let Err(err) = (&mut outbox_sender.0).await {
+        tracing::error!(error = %err, "the outbox sender failed");
+    }
     if let Err(err) = (&mut metering.0).await {
         tracing::error!(error = %err, "the usage flusher failed");
     }
     served
+}
+
+/// Says where mail goes; warns when a public deployment would only log it.
+fn announce_mail(state: &AppState) {
+    let destination = state.mailer.destination();
+    if !state.mailer.sends() && state.config.public_url.is_https() {
+        tracing::warn!(%destination, "mail is not sent: set GATEHOUSE_SMTP_URL so people get \
+            their verification, password reset and invitation mails");
+    } else {
+        tracing::info!(%destination, "mail goes to {destination}");
+    }
 }
 
 /// Ends a background task when its owner goes away.

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use env::Env;
 pub use oidc::OidcProviderConfig;
@@ -40,6 +40,14 @@ pub struct Config {
     pub oidc_providers: Vec<OidcProviderConfig>,
     /// How long an SSO sign-in may take from leaving for the provider to coming back.
     pub oidc_flow_lifetime: Duration,
+    /// Where mail goes (lettre's URL form); `None` writes each mail to the log instead.
+    pub smtp_url: Option<SecretString>,
+    /// The `From` of every mail.
+    pub mail_from: String,
+    /// How often each instance looks for due outbox messages.
+    pub outbox_poll: Duration,
+    /// The wait before the first retry of a failed message (doubling to an hour).
+    pub outbox_first_retry: Duration,
 }
 
 /// A configuration value that could not be used; names the variable and says why.
@@ -171,6 +179,18 @@ impl Config {
         let usage_flush_interval = seconds(&env, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2)?;
         let bad_keys_per_client = per_minute(&env, "GATEHOUSE_BAD_KEY_LIMIT", 100)?;
 
+        let smtp_url = get("GATEHOUSE_SMTP_URL")
+            .filter(|url| !url.trim().is_empty())
+            .map(|url| SecretString::from(url.trim().to_owned()));
+        if let Some(url) = &smtp_url {
+            crate::mailer::smtp_transport(url.expose_secret())
+                .map_err(|reason| invalid("GATEHOUSE_SMTP_URL", reason))?;
+        }
+        let mail_from = get("GATEHOUSE_MAIL_FROM")
+            .unwrap_or_else(|| format!("Gatehouse <gatehouse@{}>", public_url.mail_domain()));
+        crate::mailer::parse_from(&mail_from)
+            .map_err(|reason| invalid("GATEHOUSE_MAIL_FROM", reason))?;
+
         Ok(Self {
             database_url,
             listen,
@@ -190,6 +210,10 @@ impl Config {
             key_cache_ttl,
             usage_flush_interval,
             bad_keys_per_client,
+            smtp_url,
+            mail_from,
+            outbox_poll: Duration::from_secs(1),
+            outbox_first_retry: Duration::from_secs(60),
         })
     }
 }
@@ -267,6 +291,23 @@ impl PublicUrl {
 
     pub fn is_https(&self) -> bool {
         self.https
+    }
+
+    /// A link to `path` (which starts with `/`) on the portal: what mails carry, never built from
+    /// a request's `Host`.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.origin)
+    }
+
+    /// The host name for a default `From` address: the public host when it is a name, else `localhost`.
+    fn mail_domain(&self) -> &str {
+        let host = self.origin.split_once("://").map_or("", |(_, rest)| rest);
+        let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
+        if host.contains(|c: char| c.is_ascii_alphabetic()) && !host.contains(['[', ']']) {
+            host
+        } else {
+            "localhost"
+        }
     }
 }
 
@@ -360,6 +401,23 @@ mod tests {
         assert_eq!(config.key_cache_ttl, Duration::from_secs(10));
         assert_eq!(config.usage_flush_interval, Duration::from_secs(2));
         assert_eq!(config.bad_keys_per_client, 100);
+        assert!(config.smtp_url.is_none());
+        assert_eq!(config.mail_from, "Gatehouse <gatehouse@localhost>");
+    }
+
+    #[test]
+    fn mail_comes_from_the_public_host_unless_configured() {
+        let config = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("GATEHOUSE_PUBLIC_URL", "https://Portal.Example.com:8443"),
+            (
+                "GATEHOUSE_SMTP_URL",
+                "smtps://user:hunter2-smtp@mail.example.com:465",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.mail_from, "Gatehouse <gatehouse@portal.example.com>");
+        assert!(!format!("{config:?}").contains("hunter2-smtp"));
     }
 
     pub(super) const CORP: [(&str, &str); 5] = [
@@ -453,6 +511,8 @@ mod tests {
             ("GATEHOUSE_KEY_CACHE_SECONDS", "11"),
             ("GATEHOUSE_USAGE_FLUSH_SECONDS", "0"),
             ("GATEHOUSE_BAD_KEY_LIMIT", "-1"),
+            ("GATEHOUSE_SMTP_URL", "mail.example.com:25"),
+            ("GATEHOUSE_MAIL_FROM", "gatehouse"),
         ];
         for (variable, value) in cases {
             let err = config(&[("DATABASE_URL", "postgres://x/y"), (variable, value)]).unwrap_err();

@@ -1,12 +1,14 @@
 //! All SQL lives here, one file per aggregate.
 
 pub mod audit;
+pub mod email_tokens;
 pub mod identities;
 pub mod invitations;
 pub mod keys;
 pub mod login_failures;
 pub mod metering;
 pub mod oidc_flows;
+pub mod outbox;
 pub mod tenants;
 pub mod usage;
 pub mod users;

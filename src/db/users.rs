@@ -17,6 +17,16 @@ pub struct User {
     pub created_at: OffsetDateTime,
     pub password_changed_at: Option<OffsetDateTime>,
     pub disabled_at: Option<OffsetDateTime>,
+    /// When the address was proven (a mailed link, a reset, or a provider's verified email).
+    pub email_verified_at: Option<OffsetDateTime>,
+    /// Whether key-expiry reminders are wanted.
+    pub expiry_reminders: bool,
+}
+
+impl User {
+    pub fn is_verified(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
 }
 
 pub async fn insert(
@@ -30,7 +40,7 @@ pub async fn insert(
         r#"INSERT INTO app_user (email, display_name, password_hash, password_changed_at)
            VALUES ($1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END)
            RETURNING app_user_id, email, display_name, password_hash, session_generation,
-                     created_at, password_changed_at, disabled_at"#,
+                     created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders"#,
         email,
         display_name,
         password_hash,
@@ -43,7 +53,7 @@ pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result
     sqlx::query_as!(
         User,
         r#"SELECT app_user_id, email, display_name, password_hash, session_generation,
-                  created_at, password_changed_at, disabled_at
+                  created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders
            FROM app_user WHERE email = $1"#,
         email,
     )
@@ -55,7 +65,7 @@ pub async fn find_by_id(db: impl PgExecutor<'_>, app_user_id: Uuid) -> sqlx::Res
     sqlx::query_as!(
         User,
         r#"SELECT app_user_id, email, display_name, password_hash, session_generation,
-                  created_at, password_changed_at, disabled_at
+                  created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders
            FROM app_user WHERE app_user_id = $1"#,
         app_user_id,
     )
@@ -90,6 +100,67 @@ pub async fn lock(db: impl PgExecutor<'_>, app_user_id: Uuid) -> sqlx::Result<()
         app_user_id,
     )
     .fetch_optional(db)
+    .await?;
+    Ok(())
+}
+
+/// Records that the user proved their address.
+pub async fn mark_verified(db: impl PgExecutor<'_>, app_user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE app_user SET email_verified_at = coalesce(email_verified_at, now()) WHERE app_user_id = $1",
+        app_user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Switches to a verified new address.
+pub async fn change_email(
+    db: impl PgExecutor<'_>,
+    app_user_id: Uuid,
+    email: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE app_user SET email = $2, email_verified_at = now() WHERE app_user_id = $1",
+        app_user_id,
+        email,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Turns key-expiry reminders on or off.
+pub async fn set_expiry_reminders(
+    db: impl PgExecutor<'_>,
+    app_user_id: Uuid,
+    wanted: bool,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE app_user SET expiry_reminders = $2 WHERE app_user_id = $1",
+        app_user_id,
+        wanted,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Takes an unverified password account's address over for someone who proved it elsewhere:
+/// the password stops working and every session ends.
+pub async fn drop_unproven_password(
+    db: impl PgExecutor<'_>,
+    app_user_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE app_user
+           SET password_hash = NULL, password_changed_at = NULL,
+               session_generation = session_generation + 1, email_verified_at = now()
+           WHERE app_user_id = $1 AND email_verified_at IS NULL"#,
+        app_user_id,
+    )
+    .execute(db)
     .await?;
     Ok(())
 }

@@ -6,9 +6,11 @@ use std::net::IpAddr;
 use sqlx::PgPool;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::config::PublicUrl;
 use crate::db::OnUnique;
 use crate::db::login_failures;
 use crate::db::users::{self, User};
+use crate::domain::email_links;
 use crate::domain::error::DomainResult;
 use crate::domain::passwords::Passwords;
 use crate::domain::throttle::{self, Subject};
@@ -181,10 +183,11 @@ impl SignUpErrors {
     }
 }
 
-/// Creates a password account.
+/// Creates a password account and, in the same transaction, mails it a verification link.
 pub async fn sign_up(
     pool: &PgPool,
     passwords: &Passwords,
+    public_url: &PublicUrl,
     email: &str,
     display_name: &str,
     password: &str,
@@ -208,11 +211,16 @@ pub async fn sign_up(
         return Ok(Err(errors));
     };
     let hash = passwords.hash(password.expose()).await?;
-    match users::insert(pool, email.as_str(), name.as_str(), Some(&hash))
+    let mut tx = pool.begin().await?;
+    match users::insert(&mut *tx, email.as_str(), name.as_str(), Some(&hash))
         .await
         .on_unique(&[users::UNIQUE_EMAIL])?
     {
-        Ok(user) => Ok(Ok(user)),
+        Ok(user) => {
+            email_links::send_verification(&mut tx, public_url, &user, &user.email).await?;
+            tx.commit().await?;
+            Ok(Ok(user))
+        }
         Err(_) => {
             errors.email =
                 Some("An account with this email already exists. Sign in instead.".into());

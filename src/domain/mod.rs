@@ -2,13 +2,16 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod email_links;
 pub mod error;
 pub mod identities;
 pub mod invitations;
 pub mod key_cache;
 pub mod key_format;
 pub mod keys;
+pub mod mail;
 pub mod metering;
+pub mod outbox;
 pub mod passwords;
 pub mod rate_limit;
 pub mod tenants;

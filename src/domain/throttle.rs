@@ -1,4 +1,5 @@
-//! Sign-in throttling policy: how many failures, per account and per client, in what window.
+//! Throttling policy: how many failed sign-ins (and mails asked for), per account and per client,
+//! in what window.
 
 use std::time::Duration;
 
@@ -14,6 +15,12 @@ pub const PER_CLIENT: i64 = 30;
 pub enum Subject<'a> {
     Account(&'a str),
     Client(std::net::IpAddr),
+    /// Password-reset mails asked for one address (whether or not it has an account).
+    ResetAccount(&'a str),
+    /// Password-reset mails asked for from one client address.
+    ResetClient(std::net::IpAddr),
+    /// Verification mails one account asked to have sent again.
+    VerifyResend(uuid::Uuid),
 }
 
 impl Subject<'_> {
@@ -21,6 +28,9 @@ impl Subject<'_> {
         match self {
             Self::Account(email) => format!("account:{email}"),
             Self::Client(ip) => format!("client:{ip}"),
+            Self::ResetAccount(email) => format!("reset-account:{email}"),
+            Self::ResetClient(ip) => format!("reset-client:{ip}"),
+            Self::VerifyResend(user) => format!("verify-resend:{user}"),
         }
     }
 
@@ -28,6 +38,29 @@ impl Subject<'_> {
         match self {
             Self::Account(_) => PER_ACCOUNT,
             Self::Client(_) => PER_CLIENT,
+            Self::ResetAccount(_) => 3,
+            Self::ResetClient(_) => 10,
+            Self::VerifyResend(_) => 3,
         }
     }
+}
+
+/// Whether any of `subjects` has used up its allowance in the window: the seconds to wait if so.
+pub async fn exceeded(db: &sqlx::PgPool, subjects: &[Subject<'_>]) -> sqlx::Result<Option<i64>> {
+    for subject in subjects {
+        let (count, retry_after) =
+            crate::db::login_failures::recent(db, &subject.key(), WINDOW).await?;
+        if count >= subject.limit() {
+            return Ok(Some(retry_after.max(1)));
+        }
+    }
+    Ok(None)
+}
+
+/// Counts one use against each of `subjects`.
+pub async fn record(db: &sqlx::PgPool, subjects: &[Subject<'_>]) -> sqlx::Result<()> {
+    for subject in subjects {
+        crate::db::login_failures::record(db, &subject.key(), WINDOW).await?;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -10,13 +10,14 @@ use serde::Deserialize;
 
 use uuid::Uuid;
 
-use super::CurrentUser;
 use super::auth::provider_display;
 use super::page::{Layout, date, render};
 use super::session;
+use super::{CurrentUser, Visitor};
 use crate::app::AppState;
 use crate::db::identities;
 use crate::domain::accounts::{self, NewPassword, PasswordChangeError};
+use crate::domain::email_links::{self, VERIFY_PATH, Verified};
 use crate::domain::identities::Unlink;
 use crate::error::{AppError, AppResult};
 
@@ -24,6 +25,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/account", get(show_account))
         .route("/account/password", post(change_password))
+        .route(VERIFY_PATH, get(verify_email))
+        .route("/account/verify/resend", post(resend_verification))
         .route(
             "/account/identities/{user_identity_id}/unlink",
             post(unlink_identity),
@@ -35,6 +38,7 @@ pub fn router() -> Router<AppState> {
 struct AccountPage {
     layout: Layout,
     email: String,
+    verified: bool,
     display_name: String,
     member_since: String,
     password_changed: Option<String>,
@@ -78,6 +82,7 @@ async fn account_page(
     Ok(AccountPage {
         layout: current.layout().await?,
         email: user.email.clone(),
+        verified: user.is_verified(),
         display_name: user.display_name.clone(),
         member_since: date(user.created_at),
         password_changed: user.password_changed_at.map(date),
@@ -157,4 +162,63 @@ async fn unlink_identity(
             "This is the only way you sign in, so it cannot be unlinked.".into(),
         )),
     }
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+/// The link mailed to prove an address: works without being signed in.
+async fn verify_email(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(query): Query<TokenQuery>,
+) -> AppResult<Response> {
+    let outcome = email_links::verify_email(&state.pool, &query.token).await?;
+    let message = match outcome {
+        Verified::Address => "Thank you: your email address is confirmed.",
+        Verified::Changed => {
+            "Your email address is changed and confirmed. We told the old address."
+        }
+        Verified::BadLink => {
+            "That confirmation link cannot be used: it was used already, has expired (links last \
+             24 hours), or is not complete. Ask for a new one on your account page."
+        }
+        Verified::Taken => "Another account uses that address now, so yours was not changed.",
+    };
+    session::flash(&visitor.session, message).await?;
+    let to = if visitor.user.is_some() {
+        "/account"
+    } else {
+        "/signin"
+    };
+    Ok(Redirect::to(to).into_response())
+}
+
+async fn resend_verification(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> AppResult<Response> {
+    if current.user.is_verified() {
+        return Ok(Redirect::to("/account").into_response());
+    }
+    let message = match email_links::resend_verification(
+        &state.pool,
+        &state.config.public_url,
+        &current.user,
+    )
+    .await?
+    {
+        Ok(()) => format!(
+            "We have mailed a new confirmation link to {}.",
+            current.user.email
+        ),
+        Err(wait) => format!(
+            "We have sent several links already. Please wait {} minutes and check your spam folder.",
+            (wait + 59) / 60
+        ),
+    };
+    session::flash(&current.session, message).await?;
+    Ok(Redirect::to("/account").into_response())
 }

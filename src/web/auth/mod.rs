@@ -4,6 +4,7 @@
 
 mod link;
 mod password;
+mod reset;
 mod sso;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub use sso::provider_display;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(password::router())
+        .merge(reset::router())
         .merge(sso::router())
         .merge(link::router())
 }

@@ -100,6 +100,7 @@ async fn create_account(
     let outcome = accounts::sign_up(
         &state.pool,
         &state.passwords,
+        &state.config.public_url,
         &form.email,
         &form.display_name,
         &form.password,
@@ -111,7 +112,7 @@ async fn create_account(
             session::sign_in(&visitor.session, &user).await?;
             session::flash(
                 &visitor.session,
-                "Welcome to Gatehouse. Your account is ready.",
+                "Welcome to Gatehouse. Your account is ready: we have mailed you a link to confirm your address.",
             )
             .await?;
             Ok(Redirect::to(&next).into_response())

@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod fixtures;
 pub mod identity_providers;
 pub mod key_api;
+pub mod smtp;
 
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {

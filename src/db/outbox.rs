@@ -1,0 +1,115 @@
+//! The `outbox_message` and `outbox_attempt` tables: messages waiting to be sent, and every attempt.
+
+use serde_json::Value;
+use sqlx::PgExecutor;
+use sqlx::postgres::types::PgInterval;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A message a sender has claimed: no other sender takes it until its lease runs out.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub outbox_message_id: Uuid,
+    pub kind: String,
+    pub payload: Value,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    pub give_up_at: OffsetDateTime,
+}
+
+pub fn interval(duration: std::time::Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, kind: &str, payload: &Value) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        "INSERT INTO outbox_message (kind, payload) VALUES ($1, $2) RETURNING outbox_message_id",
+        kind,
+        payload,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Claims up to `limit` due messages of `kinds`, oldest due first: rows other senders hold are
+/// skipped, and each claimed row's due time moves `lease` ahead, so no other sender takes it while
+/// this one sends. A sender that dies mid-send leaves the row to be sent again after the lease.
+pub async fn claim(
+    db: impl PgExecutor<'_>,
+    kinds: &[String],
+    limit: i64,
+    lease: std::time::Duration,
+) -> sqlx::Result<Vec<Claimed>> {
+    sqlx::query_as!(
+        Claimed,
+        r#"WITH due AS (
+               SELECT outbox_message_id FROM outbox_message
+               WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= now() AND kind = ANY($1)
+               ORDER BY due_at
+               LIMIT $2
+               FOR UPDATE SKIP LOCKED
+           )
+           UPDATE outbox_message AS m
+           SET due_at = now() + $3::interval, attempts = m.attempts + 1
+           FROM due
+           WHERE m.outbox_message_id = due.outbox_message_id
+           RETURNING m.outbox_message_id, m.kind, m.payload, m.attempts, m.give_up_at"#,
+        kinds,
+        limit,
+        interval(lease),
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Records a successful attempt; `payload` replaces the stored one (secrets removed).
+pub async fn record_sent(
+    db: impl PgExecutor<'_>,
+    outbox_message_id: Uuid,
+    payload: &Value,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"WITH attempt AS (
+               INSERT INTO outbox_attempt (outbox_message_id, error) VALUES ($1, NULL)
+           )
+           UPDATE outbox_message
+           SET sent_at = now(), last_error = NULL, payload = $2
+           WHERE outbox_message_id = $1"#,
+        outbox_message_id,
+        payload,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt: the message is due again after `retry_in`, or, when that would be
+/// past its `give_up_at`, given up. Returns whether it was given up.
+pub async fn record_failed(
+    db: impl PgExecutor<'_>,
+    outbox_message_id: Uuid,
+    error: &str,
+    retry_in: std::time::Duration,
+) -> sqlx::Result<bool> {
+    let failed_at = sqlx::query_scalar!(
+        r#"WITH attempt AS (
+               INSERT INTO outbox_attempt (outbox_message_id, error) VALUES ($1, $2)
+           )
+           UPDATE outbox_message
+           SET last_error = $2,
+               due_at = now() + $3::interval,
+               failed_at = CASE WHEN now() + $3::interval > give_up_at THEN now() END
+           WHERE outbox_message_id = $1
+           RETURNING failed_at"#,
+        outbox_message_id,
+        error,
+        interval(retry_in),
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(matches!(failed_at, Some(Some(_))))
+}
