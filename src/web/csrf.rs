@@ -67,8 +67,15 @@ fn check_origin(headers: &HeaderMap, origin: &str) -> Result<(), String> {
     {
         return Err("This request came from another site and was refused.".into());
     }
+    // A page served with `Referrer-Policy: no-referrer` (the password-reset form) makes the
+    // browser send `Origin: null` on its own forms; the browser's `Sec-Fetch-Site: same-origin`
+    // (which pages cannot set) still says where the form came from.
+    let same_origin_fetch = headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() == b"same-origin");
     if let Some(sent) = headers.get(header::ORIGIN)
         && sent.as_bytes() != origin.as_bytes()
+        && !(sent.as_bytes() == b"null" && same_origin_fetch)
     {
         return Err(format!(
             "This request came from another origin and was refused. Gatehouse accepts forms \
@@ -112,5 +119,14 @@ mod tests {
         assert!(check_origin(&headers(&[("sec-fetch-site", "same-site")]), origin).is_err());
         assert!(check_origin(&headers(&[("origin", "https://evil.example")]), origin).is_err());
         assert!(check_origin(&headers(&[("origin", "null")]), origin).is_err());
+        let null_cross_site = headers(&[("origin", "null"), ("sec-fetch-site", "cross-site")]);
+        assert!(check_origin(&null_cross_site, origin).is_err());
+    }
+
+    #[test]
+    fn a_no_referrer_page_posting_to_its_own_origin_passes() {
+        let origin = "https://portal.example";
+        let null_same_origin = headers(&[("origin", "null"), ("sec-fetch-site", "same-origin")]);
+        assert!(check_origin(&null_same_origin, origin).is_ok());
     }
 }

@@ -1,6 +1,6 @@
 //! `/password/forgot` and `/password/reset`: getting back in by a mailed link. The link's token
 //! is moved from the URL into the session at once (a redirect), so it stays out of the address
-//! bar, history and `Referer`; these pages also send `Referrer-Policy: no-referrer`.
+//! bar, history and `Referer`; the reset pages also send `Referrer-Policy: no-referrer`.
 
 use askama::Template;
 use axum::Router;
@@ -45,7 +45,7 @@ async fn forgot_form(visitor: Visitor) -> AppResult<Response> {
         sent: false,
         error: None,
     };
-    Ok(no_referrer(render(&page)?.into_response()))
+    Ok(render(&page)?.into_response())
 }
 
 #[derive(Deserialize)]
@@ -83,7 +83,7 @@ async fn request_reset(
             refusal.respond(render(&page)?)
         }
     };
-    Ok(no_referrer(response))
+    Ok(response)
 }
 
 #[derive(Template)]

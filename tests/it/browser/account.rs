@@ -4,6 +4,7 @@ use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};
 use crate::support::browser::Chrome;
+use crate::support::smtp::MailSink;
 
 const NEW_PASSWORD: &str = "another long passphrase for ada";
 
@@ -75,5 +76,56 @@ async fn a_person_signs_up_signs_out_signs_in_and_changes_the_password(pool: PgP
     chrome.expect_text("h1", "Not Found").await;
     chrome.screenshot("08-not-found").await;
 
+    chrome.close().await;
+}
+
+#[sqlx::test]
+async fn a_person_who_forgot_the_password_gets_back_in_by_mail(pool: PgPool) {
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(pool, &[("GATEHOUSE_SMTP_URL", &sink.url())], |_| {}).await;
+    app.signed_in_user("ada@example.com", "Ada Lovelace").await;
+    let chrome = Chrome::start().await;
+
+    chrome.goto(&app.url("/signin")).await;
+    chrome.click("a[href='/password/forgot']").await;
+    chrome.expect_text("h1", "Forgot your password?").await;
+    chrome.screenshot("20-forgot").await;
+    chrome.fill("#email", "ada@example.com").await;
+    chrome.click("main form button[type=submit]").await;
+    chrome.expect_text(".flash", "If an account uses").await;
+    chrome.screenshot("21-forgot-sent").await;
+
+    let mail = sink
+        .mail("ada@example.com", "Reset your Gatehouse password")
+        .await;
+    let link = mail.link(&app.url("/password/reset?token="));
+    chrome.goto(&link).await;
+    chrome.expect_text("h1", "Choose a new password").await;
+    // The token left the address bar.
+    assert_eq!(chrome.path().await, "/password/reset");
+    chrome.fill("#new_password", "short").await;
+    chrome.click("main form button[type=submit]").await;
+    chrome
+        .expect_text("#new_password-error", "at least 15 characters")
+        .await;
+    chrome.screenshot("22-reset-error").await;
+    chrome.fill("#new_password", NEW_PASSWORD).await;
+    chrome.click("main form button[type=submit]").await;
+    chrome
+        .expect_text(".flash", "Your password was changed")
+        .await;
+    chrome.screenshot("23-reset-done").await;
+
+    chrome.fill("#email", "ada@example.com").await;
+    chrome.fill("#password", NEW_PASSWORD).await;
+    chrome.click("main form button[type=submit]").await;
+    chrome.expect_text("h1", "Welcome, Ada Lovelace").await;
+    sink.mail("ada@example.com", "Your Gatehouse password was changed")
+        .await;
+
+    // The link worked once.
+    chrome.goto(&link).await;
+    chrome.expect_text(".alert", "cannot be used").await;
+    chrome.screenshot("24-reset-used").await;
     chrome.close().await;
 }
