@@ -114,8 +114,12 @@ pub enum InvitationProblem {
     Used,
     Revoked,
     Expired,
-    OtherEmail { invited: String },
+    OtherEmail {
+        invited: String,
+    },
     AlreadyMember,
+    /// The account has not confirmed its address yet.
+    Unverified,
 }
 
 impl InvitationProblem {
@@ -133,6 +137,9 @@ impl InvitationProblem {
                 "This invitation is for {invited}, but you are signed in with another email. Sign out and sign in as {invited}."
             ),
             Self::AlreadyMember => "You are already a member of this tenant.".into(),
+            Self::Unverified => "Confirm your email address first: follow the link we mailed you \
+                (your account page sends it again), then open this invitation again."
+                .into(),
         }
     }
 }
@@ -190,6 +197,8 @@ pub async fn accept_invitation(
         .is_some()
     {
         Some(InvitationProblem::AlreadyMember)
+    } else if !user.is_verified() {
+        Some(InvitationProblem::Unverified)
     } else {
         None
     };

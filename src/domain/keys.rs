@@ -183,11 +183,13 @@ pub struct KeyInput {
 }
 
 /// Validates the form. Only admins may choose a rate limit; others get the environment's default.
+/// Live keys need a verified email address (`email_verified`).
 pub fn validate(
     input: &KeyInput,
     catalogue: &[String],
     default_limit: impl Fn(Environment) -> u32,
     may_set_limit: bool,
+    email_verified: bool,
 ) -> Result<KeySettings, KeyErrors> {
     let mut errors = KeyErrors::default();
     let name = KeyName::parse(&input.name)
@@ -196,6 +198,12 @@ pub fn validate(
     let environment = Environment::parse(&input.environment);
     if environment.is_none() {
         errors.environment = Some("Choose live or test.".into());
+    } else if environment == Some(Environment::Live) && !email_verified {
+        errors.environment = Some(
+            "Live keys need a confirmed email address: follow the link we mailed you (your account \
+             page sends it again). Test keys work meanwhile."
+                .into(),
+        );
     }
     let scopes: Vec<String> = if input.full_access {
         catalogue.to_vec()
@@ -232,7 +240,7 @@ pub fn validate(
     };
     match (name, environment, expires_at, rate_limit) {
         (Some(name), Some(environment), Some(expires_at), Some(rate_limit))
-            if errors.scopes.is_none() =>
+            if errors.scopes.is_none() && errors.environment.is_none() =>
         {
             Ok(KeySettings {
                 name,

@@ -33,6 +33,8 @@ struct InvitationPage {
     invited_by: String,
     problem: Option<String>,
     matches: bool,
+    /// The person must confirm their address before accepting.
+    verify_first: bool,
     here: String,
     here_encoded: String,
 }
@@ -43,7 +45,9 @@ fn problem_status(problem: &InvitationProblem) -> StatusCode {
         InvitationProblem::Used | InvitationProblem::Revoked | InvitationProblem::Expired => {
             StatusCode::GONE
         }
-        InvitationProblem::OtherEmail { .. } => StatusCode::FORBIDDEN,
+        InvitationProblem::OtherEmail { .. } | InvitationProblem::Unverified => {
+            StatusCode::FORBIDDEN
+        }
         InvitationProblem::AlreadyMember => StatusCode::CONFLICT,
     }
 }
@@ -61,6 +65,7 @@ async fn problem_page(
         invited_by: String::new(),
         problem: Some(problem.message()),
         matches: false,
+        verify_first: *problem == InvitationProblem::Unverified,
         here_encoded: encode(&here),
         here,
     };
@@ -89,8 +94,10 @@ async fn show_invitation(
             }
             .message(),
         ),
+        Some(user) if !user.is_verified() => Some(InvitationProblem::Unverified.message()),
         _ => None,
     };
+    let verify_first = matches && problem.is_some();
     let page = InvitationPage {
         layout,
         tenant_name: tenant.name,
@@ -101,6 +108,7 @@ async fn show_invitation(
             .unwrap_or_else(|| "A tenant admin".into()),
         problem,
         matches,
+        verify_first,
         here_encoded: encode(&here),
         here,
     };

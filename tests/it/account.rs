@@ -170,3 +170,141 @@ async fn another_users_identity_cannot_be_unlinked(pool: PgPool) {
     let response = unlink(&app, &mallory, id).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+mod verification {
+    //! `/account/verify` and `/account/verify/resend`: proving the address, and what an unproven
+    //! one may not do.
+
+    use reqwest::StatusCode;
+    use sqlx::PgPool;
+
+    use crate::support::app::{TestApp, location};
+    use crate::support::fixtures::{TenantAdmin, accept, invite, submit_key};
+    use crate::support::smtp::MailSink;
+
+    async fn app_with_mail(pool: PgPool, sink: &MailSink) -> TestApp {
+        TestApp::spawn_with(pool, &[("GATEHOUSE_SMTP_URL", &sink.url())], |_| {}).await
+    }
+
+    #[sqlx::test]
+    async fn the_mailed_link_confirms_the_address_once(pool: PgPool) {
+        let sink = MailSink::start();
+        let app = app_with_mail(pool, &sink).await;
+        let client = app
+            .signed_in_unverified_user("ada@example.com", "Ada")
+            .await;
+        let page = app.get_html(&client, "/account").await;
+        assert!(page.contains("unverified") && page.contains("Send the link again"));
+
+        let mail = sink
+            .mail("ada@example.com", "Confirm your email address")
+            .await;
+        let link = mail.link(&app.url("/account/verify?token="));
+        let path = &link[app.base.len()..];
+        let response = app.get(&client, path).await;
+        assert_eq!(location(&response), "/account");
+        let page = app.get_html(&client, "/account").await;
+        assert!(page.contains("your email address is confirmed"));
+        assert!(page.contains(">verified<") && !page.contains("Send the link again"));
+
+        // Once only; also without a session.
+        let stranger = app.client();
+        let response = app.get(&stranger, path).await;
+        assert_eq!(location(&response), "/signin");
+        let page = app.get_html(&stranger, "/signin").await;
+        assert!(page.contains("cannot be used"));
+    }
+
+    #[sqlx::test]
+    async fn sending_the_link_again_is_throttled(pool: PgPool) {
+        let sink = MailSink::start();
+        let app = app_with_mail(pool, &sink).await;
+        let client = app
+            .signed_in_unverified_user("ada@example.com", "Ada")
+            .await;
+        for _ in 0..3 {
+            let response = app
+                .submit(&client, "/account", "/account/verify/resend", &[])
+                .await;
+            assert_eq!(location(&response), "/account");
+            assert!(
+                app.get_html(&client, "/account")
+                    .await
+                    .contains("We have mailed a new")
+            );
+        }
+        app.submit(&client, "/account", "/account/verify/resend", &[])
+            .await;
+        assert!(
+            app.get_html(&client, "/account")
+                .await
+                .contains("Please wait")
+        );
+        sink.wait_for("ada@example.com", 4).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(
+            sink.received().len(),
+            4,
+            "the sign-up's mail and three more"
+        );
+    }
+
+    #[sqlx::test]
+    async fn an_unverified_account_creates_test_keys_but_not_live_ones(pool: PgPool) {
+        let sink = MailSink::start();
+        let app = app_with_mail(pool, &sink).await;
+        let admin = TenantAdmin::acme(&app).await;
+        sqlx::query("UPDATE app_user SET email_verified_at = NULL")
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        let fields = |environment| {
+            [
+                ("name", "ci"),
+                ("environment", environment),
+                ("scopes", "read"),
+                ("expiry", "never"),
+            ]
+        };
+        let live = submit_key(&app, &admin.client, "acme", &fields("live")).await;
+        assert_eq!(live.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            live.text()
+                .await
+                .unwrap()
+                .contains("Live keys need a confirmed email address")
+        );
+        assert_eq!(app.count("api_key").await, 0);
+        let test = submit_key(&app, &admin.client, "acme", &fields("test")).await;
+        assert_eq!(test.status(), StatusCode::OK);
+        assert_eq!(app.count("api_key").await, 1);
+    }
+
+    #[sqlx::test]
+    async fn an_unverified_account_cannot_accept_an_invitation(pool: PgPool) {
+        let sink = MailSink::start();
+        let app = app_with_mail(pool, &sink).await;
+        let admin = TenantAdmin::acme(&app).await;
+        let link = invite(&app, &admin.client, "acme", "bob@example.com", "developer").await;
+        let bob = app
+            .signed_in_unverified_user("bob@example.com", "Bob")
+            .await;
+        let page = app.get_html(&bob, &link).await;
+        assert!(page.contains("Confirm your email address first"));
+        let response = accept(&app, &bob, &link).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let members: i64 = sqlx::query_scalar("SELECT count(*) FROM membership")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(members, 1, "only the admin");
+
+        let mail = sink.mail("bob@example.com", "Confirm your email").await;
+        let confirm = mail.link(&app.url("/account/verify?token="));
+        app.get(&bob, &confirm[app.base.len()..]).await;
+        assert_eq!(
+            accept(&app, &bob, &link).await.status(),
+            StatusCode::SEE_OTHER
+        );
+    }
+}

@@ -6,10 +6,12 @@ use sqlx::PgPool;
 use crate::support::app::{PASSWORD, TestApp};
 use crate::support::browser::Chrome;
 use crate::support::fixtures::record_usage;
+use crate::support::smtp::MailSink;
 
 #[sqlx::test]
 async fn an_admin_invites_a_colleague_who_joins_then_is_demoted_and_removed(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(pool, &[("GATEHOUSE_SMTP_URL", &sink.url())], |_| {}).await;
     let alice = Chrome::start().await;
     let bob = Chrome::start().await;
 
@@ -51,6 +53,16 @@ async fn an_admin_invites_a_colleague_who_joins_then_is_demoted_and_removed(pool
     bob.fill("#display_name", "Bob Builder").await;
     bob.fill("#password", PASSWORD).await;
     bob.click("main form button[type=submit]").await;
+    // An unconfirmed address cannot accept: Bob follows the link mailed to him, then comes back.
+    bob.expect_text(".alert", "Confirm your email address first")
+        .await;
+    bob.screenshot("13b-invitation-unverified").await;
+    let confirm = sink.mail("bob@example.com", "Confirm your email").await;
+    bob.goto(&confirm.link(&app.url("/account/verify?token=")))
+        .await;
+    bob.expect_text(".flash", "your email address is confirmed")
+        .await;
+    bob.goto(&link).await;
     bob.expect_text("main form button[type=submit]", "Accept and join")
         .await;
     bob.screenshot("14-invitation-accept").await;
@@ -87,7 +99,8 @@ async fn an_admin_invites_a_colleague_who_joins_then_is_demoted_and_removed(pool
 
 #[sqlx::test]
 async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(pool, &[("GATEHOUSE_SMTP_URL", &sink.url())], |_| {}).await;
     let chrome = Chrome::start().await;
     chrome.goto(&app.url("/signup")).await;
     chrome.fill("#email", "ada@example.com").await;
@@ -95,6 +108,13 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
     chrome.fill("#password", PASSWORD).await;
     chrome.click("main form button[type=submit]").await;
     chrome.expect_text("h1", "Welcome").await;
+    // Live keys need a confirmed address.
+    let confirm = sink.mail("ada@example.com", "Confirm your email").await;
+    chrome
+        .goto(&confirm.link(&app.url("/account/verify?token=")))
+        .await;
+    chrome.expect_text("h1", "Your account").await;
+    chrome.expect_text(".badge", "verified").await;
     chrome.goto(&app.url("/tenants/new")).await;
     chrome.fill("#name", "Acme").await;
     chrome.click("main form button[type=submit]").await;

@@ -215,8 +215,20 @@ impl TestApp {
         .await
     }
 
-    /// A new client with a new account, signed in.
+    /// A new client with a new account whose address is confirmed, signed in. (Confirming by
+    /// the mailed link is tested on its own; here it is set directly.)
     pub async fn signed_in_user(&self, email: &str, name: &str) -> Client {
+        let client = self.signed_in_unverified_user(email, name).await;
+        sqlx::query("UPDATE app_user SET email_verified_at = now() WHERE email = lower($1)")
+            .bind(email)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        client
+    }
+
+    /// A new client with a new account that has not confirmed its address, signed in.
+    pub async fn signed_in_unverified_user(&self, email: &str, name: &str) -> Client {
         let client = self.client();
         let response = self.sign_up(&client, email, name).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "sign-up failed");

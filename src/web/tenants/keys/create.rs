@@ -201,6 +201,7 @@ pub async fn create_key(
             Environment::Test => config.rate_limit_test,
         },
         member.role >= Role::Admin,
+        member.user.is_verified(),
     );
     let settings = match settings {
         Ok(settings) => settings,
