@@ -284,11 +284,12 @@ pub enum PasswordChangeError {
     Rejected(String),
 }
 
-/// Changes a password after checking the current one; returns the new session generation,
-/// which ends every other session of the user.
+/// Changes a password after checking the current one and mails a notice; returns the new session
+/// generation, which ends every other session of the user.
 pub async fn change_password(
     pool: &PgPool,
     passwords: &Passwords,
+    public_url: &PublicUrl,
     user: &User,
     current: &str,
     new: &str,
@@ -309,9 +310,11 @@ pub async fn change_password(
         Err(why) => return Ok(Err(PasswordChangeError::Rejected(why))),
     };
     let hash = passwords.hash(new.expose()).await?;
-    Ok(Ok(
-        users::change_password(pool, user.app_user_id, &hash).await?
-    ))
+    let mut tx = pool.begin().await?;
+    let generation = users::change_password(&mut *tx, user.app_user_id, &hash).await?;
+    email_links::mail_password_changed(&mut tx, public_url, user).await?;
+    tx.commit().await?;
+    Ok(Ok(generation))
 }
 
 #[cfg(test)]

@@ -121,18 +121,23 @@ pub async fn reset_password(
     users::mark_verified(&mut *tx, user.app_user_id).await?;
     email_tokens::spend_all(&mut *tx, user.app_user_id, RESET_PASSWORD).await?;
     login_failures::clear(&mut *tx, &Subject::Account(&user.email).key()).await?;
-    let link = public_url.link("/password/forgot");
-    mail::send(
-        &mut *tx,
-        &user.email,
-        Mail::PasswordChanged {
-            name: user.display_name.clone(),
-            link,
-        },
-    )
-    .await?;
+    mail_password_changed(&mut tx, public_url, &user).await?;
     tx.commit().await?;
     Ok(Ok(user))
+}
+
+/// The "your password was changed" notice (a security notice: always sent).
+pub async fn mail_password_changed(
+    db: &mut PgConnection,
+    public_url: &PublicUrl,
+    user: &User,
+) -> DomainResult<()> {
+    let notice = Mail::PasswordChanged {
+        name: user.display_name.clone(),
+        link: public_url.link("/password/forgot"),
+    };
+    mail::send(db, &user.email, notice).await?;
+    Ok(())
 }
 
 /// Mails a link proving `email` is the user's (their address, or the one they want instead).

@@ -5,6 +5,7 @@ use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::config::PublicUrl;
 use crate::db::OnUnique;
 use crate::db::invitations::{self as db_invitations, Invitation};
 use crate::db::tenants::{self as db_tenants, Tenant};
@@ -12,6 +13,7 @@ use crate::db::users::User;
 use crate::domain::accounts::Email;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::mail::Mail;
 use crate::domain::tokens::{random_token, sha256};
 use crate::domain::vocabulary::Role;
 
@@ -24,13 +26,26 @@ pub struct IssuedInvitation {
     pub token: String,
 }
 
-/// Invites `email` to join `tenant_id` as `role`.
+/// What the invitation mail names: the tenant, who invites, and where the link leads.
+pub struct InvitationMail<'a> {
+    pub public_url: &'a PublicUrl,
+    pub tenant_name: &'a str,
+    pub inviter_name: &'a str,
+}
+
+/// The path an invitation link opens.
+pub fn invitation_path(token: &str) -> String {
+    format!("/invitations/{token}")
+}
+
+/// Invites `email` to join `tenant_id` as `role`, and mails the link in the same transaction.
 pub async fn invite(
     pool: &PgPool,
     tenant_id: Uuid,
     email: &str,
     role: &str,
     actor: &Actor,
+    mail: &InvitationMail<'_>,
 ) -> DomainResult<Result<IssuedInvitation, String>> {
     let email = match Email::parse(email) {
         Ok(email) => email,
@@ -72,6 +87,13 @@ pub async fn invite(
             )));
         }
     };
+    let invitation_mail = Mail::Invitation {
+        tenant: mail.tenant_name.to_owned(),
+        inviter: mail.inviter_name.to_owned(),
+        role: role.as_str().to_owned(),
+        link: mail.public_url.link(&invitation_path(&token)),
+    };
+    crate::domain::mail::send(&mut *tx, email.as_str(), invitation_mail).await?;
     actor
         .commit_with_event(
             tx,

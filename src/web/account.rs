@@ -17,7 +17,7 @@ use super::{CurrentUser, Visitor};
 use crate::app::AppState;
 use crate::db::identities;
 use crate::domain::accounts::{self, NewPassword, PasswordChangeError};
-use crate::domain::email_links::{self, VERIFY_PATH, Verified};
+use crate::domain::email_links::{self, EmailChangeRefused, VERIFY_PATH, Verified};
 use crate::domain::identities::Unlink;
 use crate::error::{AppError, AppResult};
 
@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/account", get(show_account))
         .route("/account/password", post(change_password))
+        .route("/account/email", post(change_email))
         .route(VERIFY_PATH, get(verify_email))
         .route("/account/verify/resend", post(resend_verification))
         .route(
@@ -45,6 +46,10 @@ struct AccountPage {
     has_password: bool,
     current_error: Option<String>,
     new_error: Option<String>,
+    /// The email-change form: what was typed and what is wrong with it.
+    new_email: String,
+    email_error: Option<String>,
+    email_password_error: Option<String>,
     min_password: usize,
     identities: Vec<IdentityRow>,
     /// Unlinking leaves a way in: a password, or another identity.
@@ -89,6 +94,9 @@ async fn account_page(
         has_password: user.password_hash.is_some(),
         current_error,
         new_error,
+        new_email: String::new(),
+        email_error: None,
+        email_password_error: None,
         min_password: NewPassword::MIN_CHARS,
         identities,
         can_unlink,
@@ -113,6 +121,7 @@ async fn change_password(
     let outcome = accounts::change_password(
         &state.pool,
         &state.passwords,
+        &state.config.public_url,
         &current.user,
         &form.current_password,
         &form.new_password,
@@ -221,4 +230,47 @@ async fn resend_verification(
     };
     session::flash(&current.session, message).await?;
     Ok(Redirect::to("/account").into_response())
+}
+
+#[derive(Deserialize)]
+struct ChangeEmailForm {
+    new_email: String,
+    password: String,
+}
+
+/// Starts an email change: the new address gets a link; the switch happens when it is followed.
+async fn change_email(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Form(form): Form<ChangeEmailForm>,
+) -> AppResult<Response> {
+    let outcome = email_links::request_email_change(
+        &state.pool,
+        &state.passwords,
+        &state.config.public_url,
+        &current.user,
+        &form.password,
+        &form.new_email,
+    )
+    .await?;
+    let mut page = account_page(&state, &current, None, None).await?;
+    match outcome {
+        Ok(new_email) => {
+            tracing::info!(user.id = %current.user.app_user_id, "email change started");
+            session::flash(
+                &current.session,
+                format!(
+                    "We have mailed a link to {new_email}. Your address changes when you follow it."
+                ),
+            )
+            .await?;
+            return Ok(Redirect::to("/account").into_response());
+        }
+        Err(EmailChangeRefused::WrongPassword) => {
+            page.email_password_error = Some("That is not your password.".into());
+        }
+        Err(EmailChangeRefused::BadEmail(why)) => page.email_error = Some(why),
+    }
+    page.new_email = form.new_email;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
 }

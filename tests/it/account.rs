@@ -178,7 +178,7 @@ mod verification {
     use reqwest::StatusCode;
     use sqlx::PgPool;
 
-    use crate::support::app::{TestApp, location};
+    use crate::support::app::{PASSWORD, TestApp, location};
     use crate::support::fixtures::{TenantAdmin, accept, invite, submit_key};
     use crate::support::smtp::MailSink;
 
@@ -306,5 +306,99 @@ mod verification {
             accept(&app, &bob, &link).await.status(),
             StatusCode::SEE_OTHER
         );
+    }
+
+    #[sqlx::test]
+    async fn an_email_change_needs_the_password_and_switches_only_when_the_new_address_confirms(
+        pool: PgPool,
+    ) {
+        let sink = MailSink::start();
+        let app = app_with_mail(pool, &sink).await;
+        let client = app.signed_in_user("ada@example.com", "Ada").await;
+        let change = |password: &'static str, email: &'static str| {
+            let (app, client) = (&app, &client);
+            async move {
+                app.submit(
+                    client,
+                    "/account",
+                    "/account/email",
+                    &[("new_email", email), ("password", password)],
+                )
+                .await
+            }
+        };
+        let wrong = change("not my password at all", "ada@new.example").await;
+        assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = wrong.text().await.unwrap();
+        assert!(page.contains("That is not your password") && page.contains("ada@new.example"));
+        let bad = change(PASSWORD, "not-an-address").await;
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+        let started = change(PASSWORD, "Ada@New.Example").await;
+        assert_eq!(location(&started), "/account");
+        // Nothing switches yet.
+        assert!(
+            app.get_html(&client, "/account")
+                .await
+                .contains("ada@example.com")
+        );
+        let mail = sink
+            .mail("ada@new.example", "Confirm your email address")
+            .await;
+        let link = mail.link(&app.url("/account/verify?token="));
+        app.get(&client, &link[app.base.len()..]).await;
+        let page = app.get_html(&client, "/account").await;
+        assert!(page.contains("Your email address is changed"), "{page}");
+        assert!(page.contains("ada@new.example"));
+        let notice = sink
+            .mail("ada@example.com", "email address was changed")
+            .await;
+        assert!(notice.text.contains("ada@new.example"));
+        let signed_in = app
+            .sign_in(&app.client(), "ada@new.example", PASSWORD)
+            .await;
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    }
+
+    #[sqlx::test]
+    async fn an_email_change_to_an_address_taken_meanwhile_is_refused(pool: PgPool) {
+        let sink = MailSink::start();
+        let app = app_with_mail(pool, &sink).await;
+        let client = app.signed_in_user("ada@example.com", "Ada").await;
+        app.submit(
+            &client,
+            "/account",
+            "/account/email",
+            &[("new_email", "bob@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+        let mail = sink.mail("bob@example.com", "Confirm your email").await;
+        app.signed_in_user("bob@example.com", "Bob").await;
+        let link = mail.link(&app.url("/account/verify?token="));
+        app.get(&client, &link[app.base.len()..]).await;
+        let page = app.get_html(&client, "/account").await;
+        assert!(page.contains("Another account uses that address"));
+        assert!(page.contains("ada@example.com"));
+    }
+
+    #[sqlx::test]
+    async fn changing_the_password_mails_a_notice(pool: PgPool) {
+        let sink = MailSink::start();
+        let app = app_with_mail(pool, &sink).await;
+        let client = app.signed_in_user("ada@example.com", "Ada").await;
+        let response = app
+            .submit(
+                &client,
+                "/account",
+                "/account/password",
+                &[
+                    ("current_password", PASSWORD),
+                    ("new_password", "another long passphrase here"),
+                ],
+            )
+            .await;
+        assert_eq!(location(&response), "/account");
+        let notice = sink.mail("ada@example.com", "password was changed").await;
+        assert!(notice.text.contains(&app.url("/password/forgot")));
     }
 }

@@ -11,7 +11,7 @@ use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
 use crate::db::invitations as db_invitations;
 use crate::db::tenants as db_tenants;
-use crate::domain::invitations;
+use crate::domain::invitations::{self, InvitationMail};
 use crate::domain::tenants::{self, MemberProblem};
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
@@ -137,6 +137,11 @@ pub(super) async fn create_invitation(
         &form.email,
         &form.role,
         &member.actor,
+        &InvitationMail {
+            public_url: &state.config.public_url,
+            tenant_name: &member.membership.name,
+            inviter_name: &member.user.display_name,
+        },
     )
     .await?
     {
@@ -146,14 +151,13 @@ pub(super) async fn create_invitation(
                 tenant: member.nav("members"),
                 email: issued.invitation.email.clone(),
                 role: issued.invitation.role,
-                link: format!(
-                    "{}/invitations/{}",
-                    state.config.public_url.origin(),
-                    issued.token
-                ),
+                link: state
+                    .config
+                    .public_url
+                    .link(&invitations::invitation_path(&issued.token)),
                 expires: date_time(issued.invitation.expires_at),
             };
-            // The link exists only in this response: it is never stored.
+            // The link is in this response and in the mail (until it is sent): never stored otherwise.
             Ok(render(&page)?.into_response())
         }
         Err(why) => {

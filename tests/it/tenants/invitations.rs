@@ -9,7 +9,8 @@ use crate::support::fixtures::{TenantAdmin, accept, invite};
 
 #[sqlx::test]
 async fn an_invited_person_joins_with_the_role_and_only_once(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    let sink = crate::support::smtp::MailSink::start();
+    let app = TestApp::spawn_with(pool, &[("GATEHOUSE_SMTP_URL", &sink.url())], |_| {}).await;
     let admin = TenantAdmin::acme(&app).await.client;
     let link = invite(&app, &admin, "acme", "Bob@Example.com", "developer").await;
 
@@ -36,6 +37,10 @@ async fn an_invited_person_joins_with_the_role_and_only_once(pool: PgPool) {
         )
         .await;
     assert_redirect(&response, &link);
+    // Bob confirms his address by the link mailed at sign-up, then accepts.
+    let mail = sink.mail("bob@example.com", "Confirm your email").await;
+    let confirm = mail.link(&app.url("/account/verify?token="));
+    app.get(&bob, &confirm[app.base.len()..]).await;
     let response = accept(&app, &bob, &link).await;
     assert_redirect(&response, "/t/acme");
     let page = app.get_html(&bob, "/t/acme").await;
@@ -138,4 +143,25 @@ async fn invitations_are_stored_only_as_hashes(pool: PgPool) {
         !members_page.contains(token),
         "the link is shown once, not on the list"
     );
+}
+
+#[sqlx::test]
+async fn the_invitation_is_mailed_with_the_same_link_the_admin_sees(pool: PgPool) {
+    let sink = crate::support::smtp::MailSink::start();
+    let app = TestApp::spawn_with(pool, &[("GATEHOUSE_SMTP_URL", &sink.url())], |_| {}).await;
+    let admin = TenantAdmin::acme(&app).await;
+    let link = invite(&app, &admin.client, "acme", "Bob@Example.com", "viewer").await;
+    let mail = sink
+        .mail("bob@example.com", "You are invited to Acme")
+        .await;
+    assert_eq!(mail.link(&app.url("/invitations/")), app.url(&link));
+    assert!(
+        mail.text
+            .contains("Ada invites you to join Acme on Gatehouse as viewer"),
+        "{}",
+        mail.text
+    );
+    // The admin's page says it was mailed and still shows the link.
+    let page = app.get_html(&admin.client, "/t/acme/members").await;
+    assert!(page.contains("bob@example.com"));
 }
