@@ -29,6 +29,8 @@ impl User {
     }
 }
 
+/// A new account. One without a password is made only from a provider-verified email, so it
+/// starts verified; a password account starts unverified.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     email: &str,
@@ -37,8 +39,9 @@ pub async fn insert(
 ) -> sqlx::Result<User> {
     sqlx::query_as!(
         User,
-        r#"INSERT INTO app_user (email, display_name, password_hash, password_changed_at)
-           VALUES ($1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END)
+        r#"INSERT INTO app_user (email, display_name, password_hash, password_changed_at, email_verified_at)
+           VALUES ($1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END,
+                   CASE WHEN $3::text IS NULL THEN now() END)
            RETURNING app_user_id, email, display_name, password_hash, session_generation,
                      created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders"#,
         email,
@@ -148,19 +151,22 @@ pub async fn set_expiry_reminders(
 }
 
 /// Takes an unverified password account's address over for someone who proved it elsewhere:
-/// the password stops working and every session ends.
+/// the password stops working, every session ends, the name becomes theirs. Returns false when
+/// the account was verified meanwhile (nothing changed).
 pub async fn drop_unproven_password(
     db: impl PgExecutor<'_>,
     app_user_id: Uuid,
-) -> sqlx::Result<()> {
-    sqlx::query!(
+    display_name: &str,
+) -> sqlx::Result<bool> {
+    let changed = sqlx::query!(
         r#"UPDATE app_user
-           SET password_hash = NULL, password_changed_at = NULL,
+           SET password_hash = NULL, password_changed_at = NULL, display_name = $2,
                session_generation = session_generation + 1, email_verified_at = now()
            WHERE app_user_id = $1 AND email_verified_at IS NULL"#,
         app_user_id,
+        display_name,
     )
     .execute(db)
     .await?;
-    Ok(())
+    Ok(changed.rows_affected() == 1)
 }

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::OnUnique;
+use crate::db::email_tokens;
 use crate::db::identities::{self, Identity, NewIdentity};
 use crate::db::users::{self, User};
 use crate::domain::accounts::{self, DisplayName, Email, SignIn};
@@ -45,6 +46,10 @@ pub enum SsoSignIn {
     Created(User),
     /// A password account has this email: its password must be given once to link.
     NeedsPassword(User),
+    /// An unverified password account held this (provider-verified) email: the address is taken
+    /// over (pre-hijacking defence): its password stops working, its sessions end, and the
+    /// identity is linked to it.
+    TookOver(User),
     /// A first sign-in whose email the provider has not verified: no account is made from it.
     EmailNotVerified,
     /// A first sign-in without a usable email address.
@@ -89,6 +94,8 @@ async fn try_sign_in(
     if let Some(existing) = users::find_by_email(pool, email.as_str()).await? {
         return Ok(Some(if existing.disabled_at.is_some() {
             SsoSignIn::Disabled
+        } else if existing.password_hash.is_some() && !existing.is_verified() {
+            take_over(pool, identity, &existing, &email).await?
         } else if existing.password_hash.is_some() {
             SsoSignIn::NeedsPassword(existing)
         } else {
@@ -115,6 +122,33 @@ async fn try_sign_in(
             Ok(None)
         }
     }
+}
+
+/// Someone proved `email` at their provider while a password account that never proved it holds
+/// the address (possibly a squatter's). The proven owner gets it: the unproven password, every
+/// session and every pending mailed link of that account end, and the identity is linked.
+async fn take_over(
+    pool: &PgPool,
+    identity: &ProviderIdentity<'_>,
+    existing: &User,
+    email: &Email,
+) -> DomainResult<SsoSignIn> {
+    let mut tx = pool.begin().await?;
+    users::lock(&mut *tx, existing.app_user_id).await?;
+    let name = display_name(identity.name, email)
+        .ok_or_else(|| DomainError::unexpected("no usable display name for an SSO user"))?;
+    if !users::drop_unproven_password(&mut *tx, existing.app_user_id, name.as_str()).await? {
+        // Verified meanwhile (the link was followed): the usual linking with the password.
+        return Ok(SsoSignIn::NeedsPassword(existing.clone()));
+    }
+    email_tokens::spend_all(&mut *tx, existing.app_user_id, email_tokens::VERIFY_EMAIL).await?;
+    email_tokens::spend_all(&mut *tx, existing.app_user_id, email_tokens::RESET_PASSWORD).await?;
+    identities::insert(&mut *tx, existing.app_user_id, &identity.row(Some(email))).await?;
+    let user = users::find_by_id(&mut *tx, existing.app_user_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    tx.commit().await?;
+    Ok(SsoSignIn::TookOver(user))
 }
 
 /// The provider's name for the person if it is usable, else the email's local part.
@@ -163,7 +197,13 @@ pub async fn link_with_password(
         .await
         .on_unique(&[identities::UNIQUE_IDENTITY])?
     {
-        Ok(_) => Ok(Link::Linked(user)),
+        Ok(_) => {
+            // The provider vouched for this very address: it counts as confirmed.
+            if identity.email_verified && email.as_ref().is_some_and(|e| e.as_str() == user.email) {
+                users::mark_verified(pool, user.app_user_id).await?;
+            }
+            Ok(Link::Linked(user))
+        }
         Err(_) => Ok(Link::AlreadyLinked),
     }
 }

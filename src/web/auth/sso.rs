@@ -363,6 +363,17 @@ async fn complete_sign_in(
             .await?;
             Ok(Ok(next))
         }
+        SsoSignIn::TookOver(user) => {
+            tracing::warn!(user.id = %user.app_user_id, oidc.provider = %name,
+                "SSO proved an address held by an unverified password account: its password and sessions ended");
+            start_session(&visitor.session, &user, name, login.id_token).await?;
+            session::flash(
+                &visitor.session,
+                "Signed in. An unconfirmed account had signed up with your address; its password no longer works.",
+            )
+            .await?;
+            Ok(Ok(next))
+        }
         SsoSignIn::NeedsPassword(user) => {
             tracing::info!(user.id = %user.app_user_id, oidc.provider = %name,
                 "SSO email matches a password account: asking for its password to link");

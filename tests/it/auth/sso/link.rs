@@ -61,3 +61,31 @@ async fn a_password_account_is_linked_only_with_its_password(pool: PgPool) {
     assert_redirect(&response, "/");
     assert_eq!(app.get(&again, "/account").await.status(), StatusCode::OK);
 }
+
+#[sqlx::test]
+async fn a_provider_verified_email_takes_the_address_from_an_unverified_password_account(
+    pool: PgPool,
+) {
+    let (app, provider) = app_with_provider(pool).await;
+    // A squatter signed up with Ada's address before she did, and never confirmed it.
+    let squatter = app
+        .signed_in_unverified_user("ada@example.test", "IT Support")
+        .await;
+    let (ada, response) = sso_sign_in(&app, &provider, "ada").await;
+    assert!(response.status().is_redirection());
+    assert_ne!(
+        crate::support::app::location(&response),
+        "/auth/oidc/link",
+        "not asked for the squatter's password"
+    );
+    let account = app.get_html(&ada, "/account").await;
+    assert!(account.contains("its password no longer works"));
+    assert!(account.contains(">verified<") && !account.contains("IT Support"));
+    // The squatter's session and password are gone.
+    assert_signed_out(&app, &squatter).await;
+    let old = app
+        .sign_in(&app.client(), "ada@example.test", PASSWORD)
+        .await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(users(&app).await, 1);
+}
