@@ -24,6 +24,7 @@ use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::domain::key_cache;
 use crate::domain::metering;
 use crate::domain::outbox::{self, Couriers, SenderPolicy};
+use crate::domain::reminders;
 use crate::error::{AppError, ErrorReport};
 use crate::{api, web};
 
@@ -217,6 +218,12 @@ pub async fn serve(
             poll: state.config.outbox_poll,
             first_retry: state.config.outbox_first_retry,
         },
+        sender_stopped.clone(),
+    )));
+    let _reminders = AbortOnDrop(tokio::spawn(reminders::run(
+        state.pool.clone(),
+        state.config.public_url.clone(),
+        state.config.expiry_reminder_interval,
         sender_stopped,
     )));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

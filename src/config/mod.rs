@@ -48,6 +48,8 @@ pub struct Config {
     pub outbox_poll: Duration,
     /// The wait before the first retry of a failed message (doubling to an hour).
     pub outbox_first_retry: Duration,
+    /// How often each instance looks for keys to send expiry reminders about.
+    pub expiry_reminder_interval: Duration,
 }
 
 /// A configuration value that could not be used; names the variable and says why.
@@ -214,6 +216,7 @@ impl Config {
             mail_from,
             outbox_poll: Duration::from_secs(1),
             outbox_first_retry: Duration::from_secs(60),
+            expiry_reminder_interval: Duration::from_secs(300),
         })
     }
 }

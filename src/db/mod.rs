@@ -9,6 +9,7 @@ pub mod login_failures;
 pub mod metering;
 pub mod oidc_flows;
 pub mod outbox;
+pub mod reminders;
 pub mod tenants;
 pub mod usage;
 pub mod users;

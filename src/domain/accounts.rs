@@ -317,6 +317,11 @@ pub async fn change_password(
     Ok(Ok(generation))
 }
 
+/// Turns key-expiry reminders on or off for `user`.
+pub async fn set_expiry_reminders(pool: &PgPool, user: &User, wanted: bool) -> DomainResult<()> {
+    Ok(users::set_expiry_reminders(pool, user.app_user_id, wanted).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,16 @@ pub enum Mail {
         provider: String,
         link: String,
     },
+    /// A key expires soon (30, 7 or 1 days ahead); can be turned off on the account page.
+    KeyExpiring {
+        name: String,
+        tenant: String,
+        key_name: String,
+        environment: String,
+        days_left: i64,
+        expires: String,
+        link: String,
+    },
 }
 
 impl Mail {
@@ -66,6 +76,14 @@ impl Mail {
             Self::IdentityLinked { provider, .. } => {
                 format!("{provider} was linked to your Gatehouse account")
             }
+            Self::KeyExpiring {
+                key_name,
+                days_left,
+                ..
+            } => format!(
+                "Your API key {key_name} expires in {days_left} day{}",
+                if *days_left == 1 { "" } else { "s" }
+            ),
         }
     }
 
@@ -76,7 +94,8 @@ impl Mail {
             | Self::PasswordReset { link, .. }
             | Self::PasswordChanged { link, .. }
             | Self::Invitation { link, .. }
-            | Self::IdentityLinked { link, .. } => Some(link),
+            | Self::IdentityLinked { link, .. }
+            | Self::KeyExpiring { link, .. } => Some(link),
             Self::EmailChanged { .. } => None,
         }
     }

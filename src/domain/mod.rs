@@ -14,6 +14,7 @@ pub mod metering;
 pub mod outbox;
 pub mod passwords;
 pub mod rate_limit;
+pub mod reminders;
 pub mod tenants;
 pub mod throttle;
 pub mod tokens;

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/account", get(show_account))
         .route("/account/password", post(change_password))
         .route("/account/email", post(change_email))
+        .route("/account/reminders", post(set_reminders))
         .route(VERIFY_PATH, get(verify_email))
         .route("/account/verify/resend", post(resend_verification))
         .route(
@@ -40,6 +41,7 @@ struct AccountPage {
     layout: Layout,
     email: String,
     verified: bool,
+    expiry_reminders: bool,
     display_name: String,
     member_since: String,
     password_changed: Option<String>,
@@ -88,6 +90,7 @@ async fn account_page(
         layout: current.layout().await?,
         email: user.email.clone(),
         verified: user.is_verified(),
+        expiry_reminders: user.expiry_reminders,
         display_name: user.display_name.clone(),
         member_since: date(user.created_at),
         password_changed: user.password_changed_at.map(date),
@@ -273,4 +276,27 @@ async fn change_email(
     }
     page.new_email = form.new_email;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+}
+
+#[derive(Deserialize)]
+struct RemindersForm {
+    /// Present (a checked box) to get reminders.
+    expiry_reminders: Option<String>,
+}
+
+/// Key-expiry reminders on or off (security notices cannot be turned off).
+async fn set_reminders(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Form(form): Form<RemindersForm>,
+) -> AppResult<Response> {
+    let wanted = form.expiry_reminders.is_some();
+    accounts::set_expiry_reminders(&state.pool, &current.user, wanted).await?;
+    let message = if wanted {
+        "You will get key-expiry reminders."
+    } else {
+        "You will no longer get key-expiry reminders. Security notices still come."
+    };
+    session::flash(&current.session, message).await?;
+    Ok(Redirect::to("/account").into_response())
 }

@@ -359,3 +359,138 @@ async fn neither_the_database_nor_the_logs_ever_contain_a_key(pool: PgPool) {
     }
     assert!(!logs.contains(PASSWORD), "a password is in the logs");
 }
+
+mod expiry_reminders {
+    //! Mails 30, 7 and 1 days before a key expires: to its creator and, for live keys, the
+    //! tenant's admins; each once, also with two instances; not to people who turned them off.
+
+    use std::time::Duration;
+
+    use reqwest::StatusCode;
+    use sqlx::PgPool;
+    use uuid::Uuid;
+
+    use crate::support::app::{TestApp, location};
+    use crate::support::fixtures::{TenantAdmin, create_key, member_client};
+    use crate::support::smtp::MailSink;
+
+    fn quick(config: &mut gatehouse::config::Config) {
+        config.outbox_poll = Duration::from_millis(50);
+        config.expiry_reminder_interval = Duration::from_millis(100);
+    }
+
+    async fn expire_in(app: &TestApp, key: Uuid, hours: i64) {
+        sqlx::query("UPDATE api_key SET expires_at = now() + make_interval(hours => $2) WHERE api_key_id = $1")
+            .bind(key)
+            .bind(i32::try_from(hours).unwrap())
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+
+    #[sqlx::test]
+    async fn reminders_go_out_once_per_threshold_to_the_creator_and_for_live_keys_the_admins(
+        pool: PgPool,
+    ) {
+        let sink = MailSink::start();
+        let env = [("GATEHOUSE_SMTP_URL", sink.url())];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let one = TestApp::spawn_with(pool.clone(), &env, quick).await;
+        let two = TestApp::spawn_with(pool, &env, quick).await;
+        let admin = TenantAdmin::acme(&one).await;
+        let dev = member_client(
+            &one,
+            &admin.client,
+            "acme",
+            "dev@example.com",
+            "Dev",
+            "developer",
+        )
+        .await;
+        let (_, live) = create_key(&one, &dev, "acme", "billing", "live").await;
+        let (_, test) = create_key(&one, &dev, "acme", "ci", "test").await;
+
+        expire_in(&one, live, 20 * 24).await;
+        expire_in(&one, test, 20 * 24).await;
+        let live_to_dev = sink
+            .mail("dev@example.com", "billing expires in 20 days")
+            .await;
+        // (Each test instance has its own public URL; a deployment's instances share one.)
+        assert!(
+            live_to_dev.text.contains(&format!("/t/acme/keys/{live}")),
+            "{}",
+            live_to_dev.text
+        );
+        sink.mail("ada@example.com", "billing expires in 20 days")
+            .await;
+        sink.mail("dev@example.com", "ci expires in 20 days").await;
+
+        // Each threshold once, whatever the number of instances and checks.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(
+            sink.received().len(),
+            3 + 3,
+            "three reminders; two sign-ups and an invitation"
+        );
+        expire_in(&one, live, 5 * 24).await;
+        sink.mail("dev@example.com", "billing expires in 5 days")
+            .await;
+        expire_in(&one, live, 12).await;
+        sink.mail("dev@example.com", "billing expires in 1 day")
+            .await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let to_ada: Vec<_> = sink
+            .received()
+            .into_iter()
+            .filter(|mail| mail.rcpt_to == ["ada@example.com"] && mail.subject.contains("expires"))
+            .collect();
+        assert_eq!(
+            to_ada.len(),
+            3,
+            "the admin gets the live key's three, not the test key's"
+        );
+        one.stop().await;
+        two.stop().await;
+    }
+
+    #[sqlx::test]
+    async fn people_who_turned_reminders_off_get_none(pool: PgPool) {
+        let sink = MailSink::start();
+        let app = TestApp::spawn_with(pool, &[("GATEHOUSE_SMTP_URL", &sink.url())], quick).await;
+        let admin = TenantAdmin::acme(&app).await;
+        let page = app.get_html(&admin.client, "/account").await;
+        assert!(page.contains(r#"name="expiry_reminders" value="on" checked"#));
+        let off = app
+            .submit(&admin.client, "/account", "/account/reminders", &[])
+            .await;
+        assert_eq!(location(&off), "/account");
+        let page = app.get_html(&admin.client, "/account").await;
+        assert!(page.contains("no longer get key-expiry reminders"));
+        assert!(!page.contains(r#"value="on" checked"#));
+
+        let (_, key) = create_key(&app, &admin.client, "acme", "billing", "live").await;
+        expire_in(&app, key, 24 * 3).await;
+        let reminded: i64 = loop {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM key_expiry_reminder")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+            if n > 0 {
+                break n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(reminded, 1);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(
+            sink.received()
+                .iter()
+                .all(|mail| !mail.subject.contains("expires")),
+            "no reminder"
+        );
+        assert_eq!(
+            app.get(&admin.client, "/account").await.status(),
+            StatusCode::OK
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The `key_expiry_reminder` table: which expiry reminders keys have had, and who gets them.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A reminder this instance claimed: no other instance sends it.
+#[derive(Debug)]
+pub struct DueReminder {
+    pub api_key_id: Uuid,
+    pub days_ahead: i32,
+    pub key_name: String,
+    pub live: bool,
+    pub expires_at: OffsetDateTime,
+    pub tenant_id: Uuid,
+    pub tenant_slug: String,
+    pub tenant_name: String,
+    pub created_by: Option<Uuid>,
+}
+
+/// Claims the reminders now due: for each active key expiring within 30, 7 or 1 days, the nearest
+/// of those not yet recorded. Recorded in the same statement, so each goes out once.
+pub async fn claim_due(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<DueReminder>> {
+    sqlx::query_as!(
+        DueReminder,
+        r#"WITH candidate AS (
+               SELECT k.api_key_id, min(d.days) AS days
+               FROM api_key k CROSS JOIN unnest(ARRAY[30, 7, 1]) AS d(days)
+               WHERE k.revoked_at IS NULL AND k.rolled_at IS NULL
+                 AND k.expires_at > now() AND k.expires_at <= now() + make_interval(days => d.days)
+               GROUP BY k.api_key_id
+           ), inserted AS (
+               INSERT INTO key_expiry_reminder (api_key_id, days_ahead)
+               SELECT api_key_id, days FROM candidate
+               ON CONFLICT DO NOTHING
+               RETURNING api_key_id, days_ahead
+           )
+           SELECT i.api_key_id AS "api_key_id!", i.days_ahead AS "days_ahead!", k.name AS key_name,
+                  k.environment = 'live' AS "live!", k.expires_at AS "expires_at!",
+                  t.tenant_id, t.slug AS tenant_slug, t.name AS tenant_name, k.created_by
+           FROM inserted i
+           JOIN api_key k ON k.api_key_id = i.api_key_id
+           JOIN tenant t ON t.tenant_id = k.tenant_id"#,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Who is reminded: the key's creator (while still a member) and, for live keys, the tenant's
+/// admins; only people who still want reminders and are not disabled.
+pub async fn recipients(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    created_by: Option<Uuid>,
+    live: bool,
+) -> sqlx::Result<Vec<(String, String)>> {
+    let rows = sqlx::query!(
+        r#"SELECT DISTINCT u.email, u.display_name FROM app_user u
+           WHERE u.expiry_reminders AND u.disabled_at IS NULL
+             AND ((u.app_user_id = $2 AND EXISTS (
+                      SELECT 1 FROM membership m WHERE m.tenant_id = $1 AND m.app_user_id = u.app_user_id))
+                  OR ($3 AND u.app_user_id IN (
+                      SELECT m.app_user_id FROM membership m WHERE m.tenant_id = $1 AND m.role = 'admin')))
+           ORDER BY u.email"#,
+        tenant_id,
+        created_by,
+        live,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.email, row.display_name))
+        .collect())
+}
