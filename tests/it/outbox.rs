@@ -2,15 +2,13 @@
 //! down for a while, and the real binary's logs.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use gatehouse::domain::mail::{self, Mail};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::support::app::{TestApp, location};
-use crate::support::free_port;
+use crate::support::binary::RealBinary;
 use crate::support::smtp::MailSink;
 
 const NEW_PASSWORD: &str = "a brand new passphrase for ada";
@@ -129,30 +127,8 @@ async fn mail_sent_while_smtp_is_down_arrives_late_once_with_every_attempt_recor
 #[sqlx::test]
 async fn no_token_or_password_reaches_the_log(pool: PgPool) {
     let sink = MailSink::start();
-    let database = pool.connect_options().get_database().unwrap().to_owned();
-    let base_url = std::env::var("DATABASE_URL").unwrap();
-    let url = format!("{}/{database}", base_url.rsplit_once('/').unwrap().0);
-    let port = free_port();
-    let log_path = std::env::temp_dir().join(format!("gatehouse-log-{}.txt", Uuid::new_v4()));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .env("DATABASE_URL", &url)
-        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("GATEHOUSE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-        .env("GATEHOUSE_SMTP_URL", sink.url())
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let app = TestApp::external(format!("http://127.0.0.1:{port}"), pool.clone());
-    for _ in 0..100 {
-        if reqwest::get(app.url("/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let server = RealBinary::start(&pool, &[("GATEHOUSE_SMTP_URL", &sink.url())]).await;
+    let app = &server.app;
     let client = app.signed_in_user("ada@example.com", "Ada").await;
     let verify = sink.mail("ada@example.com", "Confirm your email").await;
     let verify_link = verify.link(&app.url("/account/verify?token="));
@@ -186,14 +162,7 @@ async fn no_token_or_password_reaches_the_log(pool: PgPool) {
     assert_eq!(done.status(), reqwest::StatusCode::SEE_OTHER);
     sink.mail("ada@example.com", "password was changed").await;
 
-    let _ = tokio::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(server.id().unwrap().to_string())
-        .status()
-        .await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
-    let logs = std::fs::read_to_string(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
+    let logs = server.stop().await;
     assert!(
         logs.contains("mail goes to SMTP at"),
         "the start-up log says where mail goes"
@@ -211,4 +180,53 @@ async fn no_token_or_password_reaches_the_log(pool: PgPool) {
         "a password is in the logs"
     );
     assert!(!logs.contains(NEW_PASSWORD), "a password is in the logs");
+}
+
+#[sqlx::test]
+async fn without_smtp_each_mail_is_logged_with_recipient_subject_and_link(pool: PgPool) {
+    let server = RealBinary::start(&pool, &[]).await;
+    let app = &server.app;
+    app.signed_in_user("ada@example.com", "Ada").await;
+    app.submit(
+        &app.client(),
+        "/password/forgot",
+        "/password/forgot",
+        &[("email", "ada@example.com")],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let reset_prefix = app.url("/password/reset?token=");
+    let logs = server.stop().await;
+    assert!(
+        logs.contains("mail goes to the log only (GATEHOUSE_SMTP_URL is not set)"),
+        "{logs}"
+    );
+    let line = logs
+        .lines()
+        .find(|line| line.contains("Reset your Gatehouse password"))
+        .expect("the reset mail is logged");
+    assert!(line.contains("ada@example.com"), "{line}");
+    assert!(line.contains(&reset_prefix), "{line}");
+    let sent: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox_message WHERE sent_at IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(sent, 2, "the verification and the reset mail, both done");
+}
+
+#[sqlx::test]
+async fn a_public_https_deployment_without_smtp_warns_at_start(pool: PgPool) {
+    let server = RealBinary::start(
+        &pool,
+        &[("GATEHOUSE_PUBLIC_URL", "https://portal.example.test")],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let logs = server.stop().await;
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("WARN") && line.contains("GATEHOUSE_SMTP_URL"))
+        .unwrap_or_else(|| panic!("no warning naming GATEHOUSE_SMTP_URL: {logs}"));
+    assert!(warning.contains("mail is not sent"), "{warning}");
 }
