@@ -47,12 +47,6 @@ pub enum Mail {
         role: String,
         link: String,
     },
-    /// A security notice: a provider identity was joined to the account.
-    IdentityLinked {
-        name: String,
-        provider: String,
-        link: String,
-    },
     /// A key expires soon (30, 7 or 1 days ahead); can be turned off on the account page.
     KeyExpiring {
         name: String,
@@ -73,9 +67,6 @@ impl Mail {
             Self::PasswordChanged { .. } => "Your Gatehouse password was changed".into(),
             Self::EmailChanged { .. } => "Your Gatehouse email address was changed".into(),
             Self::Invitation { tenant, .. } => format!("You are invited to {tenant} on Gatehouse"),
-            Self::IdentityLinked { provider, .. } => {
-                format!("{provider} was linked to your Gatehouse account")
-            }
             Self::KeyExpiring {
                 key_name,
                 days_left,
@@ -94,7 +85,6 @@ impl Mail {
             | Self::PasswordReset { link, .. }
             | Self::PasswordChanged { link, .. }
             | Self::Invitation { link, .. }
-            | Self::IdentityLinked { link, .. }
             | Self::KeyExpiring { link, .. } => Some(link),
             Self::EmailChanged { .. } => None,
         }

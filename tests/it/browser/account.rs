@@ -122,6 +122,15 @@ async fn a_person_who_forgot_the_password_gets_back_in_by_mail(pool: PgPool) {
     chrome.expect_text("h1", "Welcome, Ada Lovelace").await;
     sink.mail("ada@example.com", "Your Gatehouse password was changed")
         .await;
+    // The reset verified the address; the account page says so, wide and narrow.
+    chrome.goto(&app.url("/account")).await;
+    chrome.expect_text(".badge", "verified").await;
+    chrome.screenshot("25-account-wide").await;
+    chrome.resize(390, 1600).await;
+    chrome.screenshot("26-account-narrow").await;
+    chrome.goto(&app.url("/password/forgot")).await;
+    chrome.screenshot("27-forgot-narrow").await;
+    chrome.resize(1280, 900).await;
 
     // The link worked once.
     chrome.goto(&link).await;

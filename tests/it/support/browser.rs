@@ -136,6 +136,11 @@ impl Chrome {
         }
     }
 
+    /// Makes the window `width` pixels wide (390: a phone).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+    }
+
     /// Saves the page as `target/screenshots/<name>.png`.
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
