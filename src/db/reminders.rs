@@ -1,4 +1,5 @@
-//! The `key_expiry_reminder` table: which expiry reminders keys have had, and who gets them.
+//! Who hears about keys by mail: the `key_expiry_reminder` table (which expiry reminders keys
+//! have had, and who gets them), and whom to tell when someone else rolls or revokes a key.
 
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
@@ -72,4 +73,38 @@ pub async fn recipients(
         .into_iter()
         .map(|row| (row.email, row.display_name))
         .collect())
+}
+
+/// What a "your key was changed" notice needs: the creator (while a member and not disabled),
+/// the tenant, and who changed it.
+#[derive(Debug)]
+pub struct KeyNoticeFacts {
+    pub email: String,
+    pub name: String,
+    pub tenant_slug: String,
+    pub tenant_name: String,
+    pub actor_name: String,
+}
+
+pub async fn key_notice_facts(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    creator: Uuid,
+    actor: Uuid,
+) -> sqlx::Result<Option<KeyNoticeFacts>> {
+    sqlx::query_as!(
+        KeyNoticeFacts,
+        r#"SELECT u.email, u.display_name AS name, t.slug AS tenant_slug, t.name AS tenant_name,
+                  a.display_name AS actor_name
+           FROM app_user u
+           JOIN membership m ON m.app_user_id = u.app_user_id AND m.tenant_id = $1
+           JOIN tenant t ON t.tenant_id = $1
+           JOIN app_user a ON a.app_user_id = $3
+           WHERE u.app_user_id = $2 AND u.disabled_at IS NULL"#,
+        tenant_id,
+        creator,
+        actor,
+    )
+    .fetch_optional(db)
+    .await
 }

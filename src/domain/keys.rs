@@ -6,10 +6,13 @@ use sqlx::{PgConnection, PgPool};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::config::Config;
 use crate::db::keys::{self as db_keys, NewKeyRow};
+use crate::db::reminders;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::key_format::{NewKey, masked};
+use crate::domain::mail::{self, Mail};
 use crate::domain::vocabulary::{Environment, Role};
 
 /// A key's name: what the key is for, 1-80 characters, no control characters.
@@ -355,13 +358,14 @@ pub struct Rolled {
 /// Rolls a key: a new key with the same settings now, the old one working for `grace` more.
 pub async fn roll_key(
     pool: &PgPool,
-    prefix: &str,
+    config: &Config,
     tenant_id: Uuid,
     api_key_id: Uuid,
     grace: Duration,
     role: Role,
     actor: &Actor,
 ) -> DomainResult<Result<Rolled, KeyProblem>> {
+    let prefix = config.key_prefix.as_str();
     let mut tx = pool.begin().await?;
     db_keys::lock(&mut *tx, tenant_id, api_key_id)
         .await?
@@ -404,6 +408,17 @@ pub async fn roll_key(
     )
     .await?;
     db_keys::notify_changed(&mut *tx, &old.secret_hash).await?;
+    tell_creator(
+        &mut tx,
+        config,
+        tenant_id,
+        old.api_key_id,
+        &old.name,
+        old.created_by,
+        actor,
+        "rolled",
+    )
+    .await?;
     actor
         .commit_with_event(
             tx,
@@ -423,6 +438,41 @@ pub async fn roll_key(
     }))
 }
 
+/// Mails the key's creator when someone else rolled or revoked it (a security notice), in the
+/// change's transaction.
+#[allow(clippy::too_many_arguments)]
+async fn tell_creator(
+    tx: &mut sqlx::PgConnection,
+    config: &Config,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+    key_name: &str,
+    created_by: Option<Uuid>,
+    actor: &Actor,
+    action: &str,
+) -> DomainResult<()> {
+    let Some(creator) = created_by.filter(|creator| *creator != actor.user_id) else {
+        return Ok(());
+    };
+    let Some(facts) =
+        reminders::key_notice_facts(&mut *tx, tenant_id, creator, actor.user_id).await?
+    else {
+        return Ok(());
+    };
+    let notice = Mail::KeyChanged {
+        name: facts.name,
+        tenant: facts.tenant_name,
+        key_name: key_name.to_owned(),
+        action: action.to_owned(),
+        by: facts.actor_name,
+        link: config
+            .public_url
+            .link(&format!("/t/{}/keys/{api_key_id}", facts.tenant_slug)),
+    };
+    mail::send(&mut *tx, &facts.email, notice).await?;
+    Ok(())
+}
+
 pub fn grace_label(grace: Duration) -> String {
     match grace.whole_hours() {
         0 => "none".into(),
@@ -436,12 +486,13 @@ pub fn grace_label(grace: Duration) -> String {
 /// caller can drop it from this instance's cache without waiting for the notification.
 pub async fn revoke_key(
     pool: &PgPool,
-    prefix: &str,
+    config: &Config,
     tenant_id: Uuid,
     api_key_id: Uuid,
     role: Role,
     actor: &Actor,
 ) -> DomainResult<Result<Vec<u8>, KeyProblem>> {
+    let prefix = config.key_prefix.as_str();
     let mut tx = pool.begin().await?;
     db_keys::lock(&mut *tx, tenant_id, api_key_id)
         .await?
@@ -457,6 +508,17 @@ pub async fn revoke_key(
     }
     db_keys::revoke(&mut *tx, tenant_id, api_key_id, actor.user_id).await?;
     db_keys::notify_changed(&mut *tx, &key.secret_hash).await?;
+    tell_creator(
+        &mut tx,
+        config,
+        tenant_id,
+        key.api_key_id,
+        &key.name,
+        key.created_by,
+        actor,
+        "revoked",
+    )
+    .await?;
     actor
         .commit_with_event(
             tx,

@@ -47,6 +47,16 @@ pub enum Mail {
         role: String,
         link: String,
     },
+    /// A security notice: someone else rolled or revoked a key this person created.
+    KeyChanged {
+        name: String,
+        tenant: String,
+        key_name: String,
+        /// "revoked" or "rolled".
+        action: String,
+        by: String,
+        link: String,
+    },
     /// A key expires soon (30, 7 or 1 days ahead); can be turned off on the account page.
     KeyExpiring {
         name: String,
@@ -67,6 +77,9 @@ impl Mail {
             Self::PasswordChanged { .. } => "Your Gatehouse password was changed".into(),
             Self::EmailChanged { .. } => "Your Gatehouse email address was changed".into(),
             Self::Invitation { tenant, .. } => format!("You are invited to {tenant} on Gatehouse"),
+            Self::KeyChanged {
+                key_name, action, ..
+            } => format!("Your API key {key_name} was {action} by someone else"),
             Self::KeyExpiring {
                 key_name,
                 days_left,
@@ -85,6 +98,7 @@ impl Mail {
             | Self::PasswordReset { link, .. }
             | Self::PasswordChanged { link, .. }
             | Self::Invitation { link, .. }
+            | Self::KeyChanged { link, .. }
             | Self::KeyExpiring { link, .. } => Some(link),
             Self::EmailChanged { .. } => None,
         }

@@ -88,7 +88,7 @@ impl Tenant {
     }
 
     pub async fn revoke(&self, pool: &PgPool, key_id: Uuid) {
-        keys::revoke_key(pool, "ak", self.id, key_id, Role::Admin, &self.actor())
+        keys::revoke_key(pool, &config(), self.id, key_id, Role::Admin, &self.actor())
             .await
             .unwrap()
             .unwrap();
@@ -98,7 +98,7 @@ impl Tenant {
     pub async fn roll(&self, pool: &PgPool, key_id: Uuid, grace: time::Duration) -> String {
         let rolled = keys::roll_key(
             pool,
-            "ak",
+            &config(),
             self.id,
             key_id,
             grace,
@@ -110,6 +110,14 @@ impl Tenant {
         .unwrap();
         rolled.key.expose().to_owned()
     }
+}
+
+/// The default configuration (key prefix `ak`), for domain calls made without a running app.
+fn config() -> gatehouse::config::Config {
+    gatehouse::config::Config::from_lookup(|name| {
+        (name == "DATABASE_URL").then(|| "postgres://unused@127.0.0.1/unused".to_owned())
+    })
+    .unwrap()
 }
 
 pub async fn expire(pool: &PgPool, key_id: Uuid) {

@@ -76,7 +76,7 @@ pub async fn roll_key(
     }
     let outcome = keys::roll_key(
         &state.pool,
-        &state.config.key_prefix,
+        &state.config,
         member.membership.tenant_id,
         key_id,
         grace,
@@ -132,7 +132,7 @@ pub async fn revoke_key(
 ) -> AppResult<Response> {
     let hash = keys::revoke_key(
         &state.pool,
-        &state.config.key_prefix,
+        &state.config,
         member.membership.tenant_id,
         key_id,
         member.role,

@@ -245,3 +245,59 @@ async fn a_key_revoked_or_rolled_in_the_portal_is_refused_by_the_key_api_at_once
     assert_eq!(code_of(&app, &rolled).await, "EXPIRED");
     assert_eq!(code_of(&app, &successor).await, "VALID");
 }
+
+#[sqlx::test]
+async fn the_creator_is_mailed_when_someone_else_rolls_or_revokes_their_key(pool: PgPool) {
+    let sink = crate::support::smtp::MailSink::start();
+    let app = TestApp::spawn_with(pool, &[("GATEHOUSE_SMTP_URL", &sink.url())], |_| {}).await;
+    let world = World::build(&app).await;
+    let (_, own) = create_key(&app, &world.developer, "acme", "mine", "test").await;
+    let (_, other) = create_key(&app, &world.developer, "acme", "billing", "test").await;
+
+    // The developer's own revocation tells nobody.
+    let revoke = |client, key: Uuid| {
+        let app = &app;
+        async move {
+            app.submit(
+                client,
+                &format!("/t/acme/keys/{key}/revoke"),
+                &format!("/t/acme/keys/{key}/revoke"),
+                &[],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        revoke(&world.developer, own).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // The admin's does.
+    assert_eq!(
+        revoke(&world.admin, other).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let notice = sink
+        .mail(
+            "dev@example.com",
+            "Your API key billing was revoked by someone else",
+        )
+        .await;
+    assert!(
+        notice.text.contains("Alice Admin revoked your API key"),
+        "{}",
+        notice.text
+    );
+    assert!(
+        notice
+            .text
+            .contains(&app.url(&format!("/t/acme/keys/{other}")))
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !sink
+            .received()
+            .iter()
+            .any(|mail| mail.subject.contains("mine was revoked")),
+        "no notice for one's own change"
+    );
+}
