@@ -7,6 +7,7 @@ use std::time::Duration;
 use gatehouse::domain::mail::{self, Mail};
 use sqlx::PgPool;
 
+use crate::auth::reset::set_new_password;
 use crate::support::app::{TestApp, location};
 use crate::support::binary::RealBinary;
 use crate::support::smtp::MailSink;
@@ -151,14 +152,7 @@ async fn no_token_or_password_reaches_the_log(pool: PgPool) {
     let reset_link = reset.link(&app.url("/password/reset?token="));
     let response = stranger.get(&reset_link).send().await.unwrap();
     assert_eq!(location(&response), "/password/reset");
-    let done = app
-        .submit(
-            &stranger,
-            "/password/reset",
-            "/password/reset",
-            &[("new_password", NEW_PASSWORD)],
-        )
-        .await;
+    let done = set_new_password(app, &stranger, NEW_PASSWORD).await;
     assert_eq!(done.status(), reqwest::StatusCode::SEE_OTHER);
     sink.mail("ada@example.com", "password was changed").await;
 

@@ -1,5 +1,5 @@
 //! Signing in: `/signup`, `/signin`, `/signout` with a password, and `/auth/oidc/…` single sign-on.
 
 mod password;
-mod reset;
+pub(crate) mod reset;
 mod sso;

@@ -24,6 +24,21 @@ async fn ask_for_reset(app: &TestApp, client: &reqwest::Client, email: &str) -> 
     .await
 }
 
+/// Posts the new-password form of the reset page (the token is in `client`'s session).
+pub(crate) async fn set_new_password(
+    app: &TestApp,
+    client: &reqwest::Client,
+    password: &str,
+) -> reqwest::Response {
+    app.submit(
+        client,
+        "/password/reset",
+        "/password/reset",
+        &[("new_password", password)],
+    )
+    .await
+}
+
 /// Follows a mailed reset link as a browser does (the token moves into the session) and returns
 /// the page it lands on.
 async fn follow_reset_link(
@@ -78,23 +93,9 @@ async fn a_reset_link_from_the_mail_sets_a_new_password_once_and_ends_every_sess
     assert_eq!(form.status(), StatusCode::OK, "{link}");
     assert!(form.text().await.unwrap().contains("Set new password"));
     // A weak password is refused and the link still works.
-    let weak = app
-        .submit(
-            &stranger,
-            "/password/reset",
-            "/password/reset",
-            &[("new_password", "short")],
-        )
-        .await;
+    let weak = set_new_password(&app, &stranger, "short").await;
     assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let done = app
-        .submit(
-            &stranger,
-            "/password/reset",
-            "/password/reset",
-            &[("new_password", NEW_PASSWORD)],
-        )
-        .await;
+    let done = set_new_password(&app, &stranger, NEW_PASSWORD).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&done), "/signin");
 

@@ -2,11 +2,9 @@
 //! `node`, and a small signing test issuer for tokens a real provider never issues.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Redirect};
@@ -22,6 +20,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::support::app::{TestApp, location};
+use crate::support::first_line;
 
 pub const CLIENT_ID: &str = "gatehouse-portal";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
@@ -92,23 +91,11 @@ impl RealProvider {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {node} (is Node.js installed?): {err}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Reads to the end: a closed pipe would kill the provider at its next write.
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
+        let line = first_line(&mut child, "oidc-provider");
         let mut provider = Self {
             issuer: String::new(),
             child,
         };
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("oidc-provider did not start within 20 s");
         provider.issuer = line
             .trim()
             .strip_prefix("issuer ")

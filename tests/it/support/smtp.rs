@@ -2,14 +2,13 @@
 //! .tools/aiosmtpd) on a free loopback port, saving each mail it accepts as JSON in a folder of
 //! its own. Killed (by pid) when dropped, also when a test panics.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::free_port;
+use super::{first_line, free_port};
 
 /// One mail as the server received it, decoded.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,19 +102,8 @@ impl MailSink {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {python}: {err}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
+        let line = first_line(&mut child, "the SMTP server");
         self.child = Some(child);
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the SMTP server did not start within 20 s");
         assert_eq!(line.trim(), "ready");
     }
 
