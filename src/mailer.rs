@@ -194,6 +194,6 @@ mod tests {
             "{raw}"
         );
         assert!(raw.contains("text/plain") && raw.contains("text/html"));
-        assert!(raw.contains("Ada &lt;script&gt;"), "HTML is escaped: {raw}");
+        assert!(raw.contains("<p>Hello Ada &#60;script&#62;,</p>"), "HTML is escaped: {raw}");
     }
 }
