@@ -194,6 +194,9 @@ mod tests {
             "{raw}"
         );
         assert!(raw.contains("text/plain") && raw.contains("text/html"));
-        assert!(raw.contains("<p>Hello Ada &#60;script&#62;,</p>"), "HTML is escaped: {raw}");
+        assert!(
+            raw.contains("<p>Hello Ada &#60;script&#62;,</p>"),
+            "HTML is escaped: {raw}"
+        );
     }
 }

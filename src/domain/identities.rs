@@ -7,12 +7,14 @@ use std::net::IpAddr;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::config::PublicUrl;
 use crate::db::OnUnique;
 use crate::db::email_tokens;
 use crate::db::identities::{self, Identity, NewIdentity};
 use crate::db::users::{self, User};
 use crate::domain::accounts::{self, DisplayName, Email, SignIn};
 use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::mail::Mail;
 use crate::domain::passwords::Passwords;
 
 /// What a provider vouched for, after the ID token passed every check.
@@ -176,8 +178,15 @@ pub enum Link {
     AlreadyLinked,
 }
 
+/// What the "provider linked" notice names: the provider as people see it, and where to unlink.
+pub struct LinkNotice<'a> {
+    pub public_url: &'a PublicUrl,
+    pub provider_display: &'a str,
+}
+
 /// Links a provider identity to the password account `user_id` after checking its password
-/// (throttled like any sign-in).
+/// (throttled like any sign-in), and mails the account a notice in the same transaction.
+#[allow(clippy::too_many_arguments)]
 pub async fn link_with_password(
     pool: &PgPool,
     passwords: &Passwords,
@@ -186,6 +195,7 @@ pub async fn link_with_password(
     password: &str,
     client: IpAddr,
     identity: &ProviderIdentity<'_>,
+    notice: &LinkNotice<'_>,
 ) -> DomainResult<Link> {
     let user = match accounts::sign_in(pool, passwords, email, password, client).await? {
         SignIn::Success(user) if user.app_user_id == user_id => user,
@@ -193,19 +203,26 @@ pub async fn link_with_password(
         SignIn::Throttled { retry_after_secs } => return Ok(Link::Throttled { retry_after_secs }),
     };
     let email = identity.email.and_then(|email| Email::parse(email).ok());
-    match identities::insert(pool, user.app_user_id, &identity.row(email.as_ref()))
+    let mut tx = pool.begin().await?;
+    if identities::insert(&mut *tx, user.app_user_id, &identity.row(email.as_ref()))
         .await
         .on_unique(&[identities::UNIQUE_IDENTITY])?
+        .is_err()
     {
-        Ok(_) => {
-            // The provider vouched for this very address: it counts as confirmed.
-            if identity.email_verified && email.as_ref().is_some_and(|e| e.as_str() == user.email) {
-                users::mark_verified(pool, user.app_user_id).await?;
-            }
-            Ok(Link::Linked(user))
-        }
-        Err(_) => Ok(Link::AlreadyLinked),
+        return Ok(Link::AlreadyLinked);
     }
+    // The provider vouched for this very address: it counts as confirmed.
+    if identity.email_verified && email.as_ref().is_some_and(|e| e.as_str() == user.email) {
+        users::mark_verified(&mut *tx, user.app_user_id).await?;
+    }
+    let mail = Mail::IdentityLinked {
+        name: user.display_name.clone(),
+        provider: notice.provider_display.to_owned(),
+        link: notice.public_url.link("/account#identities"),
+    };
+    crate::domain::mail::send(&mut *tx, &user.email, mail).await?;
+    tx.commit().await?;
+    Ok(Link::Linked(user))
 }
 
 #[derive(Debug)]

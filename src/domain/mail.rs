@@ -47,6 +47,12 @@ pub enum Mail {
         role: String,
         link: String,
     },
+    /// A security notice: a provider identity was joined to the account.
+    IdentityLinked {
+        name: String,
+        provider: String,
+        link: String,
+    },
     /// A security notice: someone else rolled or revoked a key this person created.
     KeyChanged {
         name: String,
@@ -77,6 +83,9 @@ impl Mail {
             Self::PasswordChanged { .. } => "Your Gatehouse password was changed".into(),
             Self::EmailChanged { .. } => "Your Gatehouse email address was changed".into(),
             Self::Invitation { tenant, .. } => format!("You are invited to {tenant} on Gatehouse"),
+            Self::IdentityLinked { provider, .. } => {
+                format!("{provider} was linked to your Gatehouse account")
+            }
             Self::KeyChanged {
                 key_name, action, ..
             } => format!("Your API key {key_name} was {action} by someone else"),
@@ -98,6 +107,7 @@ impl Mail {
             | Self::PasswordReset { link, .. }
             | Self::PasswordChanged { link, .. }
             | Self::Invitation { link, .. }
+            | Self::IdentityLinked { link, .. }
             | Self::KeyChanged { link, .. }
             | Self::KeyExpiring { link, .. } => Some(link),
             Self::EmailChanged { .. } => None,

@@ -12,12 +12,12 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 use uuid::Uuid;
 
-use super::sso::start_session;
+use super::sso::{provider_display, start_session};
 use super::{PasswordRefusal, sign_in_refused};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::db::users::User;
-use crate::domain::identities::{self, Link, ProviderIdentity};
+use crate::domain::identities::{self, Link, LinkNotice, ProviderIdentity};
 use crate::error::AppResult;
 use crate::oidc_client::VerifiedLogin;
 use crate::web::Visitor;
@@ -173,6 +173,10 @@ async fn link_account(
         &form.password,
         client,
         &pending.identity(),
+        &LinkNotice {
+            public_url: &state.config.public_url,
+            provider_display: &provider_display(&state, &pending.issuer, &pending.provider),
+        },
     )
     .await?;
     let refusal = match outcome {

@@ -89,3 +89,31 @@ async fn a_provider_verified_email_takes_the_address_from_an_unverified_password
     assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(users(&app).await, 1);
 }
+
+#[sqlx::test]
+async fn linking_a_provider_mails_the_account_a_notice(pool: PgPool) {
+    let sink = crate::support::smtp::MailSink::start();
+    let smtp = sink.url();
+    let (app, provider) =
+        crate::support::identity_providers::app_with_provider_adjusted(pool, |config| {
+            config.smtp_url = Some(secrecy::SecretString::from(smtp));
+        })
+        .await;
+    // A verified password account (unlike the pre-hijacking case) is linked with its password.
+    app.signed_in_user("ada@example.test", "Ada Lovelace").await;
+    let (client, response) = sso_sign_in(&app, &provider, "ada").await;
+    assert_redirect(&response, "/auth/oidc/link");
+    let linked = app
+        .submit(
+            &client,
+            "/auth/oidc/link",
+            "/auth/oidc/link",
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert!(linked.status().is_redirection());
+    let notice = sink
+        .mail("ada@example.test", &format!("{DISPLAY_NAME} was linked"))
+        .await;
+    assert!(notice.text.contains(&app.url("/account#identities")));
+}
