@@ -207,6 +207,7 @@ async fn an_unknown_email_gets_the_same_answer_in_comparable_time_and_no_mail(po
     unknown.sort();
     let (known, unknown) = (known[1], unknown[1]);
     let difference = known.abs_diff(unknown);
+    eprintln!("reset request, median of 3: {known:?} with an account, {unknown:?} without");
     assert!(
         difference < Duration::from_millis(50),
         "median {known:?} with an account, {unknown:?} without"
