@@ -1,5 +1,4 @@
-//! `/t/{slug}/keys/new` and `POST /t/{slug}/keys`: the new-key form and the page that shows a
-//! new key once (also after a roll), guarded against a re-sent form making another key.
+//! `/t/{slug}/keys/new` and `POST /t/{slug}/keys`: creating a key and showing it, once.
 
 use askama::Template;
 use axum::body::Bytes;

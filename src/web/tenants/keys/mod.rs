@@ -1,6 +1,4 @@
-//! `/t/{slug}/keys` and `/t/{slug}/keys/{id}`: a tenant's API keys, listed and one by one, with
-//! what creating (`create`), rolling and revoking (`change`) share. Routes and their least roles
-//! are in `tenants::RULES`; who may roll or revoke which key is `domain::keys::may_manage`.
+//! `/t/{slug}/keys` and `/t/{slug}/keys/{id}`: a tenant's keys, listed and one by one.
 
 pub(super) mod change;
 pub(super) mod create;
@@ -237,7 +235,8 @@ fn refuse(problem: &KeyProblem) -> AppError {
     }
 }
 
-/// A key the member may change, unless its status is `finished` for the change at hand.
+/// A key the member may change (`domain::keys::may_manage` says who may), unless its status is
+/// `finished` for the change at hand.
 async fn manageable_key(
     state: &AppState,
     member: &TenantMember,
