@@ -53,6 +53,15 @@ pub enum Expiry {
     On(time::Date),
 }
 
+/// The expiry choices of the new-key form: the form's value and what it says.
+pub const EXPIRY_CHOICES: [(&str, &str); 5] = [
+    ("never", "Never"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In a year"),
+    ("date", "On a date…"),
+];
+
 impl Expiry {
     /// `choice` is `never`, `30`, `90`, `365` or `date` (then `date` holds YYYY-MM-DD).
     pub fn parse(choice: &str, date: &str) -> Result<Self, String> {
@@ -82,6 +91,16 @@ impl Expiry {
 }
 
 /// How long a rolled key keeps working next to its successor.
+/// The grace periods a roll offers: the form's value and what it says.
+pub const GRACE_CHOICES: [(&str, &str); 4] = [
+    ("none", "Not at all: it stops now"),
+    ("1h", "For 1 hour"),
+    ("24h", "For 24 hours"),
+    ("7d", "For 7 days"),
+];
+/// The grace a roll form starts with.
+pub const DEFAULT_GRACE: &str = "1h";
+
 pub fn parse_grace(choice: &str) -> Result<Duration, String> {
     match choice {
         "none" => Ok(Duration::ZERO),
@@ -132,16 +151,19 @@ impl Status {
         }
     }
 
+    /// Every status, in the order the list's filter offers them.
+    pub const ALL: [Status; 5] = [
+        Self::Active,
+        Self::Expiring,
+        Self::Expired,
+        Self::Rolled,
+        Self::Revoked,
+    ];
+
     pub fn parse(value: &str) -> Option<Self> {
-        [
-            Self::Active,
-            Self::Expiring,
-            Self::Expired,
-            Self::Rolled,
-            Self::Revoked,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
     }
 
     /// Still accepted by the key API (a rolled key works until its grace ends).

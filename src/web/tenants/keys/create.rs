@@ -28,15 +28,6 @@ const ENVIRONMENT_CHOICES: [(Environment, &str); 2] = [
     (Environment::Live, "for production traffic"),
 ];
 
-/// The new-key form's expiry choices, as `keys::Expiry::parse` reads them back.
-const EXPIRY_CHOICES: [(&str, &str); 5] = [
-    ("never", "Never"),
-    ("30", "In 30 days"),
-    ("90", "In 90 days"),
-    ("365", "In a year"),
-    ("date", "On a date…"),
-];
-
 #[derive(Template)]
 #[template(path = "keys/new.html")]
 struct NewKeyPage {
@@ -96,7 +87,7 @@ fn new_key_page(
         default_live: state.config.rate_limit_live,
         default_test: state.config.rate_limit_test,
         environments: ENVIRONMENT_CHOICES,
-        expiries: EXPIRY_CHOICES,
+        expiries: keys::EXPIRY_CHOICES,
     }
 }
 

@@ -22,16 +22,6 @@ use crate::web::page::{Layout, Pager, Paging, date, date_time, render};
 
 const PAGE_SIZE: i64 = 25;
 
-/// The statuses the list filters by, in the order a key goes through them. The domain's `Status`
-/// has no list of its own.
-const STATUSES: [Status; 5] = [
-    Status::Active,
-    Status::Expiring,
-    Status::Expired,
-    Status::Rolled,
-    Status::Revoked,
-];
-
 /// A key as a row or a page shows it.
 pub struct KeyView {
     pub id: Uuid,
@@ -149,7 +139,7 @@ pub async fn list_keys(
         q: q.clone().unwrap_or_default(),
         pager,
         environments: Environment::ALL,
-        statuses: STATUSES,
+        statuses: Status::ALL,
     };
     Ok(render(&view)?.into_response())
 }
