@@ -14,6 +14,10 @@ pub enum AppError {
     NotFound,
     #[error("sign-in required")]
     Unauthorized,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("invalid input: {0}")]
@@ -48,6 +52,8 @@ impl AppError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -62,6 +68,8 @@ impl AppError {
         let (code, message) = match self {
             Self::NotFound => ("NOT_FOUND", "There is nothing here.".to_owned()),
             Self::Unauthorized => ("UNAUTHORIZED", "Please sign in first.".to_owned()),
+            Self::BadRequest(why) => ("BAD_REQUEST", why.clone()),
+            Self::UnsupportedMediaType(why) => ("UNSUPPORTED_MEDIA_TYPE", why.clone()),
             Self::Forbidden(why) => ("FORBIDDEN", why.clone()),
             Self::Validation(why) => ("INVALID", why.clone()),
             Self::Conflict(why) => ("CONFLICT", why.clone()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .layer(middleware::from_fn(render_errors))
+        .layer(middleware::from_fn(refuse_unreadable_address))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -133,6 +134,42 @@ async fn render_errors(request: Request, next: Next) -> Response {
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, body)
+}
+
+/// Refuses a path or query parameter that holds a NUL byte or broken UTF-8 once decoded, before
+/// any handler sees it: PostgreSQL cannot store NUL in text, and no page has a use for either.
+async fn refuse_unreadable_address(request: Request, next: Next) -> Response {
+    match readable_address(request.uri()) {
+        Ok(()) => next.run(request).await,
+        Err(why) => AppError::BadRequest(why).into_response(),
+    }
+}
+
+fn readable_address(uri: &Uri) -> Result<(), String> {
+    fn decoded(raw: &str) -> Result<String, String> {
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+        match String::from_utf8(bytes) {
+            Ok(text) if !text.contains('\0') => Ok(text),
+            Ok(text) => Err(text.replace('\0', "")),
+            Err(err) => Err(String::from_utf8_lossy(err.as_bytes()).replace('\0', "")),
+        }
+    }
+    const UNREADABLE: &str = "holds a character Gatehouse cannot read (a NUL byte or broken UTF-8)";
+    if decoded(uri.path()).is_err() {
+        return Err(format!(
+            "The address {UNREADABLE}. Check the link and try again."
+        ));
+    }
+    for pair in uri.query().unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let shown = decoded(name).unwrap_or_else(|lossy| lossy);
+        if decoded(name).is_err() || decoded(value).is_err() {
+            return Err(format!(
+                "The query parameter {shown:?} {UNREADABLE}. Remove it and try again."
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_plain_text(response: &Response) -> bool {
@@ -255,4 +292,23 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_bytes_and_broken_utf8_in_the_address_are_refused_by_name() {
+        let check = |uri: &str| readable_address(&uri.parse::<Uri>().unwrap());
+        assert!(check("/t/acme/keys?q=%25_%0D%0A%F0%9F%94%91&page=2").is_ok());
+        assert!(check("/t/acme/keys?q=%00").unwrap_err().contains("\"q\""));
+        assert!(
+            check("/t/acme/audit?action=a%ED%A0%80")
+                .unwrap_err()
+                .contains("\"action\"")
+        );
+        assert!(check("/t/%00/keys").unwrap_err().contains("The address"));
+        assert!(check("/?%00x=1").is_err());
+    }
 }
