@@ -1,10 +1,13 @@
 //! The HTTP edge's error type: the portal renders it as a page, the APIs as JSON. The domain
 //! reports with its own `DomainError`, converted here.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::error::DomainError;
+
+/// What a 503 asks the client to wait before trying again.
+const RETRY_AFTER_SECONDS: &str = "2";
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -59,6 +62,9 @@ impl AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(err) if crate::db::is_unreachable(err) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Database(_) | Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,6 +84,9 @@ impl AppError {
                 "UNAVAILABLE",
                 "The service cannot answer right now. Please try again shortly.".to_owned(),
             ),
+            Self::Database(err) if crate::db::is_unreachable(err) => {
+                return Self::Unavailable.report();
+            }
             Self::Database(_) | Self::Unexpected(_) => (
                 "INTERNAL",
                 "Something went wrong on our side. It has been logged.".to_owned(),
@@ -110,6 +119,12 @@ impl IntoResponse for AppError {
             tracing::error!(error = %self, status = report.status.as_u16(), "request failed");
         }
         let mut response = report.status.into_response();
+        if report.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         response.extensions_mut().insert(report);
         response
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::ExpiredDeletion;
 
 use crate::app::{AppState, MAX_BODY_BYTES};
+use crate::db;
 use crate::domain::key_cache;
 use crate::domain::metering;
 use crate::error::{AppError, ErrorReport};
@@ -76,7 +77,7 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(middleware::from_fn(render_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), render_errors))
         .layer(middleware::from_fn(refuse_unreadable_address))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -94,7 +95,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Gives every error response a body: JSON for the key API and operations endpoints, the error
 /// page for the portal. Also covers errors raised by layers (413, 408, 405) that carry no report.
-async fn render_errors(request: Request, next: Next) -> Response {
+/// A 500 while the database does not answer is the outage it is: 503 with `Retry-After`.
+async fn render_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let json = is_api_path(request.uri().path());
     let request_id = request
         .headers()
@@ -107,6 +109,15 @@ async fn render_errors(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    if status == StatusCode::INTERNAL_SERVER_ERROR && !db::answers(&state.pool).await {
+        tracing::warn!("the database does not answer; answering 503");
+        return finish_error(
+            AppError::Unavailable.into_response(),
+            &AppError::Unavailable.report(),
+            json,
+            &request_id,
+        );
+    }
     let report = match response.extensions().get::<ErrorReport>() {
         Some(report) => report.clone(),
         None if response.headers().contains_key(header::CONTENT_TYPE)
@@ -117,11 +128,21 @@ async fn render_errors(request: Request, next: Next) -> Response {
         }
         None => generic_report(status),
     };
+    finish_error(response, &report, json, &request_id)
+}
+
+/// `response` with the body `report` renders for its surface.
+fn finish_error(
+    response: Response,
+    report: &ErrorReport,
+    json: bool,
+    request_id: &str,
+) -> Response {
     let (mut parts, _) = response.into_parts();
     let body = if json {
-        api::error_body(&report).into_response()
+        api::error_body(report).into_response()
     } else {
-        web::page::error_page(&report, &request_id).into_response()
+        web::page::error_page(report, request_id).into_response()
     };
     let (body_parts, body) = body.into_parts();
     parts.headers.insert(

@@ -1,9 +1,14 @@
 //! `/healthz`, `/readyz`, static assets.
 
+use std::time::{Duration, Instant};
+
+use gatehouse::config::Config;
+use gatehouse::db;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::support::app::TestApp;
+use crate::support::app::{PASSWORD, TestApp};
+use crate::support::clusters::Cluster;
 
 #[sqlx::test]
 async fn healthz_and_readyz_answer_while_the_database_is_up(pool: PgPool) {
@@ -53,4 +58,54 @@ async fn assets_are_served_under_hashed_names_and_cached(pool: PgPool) {
             .status(),
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_down_pages_answer_503_within_2_seconds_and_never_a_signed_in_page() {
+    let cluster = Cluster::start_new();
+    let url = cluster.url();
+    // The production pool settings (acquire timeout).
+    let config = Config::from_lookup(|name| (name == "DATABASE_URL").then(|| url.clone())).unwrap();
+    let pool = db::connect(&config).await.unwrap();
+    db::MIGRATOR.run(&pool).await.unwrap();
+    let app = TestApp::spawn(pool).await;
+    let ada = app.signed_in_user("ada@example.com", "Ada Lovelace").await;
+    assert!(app.get_html(&ada, "/").await.contains("Ada Lovelace"));
+    let visitor = app.client();
+    let token = app.csrf_token(&visitor, "/signin").await;
+
+    cluster.stop();
+    for attempt in 0..2 {
+        let requests = [
+            ("home", ada.get(app.url("/"))),
+            ("account", ada.get(app.url("/account"))),
+            ("tenant", ada.get(app.url("/t/acme/keys"))),
+            ("sign-in page", visitor.get(app.url("/signin"))),
+            (
+                "sign-in",
+                visitor.post(app.url("/signin")).form(&[
+                    ("csrf_token", token.as_str()),
+                    ("email", "ada@example.com"),
+                    ("password", PASSWORD),
+                ]),
+            ),
+        ];
+        for (what, request) in requests {
+            let started = Instant::now();
+            let response = request.send().await.unwrap();
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_secs(2),
+                "{what} took {took:?} (attempt {attempt})"
+            );
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+            assert!(response.headers().contains_key("retry-after"), "{what}");
+            let page = response.text().await.unwrap();
+            assert!(page.contains("cannot answer right now"), "{what}: {page}");
+            assert!(
+                !page.contains("Ada Lovelace"),
+                "{what} shows a signed-in page"
+            );
+        }
+    }
 }
