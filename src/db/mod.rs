@@ -40,7 +40,11 @@ pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
         .expose_secret()
         .parse::<PgConnectOptions>()?
         .application_name("gatehouse")
-        .options([("statement_timeout", "5000")]);
+        // Warnings and errors only: `IF NOT EXISTS` notices from migrations at every start are noise.
+        .options([
+            ("statement_timeout", "5000"),
+            ("client_min_messages", "warning"),
+        ]);
     PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)

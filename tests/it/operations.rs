@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};
+use crate::support::binary::Binary;
 use crate::support::clusters::Cluster;
 
 #[sqlx::test]
@@ -108,4 +109,51 @@ async fn with_the_database_down_pages_answer_503_within_2_seconds_and_never_a_si
             );
         }
     }
+}
+
+#[sqlx::test]
+async fn logs_carry_no_colour_codes_off_a_terminal_no_migration_notices_and_can_be_json(
+    pool: PgPool,
+) {
+    // The second start finds every migration and the session table in place.
+    Binary::start(&pool, &[]).await.stop().await;
+    let again = Binary::start(&pool, &[]).await;
+    assert_eq!(
+        again
+            .app
+            .get(&again.app.client(), "/healthz")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let logs = again.stop().await;
+    assert!(
+        logs.contains("Gatehouse is serving"),
+        "the log was captured: {logs}"
+    );
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in a log file: {logs}"
+    );
+    assert!(
+        !logs.contains("already exists") && !logs.contains("skipping"),
+        "notices at start: {logs}"
+    );
+
+    let json = Binary::start(&pool, &[("GATEHOUSE_LOG_FORMAT", "json")]).await;
+    assert_eq!(
+        json.app.get(&json.app.client(), "/healthz").await.status(),
+        StatusCode::OK
+    );
+    let logs = json.stop().await;
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["fields"]["message"] == "Gatehouse is serving"),
+        "{logs}"
+    );
 }
