@@ -10,6 +10,13 @@ use tokio::process::{Child, Command};
 use super::app::TestApp;
 use super::free_port;
 
+/// The URL of `pool`'s database (each test has its own), for a process of its own to connect to.
+pub fn database_url(pool: &PgPool) -> String {
+    let database = pool.connect_options().get_database().unwrap().to_owned();
+    let base_url = std::env::var("DATABASE_URL").unwrap();
+    format!("{}/{database}", base_url.rsplit_once('/').unwrap().0)
+}
+
 pub struct Binary {
     /// Client helpers pointed at the binary.
     pub app: TestApp,
@@ -20,9 +27,7 @@ pub struct Binary {
 impl Binary {
     /// Starts the binary on `pool`'s database with `env` added, and waits until it answers.
     pub async fn start(pool: &PgPool, env: &[(&str, &str)]) -> Self {
-        let database = pool.connect_options().get_database().unwrap().to_owned();
-        let base_url = std::env::var("DATABASE_URL").unwrap();
-        let url = format!("{}/{database}", base_url.rsplit_once('/').unwrap().0);
+        let url = database_url(pool);
         let port = free_port();
         let log_path =
             std::env::temp_dir().join(format!("gatehouse-log-{}.txt", uuid::Uuid::new_v4()));
