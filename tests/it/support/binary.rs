@@ -60,6 +60,19 @@ impl Binary {
         }
     }
 
+    /// Its resident memory in MiB: `VmRSS` (now) or `VmHWM` (its peak so far).
+    pub fn resident_mib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.id().unwrap()))
+                .unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {status}"));
+        kib / 1024
+    }
+
     /// Stops it as SIGTERM does and returns everything it wrote.
     pub async fn stop(mut self) -> String {
         let _ = Command::new("kill")
