@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::config::Config;
-use gatehouse::db;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
@@ -64,11 +62,7 @@ async fn assets_are_served_under_hashed_names_and_cached(pool: PgPool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_database_down_pages_answer_503_within_2_seconds_and_never_a_signed_in_page() {
     let cluster = Cluster::start_new();
-    let url = cluster.url();
-    // The production pool settings (acquire timeout).
-    let config = Config::from_lookup(|name| (name == "DATABASE_URL").then(|| url.clone())).unwrap();
-    let pool = db::connect(&config).await.unwrap();
-    db::MIGRATOR.run(&pool).await.unwrap();
+    let pool = cluster.production_pool().await;
     let app = TestApp::spawn(pool).await;
     let ada = app.signed_in_user("ada@example.com", "Ada Lovelace").await;
     assert!(app.get_html(&ada, "/").await.contains("Ada Lovelace"));
