@@ -11,6 +11,7 @@ mod auth;
 mod browser;
 mod key_api;
 mod operations;
+mod scripts;
 mod security;
 mod support;
 mod tenants;

@@ -4,5 +4,6 @@ mod authorize;
 mod cache;
 mod fail_closed;
 mod gateway;
+mod logs;
 mod metering;
 mod verify;

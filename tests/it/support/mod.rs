@@ -1,7 +1,8 @@
-//! What the tests share: the running app and its browser-like client, real Chromium, throwaway
+//! What the tests share: the running app and its browser-like client, the real binary, real Chromium, throwaway
 //! PostgreSQL clusters, identity providers, and fixtures.
 
 pub mod app;
+pub mod binary;
 pub mod browser;
 pub mod clusters;
 pub mod fixtures;

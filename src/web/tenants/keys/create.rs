@@ -97,7 +97,6 @@ pub async fn new_key_form(
 ) -> AppResult<Response> {
     let input = KeyInput {
         environment: "test".into(),
-        full_access: true,
         expiry: "never".into(),
         ..KeyInput::default()
     };
@@ -116,7 +115,7 @@ fn read_form(body: &[u8]) -> (KeyInput, String) {
             "name" => input.name = value,
             "environment" => input.environment = value,
             "scopes" => input.scopes.push(value),
-            "full_access" => input.full_access = true,
+            "access" => input.access = value,
             "expiry" => input.expiry = value,
             "expiry_date" => input.expiry_date = value,
             "rate_limit" => input.rate_limit = value,

@@ -14,7 +14,7 @@ use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
 use crate::domain::key_format::masked;
-use crate::domain::keys::{self, KeyProblem, Status};
+use crate::domain::keys::{self, Access, KeyProblem, Status};
 use crate::domain::vocabulary::Environment;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
@@ -45,7 +45,7 @@ impl KeyView {
             masked: masked(prefix, key.environment, &key.last_four),
             name: key.name.clone(),
             environment: key.environment,
-            scopes: key.scopes.join(", "),
+            scopes: Access::stored(key.full_access, key.scopes.clone()).label(),
             creator: member_name(key.created_by_name.clone()),
             created: date(key.created_at),
             last_used: key.last_used_at.map_or_else(|| "never".into(), date_time),
@@ -56,8 +56,9 @@ impl KeyView {
         }
     }
 
+    /// Greyed in the list: only keys that no longer work (a rolled key works until its grace ends).
     pub fn is_inactive(&self) -> bool {
-        !matches!(self.status, Status::Active | Status::Expiring)
+        !self.status.works()
     }
 }
 
@@ -205,7 +206,7 @@ pub async fn show_key(
     let page = KeyPage {
         layout: member.layout().await?,
         tenant: member.nav("keys"),
-        can_roll: view.can_manage && !view.is_inactive(),
+        can_roll: view.can_manage && matches!(view.status, Status::Active | Status::Expiring),
         can_revoke: view.can_manage && view.status.works(),
         key: view,
         rolled_from,
