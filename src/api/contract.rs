@@ -237,7 +237,7 @@ pub fn pass(
     }
     if profile.strip_key {
         for wanted in &profile.key_headers {
-            if &wanted.name == key_header {
+            if wanted.name == *key_header {
                 continue;
             }
             for value in request.get_all(&wanted.name) {

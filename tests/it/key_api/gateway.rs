@@ -1,132 +1,28 @@
-//! A real nginx, configured with the README's `auth_request` configuration, in front of a tiny
-//! upstream that echoes the identity headers it receives.
+//! A real nginx, configured with the README's `auth_request` configuration and profile `api`, in
+//! front of a tiny upstream that echoes the headers it receives.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use axum::Json;
-use axum::http::HeaderMap;
-use axum::routing::get;
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 use crate::support::app::retry_after;
 use crate::support::fixtures::Tenant;
 use crate::support::free_port;
-use crate::support::key_api::{VERIFIER, keep_within_one_minute, key_api};
-
-/// The nginx block between the README's markers, without the code fence.
-fn readme_nginx_config() -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme
-        .find("<!-- nginx-config-begin -->")
-        .expect("README marks its nginx config");
-    let end = readme.find("<!-- nginx-config-end -->").unwrap();
-    let block = &readme[start..end];
-    let body_start = block.find("```nginx\n").unwrap() + "```nginx\n".len();
-    let body_end = block.rfind("```").unwrap();
-    block[body_start..body_end].to_owned()
-}
-
-/// nginx in the foreground; stopped (SIGTERM to its master, by pid) when dropped.
-struct Nginx {
-    child: Child,
-    prefix: PathBuf,
-}
-
-impl Nginx {
-    async fn start(server_block: &str, port: u16) -> Self {
-        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|path| std::path::Path::new(path).exists())
-            .expect("nginx is installed (scripts/test installs nginx-light)");
-        let prefix = std::env::temp_dir().join(format!("gatehouse-nginx-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&prefix).unwrap();
-        let p = prefix.display();
-        let config = format!(
-            "worker_processes 1;\nerror_log {p}/error.log;\npid {p}/nginx.pid;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n access_log off;\n client_body_temp_path {p}/body;\n proxy_temp_path {p}/proxy;\n\
-             {server_block}\n}}\n"
-        );
-        let conf = prefix.join("nginx.conf");
-        std::fs::write(&conf, config).unwrap();
-        let child = Command::new(binary)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut nginx = Self { child, prefix };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return nginx;
-            }
-            if let Some(status) = nginx.child.try_wait().unwrap() {
-                let log =
-                    std::fs::read_to_string(nginx.prefix.join("error.log")).unwrap_or_default();
-                panic!("nginx exited ({status}): {log}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("nginx did not start listening");
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.prefix);
-    }
-}
-
-/// The platform's API: answers with the path and the `gatehouse-*` headers it was given.
-async fn upstream() -> SocketAddr {
-    async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> Json<Value> {
-        let identity: serde_json::Map<String, Value> = headers
-            .iter()
-            .filter(|(name, _)| name.as_str().starts_with("gatehouse-"))
-            .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap())))
-            .collect();
-        Json(json!({ "path": uri.path(), "headers": identity }))
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(get(echo));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
+use crate::support::gateways::{Nginx, ProfilesFile, upstream};
+use crate::support::key_api::{keep_within_one_minute, key_api};
 
 #[sqlx::test]
 async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
-    let gatehouse = key_api(pool.clone(), &[("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let profiles = ProfilesFile::from_readme();
+    let gatehouse = key_api(
+        pool.clone(),
+        &[("GATEHOUSE_PROFILES_FILE", profiles.path())],
+    )
+    .await;
     let api = upstream().await;
     let port = free_port();
-    let config = readme_nginx_config()
-        .replace(
-            "127.0.0.1:8080",
-            gatehouse.base.trim_start_matches("http://"),
-        )
-        .replace("127.0.0.1:9000", &api.to_string())
-        .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"))
-        .replace("REPLACE-WITH-A-VERIFIER-TOKEN", VERIFIER);
-    let _nginx = Nginx::start(&config, port).await;
+    let _nginx = Nginx::from_readme(&gatehouse.base, api, port, "api").await;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let get = |path: &str, key: Option<&str>| {
@@ -155,6 +51,10 @@ async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPo
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        "\"key\";q=1000;w=60"
+    );
     let echoed: Value = response.json().await.unwrap();
     assert_eq!(echoed["path"], "/live/orders");
     assert_eq!(echoed["headers"]["gatehouse-key-id"], live_id.to_string());
@@ -165,6 +65,8 @@ async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPo
     assert_eq!(echoed["headers"]["gatehouse-tenant"], "acme");
     assert_eq!(echoed["headers"]["gatehouse-environment"], "live");
     assert_eq!(echoed["headers"]["gatehouse-scopes"], "read write");
+    // The key stays with the gateway.
+    assert!(echoed["headers"].get("authorization").is_none());
 
     // A revoked key, and no key at all: 401 with the challenge.
     for key in [Some(revoked.as_str()), None] {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod browser;
 pub mod clusters;
 pub mod fixtures;
+pub mod gateways;
 pub mod identity_providers;
 pub mod key_api;
 
