@@ -6,61 +6,15 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::app::{TestApp, retry_after};
+use crate::support::app::retry_after;
 use crate::support::fixtures::{Tenant, expire, unknown_key};
-use crate::support::free_port;
-use crate::support::gateways::{Nginx, ProfilesFile, upstream};
-use crate::support::key_api::{keep_within_one_minute, key_api};
-
-struct Through {
-    base: String,
-    client: reqwest::Client,
-    _nginx: Nginx,
-    _gatehouse: TestApp,
-    _profiles: ProfilesFile,
-}
-
-impl Through {
-    /// nginx with the README's configuration, its subrequests naming `profile`.
-    async fn nginx(pool: &PgPool, profile: &str) -> Self {
-        let profiles = ProfilesFile::from_readme();
-        let gatehouse = key_api(
-            pool.clone(),
-            &[("GATEHOUSE_PROFILES_FILE", profiles.path())],
-        )
-        .await;
-        let port = free_port();
-        let nginx = Nginx::from_readme(&gatehouse.base, upstream().await, port, profile).await;
-        Self {
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-            _nginx: nginx,
-            _gatehouse: gatehouse,
-            _profiles: profiles,
-        }
-    }
-
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send().await.unwrap()
-    }
-}
-
-/// Status and JSON body.
-async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    let body = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
-    (status, body)
-}
+use crate::support::gateways::{Kind, Through, answer};
+use crate::support::key_api::keep_within_one_minute;
 
 #[sqlx::test]
 async fn seed_004_clients_get_401_code_minus_23_and_403_for_scopes_through_nginx(pool: PgPool) {
     // The gateway serves tenant acme's API.
-    let gateway = Through::nginx(&pool, "seed004&tenant=acme").await;
+    let gateway = Through::gateway(Kind::Nginx, &pool, "seed004&tenant=acme", &[]).await;
     let acme = Tenant::create(&pool, "acme").await;
     let globex = Tenant::create(&pool, "globex").await;
     let (good, good_id) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
@@ -147,7 +101,7 @@ async fn seed_004_clients_get_401_code_minus_23_and_403_for_scopes_through_nginx
 async fn seed_004_clients_over_their_limit_get_429_with_x_ratelimit_headers_through_nginx(
     pool: PgPool,
 ) {
-    let gateway = Through::nginx(&pool, "seed004").await;
+    let gateway = Through::gateway(Kind::Nginx, &pool, "seed004", &[]).await;
     let acme = Tenant::create(&pool, "acme").await;
     let (limited, _) = acme.key(&pool, Environment::Live, &["read"], 2).await;
     keep_within_one_minute(10).await;
@@ -179,7 +133,7 @@ async fn seed_004_clients_over_their_limit_get_429_with_x_ratelimit_headers_thro
 
 #[sqlx::test]
 async fn seed_000_feed_clients_send_bearer_keys_and_a_jwt_is_no_key_through_nginx(pool: PgPool) {
-    let gateway = Through::nginx(&pool, "seed000").await;
+    let gateway = Through::gateway(Kind::Nginx, &pool, "seed000", &[]).await;
     let acme = Tenant::create(&pool, "acme").await;
     let (good, _) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
     let jwt = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";

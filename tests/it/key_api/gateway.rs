@@ -1,5 +1,5 @@
-//! A real nginx, configured with the README's `auth_request` configuration and profile `api`, in
-//! front of a tiny upstream that echoes the headers it receives.
+//! Real nginx, Traefik and Caddy, each configured with the README's configuration and profile
+//! `api`, in front of a tiny upstream that echoes the headers it receives.
 
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
@@ -8,31 +8,26 @@ use sqlx::PgPool;
 
 use crate::support::app::retry_after;
 use crate::support::fixtures::Tenant;
-use crate::support::free_port;
-use crate::support::gateways::{Nginx, ProfilesFile, upstream};
-use crate::support::key_api::{keep_within_one_minute, key_api};
+use crate::support::gateways::{Kind, Through};
+use crate::support::key_api::keep_within_one_minute;
 
 #[sqlx::test]
 async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
-    let profiles = ProfilesFile::from_readme();
-    let gatehouse = key_api(
-        pool.clone(),
-        &[("GATEHOUSE_PROFILES_FILE", profiles.path())],
-    )
-    .await;
-    let api = upstream().await;
-    let port = free_port();
-    let _nginx = Nginx::from_readme(&gatehouse.base, api, port, "api").await;
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let get = |path: &str, key: Option<&str>| {
-        let mut request = client.get(format!("{base}{path}"));
-        if let Some(key) = key {
-            request = request.header("X-Api-Key", key);
-        }
-        request.send()
-    };
+    guards_the_platforms_api(Kind::Nginx, pool).await;
+}
 
+#[sqlx::test]
+async fn traefik_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
+    guards_the_platforms_api(Kind::Traefik, pool).await;
+}
+
+#[sqlx::test]
+async fn caddy_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
+    guards_the_platforms_api(Kind::Caddy, pool).await;
+}
+
+async fn guards_the_platforms_api(kind: Kind, pool: PgPool) {
+    let gateway = Through::gateway(kind, &pool, "api", &[]).await;
     let acme = Tenant::create(&pool, "acme").await;
     let (live, live_id) = acme
         .key(&pool, Environment::Live, &["read", "write"], 1000)
@@ -42,19 +37,31 @@ async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPo
     acme.revoke(&pool, revoked_id).await;
     let (limited, _) = acme.key(&pool, Environment::Live, &["read"], 2).await;
 
-    // A good key reaches the upstream with the identity headers; what the client claimed is overwritten.
-    let response = client
-        .get(format!("{base}/live/orders"))
-        .header("Authorization", format!("Bearer {live}"))
-        .header("Gatehouse-Tenant", "someone-else")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()["ratelimit-policy"],
-        "\"key\";q=1000;w=60"
-    );
+    // A good key reaches the upstream with the identity headers; what the client claimed is
+    // overwritten or dropped.
+    let bearer = format!("Bearer {live}");
+    let response = gateway
+        .get(
+            "/live/orders",
+            &[
+                ("Authorization", &bearer),
+                ("Gatehouse-Tenant", "someone-else"),
+                ("Gatehouse-Tenant-Id", "someone-else"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "{kind:?}");
+    if kind.shows_ratelimit_on_success() {
+        assert_eq!(
+            response.headers()["ratelimit-policy"],
+            "\"key\";q=1000;w=60"
+        );
+        let ratelimit = response.headers()["ratelimit"].to_str().unwrap();
+        assert!(
+            ratelimit.starts_with("\"key\";r=999;t="),
+            "{kind:?}: {ratelimit}"
+        );
+    }
     let echoed: Value = response.json().await.unwrap();
     assert_eq!(echoed["path"], "/live/orders");
     assert_eq!(echoed["headers"]["gatehouse-key-id"], live_id.to_string());
@@ -65,43 +72,78 @@ async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPo
     assert_eq!(echoed["headers"]["gatehouse-tenant"], "acme");
     assert_eq!(echoed["headers"]["gatehouse-environment"], "live");
     assert_eq!(echoed["headers"]["gatehouse-scopes"], "read write");
-    // The key stays with the gateway.
-    assert!(echoed["headers"].get("authorization").is_none());
-
-    // A revoked key, and no key at all: 401 with the challenge.
-    for key in [Some(revoked.as_str()), None] {
-        let response = get("/orders", key).await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The key, the verifier token and the rate-limit headers stay with the gateway.
+    for kept in [
+        "authorization",
+        "gatehouse-verifier",
+        "ratelimit",
+        "ratelimit-policy",
+    ] {
         assert!(
-            response.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .starts_with("Bearer")
+            echoed["headers"].get(kept).is_none(),
+            "{kind:?} passed {kept}"
         );
+    }
+
+    // A JWT in Authorization beside the key: the key is found, and only the JWT travels on.
+    let jwt = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";
+    let response = gateway
+        .get("/orders", &[("Authorization", jwt), ("X-Api-Key", &live)])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "{kind:?}");
+    let echoed: Value = response.json().await.unwrap();
+    assert_eq!(echoed["headers"]["authorization"], jwt);
+    assert!(echoed["headers"].get("x-api-key").is_none(), "{kind:?}");
+
+    // A revoked key, and no key at all: 401 with the challenge and Gatehouse's body.
+    for key in [Some(revoked.as_str()), None] {
+        let response = get(&gateway, "/orders", key).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{kind:?}");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"gatehouse\"",
+            "{kind:?}"
+        );
+        let error: Value = response.json().await.unwrap();
+        let code = if key.is_some() {
+            "REVOKED"
+        } else {
+            "MISSING_KEY"
+        };
+        assert_eq!(error["error"]["code"], code, "{kind:?}");
     }
 
     // A test key: fine on the general routes, 403 on the live-only ones.
     assert_eq!(
-        get("/orders", Some(&test)).await.unwrap().status(),
+        get(&gateway, "/orders", Some(&test)).await.status(),
         StatusCode::OK
     );
-    assert_eq!(
-        get("/live/orders", Some(&test)).await.unwrap().status(),
-        StatusCode::FORBIDDEN
-    );
+    let response = get(&gateway, "/live/orders", Some(&test)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "{kind:?}");
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "ENVIRONMENT_MISMATCH");
+    // A key without `write` on the write routes: 403.
+    let response = get(&gateway, "/write/orders", Some(&test)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "{kind:?}");
 
-    // Over the key's limit: 429 with Retry-After and the rate-limit headers, not nginx's 500.
+    // Over the key's limit: 429 with Retry-After and the rate-limit headers (not nginx's 500).
     keep_within_one_minute(10).await;
     for _ in 0..2 {
         assert_eq!(
-            get("/orders", Some(&limited)).await.unwrap().status(),
+            get(&gateway, "/orders", Some(&limited)).await.status(),
             StatusCode::OK
         );
     }
-    let response = get("/orders", Some(&limited)).await.unwrap();
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let response = get(&gateway, "/orders", Some(&limited)).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{kind:?}");
     assert!((1..=60).contains(&retry_after(&response)));
     assert_eq!(response.headers()["ratelimit-policy"], "\"key\";q=2;w=60");
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "RATE_LIMITED");
+}
+
+/// GET through the gateway with `key` (if any) in `X-Api-Key`.
+async fn get(gateway: &Through, path: &str, key: Option<&str>) -> reqwest::Response {
+    let headers: Vec<(&str, &str)> = key.map(|key| ("X-Api-Key", key)).into_iter().collect();
+    gateway.get(path, &headers).await
 }
