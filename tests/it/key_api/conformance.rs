@@ -75,27 +75,11 @@ async fn seed_004_clients_get_401_code_minus_23_and_403_for_scopes_through_nginx
 
     for (case, key, message) in [
         ("missing", None, "Send an API key in `ApiKey`."),
-        (
-            "malformed",
-            Some("not-a-key"),
-            "This is not an API key of this service.",
-        ),
-        ("unknown", Some(unknown.as_str()), "No such API key."),
-        (
-            "expired",
-            Some(expired.as_str()),
-            "The API key has expired.",
-        ),
-        (
-            "revoked",
-            Some(revoked.as_str()),
-            "The API key has been revoked.",
-        ),
-        (
-            "other tenant",
-            Some(foreign.as_str()),
-            "The API key belongs to another tenant.",
-        ),
+        ("malformed", Some("not-a-key"), MALFORMED),
+        ("unknown", Some(unknown.as_str()), NOT_FOUND),
+        ("expired", Some(expired.as_str()), EXPIRED),
+        ("revoked", Some(revoked.as_str()), REVOKED),
+        ("other tenant", Some(foreign.as_str()), OTHER_TENANT),
     ] {
         let headers: Vec<(&str, &str)> = key.map(|key| ("ApiKey", key)).into_iter().collect();
         let response = gateway.get("/orders", &headers).await;
@@ -124,7 +108,7 @@ async fn seed_004_clients_get_401_code_minus_23_and_403_for_scopes_through_nginx
         answer(response).await,
         (
             StatusCode::FORBIDDEN,
-            json!({ "code": 403, "message": "The API key lacks a scope this request needs." })
+            json!({ "code": 403, "message": NO_SCOPE })
         )
     );
 
@@ -173,67 +157,97 @@ async fn seed_004_clients_over_their_limit_get_429_with_x_ratelimit_headers_thro
         answer(response).await,
         (
             StatusCode::TOO_MANY_REQUESTS,
-            json!({ "error": { "code": "RATE_LIMITED",
-                "message": "Too many requests. Try again after the time in Retry-After." } })
+            error("RATE_LIMITED", RATE_LIMITED)
         )
     );
 }
 
 #[sqlx::test]
 async fn seed_000_feed_clients_send_bearer_keys_and_a_jwt_is_no_key_through_nginx(pool: PgPool) {
-    let gateway = Through::gateway(Kind::Nginx, &pool, "seed000", &[]).await;
-    let acme = Tenant::create(&pool, "acme").await;
-    let (good, _) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
+    // The gateway serves tenant acme's feeds.
+    let gateway = Through::gateway(Kind::Nginx, &pool, "seed000&tenant=acme", &[]).await;
+    let keys = Keys::create(&pool).await;
+    let bearer = |key: &str| format!("Bearer {key}");
     let jwt = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";
-    let bearer_good = format!("Bearer {good}");
-    let unknown = format!("Bearer {}", unknown_key());
-    for (case, authorization, code, message) in [
+    let missing = error(
+        "MISSING_KEY",
+        "Send an API key in `Authorization: Bearer <key>`.",
+    );
+    for (case, path, authorization, status, body) in [
         (
             "missing",
+            "/feed",
             None,
-            "MISSING_KEY",
-            "Send an API key in `Authorization: Bearer <key>`.",
+            StatusCode::UNAUTHORIZED,
+            missing.clone(),
         ),
         (
             "a JWT",
-            Some(jwt),
-            "MISSING_KEY",
-            "Send an API key in `Authorization: Bearer <key>`.",
+            "/feed",
+            Some(jwt.to_owned()),
+            StatusCode::UNAUTHORIZED,
+            missing,
         ),
         (
             "malformed",
-            Some("Bearer ak_live_short"),
-            "MALFORMED",
-            "This is not an API key of this service.",
+            "/feed",
+            Some(bearer("ak_live_short")),
+            StatusCode::UNAUTHORIZED,
+            error("MALFORMED", MALFORMED),
         ),
         (
             "unknown",
-            Some(unknown.as_str()),
-            "NOT_FOUND",
-            "No such API key.",
+            "/feed",
+            Some(bearer(&keys.unknown)),
+            StatusCode::UNAUTHORIZED,
+            error("NOT_FOUND", NOT_FOUND),
+        ),
+        (
+            "expired",
+            "/feed",
+            Some(bearer(&keys.expired)),
+            StatusCode::UNAUTHORIZED,
+            error("EXPIRED", EXPIRED),
+        ),
+        (
+            "revoked",
+            "/feed",
+            Some(bearer(&keys.revoked)),
+            StatusCode::UNAUTHORIZED,
+            error("REVOKED", REVOKED),
+        ),
+        (
+            "other tenant",
+            "/feed",
+            Some(bearer(&keys.foreign)),
+            StatusCode::FORBIDDEN,
+            error("TENANT_MISMATCH", OTHER_TENANT),
+        ),
+        (
+            "missing scope",
+            "/write/feed",
+            Some(bearer(&keys.good)),
+            StatusCode::FORBIDDEN,
+            error("INSUFFICIENT_SCOPE", NO_SCOPE),
         ),
     ] {
         let headers: Vec<(&str, &str)> = authorization
-            .map(|value| ("Authorization", value))
-            .into_iter()
+            .iter()
+            .map(|value| ("Authorization", value.as_str()))
             .collect();
-        let response = gateway.get("/feed", &headers).await;
-        assert_eq!(
-            response.headers()["www-authenticate"],
-            "Bearer realm=\"feeds\"",
-            "{case}"
-        );
-        assert_eq!(
-            answer(response).await,
-            (
-                StatusCode::UNAUTHORIZED,
-                json!({ "error": { "code": code, "message": message } })
-            ),
-            "{case}"
-        );
+        let response = gateway.get(path, &headers).await;
+        // The challenge on every 401, none on a 403.
+        let challenge = response.headers().get("www-authenticate").cloned();
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(challenge.unwrap(), "Bearer realm=\"feeds\"", "{case}");
+        } else {
+            assert_eq!(challenge, None, "{case}");
+        }
+        assert_eq!(answer(response).await, (status, body), "{case}");
     }
+
     let response = gateway
-        .get("/feed", &[("Authorization", &bearer_good)])
+        .get("/feed", &[("Authorization", &bearer(&keys.good))])
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -243,6 +257,27 @@ async fn seed_000_feed_clients_send_bearer_keys_and_a_jwt_is_no_key_through_ngin
     let echoed: Value = response.json().await.unwrap();
     assert!(echoed["headers"].get("authorization").is_none());
     assert_eq!(echoed["headers"]["gatehouse-tenant"], "acme");
+
+    // Over the limit: 429 with the IETF rate-limit headers and Retry-After.
+    keep_within_one_minute(10).await;
+    let limited = bearer(&keys.limited);
+    let limited = [("Authorization", limited.as_str())];
+    for _ in 0..2 {
+        assert_eq!(
+            gateway.get("/feed", &limited).await.status(),
+            StatusCode::OK
+        );
+    }
+    let response = gateway.get("/feed", &limited).await;
+    assert!((1..=60).contains(&retry_after(&response)));
+    assert_eq!(response.headers()["ratelimit-policy"], "\"key\";q=2;w=60");
+    assert_eq!(
+        answer(response).await,
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            error("RATE_LIMITED", RATE_LIMITED)
+        )
+    );
 }
 
 #[sqlx::test]
