@@ -156,6 +156,31 @@ async fn over_the_limit(gateway: &Through, headers: &[(&str, &str)]) -> reqwest:
     response
 }
 
+/// Sends `headers` to `path` and asserts the exact answer: `status`, `body` as JSON, and
+/// `challenge` as `WWW-Authenticate` (`None`: no challenge).
+async fn expect(
+    gateway: &Through,
+    case: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    (status, body): (StatusCode, Value),
+    challenge: Option<&str>,
+) {
+    let response = gateway.get(path, headers).await;
+    let given = response.headers().get("www-authenticate");
+    assert_eq!(
+        given.map(|value| value.to_str().unwrap()),
+        challenge,
+        "{case}"
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "{case}"
+    );
+    assert_eq!(answer(response).await, (status, body), "{case}");
+}
+
 #[sqlx::test]
 async fn seed_004_clients_get_401_code_minus_23_and_403_for_scopes_through_nginx(pool: PgPool) {
     // The gateway serves tenant acme's API.
@@ -175,24 +200,16 @@ async fn seed_004_clients_get_401_code_minus_23_and_403_for_scopes_through_nginx
             .iter()
             .map(|key| ("ApiKey", key.as_str()))
             .collect();
-        let response = gateway.get(case.path, &headers).await;
-        assert!(
-            !response.headers().contains_key("www-authenticate"),
-            "{}",
-            case.name
-        );
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/json",
-            "{}",
-            case.name
-        );
-        assert_eq!(
-            answer(response).await,
-            (status, json!({ "code": number, "message": message })),
-            "{}",
-            case.name
-        );
+        let body = json!({ "code": number, "message": message });
+        expect(
+            &gateway,
+            case.name,
+            case.path,
+            &headers,
+            (status, body),
+            None,
+        )
+        .await;
     }
 
     // A good key: the upstream gets the identity, not the key, and not what the client claimed.
@@ -266,25 +283,13 @@ async fn seed_000_feed_clients_send_bearer_keys_and_a_jwt_is_no_key_through_ngin
             .iter()
             .map(|value| ("Authorization", value.as_str()))
             .collect();
-        let response = gateway.get(case.path, &headers).await;
-        // The challenge on every 401, none on a 403.
-        let challenge = response.headers().get("www-authenticate").cloned();
-        if case.status == StatusCode::UNAUTHORIZED {
-            assert_eq!(
-                challenge.unwrap(),
-                "Bearer realm=\"feeds\"",
-                "{}",
-                case.name
-            );
-        } else {
-            assert_eq!(challenge, None, "{}", case.name);
-        }
-        assert_eq!(
-            answer(response).await,
-            (case.status, case.body),
-            "{}",
-            case.name
-        );
+        let challenge =
+            (case.status == StatusCode::UNAUTHORIZED).then_some("Bearer realm=\"feeds\"");
+        let expected = (case.status, case.body);
+        expect(
+            &gateway, case.name, case.path, &headers, expected, challenge,
+        )
+        .await;
     }
 
     let response = gateway
@@ -321,25 +326,9 @@ async fn seed_002_clients_send_x_platform_api_key_and_x_tenant_id_through_traefi
     for case in keys.refusals("Send an API key in `X-Platform-Api-Key`.") {
         let mut headers = vec![("X-Tenant-Id", "acme")];
         headers.extend(case.key.as_deref().map(|key| ("X-Platform-Api-Key", key)));
-        let response = gateway.get(case.path, &headers).await;
         // The profile's realm is "": no challenge.
-        assert!(
-            !response.headers().contains_key("www-authenticate"),
-            "{}",
-            case.name
-        );
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/json",
-            "{}",
-            case.name
-        );
-        assert_eq!(
-            answer(response).await,
-            (case.status, case.body),
-            "{}",
-            case.name
-        );
+        let expected = (case.status, case.body);
+        expect(&gateway, case.name, case.path, &headers, expected, None).await;
     }
 
     // A good key for its own tenant: the upstream gets the identity, not the key, and not what
@@ -396,19 +385,8 @@ async fn seed_003_clients_get_one_401_for_every_bad_x_invois_key_through_caddy(p
             .iter()
             .map(|key| ("X-Invois-Key", key.as_str()))
             .collect();
-        let response = gateway.get(case.path, &headers).await;
-        assert!(
-            !response.headers().contains_key("www-authenticate"),
-            "{}",
-            case.name
-        );
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/json",
-            "{}",
-            case.name
-        );
-        assert_eq!(answer(response).await, (case.status, body), "{}", case.name);
+        let expected = (case.status, body);
+        expect(&gateway, case.name, case.path, &headers, expected, None).await;
     }
 
     // A good key: the client sees its budget, the upstream the identity and not the key.
