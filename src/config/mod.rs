@@ -8,9 +8,11 @@ use secrecy::SecretString;
 
 use env::Env;
 pub use oidc::OidcProviderConfig;
+pub use profiles::{Profile, Profiles};
 
 mod env;
 mod oidc;
+pub mod profiles;
 
 /// Everything the deployment configures. Secrets are `SecretString`, so `Debug` never shows them.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct Config {
     pub key_prefix: String,
     pub scopes: Vec<String>,
     pub key_headers: Vec<String>,
+    /// Contract profiles (`GATEHOUSE_PROFILES_FILE`) and today's contract for requests naming none.
+    pub profiles: Profiles,
     pub session_idle: Duration,
     pub session_lifetime: Duration,
     pub trusted_proxies: Vec<IpNet>,
@@ -171,6 +175,11 @@ impl Config {
             ));
         }
 
+        let profiles = match get("GATEHOUSE_PROFILES_FILE") {
+            Some(path) => Profiles::load(path.trim(), &key_headers)?,
+            None => Profiles::plain(&key_headers),
+        };
+
         let session_idle = minutes(&env, "GATEHOUSE_SESSION_IDLE_MINUTES", 30)?;
         let session_lifetime = minutes(&env, "GATEHOUSE_SESSION_LIFETIME_MINUTES", 12 * 60)?;
         if session_lifetime < session_idle {
@@ -205,6 +214,7 @@ impl Config {
             key_prefix,
             scopes,
             key_headers,
+            profiles,
             session_idle,
             session_lifetime,
             trusted_proxies,
@@ -496,6 +506,7 @@ mod tests {
             ("GATEHOUSE_KEY_CACHE_SECONDS", "11"),
             ("GATEHOUSE_USAGE_FLUSH_SECONDS", "0"),
             ("GATEHOUSE_BAD_KEY_LIMIT", "-1"),
+            ("GATEHOUSE_PROFILES_FILE", "/nonexistent/profiles.toml"),
         ];
         for (variable, value) in cases {
             let err = config(&[("DATABASE_URL", "postgres://x/y"), (variable, value)]).unwrap_err();

@@ -97,6 +97,8 @@ pub struct Requirements {
     pub environment: Option<Environment>,
     /// A tenant id or slug.
     pub tenant: Option<String>,
+    /// The tenant the client names (a profile's tenant header); checked like `tenant`.
+    pub claimed_tenant: Option<String>,
     pub scopes: Vec<String>,
 }
 
@@ -150,8 +152,10 @@ impl KeyRecord {
         {
             return Code::EnvironmentMismatch;
         }
-        if let Some(tenant) = &required.tenant
-            && !self.belongs_to(tenant)
+        if [&required.tenant, &required.claimed_tenant]
+            .into_iter()
+            .flatten()
+            .any(|tenant| !self.belongs_to(tenant))
         {
             return Code::TenantMismatch;
         }
@@ -344,6 +348,7 @@ mod tests {
             environment: Some(Environment::Test),
             tenant: Some("other".into()),
             scopes: vec!["write".into()],
+            ..Requirements::default()
         };
         assert_eq!(key.judge(now, &strict), Code::Expired);
         key.revoked_at = Some(now);
@@ -368,11 +373,15 @@ mod tests {
             environment: Some(Environment::Test),
             tenant: Some("other".into()),
             scopes: vec!["write".into()],
+            ..Requirements::default()
         };
         assert_eq!(key.judge(now, &required), Code::EnvironmentMismatch);
         required.environment = Some(Environment::Live);
         assert_eq!(key.judge(now, &required), Code::TenantMismatch);
         required.tenant = Some("acme".into());
+        required.claimed_tenant = Some("globex".into());
+        assert_eq!(key.judge(now, &required), Code::TenantMismatch);
+        required.claimed_tenant = Some("acme".into());
         assert_eq!(key.judge(now, &required), Code::InsufficientScope);
         required.scopes = vec!["read".into()];
         assert_eq!(key.judge(now, &required), Code::Valid);

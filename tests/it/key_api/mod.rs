@@ -2,6 +2,7 @@
 
 mod authorize;
 mod cache;
+mod conformance;
 mod fail_closed;
 mod gateway;
 mod logs;

@@ -6,6 +6,7 @@ pub mod binary;
 pub mod browser;
 pub mod clusters;
 pub mod fixtures;
+pub mod gateways;
 pub mod identity_providers;
 pub mod key_api;
 
