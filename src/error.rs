@@ -1,10 +1,13 @@
 //! The HTTP edge's error type: the portal renders it as a page, the APIs as JSON. The domain
 //! reports with its own `DomainError`, converted here.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::error::DomainError;
+
+/// What a 503 asks the client to wait before trying again.
+const RETRY_AFTER_SECONDS: &str = "2";
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -14,6 +17,10 @@ pub enum AppError {
     NotFound,
     #[error("sign-in required")]
     Unauthorized,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("invalid input: {0}")]
@@ -48,11 +55,16 @@ impl AppError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(err) if crate::db::is_unreachable(err) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Database(_) | Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -62,6 +74,8 @@ impl AppError {
         let (code, message) = match self {
             Self::NotFound => ("NOT_FOUND", "There is nothing here.".to_owned()),
             Self::Unauthorized => ("UNAUTHORIZED", "Please sign in first.".to_owned()),
+            Self::BadRequest(why) => ("BAD_REQUEST", why.clone()),
+            Self::UnsupportedMediaType(why) => ("UNSUPPORTED_MEDIA_TYPE", why.clone()),
             Self::Forbidden(why) => ("FORBIDDEN", why.clone()),
             Self::Validation(why) => ("INVALID", why.clone()),
             Self::Conflict(why) => ("CONFLICT", why.clone()),
@@ -70,6 +84,9 @@ impl AppError {
                 "UNAVAILABLE",
                 "The service cannot answer right now. Please try again shortly.".to_owned(),
             ),
+            Self::Database(err) if crate::db::is_unreachable(err) => {
+                return Self::Unavailable.report();
+            }
             Self::Database(_) | Self::Unexpected(_) => (
                 "INTERNAL",
                 "Something went wrong on our side. It has been logged.".to_owned(),
@@ -102,6 +119,12 @@ impl IntoResponse for AppError {
             tracing::error!(error = %self, status = report.status.as_u16(), "request failed");
         }
         let mut response = report.status.into_response();
+        if report.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         response.extensions_mut().insert(report);
         response
     }

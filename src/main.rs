@@ -1,19 +1,32 @@
 //! Reads the configuration, starts logging and serves until SIGTERM or Ctrl-C.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use gatehouse::app::AppState;
-use gatehouse::config::Config;
+use gatehouse::config::{Config, LogFormat};
 use gatehouse::server;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let format = match LogFormat::from_env() {
+        Ok(format) => format,
+        Err(err) => {
+            eprintln!("gatehouse: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .init();
+        // Colour codes only where a person reads a terminal, never in files or pipes.
+        .with_ansi(std::io::stdout().is_terminal());
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -1,5 +1,5 @@
 //! OpenID Connect relying party: provider discovery, authorization requests, the code exchange
-//! and strict ID token validation. No HTTP serving, no SQL: `web::oidc` drives it.
+//! and strict ID token validation. No HTTP serving, no SQL: `web::auth::sso` drives it.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};

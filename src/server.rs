@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -21,6 +21,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::ExpiredDeletion;
 
 use crate::app::{AppState, MAX_BODY_BYTES};
+use crate::db;
 use crate::domain::key_cache;
 use crate::domain::metering;
 use crate::domain::outbox::{self, Couriers, SenderPolicy};
@@ -48,7 +49,7 @@ pub fn router(state: AppState) -> Router {
                 .get::<RequestId>()
                 .and_then(|id| id.header_value().to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+            tracing::info_span!("request", id, method = %request.method(), route = logged_route(request))
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
         .layer(PropagateRequestIdLayer::new(request_id))
@@ -78,7 +79,8 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(middleware::from_fn(render_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), render_errors))
+        .layer(middleware::from_fn(refuse_unreadable_address))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -95,7 +97,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Gives every error response a body: JSON for the key API and operations endpoints, the error
 /// page for the portal. Also covers errors raised by layers (413, 408, 405) that carry no report.
-async fn render_errors(request: Request, next: Next) -> Response {
+/// A 500 while the database does not answer is the outage it is: 503 with `Retry-After`.
+async fn render_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let json = is_api_path(request.uri().path());
     let request_id = request
         .headers()
@@ -108,6 +111,15 @@ async fn render_errors(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    if status == StatusCode::INTERNAL_SERVER_ERROR && !db::answers(&state.pool).await {
+        tracing::warn!("the database does not answer; answering 503");
+        return finish_error(
+            AppError::Unavailable.into_response(),
+            &AppError::Unavailable.report(),
+            json,
+            &request_id,
+        );
+    }
     let report = match response.extensions().get::<ErrorReport>() {
         Some(report) => report.clone(),
         None if response.headers().contains_key(header::CONTENT_TYPE)
@@ -118,11 +130,21 @@ async fn render_errors(request: Request, next: Next) -> Response {
         }
         None => generic_report(status),
     };
+    finish_error(response, &report, json, &request_id)
+}
+
+/// `response` with the body `report` renders for its surface.
+fn finish_error(
+    response: Response,
+    report: &ErrorReport,
+    json: bool,
+    request_id: &str,
+) -> Response {
     let (mut parts, _) = response.into_parts();
     let body = if json {
-        api::error_body(&report).into_response()
+        api::error_body(report).into_response()
     } else {
-        web::page::error_page(&report, &request_id).into_response()
+        web::page::error_page(report, request_id).into_response()
     };
     let (body_parts, body) = body.into_parts();
     parts.headers.insert(
@@ -135,6 +157,51 @@ async fn render_errors(request: Request, next: Next) -> Response {
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, body)
+}
+
+/// What a log line says of a request's address: the route it matched (`/v1/authorize/{*path}`),
+/// never the raw path, which may hold a key (`/v1/authorize/api/<key>`) or a token.
+fn logged_route(request: &Request) -> &str {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(no route)", MatchedPath::as_str)
+}
+
+/// Refuses a path or query parameter that holds a NUL byte or broken UTF-8 once decoded, before
+/// any handler sees it: PostgreSQL cannot store NUL in text, and no page has a use for either.
+async fn refuse_unreadable_address(request: Request, next: Next) -> Response {
+    match readable_address(request.uri()) {
+        Ok(()) => next.run(request).await,
+        Err(why) => AppError::BadRequest(why).into_response(),
+    }
+}
+
+fn readable_address(uri: &Uri) -> Result<(), String> {
+    fn decoded(raw: &str) -> Result<String, String> {
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+        match String::from_utf8(bytes) {
+            Ok(text) if !text.contains('\0') => Ok(text),
+            Ok(text) => Err(text.replace('\0', "")),
+            Err(err) => Err(String::from_utf8_lossy(err.as_bytes()).replace('\0', "")),
+        }
+    }
+    const UNREADABLE: &str = "holds a character Gatehouse cannot read (a NUL byte or broken UTF-8)";
+    if decoded(uri.path()).is_err() {
+        return Err(format!(
+            "The address {UNREADABLE}. Check the link and try again."
+        ));
+    }
+    for pair in uri.query().unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let shown = decoded(name).unwrap_or_else(|lossy| lossy);
+        if decoded(name).is_err() || decoded(value).is_err() {
+            return Err(format!(
+                "The query parameter {shown:?} {UNREADABLE}. Remove it and try again."
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_plain_text(response: &Response) -> bool {
@@ -290,4 +357,23 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_bytes_and_broken_utf8_in_the_address_are_refused_by_name() {
+        let check = |uri: &str| readable_address(&uri.parse::<Uri>().unwrap());
+        assert!(check("/t/acme/keys?q=%25_%0D%0A%F0%9F%94%91&page=2").is_ok());
+        assert!(check("/t/acme/keys?q=%00").unwrap_err().contains("\"q\""));
+        assert!(
+            check("/t/acme/audit?action=a%ED%A0%80")
+                .unwrap_err()
+                .contains("\"action\"")
+        );
+        assert!(check("/t/%00/keys").unwrap_err().contains("The address"));
+        assert!(check("/?%00x=1").is_err());
+    }
 }

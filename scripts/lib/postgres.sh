@@ -1,6 +1,7 @@
-# Sourced by scripts/run and scripts/test: brings up a throwaway local PostgreSQL (or reuses the
-# running one) and exports DATABASE_URL. Usage: ensure_postgres NAME PORT [extra server options]
-# Installs PostgreSQL with apt-get only when the server binaries are missing.
+# Sourced by scripts/run, test, bench and stop: brings up a throwaway local PostgreSQL (or reuses the
+# running one) and exports DATABASE_URL (ensure_postgres NAME PORT [extra server options]), or
+# stops one (stop_postgres NAME). Installs PostgreSQL with apt-get only when the server binaries
+# are missing.
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -17,6 +18,33 @@ postgres_bindir() {
   return 1
 }
 
+# PostgreSQL refuses to run as root: then the clusters belong to the `postgres` user.
+as_cluster_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Where cluster NAME lives: .pgdata/NAME, or a folder in /tmp when the `postgres` user (as root)
+# cannot reach the project folder.
+cluster_dir() {
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$PROJECT_ROOT"; then
+    echo "/tmp/gatehouse-pg-$(printf '%s' "$PROJECT_ROOT" | cksum | cut -d' ' -f1)/$1"
+  else
+    echo "$PROJECT_ROOT/.pgdata/$1"
+  fi
+}
+
+# Stops cluster NAME if it runs; its data stays for the next start.
+stop_postgres() {
+  local name=$1 dir bindir
+  dir=$(cluster_dir "$name")
+  [ -f "$dir/data/PG_VERSION" ] || return 0
+  bindir=$(postgres_bindir) || return 0
+  if as_cluster_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    as_cluster_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    echo "gatehouse: stopped the $name cluster ($dir)"
+  fi
+}
+
 ensure_postgres() {
   local name=$1 port=$2; shift 2
   local bindir
@@ -27,27 +55,18 @@ ensure_postgres() {
     bindir=$(postgres_bindir)
   fi
 
-  # PostgreSQL refuses to run as root: then the cluster belongs to the `postgres` user, in a
-  # folder that user can reach (the project folder when its parents are traversable).
-  local run=() dir="$PROJECT_ROOT/.pgdata/$name"
-  if [ "$(id -u)" -eq 0 ]; then
-    run=(runuser -u postgres --)
-    if ! runuser -u postgres -- test -x "$PROJECT_ROOT"; then
-      dir="/tmp/gatehouse-pg-$(printf '%s' "$PROJECT_ROOT" | cksum | cut -d' ' -f1)/$name"
-    fi
-    mkdir -p "$dir"
-    chown postgres "$dir"
-  else
-    mkdir -p "$dir"
-  fi
+  local dir
+  dir=$(cluster_dir "$name")
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir"; fi
 
   if [ ! -f "$dir/data/PG_VERSION" ]; then
-    "${run[@]}" "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1 \
+    as_cluster_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; return 1; }
   fi
 
-  if ! "${run[@]}" "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-    "${run[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+  if ! as_cluster_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    as_cluster_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
       -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 $*" start >/dev/null \
       || { tail -n 20 "$dir/server.log" >&2; return 1; }
   fi

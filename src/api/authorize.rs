@@ -2,26 +2,23 @@
 //! `auth_request`, Traefik ForwardAuth, Envoy ext_authz). The gateway sends `Gatehouse-Verifier`
 //! and the client's headers; the answer is a status and headers, never a body the client needs.
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use std::net::IpAddr;
 
-use crate::api::edge;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::Response;
+
+use crate::api::{contract, edge};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
-use crate::domain::verification::{Code, Requirements, Unavailable, Verdict};
+use crate::domain::verification::{Code, Requirements, Unavailable};
 use crate::domain::vocabulary::Environment;
 
 pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-verifier");
-pub static KEY_ID_HEADER: HeaderName = HeaderName::from_static("gatehouse-key-id");
-pub static TENANT_ID_HEADER: HeaderName = HeaderName::from_static("gatehouse-tenant-id");
-pub static TENANT_HEADER: HeaderName = HeaderName::from_static("gatehouse-tenant");
-pub static ENVIRONMENT_HEADER: HeaderName = HeaderName::from_static("gatehouse-environment");
-pub static SCOPES_HEADER: HeaderName = HeaderName::from_static("gatehouse-scopes");
 
 pub async fn authorize(
     State(state): State<AppState>,
-    ClientIp(client): ClientIp,
+    ClientIp(peer_client): ClientIp,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -35,88 +32,84 @@ pub async fn authorize(
             "The gateway must send a verifier token in `Gatehouse-Verifier`.",
         );
     }
-    let required = match requirements(query.as_deref().unwrap_or("")) {
-        Ok(required) => required,
+    let query = query.as_deref().unwrap_or("");
+    let (mut required, profile) = match requirements(query).and_then(|required| {
+        let name = profile_name(query)?;
+        let profile = state.config.profiles.get(name.as_deref()).ok_or_else(|| {
+            format!(
+                "No profile is named {:?} in GATEHOUSE_PROFILES_FILE.",
+                name.unwrap_or_default()
+            )
+        })?;
+        Ok((required, profile))
+    }) {
+        Ok(found) => found,
         Err(message) => {
             return edge::error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
         }
     };
-    let Some(presented) = presented_key(&headers, &state.config.key_headers) else {
-        let mut response = edge::error_response(
-            StatusCode::UNAUTHORIZED,
-            "MISSING_KEY",
-            "Send an API key, e.g. `Authorization: Bearer <key>`.",
-        );
-        challenge(&mut response);
-        return response;
+    // The gateway presented a verifier token: its word for the client's address is trusted.
+    let client = forwarded_client(&headers).unwrap_or(peer_client);
+    let Some(presented) = contract::locate_key(&headers, profile, &state.config.key_prefix) else {
+        let message = contract::missing_key_message(profile);
+        return contract::refusal(profile, contract::MISSING_KEY, &message, None);
     };
-    match state.verifier.judge(&presented, &required, client).await {
-        Ok(verdict) => answer(&verdict),
-        Err(Unavailable) => edge::unavailable(),
+    if let Some(header) = &profile.tenant_header {
+        required.claimed_tenant = headers
+            .get(header)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+            .filter(|tenant| !tenant.is_empty())
+            .map(str::to_owned);
+    }
+    let verdict = match state
+        .verifier
+        .judge(&presented.key, &required, client)
+        .await
+    {
+        Ok(verdict) => verdict,
+        Err(Unavailable) => return edge::unavailable(),
+    };
+    match (verdict.code, &verdict.key) {
+        (Code::Valid, Some(key)) => contract::pass(
+            profile,
+            key,
+            verdict.quota.as_ref(),
+            &headers,
+            presented.header,
+        ),
+        (code, _) => contract::refusal(
+            profile,
+            code.as_str(),
+            code.message(),
+            verdict.quota.as_ref(),
+        ),
     }
 }
 
-fn answer(verdict: &Verdict) -> Response {
-    let status = match verdict.code {
-        Code::Valid => StatusCode::OK,
-        Code::Malformed | Code::NotFound | Code::Expired | Code::Revoked => {
-            StatusCode::UNAUTHORIZED
-        }
-        Code::EnvironmentMismatch | Code::TenantMismatch | Code::InsufficientScope => {
-            StatusCode::FORBIDDEN
-        }
-        Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-    };
-    let mut response = if status == StatusCode::OK {
-        StatusCode::OK.into_response()
-    } else {
-        edge::error_response(status, verdict.code.as_str(), verdict.code.message())
-    };
-    let headers = response.headers_mut();
-    if let Some(quota) = &verdict.quota {
-        edge::add_ratelimit_headers(headers, quota);
-        if verdict.code == Code::RateLimited {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(quota.reset));
-        }
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        challenge(&mut response);
-    }
-    if let (Code::Valid, Some(key)) = (verdict.code, &verdict.key) {
-        let headers = response.headers_mut();
-        let mut set = |name: &HeaderName, value: &str| {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                headers.insert(name.clone(), value);
-            }
-        };
-        set(&KEY_ID_HEADER, &key.id.to_string());
-        set(&TENANT_ID_HEADER, &key.tenant_id.to_string());
-        set(&TENANT_HEADER, &key.tenant_slug);
-        set(&ENVIRONMENT_HEADER, key.environment.as_str());
-        set(&SCOPES_HEADER, &key.scopes.join(" "));
-    }
-    response
+/// The client's address as the gateway reports it: the rightmost `X-Forwarded-For` entry (the
+/// one the gateway itself added), else `X-Real-IP`.
+pub fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
+    let rightmost = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .next_back()
+        .and_then(|hop| hop.trim().parse().ok());
+    rightmost.or_else(|| headers.get("x-real-ip")?.to_str().ok()?.trim().parse().ok())
 }
 
-fn challenge(response: &mut Response) {
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"gatehouse\""),
-    );
-}
-
-/// The key from the first configured header that holds one. `Bearer <key>` is unwrapped in any
-/// header; `Authorization` with another scheme holds no key.
-pub fn presented_key(headers: &HeaderMap, names: &[String]) -> Option<String> {
-    names.iter().find_map(|name| {
-        let value = headers.get(name.as_str())?.to_str().ok()?.trim();
-        let key = match edge::strip_bearer(value) {
-            Some(key) => key,
-            None if name.eq_ignore_ascii_case("authorization") => return None,
-            None => value,
-        };
-        (!key.is_empty()).then(|| key.to_owned())
-    })
+/// `profile` (at most once).
+fn profile_name(query: &str) -> Result<Option<String>, String> {
+    let mut names = form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, _)| name == "profile")
+        .map(|(_, value)| value.into_owned());
+    let first = names.next();
+    if names.next().is_some() {
+        return Err("`profile` may be given once.".into());
+    }
+    Ok(first)
 }
 
 /// `environment`, `tenant` (at most once each) and `scope` (repeatable); other parameters are
@@ -157,34 +150,30 @@ pub fn requirements(query: &str) -> Result<Requirements, String> {
 mod tests {
     use super::*;
 
-    fn names() -> Vec<String> {
-        vec!["Authorization".into(), "X-Api-Key".into(), "ApiKey".into()]
+    #[test]
+    fn the_gateway_reports_the_client_in_its_rightmost_forwarded_entry_or_real_ip() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(forwarded_client(&headers), None);
+        headers.insert("x-real-ip", "198.51.100.4".parse().unwrap());
+        assert_eq!(
+            forwarded_client(&headers),
+            Some("198.51.100.4".parse().unwrap())
+        );
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7".parse().unwrap());
+        assert_eq!(
+            forwarded_client(&headers),
+            Some("203.0.113.7".parse().unwrap())
+        );
     }
 
     #[test]
-    fn the_key_comes_from_the_first_configured_header_that_has_one() {
-        let mut headers = HeaderMap::new();
-        headers.insert("apikey", "ak_third".parse().unwrap());
+    fn a_profile_is_named_once_at_most() {
+        assert_eq!(profile_name("environment=live"), Ok(None));
         assert_eq!(
-            presented_key(&headers, &names()).as_deref(),
-            Some("ak_third")
+            profile_name("profile=seed004&scope=read"),
+            Ok(Some("seed004".into()))
         );
-        headers.insert("x-api-key", "ak_second".parse().unwrap());
-        assert_eq!(
-            presented_key(&headers, &names()).as_deref(),
-            Some("ak_second")
-        );
-        headers.insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
-        assert_eq!(
-            presented_key(&headers, &names()).as_deref(),
-            Some("ak_second")
-        );
-        headers.insert("authorization", "Bearer ak_first".parse().unwrap());
-        assert_eq!(
-            presented_key(&headers, &names()).as_deref(),
-            Some("ak_first")
-        );
-        assert_eq!(presented_key(&HeaderMap::new(), &names()), None);
+        assert!(profile_name("profile=a&profile=b").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The key API and operations endpoints: JSON, no sessions, no templates.
 
 pub mod authorize;
+pub mod contract;
 pub mod edge;
 mod health;
 pub mod verify;

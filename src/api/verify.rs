@@ -4,16 +4,22 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::edge;
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+use crate::api::{self, contract, edge};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
-use crate::domain::verification::{KeyRecord, Requirements, Unavailable, Verdict};
+use crate::config::Profile;
+use crate::domain::verification::{Code, KeyRecord, Requirements, Unavailable, Verdict};
 use crate::domain::vocabulary::Environment;
+use crate::error::ErrorReport;
 
 #[derive(Debug, Deserialize)]
 pub struct VerifyRequest {
@@ -24,6 +30,12 @@ pub struct VerifyRequest {
     tenant: Option<String>,
     #[serde(default)]
     scopes: Option<Vec<String>>,
+    /// The caller's client, for bad-key throttling; the caller presented a verifier token.
+    #[serde(default)]
+    client_ip: Option<String>,
+    /// A contract profile: the answer adds what the client should be told in it.
+    #[serde(default)]
+    profile: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,6 +46,16 @@ pub struct VerifyAnswer {
     pub key: Option<KeyView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RateLimitView>,
+    /// With a profile: the status, headers and body to answer the client with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResponseView {
+    pub status: u16,
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    pub body: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -106,18 +128,76 @@ pub async fn verify_key(
             None => return bad_request("`environment` must be \"live\" or \"test\"."),
         },
     };
+    let client = match request.client_ip.as_deref().map(str::parse::<IpAddr>) {
+        None => client,
+        Some(Ok(address)) => address,
+        Some(Err(_)) => return bad_request("`client_ip` must be an IPv4 or IPv6 address."),
+    };
+    let profile = match request.profile.as_deref() {
+        None => None,
+        Some(name) => match state.config.profiles.get(Some(name)) {
+            Some(profile) => Some(profile),
+            None => {
+                return bad_request(&format!(
+                    "No profile is named {name:?} in GATEHOUSE_PROFILES_FILE."
+                ));
+            }
+        },
+    };
     let required = Requirements {
         environment,
         tenant: request.tenant.filter(|tenant| !tenant.is_empty()),
         scopes: request.scopes.unwrap_or_default(),
+        ..Requirements::default()
     };
     match state.verifier.judge(&request.key, &required, client).await {
-        Ok(verdict) => answer(&verdict),
+        Ok(verdict) => answer(&verdict, profile.map(|profile| &**profile)),
         Err(Unavailable) => edge::unavailable(),
     }
 }
 
-fn answer(verdict: &Verdict) -> Response {
+/// What forward-auth would answer in `profile`, as JSON for a server to relay.
+fn in_profile(verdict: &Verdict, profile: &Profile) -> ResponseView {
+    let response = match (verdict.code, &verdict.key) {
+        (Code::Valid, Some(key)) => contract::pass(
+            profile,
+            key,
+            verdict.quota.as_ref(),
+            &HeaderMap::new(),
+            &header::AUTHORIZATION,
+        ),
+        (code, _) => contract::refusal(
+            profile,
+            code.as_str(),
+            code.message(),
+            verdict.quota.as_ref(),
+        ),
+    };
+    let headers = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != header::CONTENT_TYPE)
+        .filter_map(|(name, value)| Some((name.to_string(), json!(value.to_str().ok()?))))
+        .collect();
+    let body = match response.extensions().get::<ErrorReport>() {
+        Some(report) => api::error_body(report).0,
+        None => contract::templated_body(
+            profile,
+            verdict.code.as_str(),
+            verdict.code.message(),
+            response.status(),
+        )
+        .and_then(|body| serde_json::from_str(&body).ok())
+        .unwrap_or(Value::Null),
+    };
+    ResponseView {
+        status: response.status().as_u16(),
+        headers,
+        body,
+    }
+}
+
+fn answer(verdict: &Verdict, profile: Option<&Profile>) -> Response {
     let body = VerifyAnswer {
         valid: verdict.code.is_valid(),
         code: verdict.code.as_str(),
@@ -127,6 +207,7 @@ fn answer(verdict: &Verdict) -> Response {
             remaining: quota.remaining,
             reset: quota.reset,
         }),
+        response: profile.map(|profile| in_profile(verdict, profile)),
     };
     let mut response = Json(body).into_response();
     if let Some(quota) = &verdict.quota {

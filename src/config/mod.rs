@@ -8,9 +8,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use env::Env;
 pub use oidc::OidcProviderConfig;
+pub use profiles::{Profile, Profiles};
 
 mod env;
 mod oidc;
+pub mod profiles;
 
 /// Everything the deployment configures. Secrets are `SecretString`, so `Debug` never shows them.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct Config {
     pub key_prefix: String,
     pub scopes: Vec<String>,
     pub key_headers: Vec<String>,
+    /// Contract profiles (`GATEHOUSE_PROFILES_FILE`) and today's contract for requests naming none.
+    pub profiles: Profiles,
     pub session_idle: Duration,
     pub session_lifetime: Duration,
     pub trusted_proxies: Vec<IpNet>,
@@ -50,6 +54,32 @@ pub struct Config {
     pub outbox_first_retry: Duration,
     /// How often each instance looks for keys to send expiry reminders about.
     pub expiry_reminder_interval: Duration,
+}
+
+/// How log lines are written: text for people (colours only on a terminal), or one JSON object
+/// per line for log pipelines. Read before the rest of the configuration, so logging starts first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let variable = "GATEHOUSE_LOG_FORMAT";
+        match Env(lookup).get(variable).as_deref().map(str::trim) {
+            None | Some("text") => Ok(Self::Text),
+            Some("json") => Ok(Self::Json),
+            Some(other) => Err(invalid(
+                variable,
+                format!("{other:?} is neither text nor json"),
+            )),
+        }
+    }
 }
 
 /// A configuration value that could not be used; names the variable and says why.
@@ -155,6 +185,11 @@ impl Config {
             ));
         }
 
+        let profiles = match get("GATEHOUSE_PROFILES_FILE") {
+            Some(path) => Profiles::load(path.trim(), &key_headers)?,
+            None => Profiles::plain(&key_headers),
+        };
+
         let session_idle = minutes(&env, "GATEHOUSE_SESSION_IDLE_MINUTES", 30)?;
         let session_lifetime = minutes(&env, "GATEHOUSE_SESSION_LIFETIME_MINUTES", 12 * 60)?;
         if session_lifetime < session_idle {
@@ -201,6 +236,7 @@ impl Config {
             key_prefix,
             scopes,
             key_headers,
+            profiles,
             session_idle,
             session_lifetime,
             trusted_proxies,
@@ -378,6 +414,23 @@ fn prefix_matches(net: &[u8], ip: &[u8], prefix: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_format_is_text_json_or_refused_by_name() {
+        let format = |value: &str| {
+            let value = value.to_owned();
+            LogFormat::from_lookup(move |_| Some(value.clone()))
+        };
+        assert_eq!(LogFormat::from_lookup(|_| None).unwrap(), LogFormat::Text);
+        assert_eq!(format("json").unwrap(), LogFormat::Json);
+        assert_eq!(format("text").unwrap(), LogFormat::Text);
+        assert!(
+            format("yaml")
+                .unwrap_err()
+                .to_string()
+                .starts_with("GATEHOUSE_LOG_FORMAT")
+        );
+    }
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -516,6 +569,7 @@ mod tests {
             ("GATEHOUSE_BAD_KEY_LIMIT", "-1"),
             ("GATEHOUSE_SMTP_URL", "mail.example.com:25"),
             ("GATEHOUSE_MAIL_FROM", "gatehouse"),
+            ("GATEHOUSE_PROFILES_FILE", "/nonexistent/profiles.toml"),
         ];
         for (variable, value) in cases {
             let err = config(&[("DATABASE_URL", "postgres://x/y"), (variable, value)]).unwrap_err();

@@ -20,6 +20,7 @@ pub struct Key {
     pub environment: Environment,
     pub secret_hash: Vec<u8>,
     pub last_four: String,
+    pub full_access: bool,
     pub scopes: Vec<String>,
     pub rate_limit: i32,
     pub expires_at: Option<OffsetDateTime>,
@@ -39,6 +40,7 @@ pub struct NewKeyRow<'a> {
     pub environment: &'a str,
     pub secret_hash: &'a [u8],
     pub last_four: &'a str,
+    pub full_access: bool,
     pub scopes: &'a [String],
     pub rate_limit: i32,
     pub expires_at: Option<OffsetDateTime>,
@@ -48,8 +50,8 @@ pub struct NewKeyRow<'a> {
 pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Result<Uuid> {
     sqlx::query_scalar!(
         r#"INSERT INTO api_key (tenant_id, created_by, name, environment, secret_hash, last_four,
-                                scopes, rate_limit, expires_at, rolled_from)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                full_access, scopes, rate_limit, expires_at, rolled_from)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
            RETURNING api_key_id"#,
         key.tenant_id,
         key.created_by,
@@ -57,6 +59,7 @@ pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Resul
         key.environment,
         key.secret_hash,
         key.last_four,
+        key.full_access,
         key.scopes,
         key.rate_limit,
         key.expires_at,
@@ -75,7 +78,7 @@ pub async fn get(
     sqlx::query_as!(
         Key,
         r#"SELECT k.api_key_id, k.tenant_id, k.created_by, c.display_name AS "created_by_name?",
-                  k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.scopes, k.rate_limit,
+                  k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
                   k.expires_at, k.revoked_at, r.display_name AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, o.display_name AS "rolled_by_name?",
                   k.last_used_at, k.created_at
@@ -150,7 +153,7 @@ pub async fn list(
     sqlx::query_as!(
         Key,
         r#"SELECT k.api_key_id, k.tenant_id, k.created_by, c.display_name AS "created_by_name?",
-                  k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.scopes, k.rate_limit,
+                  k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at

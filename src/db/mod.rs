@@ -26,6 +26,13 @@ use crate::config::Config;
 /// Migrations compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Longest a request waits for a connection: with the database down, pages answer 503 within 2 s
+/// (this, then at most [`PROBE_TIMEOUT`] to confirm) instead of hanging.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Longest [`answers`] waits.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Connections idle longer than this are checked before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
@@ -36,10 +43,14 @@ pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
         .expose_secret()
         .parse::<PgConnectOptions>()?
         .application_name("gatehouse")
-        .options([("statement_timeout", "5000")]);
+        // Warnings and errors only: `IF NOT EXISTS` notices from migrations at every start are noise.
+        .options([
+            ("statement_timeout", "5000"),
+            ("client_min_messages", "warning"),
+        ]);
     PgPoolOptions::new()
         .max_connections(config.database_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         // A connection that sat idle is pinged before use (it may have died with a database
         // restart); a busy one is not, so the key API's lookup is one round trip, not two.
         .test_before_acquire(false)
@@ -53,6 +64,26 @@ pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
         })
         .connect_with(options)
         .await
+}
+
+/// Whether the database answers within [`PROBE_TIMEOUT`]: tells an outage from a failure whose
+/// cause is hidden (a session store error arrives as text).
+pub async fn answers(pool: &PgPool) -> bool {
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, ping(pool)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Whether an error means the database could not be reached (rather than refused a statement).
+pub fn is_unreachable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+    )
 }
 
 /// One round trip: is the database answering?

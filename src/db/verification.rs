@@ -16,6 +16,7 @@ pub struct KeyForVerification {
     pub tenant_slug: String,
     pub name: String,
     pub environment: Environment,
+    pub full_access: bool,
     pub scopes: Vec<String>,
     pub rate_limit: i32,
     pub expires_at: Option<OffsetDateTime>,
@@ -30,7 +31,7 @@ pub async fn find_by_hash(
     sqlx::query_as!(
         KeyForVerification,
         r#"SELECT k.api_key_id, k.tenant_id, t.slug AS tenant_slug, k.name, k.environment AS "environment: Environment",
-                  k.scopes, k.rate_limit, k.expires_at, k.revoked_at
+                  k.full_access, k.scopes, k.rate_limit, k.expires_at, k.revoked_at
            FROM api_key k
            JOIN tenant t ON t.tenant_id = k.tenant_id
            WHERE k.secret_hash = $1"#,

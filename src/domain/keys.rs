@@ -56,6 +56,15 @@ pub enum Expiry {
     On(time::Date),
 }
 
+/// The expiry choices of the new-key form: the form's value and what it says.
+pub const EXPIRY_CHOICES: [(&str, &str); 5] = [
+    ("never", "Never"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In a year"),
+    ("date", "On a date…"),
+];
+
 impl Expiry {
     /// `choice` is `never`, `30`, `90`, `365` or `date` (then `date` holds YYYY-MM-DD).
     pub fn parse(choice: &str, date: &str) -> Result<Self, String> {
@@ -85,6 +94,16 @@ impl Expiry {
 }
 
 /// How long a rolled key keeps working next to its successor.
+/// The grace periods a roll offers: the form's value and what it says.
+pub const GRACE_CHOICES: [(&str, &str); 4] = [
+    ("none", "Not at all: it stops now"),
+    ("1h", "For 1 hour"),
+    ("24h", "For 24 hours"),
+    ("7d", "For 7 days"),
+];
+/// The grace a roll form starts with.
+pub const DEFAULT_GRACE: &str = "1h";
+
 pub fn parse_grace(choice: &str) -> Result<Duration, String> {
     match choice {
         "none" => Ok(Duration::ZERO),
@@ -135,16 +154,19 @@ impl Status {
         }
     }
 
+    /// Every status, in the order the list's filter offers them.
+    pub const ALL: [Status; 5] = [
+        Self::Active,
+        Self::Expiring,
+        Self::Expired,
+        Self::Rolled,
+        Self::Revoked,
+    ];
+
     pub fn parse(value: &str) -> Option<Self> {
-        [
-            Self::Active,
-            Self::Expiring,
-            Self::Expired,
-            Self::Rolled,
-            Self::Revoked,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
     }
 
     /// Still accepted by the key API (a rolled key works until its grace ends).
@@ -153,12 +175,51 @@ impl Status {
     }
 }
 
+/// What a key may do: everything (every scope of the catalogue when it is judged, also scopes
+/// added to `GATEHOUSE_SCOPES` later), or the scopes chosen for it. Never both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    Full,
+    Scopes(Vec<String>),
+}
+
+impl Access {
+    /// As stored: `full_access`, and the chosen scopes (none for full access).
+    pub fn stored(full_access: bool, scopes: Vec<String>) -> Self {
+        if full_access {
+            Self::Full
+        } else {
+            Self::Scopes(scopes)
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full)
+    }
+
+    /// The chosen scopes; none for full access.
+    pub fn chosen(&self) -> &[String] {
+        match self {
+            Self::Full => &[],
+            Self::Scopes(scopes) => scopes,
+        }
+    }
+
+    /// What lists and pages show.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Full => "Full access".into(),
+            Self::Scopes(scopes) => scopes.join(", "),
+        }
+    }
+}
+
 /// What a key is made with, after validation.
 #[derive(Debug, Clone)]
 pub struct KeySettings {
     pub name: KeyName,
     pub environment: Environment,
-    pub scopes: Vec<String>,
+    pub access: Access,
     pub expires_at: Option<OffsetDateTime>,
     pub rate_limit: u32,
 }
@@ -178,8 +239,9 @@ pub struct KeyErrors {
 pub struct KeyInput {
     pub name: String,
     pub environment: String,
+    /// `full` or `scopes`: the choice of the form's two access options (empty when none was made).
+    pub access: String,
     pub scopes: Vec<String>,
-    pub full_access: bool,
     pub expiry: String,
     pub expiry_date: String,
     pub rate_limit: String,
@@ -208,20 +270,9 @@ pub fn validate(
                 .into(),
         );
     }
-    let scopes: Vec<String> = if input.full_access {
-        catalogue.to_vec()
-    } else {
-        catalogue
-            .iter()
-            .filter(|scope| input.scopes.contains(scope))
-            .cloned()
-            .collect()
-    };
-    if let Some(unknown) = input.scopes.iter().find(|scope| !catalogue.contains(scope)) {
-        errors.scopes = Some(format!("{unknown:?} is not a scope of this deployment."));
-    } else if scopes.is_empty() {
-        errors.scopes = Some("Choose at least one scope, or Full access.".into());
-    }
+    let access = access(input, catalogue)
+        .map_err(|e| errors.scopes = Some(e))
+        .ok();
     let expires_at = Expiry::parse(&input.expiry, &input.expiry_date)
         .map_err(|e| errors.expiry = Some(e))
         .ok()
@@ -241,19 +292,45 @@ pub fn validate(
             }
         },
     };
-    match (name, environment, expires_at, rate_limit) {
-        (Some(name), Some(environment), Some(expires_at), Some(rate_limit))
-            if errors.scopes.is_none() && errors.environment.is_none() =>
+    match (name, environment, access, expires_at, rate_limit) {
+        (Some(name), Some(environment), Some(access), Some(expires_at), Some(rate_limit))
+            if errors.environment.is_none() =>
         {
             Ok(KeySettings {
                 name,
                 environment,
-                scopes,
+                access,
                 expires_at,
                 rate_limit,
             })
         }
         _ => Err(errors),
+    }
+}
+
+/// The access the form asks for. Full access is only ever what was chosen: a submission that also
+/// names scopes is refused rather than widened or narrowed.
+fn access(input: &KeyInput, catalogue: &[String]) -> Result<Access, String> {
+    if let Some(unknown) = input.scopes.iter().find(|scope| !catalogue.contains(scope)) {
+        return Err(format!("{unknown:?} is not a scope of this deployment."));
+    }
+    let chosen: Vec<String> = catalogue
+        .iter()
+        .filter(|scope| input.scopes.contains(scope))
+        .cloned()
+        .collect();
+    match (input.access.as_str(), chosen.is_empty()) {
+        ("full", true) => Ok(Access::Full),
+        ("full", false) => Err(
+            "Choose either Full access or some scopes, not both: untick the scopes or choose \
+             \"Only these scopes\"."
+                .into(),
+        ),
+        ("scopes" | "", false) => Ok(Access::Scopes(chosen)),
+        ("scopes" | "", true) => {
+            Err("Choose Full access, or tick the scopes this key may use.".into())
+        }
+        _ => Err("Choose Full access, or tick the scopes this key may use.".into()),
     }
 }
 
@@ -285,7 +362,7 @@ pub async fn create_key(
         key_target(settings.name.as_str(), &masked(prefix, settings.environment, &key.last_four())),
         json!({
             "environment": settings.environment.as_str(),
-            "scopes": settings.scopes.join(" "),
+            "scopes": settings.access.label(),
             "rate_limit": settings.rate_limit,
             "expires": settings.expires_at.map_or_else(|| "never".to_owned(), |at| at.date().to_string()),
         }),
@@ -303,7 +380,6 @@ async fn insert_key(
     actor: &Actor,
 ) -> DomainResult<Uuid> {
     let hash = key.hash();
-    let scopes = settings.scopes.clone();
     let id = db_keys::insert(
         &mut *tx,
         &NewKeyRow {
@@ -313,7 +389,8 @@ async fn insert_key(
             environment: settings.environment.as_str(),
             secret_hash: &hash,
             last_four: &key.last_four(),
-            scopes: &scopes,
+            full_access: settings.access.is_full(),
+            scopes: settings.access.chosen(),
             rate_limit: i32::try_from(settings.rate_limit).unwrap_or(i32::MAX),
             expires_at: settings.expires_at,
             rolled_from,
@@ -385,7 +462,7 @@ pub async fn roll_key(
     let settings = KeySettings {
         name: KeyName::stored(old.name.clone()),
         environment,
-        scopes: old.scopes.clone(),
+        access: Access::stored(old.full_access, old.scopes.clone()),
         expires_at: old.expires_at,
         rate_limit: u32::try_from(old.rate_limit).unwrap_or(1),
     };
@@ -534,6 +611,38 @@ pub async fn revoke_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn asking(access_choice: &str, scopes: &[&str]) -> Result<Access, String> {
+        let input = KeyInput {
+            access: access_choice.into(),
+            scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+            ..KeyInput::default()
+        };
+        access(&input, &["read".to_owned(), "write".to_owned()])
+    }
+
+    #[test]
+    fn access_is_what_was_chosen_and_never_widened() {
+        assert_eq!(asking("full", &[]), Ok(Access::Full));
+        assert_eq!(
+            asking("scopes", &["read"]),
+            Ok(Access::Scopes(vec!["read".into()]))
+        );
+        assert_eq!(
+            asking("", &["read"]),
+            Ok(Access::Scopes(vec!["read".into()]))
+        );
+        assert!(asking("full", &["read"]).unwrap_err().contains("not both"));
+        assert!(asking("scopes", &[]).is_err());
+        assert!(asking("", &[]).is_err());
+        assert!(asking("everything", &[]).is_err());
+        assert!(
+            asking("scopes", &["admin"])
+                .unwrap_err()
+                .contains("not a scope")
+        );
+        assert_eq!(Access::Full.label(), "Full access");
+    }
 
     #[test]
     fn statuses_follow_time_revocation_and_rolling() {

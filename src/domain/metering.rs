@@ -66,9 +66,12 @@ impl Meter {
         };
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         *counts.buckets.entry(bucket).or_insert(0) += 1;
-        let last = counts.last_used.entry(key.id).or_insert(now);
-        if *last < now {
-            *last = now;
+        // "Last used" is the last time the key worked: a refused call is no use of it.
+        if outcome.is_valid() {
+            let last = counts.last_used.entry(key.id).or_insert(now);
+            if *last < now {
+                *last = now;
+            }
         }
     }
 

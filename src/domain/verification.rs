@@ -97,6 +97,8 @@ pub struct Requirements {
     pub environment: Option<Environment>,
     /// A tenant id or slug.
     pub tenant: Option<String>,
+    /// The tenant the client names (a profile's tenant header); checked like `tenant`.
+    pub claimed_tenant: Option<String>,
     pub scopes: Vec<String>,
 }
 
@@ -116,14 +118,19 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    pub fn from_row(row: KeyForVerification) -> Self {
+    /// The key as judged now: a full-access key holds every scope of `catalogue`.
+    pub fn from_row(row: KeyForVerification, catalogue: &[String]) -> Self {
         Self {
             id: row.api_key_id,
             name: row.name,
             environment: row.environment,
             tenant_id: row.tenant_id,
             tenant_slug: row.tenant_slug,
-            scopes: row.scopes,
+            scopes: if row.full_access {
+                catalogue.to_vec()
+            } else {
+                row.scopes
+            },
             rate_limit: u32::try_from(row.rate_limit).unwrap_or(1).max(1),
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
@@ -145,8 +152,10 @@ impl KeyRecord {
         {
             return Code::EnvironmentMismatch;
         }
-        if let Some(tenant) = &required.tenant
-            && !self.belongs_to(tenant)
+        if [&required.tenant, &required.claimed_tenant]
+            .into_iter()
+            .flatten()
+            .any(|tenant| !self.belongs_to(tenant))
         {
             return Code::TenantMismatch;
         }
@@ -196,6 +205,8 @@ pub struct Unavailable;
 /// the rate-limit windows, the usage counters and the lookup connections.
 pub struct Verifier {
     key_prefix: String,
+    /// The scope catalogue, which full-access keys hold.
+    scopes: Vec<String>,
     /// Verified keys, at most 10 s old; emptied of a key at once when it changes.
     pub cache: Arc<KeyCache>,
     pub limits: Arc<RateLimits>,
@@ -207,6 +218,7 @@ impl Verifier {
     pub fn new(config: &Config, pool: PgPool) -> Self {
         Self {
             key_prefix: config.key_prefix.clone(),
+            scopes: config.scopes.clone(),
             cache: Arc::new(KeyCache::new(config.key_cache_ttl)),
             limits: Arc::new(RateLimits::new(config.bad_keys_per_client)),
             meter: Arc::new(Meter::new()),
@@ -281,7 +293,7 @@ impl Verifier {
     /// connections (one round trip), bounded by [`LOOKUP_TIMEOUT`].
     async fn lookup(&self, secret_hash: &[u8; 32]) -> Result<Option<KeyRecord>, Unavailable> {
         match tokio::time::timeout(LOOKUP_TIMEOUT, self.lookups.find_by_hash(secret_hash)).await {
-            Ok(Ok(row)) => Ok(row.map(KeyRecord::from_row)),
+            Ok(Ok(row)) => Ok(row.map(|row| KeyRecord::from_row(row, &self.scopes))),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "key lookup failed; answering 503");
                 Err(Unavailable)
@@ -336,6 +348,7 @@ mod tests {
             environment: Some(Environment::Test),
             tenant: Some("other".into()),
             scopes: vec!["write".into()],
+            ..Requirements::default()
         };
         assert_eq!(key.judge(now, &strict), Code::Expired);
         key.revoked_at = Some(now);
@@ -360,11 +373,15 @@ mod tests {
             environment: Some(Environment::Test),
             tenant: Some("other".into()),
             scopes: vec!["write".into()],
+            ..Requirements::default()
         };
         assert_eq!(key.judge(now, &required), Code::EnvironmentMismatch);
         required.environment = Some(Environment::Live);
         assert_eq!(key.judge(now, &required), Code::TenantMismatch);
         required.tenant = Some("acme".into());
+        required.claimed_tenant = Some("globex".into());
+        assert_eq!(key.judge(now, &required), Code::TenantMismatch);
+        required.claimed_tenant = Some("acme".into());
         assert_eq!(key.judge(now, &required), Code::InsufficientScope);
         required.scopes = vec!["read".into()];
         assert_eq!(key.judge(now, &required), Code::Valid);

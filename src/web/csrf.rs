@@ -1,5 +1,5 @@
-//! Cross-site request forgery defence: fetch metadata and `Origin` checks, then the per-session
-//! token on every unsafe request. Applied to the whole portal, so no form can forget it.
+//! Cross-site request forgery defence: form bodies only, fetch metadata and `Origin` checks, then
+//! the per-session token on every unsafe request. Applied to the whole portal, so no form can forget it.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -18,6 +18,14 @@ pub const FIELD: &str = "csrf_token";
 pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if request.method().is_safe() {
         return next.run(request).await;
+    }
+    // The portal's forms send nothing else: any other body type is not one of its forms.
+    if !is_form(request.headers()) {
+        tracing::warn!("unsafe portal request without a form body refused");
+        return AppError::UnsupportedMediaType(
+            "Gatehouse accepts only its own forms here (application/x-www-form-urlencoded).".into(),
+        )
+        .into_response();
     }
     if let Err(why) = check_origin(request.headers(), state.config.public_url.origin()) {
         tracing::warn!(reason = %why, "cross-site request refused");
@@ -57,6 +65,18 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| {
+            essence
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// Refuses requests a browser marks as cross-site. Requests without these headers (old browsers,
@@ -110,6 +130,26 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn only_url_encoded_form_bodies_are_forms() {
+        assert!(is_form(&headers(&[(
+            "content-type",
+            "application/x-www-form-urlencoded"
+        )])));
+        assert!(is_form(&headers(&[(
+            "content-type",
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8"
+        )])));
+        for other in [
+            "text/plain",
+            "application/json",
+            "multipart/form-data; boundary=x",
+        ] {
+            assert!(!is_form(&headers(&[("content-type", other)])), "{other}");
+        }
+        assert!(!is_form(&headers(&[])));
     }
 
     #[test]

@@ -1,5 +1,4 @@
-//! The page frame every portal page shares: `Layout`, rendering, date formats, the error page,
-//! the "are you sure?" page and the pager.
+//! The page frame every portal page shares: Layout, render, dates, error page, confirm page, pager.
 
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};

@@ -54,7 +54,7 @@ async fn a_new_password_must_meet_the_policy(pool: PgPool) {
     let client = app.signed_in_user("ada@example.com", "Ada").await;
     let response = change_password(&app, &client, PASSWORD, "qwertyuiopasdfgh").await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(response.text().await.unwrap().contains("too common"));
+    assert!(response.text().await.unwrap().contains("too easy to guess"));
 }
 
 #[sqlx::test]

@@ -12,6 +12,7 @@ mod browser;
 mod key_api;
 mod operations;
 mod outbox;
+mod scripts;
 mod security;
 mod support;
 mod tenants;

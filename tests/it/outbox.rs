@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use crate::auth::reset::set_new_password;
 use crate::support::app::{TestApp, location};
-use crate::support::binary::RealBinary;
+use crate::support::binary::Binary;
 use crate::support::smtp::MailSink;
 
 const NEW_PASSWORD: &str = "a brand new passphrase for ada";
@@ -128,7 +128,11 @@ async fn mail_sent_while_smtp_is_down_arrives_late_once_with_every_attempt_recor
 #[sqlx::test]
 async fn no_token_or_password_reaches_the_log(pool: PgPool) {
     let sink = MailSink::start();
-    let server = RealBinary::start(&pool, &[("GATEHOUSE_SMTP_URL", &sink.url())]).await;
+    let server = Binary::start(
+        &pool,
+        &[("GATEHOUSE_SMTP_URL", &sink.url()), ("RUST_LOG", "debug")],
+    )
+    .await;
     let app = &server.app;
     let client = app.signed_in_user("ada@example.com", "Ada").await;
     let verify = sink.mail("ada@example.com", "Confirm your email").await;
@@ -178,7 +182,7 @@ async fn no_token_or_password_reaches_the_log(pool: PgPool) {
 
 #[sqlx::test]
 async fn without_smtp_each_mail_is_logged_with_recipient_subject_and_link(pool: PgPool) {
-    let server = RealBinary::start(&pool, &[]).await;
+    let server = Binary::start(&pool, &[]).await;
     let app = &server.app;
     app.signed_in_user("ada@example.com", "Ada").await;
     app.submit(
@@ -211,7 +215,7 @@ async fn without_smtp_each_mail_is_logged_with_recipient_subject_and_link(pool: 
 
 #[sqlx::test]
 async fn a_public_https_deployment_without_smtp_warns_at_start(pool: PgPool) {
-    let server = RealBinary::start(
+    let server = Binary::start(
         &pool,
         &[("GATEHOUSE_PUBLIC_URL", "https://portal.example.test")],
     )

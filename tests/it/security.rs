@@ -4,6 +4,7 @@ use reqwest::{Client, Response, StatusCode};
 use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};
+use crate::support::fixtures::{TenantAdmin, create_key};
 
 const NEW_PASSWORD: &str = "a different and longer passphrase";
 
@@ -236,4 +237,163 @@ async fn behind_https_cookies_are_secure_and_hsts_is_sent(pool: PgPool) {
             .unwrap()
             .starts_with("max-age=")
     );
+}
+
+#[sqlx::test]
+async fn unsafe_portal_requests_with_a_body_other_than_a_form_are_refused_and_change_nothing(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let (_, key_id) = create_key(&app, &admin, "acme", "Kept", "live").await;
+    let token = app.csrf_token(&admin, "/t/acme/keys/new").await;
+    let body =
+        format!("csrf_token={token}&name=Smuggled&environment=live&access=full&expiry=never");
+    for content_type in [
+        "text/plain",
+        "application/json",
+        "multipart/form-data; boundary=x",
+    ] {
+        for path in [
+            "/t/acme/keys".to_owned(),
+            format!("/t/acme/keys/{key_id}/revoke"),
+        ] {
+            let response = admin
+                .post(app.url(&path))
+                .header("content-type", content_type)
+                .header("x-csrf-token", &token)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{content_type} to {path}"
+            );
+            assert!(
+                response
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("accepts only its own forms")
+            );
+        }
+    }
+    assert_eq!(app.count("api_key").await, 1, "no key was made");
+    let list = app.get_html(&admin, "/t/acme/keys").await;
+    assert!(list.contains("status-active") && !list.contains("status-revoked"));
+}
+
+/// Query values no page expects, percent-encoded as they travel.
+const HOSTILE: [&str; 9] = [
+    "%00",
+    "a%00b",
+    "%ED%A0%80",
+    "%0D%0AX-Injected:%201",
+    "%25",
+    "_",
+    "%",
+    "%ZZ",
+    "%C0%AF",
+];
+/// Every query parameter a page reads, tried on every page.
+const PARAMETERS: [&str; 9] = [
+    "q",
+    "environment",
+    "status",
+    "page",
+    "action",
+    "range",
+    "next",
+    "code",
+    "state",
+];
+
+/// The status line's code for a GET sent byte for byte, for what an HTTP client library refuses
+/// to send (a 100 KB address).
+async fn raw_get_status(app: &TestApp, target: &str, cookie: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {answer:.80}"))
+}
+
+#[sqlx::test]
+async fn hostile_query_strings_on_every_page_never_cause_a_server_error(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let (_, key_id) = create_key(&app, &admin, "acme", "Probe", "live").await;
+    let (probe, jar) = app.client_with_jar();
+    app.sign_in(&probe, "ada@example.com", PASSWORD).await;
+    let cookie = app.session_cookie_in(&jar).unwrap();
+    let mut paths: Vec<String> = gatehouse::web::tenants::RULES
+        .iter()
+        .filter(|(method, _, _)| *method == "get")
+        .map(|(_, path, _)| {
+            path.replace("{slug}", "acme")
+                .replace("/keys/{id}", &format!("/keys/{key_id}"))
+                .replace("{id}", &uuid::Uuid::new_v4().to_string())
+        })
+        .collect();
+    for public in [
+        "/",
+        "/signin",
+        "/signup",
+        "/account",
+        "/tenants/new",
+        "/invitations/x",
+        "/auth/oidc/corp",
+        "/healthz",
+        "/readyz",
+    ] {
+        paths.push(public.to_owned());
+    }
+    // The longest address the HTTP client sends; longer ones go byte for byte below.
+    let long = "A".repeat(60 * 1024);
+    let huge = "A".repeat(100 * 1024);
+    let signed_out = app.client();
+    for path in &paths {
+        for parameter in PARAMETERS {
+            for value in HOSTILE.iter().copied().chain([long.as_str()]) {
+                for client in [&admin, &signed_out] {
+                    let url = format!("{}{path}?{parameter}={value}", app.base);
+                    let response = client.get(&url).send().await.unwrap();
+                    assert!(
+                        !response.status().is_server_error(),
+                        "{} for {path}?{parameter}={}",
+                        response.status(),
+                        &value[..value.len().min(20)]
+                    );
+                }
+            }
+            let status = raw_get_status(&app, &format!("{path}?{parameter}={huge}"), &cookie).await;
+            assert!(status < 500, "{status} for {path}?{parameter}=<100 KB>");
+        }
+    }
+    for url in [
+        "/t/acme/keys?q=%00",
+        "/t/acme/audit?action=%00",
+        "/t/acme/keys?q=%ED%A0%80",
+    ] {
+        let response = app.get(&admin, url).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{url}");
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains("cannot read (a NUL byte or broken UTF-8)"),
+            "{url}"
+        );
+    }
 }

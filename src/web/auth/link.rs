@@ -1,5 +1,4 @@
-//! `/auth/oidc/link`: joining a provider identity to the existing password account with its email,
-//! once that account's password is given.
+//! `/auth/oidc/link`: joining a provider identity to the password account with its email.
 
 use askama::Template;
 use axum::Router;

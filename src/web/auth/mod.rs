@@ -1,6 +1,4 @@
-//! Signing in: password accounts (`password`), single sign-on through OpenID Connect providers
-//! (`sso`, and `link` to join one to a password account), with what they share: the sign-in page
-//! with a reason, and the "too many attempts" answer.
+//! Signing in by password (`password`) or SSO (`sso`, `link`), and the answers they share.
 
 mod link;
 mod password;

@@ -1,5 +1,4 @@
-//! `/auth/oidc/{name}` and its callback: signing in through an OpenID Connect provider, and
-//! signing out at the provider.
+//! `/auth/oidc/{name}` and its callback: signing in (and out) through an OpenID Connect provider.
 
 use askama::Template;
 use axum::Router;
@@ -168,6 +167,7 @@ enum Refusal {
     ProviderError(String),
     /// The code could not be exchanged for a valid ID token.
     Login(LoginError),
+    // The identity is good but cannot become or reach an account (`identities::SsoSignIn`).
     EmailNotVerified,
     NoEmail,
     EmailTaken,

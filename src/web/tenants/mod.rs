@@ -1,6 +1,4 @@
-//! `/t/{slug}/...`: every tenant route, declared with the least role it needs in one table; a
-//! middleware built from that table loads the membership and decides, and handlers can only reach
-//! the tenant through what it decided. The pages themselves live in the submodules.
+//! `/t/{slug}/…`: the one table declaring every tenant route with its least role, and the check.
 
 mod audit;
 mod keys;
@@ -29,6 +27,9 @@ use crate::web::CurrentUser;
 use crate::web::meta::RequestMeta;
 use crate::web::page::Layout;
 
+// Every `/t/` route is declared here and nowhere else, with the least role it needs: the table
+// gives each route `authorize` as a route layer, which loads the membership and decides, and
+// handlers reach the tenant only through the `TenantMember` it decided.
 macro_rules! tenant_routes {
     ($($method:ident $path:literal => $role:ident $handler:path;)*) => {
         /// Every tenant route: method, path and the least role it needs.

@@ -120,6 +120,8 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
     chrome.click("main form button[type=submit]").await;
     chrome.expect_text(".flash", "Acme is ready").await;
 
+    // Case-sensitive text is shown as it is, never in capitals.
+    chrome.expect_text(".eyebrow code", "acme").await;
     chrome.click(".tabs a[href='/t/acme/keys']").await;
     chrome.expect_text(".empty-state", "No API keys yet").await;
     chrome.screenshot("20-keys-empty").await;
@@ -132,6 +134,12 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
         chrome
             .click(&format!("input[name=environment][value={environment}]"))
             .await;
+        if environment == "live" {
+            chrome.click("input[name=access][value=full]").await;
+        } else {
+            chrome.click("input[name=access][value=scopes]").await;
+            chrome.click("input[name=scopes][value=read]").await;
+        }
         if environment == "live" {
             chrome.screenshot("21-key-new").await;
         }
@@ -169,6 +177,12 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
     assert!(!source.contains(&secrets[1]));
 
     chrome.goto(&app.url("/t/acme/keys")).await;
+    chrome.click("tbody tr:nth-child(2) a.mono").await;
+    chrome
+        .click("a.button[href*='/keys/'][href$='/usage']")
+        .await;
+    chrome.expect_text(".eyebrow a", &live_masked).await;
+    chrome.goto(&app.url("/t/acme/keys")).await;
     chrome.click("a.mono[href^='/t/acme/keys/']").await;
     chrome.expect_text("h2.key-title", "CI pipeline").await;
     chrome.goto(&app.url("/t/acme/keys")).await;
@@ -180,7 +194,7 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
     chrome.select("#grace", "1h").await;
     chrome.screenshot("25-key-roll").await;
     chrome.click("main form button[type=submit]").await;
-    chrome.expect_text(".card .eyebrow", "KEY ROLLED").await;
+    chrome.expect_text(".card .eyebrow", "Key rolled").await;
     let rolled = chrome.value("#new-key").await;
     assert!(rolled.starts_with("ak_live_") && rolled != secrets[0]);
     chrome.click("main a[href*='/keys/']").await;

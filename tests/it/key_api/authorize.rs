@@ -166,3 +166,52 @@ async fn forward_auth_reads_the_key_from_the_configured_headers(pool: PgPool) {
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "MISSING_KEY");
 }
+
+#[sqlx::test]
+async fn a_jwt_in_authorization_neither_hides_an_apikey_nor_counts_as_a_bad_key(pool: PgPool) {
+    let app = key_api(pool.clone(), &[("GATEHOUSE_BAD_KEY_LIMIT", "2")]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let (key, id) = acme.key(&pool, Environment::Live, &["read"], 100).await;
+    let jwt = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";
+    for _ in 0..4 {
+        let response = app
+            .client()
+            .get(app.url("/v1/authorize"))
+            .header("Gatehouse-Verifier", VERIFIER)
+            .header("Authorization", jwt)
+            .header("ApiKey", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["gatehouse-key-id"],
+            id.to_string().as_str()
+        );
+    }
+    for _ in 0..4 {
+        let response = authorize(&app, "", Some(("Authorization", jwt))).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "MISSING_KEY");
+    }
+}
+
+#[sqlx::test]
+async fn bad_keys_count_against_the_client_the_gateway_names_in_x_forwarded_for(pool: PgPool) {
+    let app = key_api(pool.clone(), &[("GATEHOUSE_BAD_KEY_LIMIT", "2")]).await;
+    let from = |client: &'static str| {
+        app.client()
+            .get(app.url("/v1/authorize"))
+            .header("Gatehouse-Verifier", VERIFIER)
+            .header("X-Forwarded-For", format!("6.6.6.6, {client}"))
+            .header("X-Api-Key", "not-a-key")
+            .send()
+    };
+    for code in ["MALFORMED", "MALFORMED", "RATE_LIMITED"] {
+        let error: Value = from("203.0.113.1").await.unwrap().json().await.unwrap();
+        assert_eq!(error["error"]["code"], code);
+    }
+    let error: Value = from("203.0.113.2").await.unwrap().json().await.unwrap();
+    assert_eq!(error["error"]["code"], "MALFORMED");
+}

@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::config::Config;
-use gatehouse::db;
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -16,11 +14,7 @@ use crate::support::key_api::{authorize, key_api, verify};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_database_gets_503_never_valid_and_service_resumes_when_it_returns() {
     let cluster = Cluster::start_new();
-    let url = cluster.url();
-    // The production pool settings (statement timeout, acquire timeout).
-    let config = Config::from_lookup(|name| (name == "DATABASE_URL").then(|| url.clone())).unwrap();
-    let pool = db::connect(&config).await.unwrap();
-    db::MIGRATOR.run(&pool).await.unwrap();
+    let pool = cluster.production_pool().await;
     let acme = Tenant::create(&pool, "acme").await;
     let (key, _) = acme.key(&pool, Environment::Live, &["read"], 100_000).await;
     let app = key_api(pool.clone(), &[]).await;

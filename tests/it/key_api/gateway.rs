@@ -1,142 +1,33 @@
-//! A real nginx, configured with the README's `auth_request` configuration, in front of a tiny
-//! upstream that echoes the identity headers it receives.
+//! Real nginx, Traefik and Caddy, each configured with the README's configuration and profile
+//! `api`, in front of a tiny upstream that echoes the headers it receives.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use axum::Json;
-use axum::http::HeaderMap;
-use axum::routing::get;
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 use crate::support::app::retry_after;
 use crate::support::fixtures::Tenant;
-use crate::support::free_port;
-use crate::support::key_api::{VERIFIER, keep_within_one_minute, key_api};
-
-/// The nginx block between the README's markers, without the code fence.
-fn readme_nginx_config() -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme
-        .find("<!-- nginx-config-begin -->")
-        .expect("README marks its nginx config");
-    let end = readme.find("<!-- nginx-config-end -->").unwrap();
-    let block = &readme[start..end];
-    let body_start = block.find("```nginx\n").unwrap() + "```nginx\n".len();
-    let body_end = block.rfind("```").unwrap();
-    block[body_start..body_end].to_owned()
-}
-
-/// nginx in the foreground; stopped (SIGTERM to its master, by pid) when dropped.
-struct Nginx {
-    child: Child,
-    prefix: PathBuf,
-}
-
-impl Nginx {
-    async fn start(server_block: &str, port: u16) -> Self {
-        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|path| std::path::Path::new(path).exists())
-            .expect("nginx is installed (scripts/test installs nginx-light)");
-        let prefix = std::env::temp_dir().join(format!("gatehouse-nginx-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&prefix).unwrap();
-        let p = prefix.display();
-        let config = format!(
-            "worker_processes 1;\nerror_log {p}/error.log;\npid {p}/nginx.pid;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n access_log off;\n client_body_temp_path {p}/body;\n proxy_temp_path {p}/proxy;\n\
-             {server_block}\n}}\n"
-        );
-        let conf = prefix.join("nginx.conf");
-        std::fs::write(&conf, config).unwrap();
-        let child = Command::new(binary)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut nginx = Self { child, prefix };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return nginx;
-            }
-            if let Some(status) = nginx.child.try_wait().unwrap() {
-                let log =
-                    std::fs::read_to_string(nginx.prefix.join("error.log")).unwrap_or_default();
-                panic!("nginx exited ({status}): {log}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("nginx did not start listening");
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.prefix);
-    }
-}
-
-/// The platform's API: answers with the path and the `gatehouse-*` headers it was given.
-async fn upstream() -> SocketAddr {
-    async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> Json<Value> {
-        let identity: serde_json::Map<String, Value> = headers
-            .iter()
-            .filter(|(name, _)| name.as_str().starts_with("gatehouse-"))
-            .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap())))
-            .collect();
-        Json(json!({ "path": uri.path(), "headers": identity }))
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(get(echo));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
+use crate::support::gateways::{Kind, Through};
+use crate::support::key_api::keep_within_one_minute;
 
 #[sqlx::test]
 async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
-    let gatehouse = key_api(pool.clone(), &[("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.1")]).await;
-    let api = upstream().await;
-    let port = free_port();
-    let config = readme_nginx_config()
-        .replace(
-            "127.0.0.1:8080",
-            gatehouse.base.trim_start_matches("http://"),
-        )
-        .replace("127.0.0.1:9000", &api.to_string())
-        .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"))
-        .replace("REPLACE-WITH-A-VERIFIER-TOKEN", VERIFIER);
-    let _nginx = Nginx::start(&config, port).await;
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let get = |path: &str, key: Option<&str>| {
-        let mut request = client.get(format!("{base}{path}"));
-        if let Some(key) = key {
-            request = request.header("X-Api-Key", key);
-        }
-        request.send()
-    };
+    guards_the_platforms_api(Kind::Nginx, pool).await;
+}
 
+#[sqlx::test]
+async fn traefik_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
+    guards_the_platforms_api(Kind::Traefik, pool).await;
+}
+
+#[sqlx::test]
+async fn caddy_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
+    guards_the_platforms_api(Kind::Caddy, pool).await;
+}
+
+async fn guards_the_platforms_api(kind: Kind, pool: PgPool) {
+    let gateway = Through::gateway(kind, &pool, "api", &[]).await;
     let acme = Tenant::create(&pool, "acme").await;
     let (live, live_id) = acme
         .key(&pool, Environment::Live, &["read", "write"], 1000)
@@ -146,15 +37,34 @@ async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPo
     acme.revoke(&pool, revoked_id).await;
     let (limited, _) = acme.key(&pool, Environment::Live, &["read"], 2).await;
 
-    // A good key reaches the upstream with the identity headers; what the client claimed is overwritten.
-    let response = client
-        .get(format!("{base}/live/orders"))
-        .header("Authorization", format!("Bearer {live}"))
-        .header("Gatehouse-Tenant", "someone-else")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    // A good key reaches the upstream with the identity headers; what the client claimed is
+    // overwritten or dropped.
+    let bearer = format!("Bearer {live}");
+    let response = gateway
+        .get(
+            "/live/orders",
+            &[
+                ("Authorization", &bearer),
+                ("Gatehouse-Tenant", "someone-else"),
+                ("Gatehouse-Tenant-Id", "someone-else"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "{kind:?}");
+    if kind.shows_ratelimit_on_success() {
+        assert_eq!(
+            response.headers()["ratelimit-policy"],
+            "\"key\";q=1000;w=60"
+        );
+        let ratelimit = response.headers()["ratelimit"].to_str().unwrap();
+        assert!(
+            ratelimit.starts_with("\"key\";r=999;t="),
+            "{kind:?}: {ratelimit}"
+        );
+    } else {
+        // The limitation README states: were Traefik to pass them, README should say so.
+        assert!(!response.headers().contains_key("ratelimit"), "{kind:?}");
+    }
     let echoed: Value = response.json().await.unwrap();
     assert_eq!(echoed["path"], "/live/orders");
     assert_eq!(echoed["headers"]["gatehouse-key-id"], live_id.to_string());
@@ -165,41 +75,78 @@ async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPo
     assert_eq!(echoed["headers"]["gatehouse-tenant"], "acme");
     assert_eq!(echoed["headers"]["gatehouse-environment"], "live");
     assert_eq!(echoed["headers"]["gatehouse-scopes"], "read write");
-
-    // A revoked key, and no key at all: 401 with the challenge.
-    for key in [Some(revoked.as_str()), None] {
-        let response = get("/orders", key).await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The key, the verifier token and the rate-limit headers stay with the gateway.
+    for kept in [
+        "authorization",
+        "gatehouse-verifier",
+        "ratelimit",
+        "ratelimit-policy",
+    ] {
         assert!(
-            response.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .starts_with("Bearer")
+            echoed["headers"].get(kept).is_none(),
+            "{kind:?} passed {kept}"
         );
+    }
+
+    // A JWT in Authorization beside the key: the key is found, and only the JWT travels on.
+    let jwt = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";
+    let response = gateway
+        .get("/orders", &[("Authorization", jwt), ("X-Api-Key", &live)])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "{kind:?}");
+    let echoed: Value = response.json().await.unwrap();
+    assert_eq!(echoed["headers"]["authorization"], jwt);
+    assert!(echoed["headers"].get("x-api-key").is_none(), "{kind:?}");
+
+    // A revoked key, and no key at all: 401 with the challenge and Gatehouse's body.
+    for key in [Some(revoked.as_str()), None] {
+        let response = get(&gateway, "/orders", key).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{kind:?}");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"gatehouse\"",
+            "{kind:?}"
+        );
+        let error: Value = response.json().await.unwrap();
+        let code = if key.is_some() {
+            "REVOKED"
+        } else {
+            "MISSING_KEY"
+        };
+        assert_eq!(error["error"]["code"], code, "{kind:?}");
     }
 
     // A test key: fine on the general routes, 403 on the live-only ones.
     assert_eq!(
-        get("/orders", Some(&test)).await.unwrap().status(),
+        get(&gateway, "/orders", Some(&test)).await.status(),
         StatusCode::OK
     );
-    assert_eq!(
-        get("/live/orders", Some(&test)).await.unwrap().status(),
-        StatusCode::FORBIDDEN
-    );
+    let response = get(&gateway, "/live/orders", Some(&test)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "{kind:?}");
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "ENVIRONMENT_MISMATCH");
+    // A key without `write` on the write routes: 403.
+    let response = get(&gateway, "/write/orders", Some(&test)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "{kind:?}");
 
-    // Over the key's limit: 429 with Retry-After and the rate-limit headers, not nginx's 500.
+    // Over the key's limit: 429 with Retry-After and the rate-limit headers (not nginx's 500).
     keep_within_one_minute(10).await;
     for _ in 0..2 {
         assert_eq!(
-            get("/orders", Some(&limited)).await.unwrap().status(),
+            get(&gateway, "/orders", Some(&limited)).await.status(),
             StatusCode::OK
         );
     }
-    let response = get("/orders", Some(&limited)).await.unwrap();
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let response = get(&gateway, "/orders", Some(&limited)).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{kind:?}");
     assert!((1..=60).contains(&retry_after(&response)));
     assert_eq!(response.headers()["ratelimit-policy"], "\"key\";q=2;w=60");
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "RATE_LIMITED");
+}
+
+/// GET through the gateway with `key` (if any) in `X-Api-Key`.
+async fn get(gateway: &Through, path: &str, key: Option<&str>) -> reqwest::Response {
+    let headers: Vec<(&str, &str)> = key.map(|key| ("X-Api-Key", key)).into_iter().collect();
+    gateway.get(path, &headers).await
 }

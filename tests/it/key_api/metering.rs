@@ -109,6 +109,49 @@ async fn every_verification_is_counted_once_after_a_graceful_shutdown(pool: PgPo
     assert!(OffsetDateTime::now_utc() - last_used < Duration::minutes(1));
 }
 
+#[sqlx::test]
+async fn refused_verifications_do_not_count_as_the_last_use_of_a_key(pool: PgPool) {
+    let app = key_api(pool.clone(), &[]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let (revoked, revoked_id) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
+    let (test, test_id) = acme.key(&pool, Environment::Test, &["read"], 1000).await;
+    acme.revoke(&pool, revoked_id).await;
+    for _ in 0..3 {
+        let answer: serde_json::Value = verify(&app, json!({ "key": revoked }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["code"], "REVOKED");
+        let answer: serde_json::Value = verify(
+            &app,
+            json!({ "key": test, "environment": "live", "scopes": ["write"] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(answer["code"], "ENVIRONMENT_MISMATCH");
+    }
+    app.stop().await;
+    assert_eq!(
+        counts_by_outcome(&pool, "key_usage_minute")
+            .await
+            .values()
+            .sum::<i64>(),
+        6
+    );
+    for id in [revoked_id, test_id] {
+        let last_used: Option<OffsetDateTime> =
+            sqlx::query_scalar("SELECT last_used_at FROM api_key WHERE api_key_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(last_used, None, "a refused call is no use of the key");
+    }
+}
+
 fn batch(key: Uuid, tenant: Uuid, count: i64) -> UsageBatch {
     let bucket =
         OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp() / 60 * 60)

@@ -2,7 +2,9 @@
 
 mod authorize;
 mod cache;
+mod conformance;
 mod fail_closed;
 mod gateway;
+mod logs;
 mod metering;
 mod verify;

@@ -283,3 +283,58 @@ async fn bad_key_attempts_are_throttled_per_client_address(pool: PgPool) {
         .unwrap();
     assert_eq!(response.json::<Value>().await.unwrap()["code"], "NOT_FOUND");
 }
+
+#[sqlx::test]
+async fn with_a_profile_verify_says_what_to_answer_the_client(pool: PgPool) {
+    let profiles = crate::support::gateways::ProfilesFile::from_readme();
+    let app = key_api(
+        pool.clone(),
+        &[("GATEHOUSE_PROFILES_FILE", profiles.path())],
+    )
+    .await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let (revoked, revoked_id) = acme.key(&pool, Environment::Live, &["read"], 100).await;
+    acme.revoke(&pool, revoked_id).await;
+    let body: Value = verify(&app, json!({ "key": revoked, "profile": "seed003" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["code"], "REVOKED");
+    assert_eq!(body["response"]["status"], 401);
+    assert_eq!(
+        body["response"]["body"],
+        json!({ "error": "Unauthorized: Valid API key required" })
+    );
+    // Without a profile the answer is unchanged; an unknown profile is a 400.
+    let plain: Value = verify(&app, json!({ "key": revoked }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(plain.get("response").is_none());
+    let response = verify(&app, json!({ "key": revoked, "profile": "nope" })).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[sqlx::test]
+async fn bad_keys_count_against_the_client_ip_the_caller_names(pool: PgPool) {
+    let app = key_api(pool.clone(), &[("GATEHOUSE_BAD_KEY_LIMIT", "1")]).await;
+    let from = |client: &str| json!({ "key": "not-a-key", "client_ip": client });
+    for code in ["MALFORMED", "RATE_LIMITED"] {
+        let body: Value = verify(&app, from("203.0.113.1"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["code"], code);
+    }
+    let body: Value = verify(&app, from("203.0.113.2"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["code"], "MALFORMED");
+    let response = verify(&app, from("not an address")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}

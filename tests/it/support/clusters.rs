@@ -79,6 +79,19 @@ impl Cluster {
         cluster
     }
 
+    /// A migrated pool on this cluster with the production settings (statement and acquire
+    /// timeouts), as `db::connect` makes it.
+    pub async fn production_pool(&self) -> sqlx::PgPool {
+        let url = self.url();
+        let config = gatehouse::config::Config::from_lookup(|name| {
+            (name == "DATABASE_URL").then(|| url.clone())
+        })
+        .unwrap();
+        let pool = gatehouse::db::connect(&config).await.unwrap();
+        gatehouse::db::MIGRATOR.run(&pool).await.unwrap();
+        pool
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use gatehouse::db::verification;
 use gatehouse::domain::audit::Actor;
 use gatehouse::domain::key_format;
-use gatehouse::domain::keys::{self, KeyName, KeySettings};
+use gatehouse::domain::keys::{self, Access, KeyName, KeySettings};
 use gatehouse::domain::metering::Meter;
 use gatehouse::domain::rate_limit::RateLimits;
 use gatehouse::domain::verification::{Code, KeyRecord};
@@ -77,7 +77,7 @@ impl Tenant {
         let settings = KeySettings {
             name: KeyName::parse(&format!("{environment} key")).unwrap(),
             environment,
-            scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+            access: Access::Scopes(scopes.iter().map(|scope| (*scope).to_owned()).collect()),
             expires_at: None,
             rate_limit,
         };
@@ -315,7 +315,7 @@ pub async fn create_key(
         &[
             ("name", name),
             ("environment", environment),
-            ("full_access", "1"),
+            ("access", "full"),
             ("expiry", "never"),
         ],
     )
@@ -375,7 +375,7 @@ pub async fn record_usage(pool: &PgPool, key: Uuid, minutes_ago: i64, outcome: C
         .await
         .unwrap()
         .expect("the key exists");
-    let record = KeyRecord::from_row(row);
+    let record = KeyRecord::from_row(row, &["read".to_owned(), "write".to_owned()]);
     let at = OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago);
     let meter = Meter::new();
     for _ in 0..count {

@@ -1,4 +1,4 @@
-//! What the tests share: the running app and its browser-like client, real Chromium, throwaway
+//! What the tests share: the running app and its browser-like client, the real binary, real Chromium, throwaway
 //! PostgreSQL clusters, identity providers, and fixtures.
 
 pub mod app;
@@ -6,6 +6,7 @@ pub mod binary;
 pub mod browser;
 pub mod clusters;
 pub mod fixtures;
+pub mod gateways;
 pub mod identity_providers;
 pub mod key_api;
 pub mod smtp;

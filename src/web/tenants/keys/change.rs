@@ -16,15 +16,6 @@ use crate::web::page::{ConfirmPage, Layout, date_time, render};
 use crate::web::session;
 use crate::web::tenants::{TenantMember, TenantNav};
 
-/// The roll form's grace periods, as `keys::parse_grace` reads them back; the second is preselected.
-const GRACE_CHOICES: [(&str, &str); 4] = [
-    ("none", "Not at all: it stops now"),
-    ("1h", "For 1 hour"),
-    ("24h", "For 24 hours"),
-    ("7d", "For 7 days"),
-];
-const DEFAULT_GRACE: &str = "1h";
-
 // ---- roll ----
 
 #[derive(Template)]
@@ -51,8 +42,8 @@ pub async fn roll_key_form(
         tenant: member.nav("keys"),
         key: view,
         form_id: new_form_id(),
-        graces: GRACE_CHOICES,
-        default_grace: DEFAULT_GRACE,
+        graces: keys::GRACE_CHOICES,
+        default_grace: keys::DEFAULT_GRACE,
     };
     Ok(render(&page)?.into_response())
 }

@@ -1,5 +1,4 @@
-//! `/t/{slug}/keys/new` and `POST /t/{slug}/keys`: the new-key form and the page that shows a
-//! new key once (also after a roll), guarded against a re-sent form making another key.
+//! `/t/{slug}/keys/new` and `POST /t/{slug}/keys`: creating a key and showing it, once.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -27,15 +26,6 @@ const ENVIRONMENT_CHOICES: [(Environment, &str); 2] = [
         "for development and CI; calls never touch real data",
     ),
     (Environment::Live, "for production traffic"),
-];
-
-/// The new-key form's expiry choices, as `keys::Expiry::parse` reads them back.
-const EXPIRY_CHOICES: [(&str, &str); 5] = [
-    ("never", "Never"),
-    ("30", "In 30 days"),
-    ("90", "In 90 days"),
-    ("365", "In a year"),
-    ("date", "On a date…"),
 ];
 
 #[derive(Template)]
@@ -97,7 +87,7 @@ fn new_key_page(
         default_live: state.config.rate_limit_live,
         default_test: state.config.rate_limit_test,
         environments: ENVIRONMENT_CHOICES,
-        expiries: EXPIRY_CHOICES,
+        expiries: keys::EXPIRY_CHOICES,
     }
 }
 
@@ -107,7 +97,6 @@ pub async fn new_key_form(
 ) -> AppResult<Response> {
     let input = KeyInput {
         environment: "test".into(),
-        full_access: true,
         expiry: "never".into(),
         ..KeyInput::default()
     };
@@ -126,7 +115,7 @@ fn read_form(body: &[u8]) -> (KeyInput, String) {
             "name" => input.name = value,
             "environment" => input.environment = value,
             "scopes" => input.scopes.push(value),
-            "full_access" => input.full_access = true,
+            "access" => input.access = value,
             "expiry" => input.expiry = value,
             "expiry_date" => input.expiry_date = value,
             "rate_limit" => input.rate_limit = value,

@@ -1,6 +1,4 @@
-//! `/t/{slug}/keys` and `/t/{slug}/keys/{id}`: a tenant's API keys, listed and one by one, with
-//! what creating (`create`), rolling and revoking (`change`) share. Routes and their least roles
-//! are in `tenants::RULES`; who may roll or revoke which key is `domain::keys::may_manage`.
+//! `/t/{slug}/keys` and `/t/{slug}/keys/{id}`: a tenant's keys, listed and one by one.
 
 pub(super) mod change;
 pub(super) mod create;
@@ -16,23 +14,13 @@ use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
 use crate::domain::key_format::masked;
-use crate::domain::keys::{self, KeyProblem, Status};
+use crate::domain::keys::{self, Access, KeyProblem, Status};
 use crate::domain::vocabulary::Environment;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
 use crate::web::page::{Layout, Pager, Paging, date, date_time, render};
 
 const PAGE_SIZE: i64 = 25;
-
-/// The statuses the list filters by, in the order a key goes through them. The domain's `Status`
-/// has no list of its own.
-const STATUSES: [Status; 5] = [
-    Status::Active,
-    Status::Expiring,
-    Status::Expired,
-    Status::Rolled,
-    Status::Revoked,
-];
 
 /// A key as a row or a page shows it.
 pub struct KeyView {
@@ -57,7 +45,7 @@ impl KeyView {
             masked: masked(prefix, key.environment, &key.last_four),
             name: key.name.clone(),
             environment: key.environment,
-            scopes: key.scopes.join(", "),
+            scopes: Access::stored(key.full_access, key.scopes.clone()).label(),
             creator: member_name(key.created_by_name.clone()),
             created: date(key.created_at),
             last_used: key.last_used_at.map_or_else(|| "never".into(), date_time),
@@ -68,8 +56,9 @@ impl KeyView {
         }
     }
 
+    /// Greyed in the list: only keys that no longer work (a rolled key works until its grace ends).
     pub fn is_inactive(&self) -> bool {
-        !matches!(self.status, Status::Active | Status::Expiring)
+        !self.status.works()
     }
 }
 
@@ -151,7 +140,7 @@ pub async fn list_keys(
         q: q.clone().unwrap_or_default(),
         pager,
         environments: Environment::ALL,
-        statuses: STATUSES,
+        statuses: Status::ALL,
     };
     Ok(render(&view)?.into_response())
 }
@@ -217,7 +206,7 @@ pub async fn show_key(
     let page = KeyPage {
         layout: member.layout().await?,
         tenant: member.nav("keys"),
-        can_roll: view.can_manage && !view.is_inactive(),
+        can_roll: view.can_manage && matches!(view.status, Status::Active | Status::Expiring),
         can_revoke: view.can_manage && view.status.works(),
         key: view,
         rolled_from,
@@ -237,7 +226,8 @@ fn refuse(problem: &KeyProblem) -> AppError {
     }
 }
 
-/// A key the member may change, unless its status is `finished` for the change at hand.
+/// A key the member may change (`domain::keys::may_manage` says who may), unless its status is
+/// `finished` for the change at hand.
 async fn manageable_key(
     state: &AppState,
     member: &TenantMember,

@@ -4,14 +4,16 @@ mod roll_and_revoke;
 
 use gatehouse::domain::key_format;
 use reqwest::StatusCode;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::app::{PASSWORD, TestApp, field_value};
-use crate::support::binary::RealBinary;
+use crate::support::binary::Binary;
 use crate::support::fixtures::{
     TenantAdmin, World, create_key, key_link, revealed, roll, submit_key,
 };
+use crate::support::key_api::{key_api, verify};
 
 async fn key_count(app: &TestApp) -> i64 {
     app.count("api_key").await
@@ -70,7 +72,7 @@ async fn a_new_key_is_shown_once_and_then_only_masked(pool: PgPool) {
 async fn bad_key_settings_are_refused_with_reasons_and_nothing_is_made(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (
             &[
                 ("name", " "),
@@ -82,7 +84,17 @@ async fn bad_key_settings_are_refused_with_reasons_and_nothing_is_made(pool: PgP
         ),
         (
             &[("name", "k"), ("environment", "test"), ("expiry", "never")],
-            "at least one scope",
+            "tick the scopes this key may use",
+        ),
+        (
+            &[
+                ("name", "k"),
+                ("environment", "test"),
+                ("access", "full"),
+                ("scopes", "read"),
+                ("expiry", "never"),
+            ],
+            "either Full access or some scopes, not both",
         ),
         (
             &[
@@ -144,6 +156,64 @@ async fn bad_key_settings_are_refused_with_reasons_and_nothing_is_made(pool: PgP
         .await
         .unwrap();
     assert_eq!(limit, 5);
+}
+
+/// The key API's answer for `key` when `scope` is required.
+async fn scope_code(app: &TestApp, key: &str, scope: &str) -> String {
+    let answer: Value = verify(app, json!({ "key": key, "scopes": [scope] }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    answer["code"].as_str().unwrap().to_owned()
+}
+
+#[sqlx::test]
+async fn a_key_has_exactly_the_access_chosen_and_full_access_covers_scopes_added_later(
+    pool: PgPool,
+) {
+    let app = key_api(pool.clone(), &[]).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let form = app.get_html(&admin, "/t/acme/keys/new").await;
+    assert!(form.contains("Full access") && form.contains("Only these scopes"));
+    assert!(
+        !form.contains(" checked> <span><strong>"),
+        "no access is chosen for the user"
+    );
+
+    let response = submit_key(
+        &app,
+        &admin,
+        "acme",
+        &[
+            ("name", "Reader"),
+            ("environment", "live"),
+            ("access", "scopes"),
+            ("scopes", "read"),
+            ("expiry", "never"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let reader = revealed(&response.text().await.unwrap()).unwrap();
+    let (full, _) = create_key(&app, &admin, "acme", "Everything", "live").await;
+    let list = app.get_html(&admin, "/t/acme/keys").await;
+    assert!(list.contains("<td>Full access</td>") && list.contains("<td>read</td>"));
+
+    assert_eq!(scope_code(&app, &reader, "read").await, "VALID");
+    assert_eq!(
+        scope_code(&app, &reader, "write").await,
+        "INSUFFICIENT_SCOPE"
+    );
+    assert_eq!(scope_code(&app, &full, "write").await, "VALID");
+
+    // The operator adds a scope: full access includes it, chosen scopes do not.
+    let wider = key_api(pool, &[("GATEHOUSE_SCOPES", "read,write,deploy")]).await;
+    assert_eq!(scope_code(&wider, &full, "deploy").await, "VALID");
+    assert_eq!(
+        scope_code(&wider, &reader, "deploy").await,
+        "INSUFFICIENT_SCOPE"
+    );
 }
 
 #[sqlx::test]
@@ -275,8 +345,7 @@ async fn keys_are_filtered_by_environment_status_and_name_and_paginated(pool: Pg
 
 #[sqlx::test]
 async fn neither_the_database_nor_the_logs_ever_contain_a_key(pool: PgPool) {
-    // The real binary, with debug logging, its output captured.
-    let server = RealBinary::start(&pool, &[]).await;
+    let server = Binary::start(&pool, &[("RUST_LOG", "debug")]).await;
     let app = &server.app;
     let admin = TenantAdmin::acme(app).await.client;
     let mut secrets = Vec::new();

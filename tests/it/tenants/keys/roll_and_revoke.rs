@@ -122,19 +122,15 @@ async fn rolling_makes_a_linked_successor_and_keeps_the_old_key_for_the_grace(po
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let (name, scopes, env): (String, Vec<String>, String) =
-        sqlx::query_as("SELECT name, scopes, environment FROM api_key WHERE api_key_id = $1")
+    let (name, full_access, env): (String, bool, String) =
+        sqlx::query_as("SELECT name, full_access, environment FROM api_key WHERE api_key_id = $1")
             .bind(new_id)
             .fetch_one(&app.pool)
             .await
             .unwrap();
     assert_eq!(
-        (name.as_str(), scopes, env.as_str()),
-        (
-            "Billing",
-            vec!["read".to_owned(), "write".to_owned()],
-            "live"
-        )
+        (name.as_str(), full_access, env.as_str()),
+        ("Billing", true, "live")
     );
 
     // Linked on both pages.
@@ -146,6 +142,14 @@ async fn rolling_makes_a_linked_successor_and_keeps_the_old_key_for_the_grace(po
         .get_html(&admin, &format!("/t/acme/keys/{new_id}"))
         .await;
     assert!(new_page.contains(&format!("/t/acme/keys/{old_id}")));
+    // Inside its grace the old key works: the list says until when instead of greying it.
+    let list = app.get_html(&admin, "/t/acme/keys").await;
+    assert!(
+        !list.contains(r#"class="inactive""#),
+        "a rolled key that still works is not greyed"
+    );
+    assert!(list.contains("status-rolled") && list.contains("works until"));
+    assert!(old_page.contains("this key still works until") && !old_page.contains("Roll key"));
     // A rolled key cannot be rolled again.
     assert_eq!(
         app.get(&admin, &format!("/t/acme/keys/{old_id}/roll"))

@@ -1,0 +1,289 @@
+//! Real gateways in front of a tiny upstream, configured from the README's blocks: nginx
+//! (`auth_request`), Traefik (ForwardAuth), Caddy (`forward_auth`), with the README's contract
+//! profiles loaded into Gatehouse.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use super::app::TestApp;
+use super::free_port;
+use super::key_api::key_api;
+
+/// The README's text between `<!-- NAME-begin -->` and `<!-- NAME-end -->`, inside its code fence.
+pub fn readme_block(name: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find(&format!("<!-- {name}-begin -->"))
+        .unwrap_or_else(|| panic!("README marks its {name} block"));
+    let end = readme.find(&format!("<!-- {name}-end -->")).unwrap();
+    let block = &readme[start..end];
+    let body_start = block.find("```").unwrap();
+    let body_start = body_start + block[body_start..].find('\n').unwrap() + 1;
+    let body_end = block.rfind("```").unwrap();
+    block[body_start..body_end].to_owned()
+}
+
+/// The README's profiles written to a file, for `GATEHOUSE_PROFILES_FILE`; removed when dropped.
+pub struct ProfilesFile(pub PathBuf);
+
+impl ProfilesFile {
+    pub fn from_readme() -> Self {
+        let path =
+            std::env::temp_dir().join(format!("gatehouse-profiles-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, readme_block("profiles")).unwrap();
+        Self(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ProfilesFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Which real gateway stands in front of the platform's API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Nginx,
+    Traefik,
+    Caddy,
+}
+
+impl Kind {
+    /// Traefik's forwardAuth copies a 200's headers only onto the upstream request (README).
+    pub fn shows_ratelimit_on_success(self) -> bool {
+        self != Kind::Traefik
+    }
+}
+
+/// A gateway running in the foreground from a throwaway folder; stopped (SIGTERM, by pid) and
+/// its folder removed when dropped.
+pub struct Gateway {
+    child: Child,
+    folder: PathBuf,
+}
+
+impl Gateway {
+    /// The README's configuration of `kind` for Gatehouse at `gatehouse`, the upstream at `api`,
+    /// on `port`, with `profile` (and more query, e.g. `seed004&tenant=acme`) in place of `api`.
+    /// Traefik and Caddy list the profile's `key_headers` (unless empty) where the README lists
+    /// the defaults.
+    pub async fn from_readme(
+        kind: Kind,
+        gatehouse: &str,
+        api: SocketAddr,
+        port: u16,
+        profile: &str,
+        key_headers: &[&str],
+    ) -> Self {
+        let fill = |block: &str| {
+            readme_block(block)
+                .replace("127.0.0.1:8080", gatehouse.trim_start_matches("http://"))
+                .replace("127.0.0.1:9000", &api.to_string())
+                .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"))
+                .replace("profile=api", &format!("profile={profile}"))
+                .replace("REPLACE-WITH-A-VERIFIER-TOKEN", super::key_api::VERIFIER)
+        };
+        let folder =
+            std::env::temp_dir().join(format!("gatehouse-gateway-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let f = folder.display();
+        let mut command = match kind {
+            Kind::Nginx => {
+                let config = format!(
+                    "worker_processes 1;\nerror_log {f}/error.log;\npid {f}/nginx.pid;\n\
+                     events {{ worker_connections 256; }}\n\
+                     http {{\n access_log off;\n client_body_temp_path {f}/body;\n proxy_temp_path {f}/proxy;\n\
+                     {}\n}}\n",
+                    fill("nginx-config")
+                );
+                std::fs::write(folder.join("nginx.conf"), config).unwrap();
+                let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+                    .into_iter()
+                    .find(|path| std::path::Path::new(path).exists())
+                    .expect("nginx is installed (scripts/test installs nginx-light)");
+                let mut command = Command::new(binary);
+                command
+                    .arg("-p")
+                    .arg(&folder)
+                    .arg("-c")
+                    .arg(folder.join("nginx.conf"))
+                    .args(["-g", "daemon off;"]);
+                command
+            }
+            Kind::Traefik => {
+                let dynamic = folder.join("gatehouse.yml");
+                let mut config = fill("traefik-config");
+                if !key_headers.is_empty() {
+                    let listed = format!("{}]", key_headers.join(", "));
+                    config = config.replace("Authorization, X-Api-Key, ApiKey]", &listed);
+                }
+                std::fs::write(&dynamic, config).unwrap();
+                let stat = fill("traefik-static")
+                    .replace("/etc/traefik/gatehouse.yml", dynamic.to_str().unwrap())
+                    + &format!(
+                        "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n\
+                         log:\n  level: ERROR\n  filePath: {f}/error.log\n"
+                    );
+                std::fs::write(folder.join("traefik.yml"), stat).unwrap();
+                let mut command = Command::new(tool("traefik"));
+                command.arg(format!("--configFile={f}/traefik.yml"));
+                command
+            }
+            Kind::Caddy => {
+                let mut config = fill("caddy-config");
+                if !key_headers.is_empty() {
+                    let listed = format!("{}\n", key_headers.join(" "));
+                    config = config.replace("Authorization X-Api-Key ApiKey\n", &listed);
+                }
+                std::fs::write(folder.join("Caddyfile"), config).unwrap();
+                let mut command = Command::new(tool("caddy"));
+                command
+                    .args(["run", "--adapter", "caddyfile", "--config"])
+                    .arg(folder.join("Caddyfile"))
+                    // Caddy's own state (autosaved configuration) stays in the folder.
+                    .env("XDG_CONFIG_HOME", &folder)
+                    .env("XDG_DATA_HOME", &folder);
+                command
+            }
+        };
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(folder.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut gateway = Self { child, folder };
+        gateway.wait_until_routing(kind, port).await;
+        gateway
+    }
+
+    /// Until the gateway answers on `port` with its routes loaded (Traefik answers 404 until its
+    /// file provider has been read).
+    async fn wait_until_routing(&mut self, kind: Kind, port: u16) {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/")).send().await
+                && response.status() != reqwest::StatusCode::NOT_FOUND
+            {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log =
+                    |name| std::fs::read_to_string(self.folder.join(name)).unwrap_or_default();
+                panic!(
+                    "{kind:?} exited ({status}): {}{}",
+                    log("error.log"),
+                    log("stderr.log")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{kind:?} did not start routing");
+    }
+}
+
+/// A binary `scripts/test` installs into `.tools/gateways` (from its PyPI wheel).
+fn tool(name: &str) -> PathBuf {
+    let path =
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/gateways/bin")).join(name);
+    assert!(
+        path.exists(),
+        "{name} is installed (scripts/test installs it into .tools/gateways)"
+    );
+    path
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+/// Gatehouse with the README's profiles behind a real gateway with the README's configuration,
+/// in front of the echoing upstream.
+pub struct Through {
+    pub base: String,
+    pub client: reqwest::Client,
+    _gateway: Gateway,
+    _gatehouse: TestApp,
+    _profiles: ProfilesFile,
+}
+
+impl Through {
+    /// `kind` naming `profile` (and more query); Traefik and Caddy pass `key_headers` on.
+    pub async fn gateway(kind: Kind, pool: &PgPool, profile: &str, key_headers: &[&str]) -> Self {
+        let profiles = ProfilesFile::from_readme();
+        let gatehouse = key_api(
+            pool.clone(),
+            &[("GATEHOUSE_PROFILES_FILE", profiles.path())],
+        )
+        .await;
+        let port = free_port();
+        let gateway = Gateway::from_readme(
+            kind,
+            &gatehouse.base,
+            upstream().await,
+            port,
+            profile,
+            key_headers,
+        )
+        .await;
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            _gateway: gateway,
+            _gatehouse: gatehouse,
+            _profiles: profiles,
+        }
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+/// Status and JSON body.
+pub async fn answer(response: reqwest::Response) -> (reqwest::StatusCode, Value) {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    let body = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    (status, body)
+}
+
+/// The platform's API: answers 200 with the path and every header it was given.
+pub async fn upstream() -> SocketAddr {
+    async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> Json<Value> {
+        let given: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap())))
+            .collect();
+        Json(json!({ "path": uri.path(), "headers": given }))
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(get(echo));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
