@@ -114,6 +114,8 @@ pub struct Bar {
 pub struct Tick {
     pub position: f64,
     pub label: String,
+    /// Every other x label: phones show only the rest, so labels stay legible without overlapping.
+    pub minor: bool,
 }
 
 /// An SVG stacked bar chart, laid out here so the template only draws.
@@ -129,9 +131,9 @@ pub struct Chart {
 
 const CHART_WIDTH: f64 = 760.0;
 const CHART_HEIGHT: f64 = 220.0;
-const LEFT: f64 = 52.0;
+const LEFT: f64 = 64.0;
 const TOP: f64 = 10.0;
-const BOTTOM: f64 = 24.0;
+const BOTTOM: f64 = 36.0;
 
 #[allow(clippy::cast_precision_loss)]
 pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
@@ -174,6 +176,7 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
         .map(|value| Tick {
             position: plot_bottom - scale(value),
             label: value.to_string(),
+            minor: false,
         })
         .collect();
     let every = match window {
@@ -188,6 +191,7 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
         .map(|(i, (at, _))| Tick {
             position: LEFT + i as f64 * slot + slot / 2.0,
             label: bucket_label(window, *at),
+            minor: (i / every) % 2 == 1,
         })
         .collect();
     Chart {
