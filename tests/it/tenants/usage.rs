@@ -162,7 +162,7 @@ async fn the_tenant_home_shows_todays_totals_and_busiest_keys(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn calls_with_a_revoked_or_expired_key_are_flagged_on_the_overview_and_usage_pages(
+async fn calls_with_a_revoked_or_expired_key_are_flagged_on_the_overview_key_and_usage_pages(
     pool: PgPool,
 ) {
     let app = TestApp::spawn(pool).await;
@@ -171,10 +171,12 @@ async fn calls_with_a_revoked_or_expired_key_are_flagged_on_the_overview_and_usa
     // Refusals that say nothing about a retired secret raise no alarm.
     record_usage(&app.pool, key, 3, Code::RateLimited, 5).await;
     record_usage(&app.pool, key, 3, Code::InsufficientScope, 2).await;
+    let key_page = format!("/t/acme/keys/{key}");
     for path in [
         "/t/acme",
         "/t/acme/usage",
-        &format!("/t/acme/keys/{key}/usage"),
+        &key_page,
+        &format!("{key_page}/usage"),
     ] {
         let page = app.get_html(&world.viewer, path).await;
         assert!(
@@ -193,7 +195,8 @@ async fn calls_with_a_revoked_or_expired_key_are_flagged_on_the_overview_and_usa
     assert!(overview.contains(r#"<a href="/t/acme/usage">See the usage by reason</a>"#));
     for path in [
         "/t/acme/usage?range=1h",
-        &format!("/t/acme/keys/{key}/usage"),
+        &key_page,
+        &format!("{key_page}/usage"),
     ] {
         let page = app.get_html(&world.viewer, path).await;
         assert!(
