@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};
 use crate::support::browser::Chrome;
-use crate::support::fixtures::record_usage;
+use crate::support::fixtures::busy_hour;
 
 #[sqlx::test]
 async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(pool: PgPool) {
@@ -72,22 +72,7 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    for minutes_ago in 0..60_i64 {
-        record_usage(
-            &app.pool,
-            billing,
-            minutes_ago,
-            Code::Valid,
-            20 + (minutes_ago as u64 * 7) % 30,
-        )
-        .await;
-        if minutes_ago % 9 == 0 {
-            record_usage(&app.pool, billing, minutes_ago, Code::RateLimited, 6).await;
-        }
-        if minutes_ago % 13 == 0 {
-            record_usage(&app.pool, billing, minutes_ago, Code::InsufficientScope, 3).await;
-        }
-    }
+    busy_hour(&app.pool, billing, Code::InsufficientScope, 3).await;
 
     ada.goto(&app.url(&format!("/t/{slug}/keys"))).await;
     problems.extend(ada.check_page("page-keys").await);
