@@ -5,6 +5,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::verification::Code;
 use crate::domain::vocabulary::Environment;
 
 /// The resolution a window is read at.
@@ -15,7 +16,7 @@ pub enum Grain {
     Day,
 }
 
-type Counts = Vec<(OffsetDateTime, String, i64)>;
+type Counts = Vec<(OffsetDateTime, Code, i64)>;
 
 impl Grain {
     fn as_str(self) -> &'static str {
@@ -36,7 +37,7 @@ pub async fn tenant_counts(
     grain: Grain,
 ) -> sqlx::Result<Counts> {
     let rows = sqlx::query!(
-        r#"SELECT bucket AS "bucket!", outcome AS "outcome!", count AS "count!" FROM tenant_usage_minute
+        r#"SELECT bucket AS "bucket!", outcome AS "outcome!: Code", count AS "count!" FROM tenant_usage_minute
            WHERE $3 = 'minute' AND tenant_id = $1 AND bucket >= $2
            UNION ALL
            SELECT bucket, outcome, count FROM tenant_usage_hour
@@ -62,7 +63,7 @@ pub async fn key_counts(
     grain: Grain,
 ) -> sqlx::Result<Counts> {
     let rows = sqlx::query!(
-        r#"SELECT bucket AS "bucket!", outcome AS "outcome!", count AS "count!" FROM key_usage_minute
+        r#"SELECT bucket AS "bucket!", outcome AS "outcome!: Code", count AS "count!" FROM key_usage_minute
            WHERE $4 = 'minute' AND tenant_id = $1 AND api_key_id = $2 AND bucket >= $3
            UNION ALL
            SELECT bucket, outcome, count FROM key_usage_hour

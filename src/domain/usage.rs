@@ -1,6 +1,8 @@
-//! Usage figures: time windows, outcome classes, and series with every bucket present.
+//! Usage figures: time windows, counts per answer, and series with every bucket present.
 
 use time::{Duration, OffsetDateTime, Time};
+
+use super::verification::Code;
 
 /// The periods the usage pages show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,54 +78,51 @@ impl Window {
     }
 }
 
-/// How an answer of the key API counts on the charts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    Valid,
-    RateLimited,
-    Rejected,
-}
-
-impl Class {
-    pub fn of(outcome: &str) -> Self {
-        match outcome {
-            "VALID" => Self::Valid,
-            "RATE_LIMITED" => Self::RateLimited,
-            _ => Self::Rejected,
-        }
-    }
-}
-
-/// One bucket's counts.
+/// One bucket's counts, one per answer of the key API, so every refusal keeps its reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Counts {
-    pub valid: i64,
-    pub rate_limited: i64,
-    pub rejected: i64,
-}
+pub struct Counts([i64; Code::ALL.len()]);
 
 impl Counts {
+    fn index(code: Code) -> usize {
+        Code::ALL
+            .iter()
+            .position(|candidate| *candidate == code)
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, code: Code) -> i64 {
+        self.0[Self::index(code)]
+    }
+
+    pub fn add(&mut self, code: Code, count: i64) {
+        self.0[Self::index(code)] += count;
+    }
+
     pub fn total(&self) -> i64 {
-        self.valid + self.rate_limited + self.rejected
+        self.0.iter().sum()
+    }
+
+    /// Every answer but `VALID`.
+    pub fn refused(&self) -> i64 {
+        self.total() - self.get(Code::Valid)
+    }
+
+    /// Calls made with a key that no longer works: the strongest sign a secret is still in use
+    /// somewhere it should not be.
+    pub fn dead_key_calls(&self) -> i64 {
+        self.get(Code::Revoked) + self.get(Code::Expired)
     }
 
     /// The sum of many buckets.
     pub fn sum<'a>(buckets: impl IntoIterator<Item = &'a Counts>) -> Self {
         buckets
             .into_iter()
-            .fold(Self::default(), |total, counts| Self {
-                valid: total.valid + counts.valid,
-                rate_limited: total.rate_limited + counts.rate_limited,
-                rejected: total.rejected + counts.rejected,
+            .fold(Self::default(), |mut total, counts| {
+                for (sum, count) in total.0.iter_mut().zip(counts.0) {
+                    *sum += count;
+                }
+                total
             })
-    }
-
-    pub fn add(&mut self, outcome: &str, count: i64) {
-        match Class::of(outcome) {
-            Class::Valid => self.valid += count,
-            Class::RateLimited => self.rate_limited += count,
-            Class::Rejected => self.rejected += count,
-        }
     }
 }
 
@@ -131,7 +130,7 @@ impl Counts {
 pub fn series(
     window: Window,
     now: OffsetDateTime,
-    rows: impl IntoIterator<Item = (OffsetDateTime, String, i64)>,
+    rows: impl IntoIterator<Item = (OffsetDateTime, Code, i64)>,
 ) -> Vec<(OffsetDateTime, Counts)> {
     let start = window.start(now);
     let mut buckets: Vec<(OffsetDateTime, Counts)> = (0..window.buckets())
@@ -144,7 +143,7 @@ pub fn series(
         }
         let index = (at - start).whole_seconds() / window.step().whole_seconds();
         if let Some((_, counts)) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) {
-            counts.add(&outcome, count);
+            counts.add(outcome, count);
         }
     }
     buckets
@@ -172,42 +171,24 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
-    fn series_have_every_bucket_and_sum_by_class() {
+    fn series_have_every_bucket_and_keep_each_answer_apart() {
         let now = datetime!(2026-11-22 12:34:56 UTC);
         let rows = vec![
-            (datetime!(2026-11-22 12:34:00 UTC), "VALID".to_owned(), 5),
-            (
-                datetime!(2026-11-22 12:34:00 UTC),
-                "RATE_LIMITED".to_owned(),
-                2,
-            ),
-            (datetime!(2026-11-22 12:00:00 UTC), "REVOKED".to_owned(), 1),
-            (
-                datetime!(2026-11-22 12:00:00 UTC),
-                "NOT_FOUND".to_owned(),
-                1,
-            ),
-            (datetime!(2026-11-22 10:00:00 UTC), "VALID".to_owned(), 99),
+            (datetime!(2026-11-22 12:34:00 UTC), Code::Valid, 5),
+            (datetime!(2026-11-22 12:34:00 UTC), Code::RateLimited, 2),
+            (datetime!(2026-11-22 12:00:00 UTC), Code::Revoked, 1),
+            (datetime!(2026-11-22 12:00:00 UTC), Code::NotFound, 1),
+            (datetime!(2026-11-22 10:00:00 UTC), Code::Valid, 99),
         ];
         let hour = series(Window::Hour, now, rows.clone());
         assert_eq!(hour.len(), 60);
         assert_eq!(hour[0].0, datetime!(2026-11-22 11:35:00 UTC));
-        assert_eq!(
-            hour[59].1,
-            Counts {
-                valid: 5,
-                rate_limited: 2,
-                rejected: 0
-            }
-        );
-        assert_eq!(
-            hour[25].1,
-            Counts {
-                valid: 0,
-                rate_limited: 0,
-                rejected: 2
-            }
-        );
+        assert_eq!(hour[59].1.get(Code::Valid), 5);
+        assert_eq!(hour[59].1.get(Code::RateLimited), 2);
+        assert_eq!(hour[59].1.refused(), 2);
+        assert_eq!(hour[25].1.get(Code::Revoked), 1);
+        assert_eq!(hour[25].1.get(Code::NotFound), 1);
+        assert_eq!(hour[25].1.dead_key_calls(), 1);
         assert_eq!(
             hour.iter().map(|(_, c)| c.total()).sum::<i64>(),
             9,
@@ -217,12 +198,14 @@ mod tests {
         let day = series(Window::Day, now, rows.clone());
         assert_eq!(day.len(), 24);
         assert_eq!(day[23].1.total(), 9);
-        assert_eq!(day[21].1.valid, 99);
+        assert_eq!(day[21].1.get(Code::Valid), 99);
 
         let month = series(Window::Month, now, rows);
         assert_eq!(month.len(), 30);
         assert_eq!(month[29].0, datetime!(2026-11-22 00:00:00 UTC));
         assert_eq!(month[29].1.total(), 108);
+        let all = Counts::sum(month.iter().map(|(_, c)| c));
+        assert_eq!((all.get(Code::Valid), all.refused()), (104, 4));
     }
 
     #[test]

@@ -21,8 +21,9 @@ use crate::domain::vocabulary::Environment;
 /// Longest a lookup may take (pool wait included) before the key API answers 503.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Every answer the key API gives about a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Every answer the key API gives about a key (stored as its name in the usage counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     Valid,
     Malformed,

@@ -1,4 +1,4 @@
-//! Stylesheet and script, compiled into the binary and served under content-hashed names, so
+//! Stylesheet, script and icon, compiled into the binary and served under content-hashed names, so
 //! they can be cached forever and the deployment stays one file.
 
 use std::sync::LazyLock;
@@ -15,6 +15,7 @@ use crate::error::AppError;
 
 const CSS: &str = include_str!("../../static/app.css");
 const JS: &str = include_str!("../../static/app.js");
+const ICON: &str = include_str!("../../static/favicon.svg");
 
 fn hashed(name: &str, extension: &str, body: &str) -> String {
     let digest = Sha256::digest(body.as_bytes());
@@ -26,7 +27,22 @@ pub static CSS_PATH: LazyLock<String> = LazyLock::new(|| hashed("app", "css", CS
 pub static JS_PATH: LazyLock<String> = LazyLock::new(|| hashed("app", "js", JS));
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/{file}", get(asset))
+    Router::new()
+        .route("/static/{file}", get(asset))
+        .route("/favicon.svg", get(icon))
+        .route("/favicon.ico", get(icon))
+}
+
+/// Under fixed names, because browsers ask for `/favicon.ico` on their own: one day in caches.
+async fn icon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        ICON,
+    )
+        .into_response()
 }
 
 async fn asset(Path(file): Path<String>) -> Response {

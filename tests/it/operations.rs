@@ -59,6 +59,20 @@ async fn assets_are_served_under_hashed_names_and_cached(pool: PgPool) {
     );
 }
 
+#[sqlx::test]
+async fn every_page_names_the_icon_and_browsers_asking_for_favicon_ico_get_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let client = app.client();
+    let html = app.get_html(&client, "/signin").await;
+    assert!(html.contains(r#"<link rel="icon" href="/favicon.svg" type="image/svg+xml">"#));
+    for path in ["/favicon.svg", "/favicon.ico"] {
+        let icon = app.get(&client, path).await;
+        assert_eq!(icon.status(), StatusCode::OK, "{path}");
+        assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+        assert!(icon.text().await.unwrap().starts_with("<svg"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_database_down_pages_answer_503_within_2_seconds_and_never_a_signed_in_page() {
     let cluster = Cluster::start_new();

@@ -86,7 +86,8 @@ struct TenantPage {
     pending_count: usize,
     joined: String,
     today: Counts,
-    today_by_outcome: [(&'static usage::Outcome, i64); 3],
+    today_by_outcome: Vec<(&'static usage::Outcome, i64)>,
+    dead_keys: Option<usage::DeadKeyCalls>,
     busiest: Vec<usage::BusyRow>,
 }
 
@@ -117,7 +118,12 @@ pub(super) async fn show_tenant(
         member_count: members.len(),
         pending_count: pending.len(),
         joined: date(member.membership.created_at),
-        today_by_outcome: usage::by_outcome(&today),
+        today_by_outcome: usage::figures(&usage::shown_outcomes(&today), &today),
+        dead_keys: usage::dead_key_calls(
+            &today,
+            Window::Day,
+            Some(format!("/t/{}/usage", member.membership.slug)),
+        ),
         today,
         busiest,
     };

@@ -16,6 +16,7 @@ use crate::db::keys as db_keys;
 use crate::db::usage::{self as db_usage, BusyKey, Grain};
 use crate::domain::key_format::masked;
 use crate::domain::usage::{Counts, Window, nice_ceiling, series};
+use crate::domain::verification::Code;
 use crate::domain::vocabulary::Environment;
 use crate::error::{AppError, AppResult};
 use crate::web::page::{Layout, render};
@@ -60,9 +61,10 @@ fn bucket_label(window: Window, at: OffsetDateTime) -> String {
     text.unwrap_or_default()
 }
 
-/// An outcome class as the usage pages name and colour it, in the order the chart stacks them.
-/// (The domain's `usage::Class` has no list, names or per-class counts of its own.)
+/// An answer of the key API as the usage pages name and colour it, in the order the chart
+/// stacks them: valid first, then each refusal by its reason.
 pub struct Outcome {
+    pub code: Code,
     pub name: &'static str,
     /// The CSS class of its bars and legend swatch.
     pub chart: &'static str,
@@ -70,32 +72,76 @@ pub struct Outcome {
     pub tone: &'static str,
 }
 
-pub const OUTCOMES: [Outcome; 3] = [
+const fn outcome(
+    code: Code,
+    name: &'static str,
+    chart: &'static str,
+    tone: &'static str,
+) -> Outcome {
     Outcome {
-        name: "valid",
-        chart: "valid",
-        tone: "ok",
-    },
-    Outcome {
-        name: "rate limited",
-        chart: "limited",
-        tone: "warn",
-    },
-    Outcome {
-        name: "rejected",
-        chart: "rejected",
-        tone: "bad",
-    },
+        code,
+        name,
+        chart,
+        tone,
+    }
+}
+
+pub const OUTCOMES: [Outcome; Code::ALL.len()] = [
+    outcome(Code::Valid, "valid", "o-valid", "ok"),
+    outcome(Code::RateLimited, "rate limited", "o-limited", "warn"),
+    outcome(Code::Revoked, "revoked key", "o-revoked", "bad"),
+    outcome(Code::Expired, "expired key", "o-expired", "bad"),
+    outcome(
+        Code::EnvironmentMismatch,
+        "wrong environment",
+        "o-environment",
+        "bad",
+    ),
+    outcome(Code::TenantMismatch, "other tenant", "o-tenant", "bad"),
+    outcome(Code::InsufficientScope, "missing scope", "o-scope", "bad"),
+    outcome(Code::Malformed, "malformed key", "o-malformed", "bad"),
+    outcome(Code::NotFound, "unknown key", "o-unknown", "bad"),
 ];
 
-/// `counts`, each with its outcome, in the order of `OUTCOMES`.
-pub fn by_outcome(counts: &Counts) -> [(&'static Outcome, i64); 3] {
-    let [valid, limited, rejected] = &OUTCOMES;
-    [
-        (valid, counts.valid),
-        (limited, counts.rate_limited),
-        (rejected, counts.rejected),
-    ]
+/// The outcomes worth a column, a figure and a legend entry in a period: valid always, each
+/// refusal only when it happened.
+pub fn shown_outcomes(totals: &Counts) -> Vec<&'static Outcome> {
+    OUTCOMES
+        .iter()
+        .filter(|outcome| outcome.code == Code::Valid || totals.get(outcome.code) > 0)
+        .collect()
+}
+
+/// `counts` of each of `outcomes`.
+pub fn figures(outcomes: &[&'static Outcome], counts: &Counts) -> Vec<(&'static Outcome, i64)> {
+    outcomes
+        .iter()
+        .map(|outcome| (*outcome, counts.get(outcome.code)))
+        .collect()
+}
+
+/// Calls with revoked or expired keys in a period, for the warning on the overview, usage and
+/// key pages: the strongest security signal a tenant gets.
+pub struct DeadKeyCalls {
+    pub revoked: i64,
+    pub expired: i64,
+    /// "last 24 hours", …
+    pub period: String,
+    /// Where the figures by reason are, when the page is not that already.
+    pub link: Option<String>,
+}
+
+pub fn dead_key_calls(
+    totals: &Counts,
+    window: Window,
+    link: Option<String>,
+) -> Option<DeadKeyCalls> {
+    (totals.dead_key_calls() > 0).then(|| DeadKeyCalls {
+        revoked: totals.get(Code::Revoked),
+        expired: totals.get(Code::Expired),
+        period: window.label().to_lowercase(),
+        link,
+    })
 }
 
 pub struct Segment {
@@ -114,6 +160,8 @@ pub struct Bar {
 pub struct Tick {
     pub position: f64,
     pub label: String,
+    /// Every other x label: phones show only the rest, so labels stay legible without overlapping.
+    pub minor: bool,
 }
 
 /// An SVG stacked bar chart, laid out here so the template only draws.
@@ -129,9 +177,9 @@ pub struct Chart {
 
 const CHART_WIDTH: f64 = 760.0;
 const CHART_HEIGHT: f64 = 220.0;
-const LEFT: f64 = 52.0;
+const LEFT: f64 = 64.0;
 const TOP: f64 = 10.0;
-const BOTTOM: f64 = 24.0;
+const BOTTOM: f64 = 36.0;
 
 #[allow(clippy::cast_precision_loss)]
 pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
@@ -146,7 +194,8 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
         .map(|(i, (at, counts))| {
             let mut y = plot_bottom;
             let mut segments = Vec::new();
-            for (outcome, count) in by_outcome(counts) {
+            for outcome in &OUTCOMES {
+                let count = counts.get(outcome.code);
                 if count > 0 {
                     let height = scale(count);
                     y -= height;
@@ -157,15 +206,23 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
                     });
                 }
             }
-            let figures: Vec<String> = by_outcome(counts)
+            let figures: Vec<String> = OUTCOMES
                 .iter()
-                .map(|(outcome, count)| format!("{count} {}", outcome.name))
+                .filter_map(|outcome| {
+                    let count = counts.get(outcome.code);
+                    (count > 0).then(|| format!("{count} {}", outcome.name))
+                })
                 .collect();
+            let figures = if figures.is_empty() {
+                "no verifications".to_owned()
+            } else {
+                figures.join(", ")
+            };
             Bar {
                 x: LEFT + i as f64 * slot + slot * 0.15,
                 width: slot * 0.7,
                 segments,
-                title: format!("{}: {}", bucket_label(window, *at), figures.join(", ")),
+                title: format!("{}: {figures}", bucket_label(window, *at)),
             }
         })
         .collect();
@@ -174,6 +231,7 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
         .map(|value| Tick {
             position: plot_bottom - scale(value),
             label: value.to_string(),
+            minor: false,
         })
         .collect();
     let every = match window {
@@ -188,6 +246,7 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
         .map(|(i, (at, _))| Tick {
             position: LEFT + i as f64 * slot + slot / 2.0,
             label: bucket_label(window, *at),
+            minor: (i / every) % 2 == 1,
         })
         .collect();
     Chart {
@@ -203,7 +262,7 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
 
 pub struct Row {
     pub label: String,
-    pub figures: [(&'static Outcome, i64); 3],
+    pub figures: Vec<(&'static Outcome, i64)>,
     pub total: i64,
 }
 
@@ -241,9 +300,12 @@ struct UsagePage {
     windows: [Window; 3],
     chart: Chart,
     rows: Vec<Row>,
+    /// Periods without a single verification, left out of the table.
+    quiet_rows: usize,
     totals: Counts,
-    outcomes: &'static [Outcome; 3],
-    totals_by_outcome: [(&'static Outcome, i64); 3],
+    dead_keys: Option<DeadKeyCalls>,
+    outcomes: Vec<&'static Outcome>,
+    totals_by_outcome: Vec<(&'static Outcome, i64)>,
     busiest: Vec<BusyRow>,
 }
 
@@ -274,6 +336,7 @@ async fn usage_page(
     };
     let buckets = load(state, tenant_id, key_id, window).await?;
     let totals = Counts::sum(buckets.iter().map(|(_, counts)| counts));
+    let outcomes = shown_outcomes(&totals);
     let busiest = match key_id {
         None => busy_rows(
             &state.config.key_prefix,
@@ -299,15 +362,21 @@ async fn usage_page(
         rows: buckets
             .iter()
             .rev()
+            .filter(|(_, counts)| counts.total() > 0)
             .map(|(at, counts)| Row {
                 label: bucket_label(window, *at),
-                figures: by_outcome(counts),
+                figures: figures(&outcomes, counts),
                 total: counts.total(),
             })
             .collect(),
-        totals_by_outcome: by_outcome(&totals),
+        quiet_rows: buckets
+            .iter()
+            .filter(|(_, counts)| counts.total() == 0)
+            .count(),
+        totals_by_outcome: figures(&outcomes, &totals),
+        dead_keys: dead_key_calls(&totals, window, None),
         totals,
-        outcomes: &OUTCOMES,
+        outcomes,
         busiest,
     };
     Ok(render(&page)?.into_response())
@@ -319,18 +388,21 @@ fn csv(
     window: Window,
     buckets: &[(OffsetDateTime, Counts)],
 ) -> Response {
-    let mut body = String::from("bucket_start,valid,rate_limited,rejected,total\n");
+    let mut body = String::from("bucket_start");
+    for outcome in &OUTCOMES {
+        body.push(',');
+        body.push_str(&outcome.code.as_str().to_ascii_lowercase());
+    }
+    body.push_str(",total\n");
     for (at, counts) in buckets {
-        let at = at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        body.push_str(&format!(
-            "{at},{},{},{},{}\n",
-            counts.valid,
-            counts.rate_limited,
-            counts.rejected,
-            counts.total()
-        ));
+        body.push_str(
+            &at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        );
+        for outcome in &OUTCOMES {
+            body.push_str(&format!(",{}", counts.get(outcome.code)));
+        }
+        body.push_str(&format!(",{}\n", counts.total()));
     }
     let name = match key_id {
         Some(id) => format!("{state_slug}-key-{id}-usage-{}.csv", window.as_str()),

@@ -1,5 +1,6 @@
 //! Flows a person walks in real headless Chromium, with a screenshot of every page.
 
 mod account;
+mod pages;
 mod sso;
 mod tenants;

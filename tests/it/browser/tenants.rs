@@ -5,7 +5,7 @@ use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};
 use crate::support::browser::Chrome;
-use crate::support::fixtures::record_usage;
+use crate::support::fixtures::busy_hour;
 use crate::support::smtp::MailSink;
 
 #[sqlx::test]
@@ -219,16 +219,7 @@ async fn a_developer_creates_copies_rolls_and_revokes_keys(pool: PgPool) {
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    for minutes_ago in 0..60_i64 {
-        let valid = 20 + (minutes_ago.unsigned_abs() * 7) % 30;
-        record_usage(&app.pool, ci, minutes_ago, Code::Valid, valid).await;
-        if minutes_ago % 9 == 0 {
-            record_usage(&app.pool, ci, minutes_ago, Code::RateLimited, 6).await;
-        }
-        if minutes_ago % 13 == 0 {
-            record_usage(&app.pool, ci, minutes_ago, Code::Revoked, 4).await;
-        }
-    }
+    busy_hour(&app.pool, ci, Code::Revoked, 4).await;
     chrome.click(".tabs a[href='/t/acme/usage']").await;
     chrome.expect_text("h2", "Verifications").await;
     chrome.click(".segmented a[href$='range=1h']").await;

@@ -25,6 +25,17 @@ pub fn screenshot_dir() -> PathBuf {
     target.join("screenshots")
 }
 
+/// axe-core's script, installed by `scripts/test` (`npm ci` in `tests/axe`).
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/axe/node_modules/axe-core/axe.min.js");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("{} (scripts/test installs it): {err}", path.display()))
+    })
+}
+
 impl Chrome {
     pub async fn start() -> Self {
         let port = free_port();
@@ -147,6 +158,76 @@ impl Chrome {
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Checks the page as it is now at desktop, tablet and phone widths and returns what is
+    /// wrong: sideways scrolling, or a serious or critical axe-core violation (at 1280 and
+    /// 390 px). A screenshot of each width lands in `target/screenshots/<name>-<width>.png`.
+    pub async fn check_page(&self, name: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        for width in [1280, 768, 390] {
+            let height = if width == 390 { 844 } else { 900 };
+            self.client.set_window_size(width, height).await.unwrap();
+            let (scroll_width, inner_width) = self.widths().await;
+            assert_eq!(
+                inner_width,
+                u64::from(width),
+                "the window is {width} px wide"
+            );
+            if scroll_width > inner_width {
+                problems.push(format!(
+                    "{name} at {width} px scrolls sideways: {scroll_width} px wide"
+                ));
+            }
+            self.screenshot(&format!("{name}-{width}")).await;
+            if width != 768 {
+                for violation in self.axe_violations().await {
+                    problems.push(format!("{name} at {width} px: {violation}"));
+                }
+            }
+        }
+        self.client.set_window_size(1280, 900).await.unwrap();
+        problems
+    }
+
+    async fn widths(&self) -> (u64, u64) {
+        let widths = self
+            .client
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap())
+    }
+
+    /// axe-core's serious and critical violations on the page, one line each. WebDriver runs the
+    /// script outside the page's CSP, which stays as strict as the product sends it.
+    async fn axe_violations(&self) -> Vec<String> {
+        let loaded = self
+            .client
+            .execute("return typeof window.axe === 'object';", vec![])
+            .await
+            .unwrap();
+        if loaded != json!(true) {
+            self.client.execute(axe_source(), vec![]).await.unwrap();
+        }
+        let found = self
+            .client
+            .execute_async(
+                r#"const done = arguments[0];
+                axe.run(document, { resultTypes: ["violations"] }).then((results) => done(
+                  results.violations
+                    .filter((v) => v.impact === "serious" || v.impact === "critical")
+                    .flatMap((v) => v.nodes.map((n) =>
+                      `${v.id} (${v.impact}): ${n.target.join(" ")}: ${n.failureSummary}`))
+                ), (error) => done([`axe failed: ${error}`]));"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value(found).unwrap()
     }
 
     pub async fn close(self) {

@@ -384,3 +384,18 @@ pub async fn record_usage(pool: &PgPool, key: Uuid, minutes_ago: i64, outcome: C
     let written = meter.flush(pool, &RateLimits::new(100)).await.unwrap();
     assert_eq!(written, count, "the flush wrote every verification");
 }
+
+/// A busy last hour for `key`: 20 to 49 valid calls a minute, 6 rate limited every ninth minute
+/// and `refused` times `refusal` every thirteenth.
+pub async fn busy_hour(pool: &PgPool, key: Uuid, refusal: Code, refused: u64) {
+    for minutes_ago in 0..60_i64 {
+        let valid = 20 + (minutes_ago.unsigned_abs() * 7) % 30;
+        record_usage(pool, key, minutes_ago, Code::Valid, valid).await;
+        if minutes_ago % 9 == 0 {
+            record_usage(pool, key, minutes_ago, Code::RateLimited, 6).await;
+        }
+        if minutes_ago % 13 == 0 {
+            record_usage(pool, key, minutes_ago, refusal, refused).await;
+        }
+    }
+}

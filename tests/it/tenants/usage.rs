@@ -12,7 +12,7 @@ fn figure_rows(html: &str) -> usize {
 }
 
 #[sqlx::test]
-async fn usage_is_shown_by_outcome_as_a_chart_and_a_table(pool: PgPool) {
+async fn usage_is_shown_by_reason_as_a_chart_and_a_table_of_the_busy_periods(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
     let (_, busy) = create_key(&app, &world.developer, "acme", "Busy key", "live").await;
@@ -25,30 +25,41 @@ async fn usage_is_shown_by_outcome_as_a_chart_and_a_table(pool: PgPool) {
     record_usage(&app.pool, busy, 3 * 24 * 60, Code::Valid, 100).await;
 
     let hour = app.get_html(&world.viewer, "/t/acme/usage?range=1h").await;
-    assert_eq!(figure_rows(&hour), 60, "a row per minute");
+    assert_eq!(figure_rows(&hour), 3, "a row per minute with verifications");
+    assert!(hour.contains("57 minutes without verifications left out."));
     assert!(
         hour.contains(r#"<span class="stat-value">52</span>"#),
         "52 in the last hour"
     );
     assert!(hour.contains(r#"<span class="stat-value warn">7</span>"#));
-    assert!(hour.contains(r#"<span class="stat-value bad">2</span>"#));
+    // Each refusal by its reason, in the figures, the table's columns, the chart and its legend.
+    assert!(hour.contains(
+        r#"<span class="stat-value bad">2</span><span class="stat-label">revoked key</span>"#
+    ));
+    assert!(hour.contains(r#"<th scope="col" class="num">Revoked key</th>"#));
     assert!(
         hour.contains("<svg")
-            && hour.contains(r#"class="limited""#)
+            && hour.contains(r#"<rect class="o-limited""#)
+            && hour.contains(r#"<rect class="o-revoked""#)
+            && hour.contains(r#"<span class="swatch o-revoked"></span>revoked key"#)
             && hour.contains(r#"role="img""#)
     );
+    // A reason that did not happen in the period takes no column.
+    assert!(!hour.contains("nknown key"));
+    assert!(!hour.contains("rejected"));
     // Busiest first.
     assert!(hour.find("Busy key").unwrap() < hour.find("Quiet key").unwrap());
 
     let day = app.get_html(&world.viewer, "/t/acme/usage?range=24h").await;
-    assert_eq!(figure_rows(&day), 24);
+    assert!((2..=3).contains(&figure_rows(&day)));
+    assert!(day.contains(r#"<th scope="col" class="num">Unknown key</th>"#));
     assert!(
         day.contains(r#"<span class="stat-value">57</span>"#),
         "57 in 24 hours"
     );
 
     let month = app.get_html(&world.viewer, "/t/acme/usage?range=30d").await;
-    assert_eq!(figure_rows(&month), 30);
+    assert_eq!(figure_rows(&month), 2, "today and three days ago");
     assert!(month.contains(r#"<span class="stat-value">157</span>"#));
 }
 
@@ -126,9 +137,13 @@ async fn usage_downloads_as_csv(pool: PgPool) {
     );
     let csv = response.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "bucket_start,valid,rate_limited,rejected,total");
-    assert_eq!(lines.len(), 25);
-    assert!(lines[24].ends_with(",4,0,1,5"), "{}", lines[24]);
+    assert_eq!(
+        lines[0],
+        "bucket_start,valid,rate_limited,revoked,expired,environment_mismatch,tenant_mismatch,\
+         insufficient_scope,malformed,not_found,total"
+    );
+    assert_eq!(lines.len(), 25, "every hour, busy or not");
+    assert!(lines[24].ends_with(",4,0,0,1,0,0,0,0,0,5"), "{}", lines[24]);
 }
 
 #[sqlx::test]
@@ -144,4 +159,49 @@ async fn the_tenant_home_shows_todays_totals_and_busiest_keys(pool: PgPool) {
     assert!(page.contains("<strong>32</strong> verifications"));
     assert!(page.contains("30 valid") && page.contains("2 rate limited"));
     assert!(page.contains("Checkout"));
+}
+
+#[sqlx::test]
+async fn calls_with_a_revoked_or_expired_key_are_flagged_on_the_overview_key_and_usage_pages(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let (_, key) = create_key(&app, &world.admin, "acme", "Old key", "live").await;
+    // Refusals that say nothing about a retired secret raise no alarm.
+    record_usage(&app.pool, key, 3, Code::RateLimited, 5).await;
+    record_usage(&app.pool, key, 3, Code::InsufficientScope, 2).await;
+    let key_page = format!("/t/acme/keys/{key}");
+    for path in [
+        "/t/acme",
+        "/t/acme/usage",
+        &key_page,
+        &format!("{key_page}/usage"),
+    ] {
+        let page = app.get_html(&world.viewer, path).await;
+        assert!(
+            !page.contains("no longer work are still being called"),
+            "{path}"
+        );
+    }
+
+    record_usage(&app.pool, key, 2, Code::Revoked, 3).await;
+    record_usage(&app.pool, key, 2, Code::Expired, 1).await;
+    let overview = app.get_html(&world.viewer, "/t/acme").await;
+    assert!(overview.contains("Keys that no longer work are still being called."));
+    assert!(overview.contains(
+        "3 calls with a revoked key and 1 call with an expired key in the last 24 hours."
+    ));
+    assert!(overview.contains(r#"<a href="/t/acme/usage">See the usage by reason</a>"#));
+    for path in [
+        "/t/acme/usage?range=1h",
+        &key_page,
+        &format!("{key_page}/usage"),
+    ] {
+        let page = app.get_html(&world.viewer, path).await;
+        assert!(
+            page.contains("Keys that no longer work are still being called."),
+            "{path}"
+        );
+    }
 }

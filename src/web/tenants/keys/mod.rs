@@ -10,11 +10,13 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::usage::{self, DeadKeyCalls};
 use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
 use crate::domain::key_format::masked;
 use crate::domain::keys::{self, Access, KeyProblem, Status};
+use crate::domain::usage::{Counts, Window};
 use crate::domain::vocabulary::Environment;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
@@ -161,6 +163,7 @@ struct KeyPage {
     revoked_by: String,
     can_roll: bool,
     can_revoke: bool,
+    dead_keys: Option<DeadKeyCalls>,
 }
 
 async fn load_key(state: &AppState, member: &TenantMember, key_id: Uuid) -> AppResult<Key> {
@@ -203,7 +206,13 @@ pub async fn show_key(
         &member,
         OffsetDateTime::now_utc(),
     );
+    let day = usage::load(&state, tenant_id, Some(key_id), Window::Day).await?;
     let page = KeyPage {
+        dead_keys: usage::dead_key_calls(
+            &Counts::sum(day.iter().map(|(_, counts)| counts)),
+            Window::Day,
+            Some(format!("/t/{}/keys/{key_id}/usage", member.membership.slug)),
+        ),
         layout: member.layout().await?,
         tenant: member.nav("keys"),
         can_roll: view.can_manage && matches!(view.status, Status::Active | Status::Expiring),

@@ -198,7 +198,10 @@ async fn a_key_has_exactly_the_access_chosen_and_full_access_covers_scopes_added
     let reader = revealed(&response.text().await.unwrap()).unwrap();
     let (full, _) = create_key(&app, &admin, "acme", "Everything", "live").await;
     let list = app.get_html(&admin, "/t/acme/keys").await;
-    assert!(list.contains("<td>Full access</td>") && list.contains("<td>read</td>"));
+    assert!(
+        list.contains(r#"<td data-label="Scopes">Full access</td>"#)
+            && list.contains(r#"<td data-label="Scopes">read</td>"#)
+    );
 
     assert_eq!(scope_code(&app, &reader, "read").await, "VALID");
     assert_eq!(
