@@ -219,12 +219,17 @@ impl TestApp {
     /// the mailed link is tested on its own; here it is set directly.)
     pub async fn signed_in_user(&self, email: &str, name: &str) -> Client {
         let client = self.signed_in_unverified_user(email, name).await;
+        self.confirm_email(email).await;
+        client
+    }
+
+    /// Marks an account's address confirmed, as following the mailed link would.
+    pub async fn confirm_email(&self, email: &str) {
         sqlx::query("UPDATE app_user SET email_verified_at = now() WHERE email = lower($1)")
             .bind(email)
             .execute(&self.pool)
             .await
             .unwrap();
-        client
     }
 
     /// A new client with a new account that has not confirmed its address, signed in.
