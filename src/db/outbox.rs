@@ -87,13 +87,13 @@ pub async fn record_sent(
     Ok(())
 }
 
-/// Records a failed attempt: the message is due again after `retry_in`, or, when that would be
-/// past its `give_up_at`, given up. Returns whether it was given up.
+/// Records a failed attempt: the message is due again after `retry_in`, or, when that is `None` or
+/// would be past its `give_up_at`, given up. Returns whether it was given up.
 pub async fn record_failed(
     db: impl PgExecutor<'_>,
     outbox_message_id: Uuid,
     error: &str,
-    retry_in: std::time::Duration,
+    retry_in: Option<std::time::Duration>,
 ) -> sqlx::Result<bool> {
     let failed_at = sqlx::query_scalar!(
         r#"WITH attempt AS (
@@ -101,13 +101,14 @@ pub async fn record_failed(
            )
            UPDATE outbox_message
            SET last_error = $2,
-               due_at = now() + $3::interval,
-               failed_at = CASE WHEN now() + $3::interval > give_up_at THEN now() END
+               due_at = now() + coalesce($3::interval, interval '0'),
+               failed_at = CASE WHEN $3::interval IS NULL OR now() + $3::interval > give_up_at
+                                THEN now() END
            WHERE outbox_message_id = $1
            RETURNING failed_at"#,
         outbox_message_id,
         error,
-        interval(retry_in),
+        retry_in.map(interval) as Option<PgInterval>,
     )
     .fetch_optional(db)
     .await?;
