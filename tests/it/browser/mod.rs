@@ -3,3 +3,4 @@
 mod account;
 mod sso;
 mod tenants;
+mod webhooks;
