@@ -380,20 +380,30 @@ pub async fn attempts(
     .await
 }
 
-/// Claims the right to send a key's `key.rate_limited` event: at most once an hour per key.
-pub async fn claim_rate_limited_event(
+/// A key whose `key.rate_limited` event is due.
+pub struct RateLimitedKey {
+    pub api_key_id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub environment: Environment,
+    pub rate_limit: i32,
+}
+
+/// Claims the right to send `key.rate_limited` for these keys: at most once an hour per key.
+pub async fn claim_rate_limited_events(
     db: impl PgExecutor<'_>,
-    api_key_id: Uuid,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "UPDATE api_key SET rate_limited_event_at = now()
-         WHERE api_key_id = $1
-           AND (rate_limited_event_at IS NULL OR rate_limited_event_at < now() - interval '1 hour')",
-        api_key_id,
+    api_key_ids: &[Uuid],
+) -> sqlx::Result<Vec<RateLimitedKey>> {
+    sqlx::query_as!(
+        RateLimitedKey,
+        r#"UPDATE api_key SET rate_limited_event_at = now()
+           WHERE api_key_id = ANY($1)
+             AND (rate_limited_event_at IS NULL OR rate_limited_event_at < now() - interval '1 hour')
+           RETURNING api_key_id, tenant_id, name, environment AS "environment: Environment", rate_limit"#,
+        api_key_ids,
     )
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_all(db)
+    .await
 }
 
 /// The tenant's admins who can be mailed: (email, name).

@@ -146,26 +146,27 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// A key hit its rate limit: `key.rate_limited`, at most once per key per hour.
-pub async fn key_rate_limited(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    api_key_id: Uuid,
-    environment: Environment,
-    limit_per_minute: i32,
-) -> DomainResult<()> {
+/// Keys that hit their rate limit (as the usage flusher saw them, off the key API's hot path):
+/// `key.rate_limited`, at most once per key per hour, whichever instance sees it first.
+pub async fn keys_rate_limited(pool: &PgPool, api_key_ids: &[Uuid]) -> DomainResult<()> {
+    if api_key_ids.is_empty() {
+        return Ok(());
+    }
     let mut tx = pool.begin().await?;
-    if db_webhooks::claim_rate_limited_event(&mut *tx, api_key_id).await? {
+    for key in db_webhooks::claim_rate_limited_events(&mut *tx, api_key_ids).await? {
         publish(
             &mut tx,
-            tenant_id,
+            key.tenant_id,
             EventType::KeyRateLimited,
-            Some(environment),
-            json!({ "key": { "id": api_key_id, "environment": environment }, "rate_limit": limit_per_minute }),
+            Some(key.environment),
+            json!({
+                "key": { "id": key.api_key_id, "name": key.name, "environment": key.environment },
+                "rate_limit": key.rate_limit,
+            }),
         )
         .await?;
-        tx.commit().await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -10,7 +10,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::app::{TestApp, assert_redirect};
-use crate::support::fixtures::{TenantAdmin, create_key, member_client, roll};
+use crate::support::fixtures::{
+    TenantAdmin, create_key, member_client, revealed, roll, submit_key,
+};
+use crate::support::key_api::{OTHER_VERIFIER, VERIFIER, code_of, keep_within_one_minute};
 use crate::support::smtp::MailSink;
 use crate::support::webhooks::{Receiver, seed_signature_matches, verify_with_library};
 
@@ -662,4 +665,65 @@ async fn a_deployment_with_endpoints_but_no_secret_key_refuses_to_start(pool: Pg
         panic!("started without GATEHOUSE_SECRET_KEY");
     };
     assert!(err.to_string().contains("GATEHOUSE_SECRET_KEY"), "{err}");
+}
+
+#[sqlx::test]
+async fn a_rate_limited_key_sends_one_event_an_hour(pool: PgPool) {
+    let tokens = format!("{VERIFIER},{OTHER_VERIFIER}");
+    let app = webhook_app_with(
+        pool,
+        &[
+            ("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("GATEHOUSE_VERIFIER_TOKENS", &tokens),
+            ("GATEHOUSE_USAGE_FLUSH_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let (_, secret) = register(
+        &app,
+        &admin,
+        &receiver.url,
+        &[("events", "chosen"), ("event_types", "key.rate_limited")],
+    )
+    .await;
+    let response = submit_key(
+        &app,
+        &admin,
+        "acme",
+        &[
+            ("name", "Tight"),
+            ("environment", "test"),
+            ("full_access", "1"),
+            ("expiry", "never"),
+            ("rate_limit", "1"),
+        ],
+    )
+    .await;
+    let key = revealed(&response.text().await.unwrap()).unwrap();
+    keep_within_one_minute(5).await;
+    let codes: Vec<String> = verify_codes(&app, &key, 4).await;
+    assert_eq!(codes[0], "VALID");
+    assert!(
+        codes[1..].iter().all(|code| code == "RATE_LIMITED"),
+        "{codes:?}"
+    );
+
+    let delivery = receiver.event("key.rate_limited").await;
+    let payload = verify_with_library(&secret, &delivery).unwrap();
+    assert_eq!(payload["data"]["key"]["name"], "Tight");
+    assert_eq!(payload["data"]["rate_limit"], 1);
+    // More refusals within the hour send nothing more.
+    verify_codes(&app, &key, 3).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.received().len(), 1);
+}
+
+async fn verify_codes(app: &TestApp, key: &str, count: usize) -> Vec<String> {
+    let mut codes = Vec::new();
+    for _ in 0..count {
+        codes.push(code_of(app, key).await);
+    }
+    codes
 }
