@@ -727,3 +727,165 @@ async fn verify_codes(app: &TestApp, key: &str, count: usize) -> Vec<String> {
     }
     codes
 }
+
+#[sqlx::test]
+async fn two_instances_deliver_each_event_once(pool: PgPool) {
+    let one = webhook_app(pool.clone()).await;
+    let two = webhook_app(pool.clone()).await;
+    let admin = TenantAdmin::acme(&one).await.client;
+    let receiver = Receiver::start().await;
+    let (id, _) = register(&one, &admin, &receiver.url, &[]).await;
+    for _ in 0..15 {
+        post_action(&one, &admin, id, "test").await;
+    }
+    receiver.wait_for(15).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let ids: std::collections::HashSet<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(receiver.received().len(), 15, "no event twice");
+    assert_eq!(ids.len(), 15);
+    one.stop().await;
+    two.stop().await;
+}
+
+#[sqlx::test]
+async fn a_delivery_whose_recording_was_lost_and_a_resend_carry_the_same_webhook_id(pool: PgPool) {
+    let app = webhook_app(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let (id, secret) = register(&app, &admin, &receiver.url, &[]).await;
+    post_action(&app, &admin, id, "test").await;
+    let first = receiver.wait_for(1).await.remove(0);
+    wait_for_page(&app, &admin, &format!("/t/acme/webhooks/{id}"), ">200<").await;
+    // As after a crash between sending and recording: the message is due again.
+    sqlx::query("UPDATE outbox_message SET sent_at = NULL, due_at = now() WHERE kind = 'webhook'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let again = receiver.wait_for(2).await.remove(1);
+    assert_eq!(first.header("webhook-id"), again.header("webhook-id"));
+    verify_with_library(&secret, &again).unwrap();
+
+    // "Resend" in the log: the same id once more.
+    let event_id = first.header("webhook-id").unwrap().to_owned();
+    let resent = app
+        .submit(
+            &admin,
+            &format!("/t/acme/webhooks/{id}"),
+            &format!("/t/acme/webhooks/{id}/resend"),
+            &[("event_id", &event_id)],
+        )
+        .await;
+    assert_redirect(&resent, format!("/t/acme/webhooks/{id}"));
+    let third = receiver.wait_for(3).await.remove(2);
+    assert_eq!(third.header("webhook-id"), Some(event_id.as_str()));
+    // Another tenant's event cannot be resent through this endpoint.
+    let missing = app
+        .submit(
+            &admin,
+            &format!("/t/acme/webhooks/{id}"),
+            &format!("/t/acme/webhooks/{id}/resend"),
+            &[("event_id", "evt_not_ours")],
+        )
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test]
+async fn a_key_about_to_expire_sends_key_expiring(pool: PgPool) {
+    let app = webhook_app(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let (_, secret) = register(&app, &admin, &receiver.url, &[]).await;
+    let (_, key_id) = create_key(&app, &admin, "acme", "Soon", "test").await;
+    sqlx::query("UPDATE api_key SET expires_at = now() + interval '6 days' WHERE api_key_id = $1")
+        .bind(key_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let public_url = gatehouse::config::PublicUrl::parse(&app.base).unwrap();
+    gatehouse::domain::reminders::send_due(&app.pool, &public_url)
+        .await
+        .unwrap();
+    let delivery = receiver.event("key.expiring").await;
+    let payload = verify_with_library(&secret, &delivery).unwrap();
+    assert_eq!(payload["data"]["key"]["id"], key_id.to_string());
+    assert_eq!(payload["data"]["days_ahead"], 7);
+}
+
+#[sqlx::test]
+async fn no_signing_secret_or_receiver_credential_reaches_the_log(pool: PgPool) {
+    let database = pool.connect_options().get_database().unwrap().to_owned();
+    let base_url = std::env::var("DATABASE_URL").unwrap();
+    let url = format!("{}/{database}", base_url.rsplit_once('/').unwrap().0);
+    let port = crate::support::free_port();
+    let log_path = std::env::temp_dir().join(format!("gatehouse-log-{}.txt", Uuid::new_v4()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .env("DATABASE_URL", &url)
+        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEHOUSE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env(
+            "GATEHOUSE_SECRET_KEY",
+            "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=",
+        )
+        .env("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let app = TestApp::external(format!("http://127.0.0.1:{port}"), pool.clone());
+    for _ in 0..100 {
+        if reqwest::get(app.url("/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    // The first attempt fails (logged with its error), the retry (5 s later) succeeds.
+    receiver.answer(vec![(500, vec![])]);
+    let password = "basic-password-4d9e2b";
+    let (id, secret) = register(
+        &app,
+        &admin,
+        &receiver.url,
+        &[
+            ("auth_kind", "basic"),
+            ("auth_username", "gate"),
+            ("auth_password", password),
+        ],
+    )
+    .await;
+    post_action(&app, &admin, id, "test").await;
+    let delivery = receiver.wait_for(2).await.remove(1);
+    verify_with_library(&secret, &delivery).unwrap();
+    let _ = tokio::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().unwrap().to_string())
+        .status()
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        logs.contains("not sent; will retry"),
+        "the failure was logged"
+    );
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("gate:{password}"));
+    for secret_text in [&secret[6..], password, basic.as_str()] {
+        assert!(!logs.contains(secret_text), "{secret_text} is in the logs");
+    }
+    for signature in delivery.header("webhook-signature").unwrap().split(' ') {
+        assert!(
+            !logs.contains(&signature[3..]),
+            "a signature is in the logs"
+        );
+    }
+}
