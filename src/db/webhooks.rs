@@ -50,17 +50,7 @@ pub async fn any_endpoint(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
 }
 
 pub async fn list(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<Vec<Endpoint>> {
-    sqlx::query_as!(
-        Endpoint,
-        r#"SELECT webhook_endpoint_id, tenant_id, name, url, environment AS "environment: Environment",
-                  event_types, enabled, disabled_reason, seed_signature, auth_kind, auth_sealed,
-                  secret_sealed, previous_secret_sealed, previous_secret_until, failing_since,
-                  failures_in_row, last_delivery_at, last_status, created_at
-           FROM webhook_endpoint WHERE tenant_id = $1 ORDER BY created_at, name"#,
-        tenant_id,
-    )
-    .fetch_all(db)
-    .await
+    select(db, Some(tenant_id), None).await
 }
 
 /// One endpoint of the tenant; another tenant's id finds nothing.
@@ -69,18 +59,9 @@ pub async fn get(
     tenant_id: Uuid,
     webhook_endpoint_id: Uuid,
 ) -> sqlx::Result<Option<Endpoint>> {
-    sqlx::query_as!(
-        Endpoint,
-        r#"SELECT webhook_endpoint_id, tenant_id, name, url, environment AS "environment: Environment",
-                  event_types, enabled, disabled_reason, seed_signature, auth_kind, auth_sealed,
-                  secret_sealed, previous_secret_sealed, previous_secret_until, failing_since,
-                  failures_in_row, last_delivery_at, last_status, created_at
-           FROM webhook_endpoint WHERE tenant_id = $1 AND webhook_endpoint_id = $2"#,
-        tenant_id,
-        webhook_endpoint_id,
-    )
-    .fetch_optional(db)
-    .await
+    Ok(select(db, Some(tenant_id), Some(webhook_endpoint_id))
+        .await?
+        .pop())
 }
 
 /// The endpoint a delivery is for, whichever tenant: for the courier only.
@@ -88,16 +69,28 @@ pub async fn for_delivery(
     db: impl PgExecutor<'_>,
     webhook_endpoint_id: Uuid,
 ) -> sqlx::Result<Option<Endpoint>> {
+    Ok(select(db, None, Some(webhook_endpoint_id)).await?.pop())
+}
+
+/// Endpoints of a tenant and/or with an id, oldest first.
+async fn select(
+    db: impl PgExecutor<'_>,
+    tenant_id: Option<Uuid>,
+    webhook_endpoint_id: Option<Uuid>,
+) -> sqlx::Result<Vec<Endpoint>> {
     sqlx::query_as!(
         Endpoint,
         r#"SELECT webhook_endpoint_id, tenant_id, name, url, environment AS "environment: Environment",
                   event_types, enabled, disabled_reason, seed_signature, auth_kind, auth_sealed,
                   secret_sealed, previous_secret_sealed, previous_secret_until, failing_since,
                   failures_in_row, last_delivery_at, last_status, created_at
-           FROM webhook_endpoint WHERE webhook_endpoint_id = $1"#,
+           FROM webhook_endpoint
+           WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::uuid IS NULL OR webhook_endpoint_id = $2)
+           ORDER BY created_at, name"#,
+        tenant_id,
         webhook_endpoint_id,
     )
-    .fetch_optional(db)
+    .fetch_all(db)
     .await
 }
 

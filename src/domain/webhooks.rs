@@ -520,6 +520,17 @@ fn audit_details(form: &EndpointForm) -> Value {
     })
 }
 
+/// The tenant's endpoint, or `NotFound` (another tenant's id too).
+async fn endpoint_of(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    endpoint_id: Uuid,
+) -> DomainResult<Endpoint> {
+    db_webhooks::get(tx, tenant_id, endpoint_id)
+        .await?
+        .ok_or(DomainError::NotFound)
+}
+
 /// Registers an endpoint; returns its id and its signing secret, to show once.
 pub async fn create_endpoint(
     pool: &PgPool,
@@ -608,9 +619,7 @@ pub async fn roll_secret(
         return Ok(Err(WebhookProblem::NoSecretKey));
     };
     let mut tx = pool.begin().await?;
-    let endpoint = db_webhooks::get(&mut *tx, tenant_id, endpoint_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
+    let endpoint = endpoint_of(&mut tx, tenant_id, endpoint_id).await?;
     let secret = SigningSecret::generate();
     let context = secret_context(endpoint_id);
     db_webhooks::roll_secret(
@@ -643,9 +652,7 @@ pub async fn set_enabled(
     actor: &Actor,
 ) -> DomainResult<()> {
     let mut tx = pool.begin().await?;
-    let endpoint = db_webhooks::get(&mut *tx, tenant_id, endpoint_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
+    let endpoint = endpoint_of(&mut tx, tenant_id, endpoint_id).await?;
     let reason = (!enabled).then_some("Disabled by an admin.");
     if db_webhooks::set_enabled(&mut *tx, endpoint_id, enabled, reason).await? {
         let action = if enabled {
@@ -674,9 +681,7 @@ pub async fn send_test(
     actor: &Actor,
 ) -> DomainResult<bool> {
     let mut tx = pool.begin().await?;
-    let endpoint = db_webhooks::get(&mut *tx, tenant_id, endpoint_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
+    let endpoint = endpoint_of(&mut tx, tenant_id, endpoint_id).await?;
     let queued = publish_to(
         &mut tx,
         tenant_id,
@@ -707,9 +712,7 @@ pub async fn resend(
     actor: &Actor,
 ) -> DomainResult<()> {
     let mut tx = pool.begin().await?;
-    let endpoint = db_webhooks::get(&mut *tx, tenant_id, endpoint_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
+    let endpoint = endpoint_of(&mut tx, tenant_id, endpoint_id).await?;
     if !db_webhooks::requeue(&mut *tx, tenant_id, endpoint_id, event_id).await? {
         return Err(DomainError::NotFound);
     }

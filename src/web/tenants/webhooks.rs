@@ -447,13 +447,7 @@ pub async fn enable_webhook(
     member: TenantMember,
     Path((_, id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
-    webhooks::set_enabled(&state.pool, member.tenant_id(), id, true, &member.actor).await?;
-    session::flash(
-        &member.session,
-        "Endpoint enabled: new events go to it again.",
-    )
-    .await?;
-    Ok(Redirect::to(&endpoint_path(&member, id)).into_response())
+    switch(&state, &member, id, true).await
 }
 
 pub async fn disable_webhook(
@@ -461,13 +455,23 @@ pub async fn disable_webhook(
     member: TenantMember,
     Path((_, id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
-    webhooks::set_enabled(&state.pool, member.tenant_id(), id, false, &member.actor).await?;
-    session::flash(
-        &member.session,
-        "Endpoint disabled: it gets no events until enabled.",
-    )
-    .await?;
-    Ok(Redirect::to(&endpoint_path(&member, id)).into_response())
+    switch(&state, &member, id, false).await
+}
+
+async fn switch(
+    state: &AppState,
+    member: &TenantMember,
+    id: Uuid,
+    enabled: bool,
+) -> AppResult<Response> {
+    webhooks::set_enabled(&state.pool, member.tenant_id(), id, enabled, &member.actor).await?;
+    let message = if enabled {
+        "Endpoint enabled: new events go to it again."
+    } else {
+        "Endpoint disabled: it gets no events until enabled."
+    };
+    session::flash(&member.session, message).await?;
+    Ok(Redirect::to(&endpoint_path(member, id)).into_response())
 }
 
 pub async fn send_test_event(

@@ -2,6 +2,7 @@
 //! PostgreSQL clusters, identity providers, and fixtures.
 
 pub mod app;
+pub mod binary;
 pub mod browser;
 pub mod clusters;
 pub mod fixtures;

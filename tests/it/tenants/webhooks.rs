@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::support::app::{TestApp, assert_redirect};
+use crate::support::binary::RealBinary;
 use crate::support::fixtures::{
     TenantAdmin, create_key, member_client, revealed, roll, submit_key,
 };
@@ -818,41 +819,25 @@ async fn a_key_about_to_expire_sends_key_expiring(pool: PgPool) {
 
 #[sqlx::test]
 async fn no_signing_secret_or_receiver_credential_reaches_the_log(pool: PgPool) {
-    let database = pool.connect_options().get_database().unwrap().to_owned();
-    let base_url = std::env::var("DATABASE_URL").unwrap();
-    let url = format!("{}/{database}", base_url.rsplit_once('/').unwrap().0);
-    let port = crate::support::free_port();
-    let log_path = std::env::temp_dir().join(format!("gatehouse-log-{}.txt", Uuid::new_v4()));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .env("DATABASE_URL", &url)
-        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("GATEHOUSE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-        .env(
-            "GATEHOUSE_SECRET_KEY",
-            "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=",
-        )
-        .env("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true")
-        .env("RUST_LOG", "debug")
-        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
-        .stderr(std::process::Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let app = TestApp::external(format!("http://127.0.0.1:{port}"), pool.clone());
-    for _ in 0..100 {
-        if reqwest::get(app.url("/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let admin = TenantAdmin::acme(&app).await.client;
+    let binary = RealBinary::start(
+        &pool,
+        &[
+            (
+                "GATEHOUSE_SECRET_KEY",
+                "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=",
+            ),
+            ("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+    )
+    .await;
+    let app = &binary.app;
+    let admin = TenantAdmin::acme(app).await.client;
     let receiver = Receiver::start().await;
     // The first attempt fails (logged with its error), the retry (5 s later) succeeds.
     receiver.answer(vec![(500, vec![])]);
     let password = "basic-password-4d9e2b";
     let (id, secret) = register(
-        &app,
+        app,
         &admin,
         &receiver.url,
         &[
@@ -862,17 +847,10 @@ async fn no_signing_secret_or_receiver_credential_reaches_the_log(pool: PgPool) 
         ],
     )
     .await;
-    post_action(&app, &admin, id, "test").await;
+    post_action(app, &admin, id, "test").await;
     let delivery = receiver.wait_for(2).await.remove(1);
     verify_with_library(&secret, &delivery).unwrap();
-    let _ = tokio::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(server.id().unwrap().to_string())
-        .status()
-        .await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
-    let logs = std::fs::read_to_string(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
+    let logs = binary.stop().await;
     assert!(
         logs.contains("not sent; will retry"),
         "the failure was logged"
