@@ -1,8 +1,9 @@
 //! The `outbox_message` and `outbox_attempt` tables: messages waiting to be sent, and every attempt.
 
 use serde_json::Value;
-use sqlx::PgExecutor;
+use sqlx::postgres::PgListener;
 use sqlx::postgres::types::PgInterval;
+use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -23,6 +24,25 @@ pub fn interval(duration: std::time::Duration) -> PgInterval {
         days: 0,
         microseconds: i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
     }
+}
+
+/// The channel a writer notifies (on commit) when a message is due now, so senders need not wait
+/// for their next poll.
+const DUE_CHANNEL: &str = "outbox_due";
+
+/// Wakes the senders once the caller's transaction commits.
+pub async fn notify_due(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query!("SELECT pg_notify('outbox_due', '')")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// A connection listening for [`notify_due`]; it reconnects by itself.
+pub async fn listen_due(pool: &PgPool) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(DUE_CHANNEL).await?;
+    Ok(listener)
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, kind: &str, payload: &Value) -> sqlx::Result<Uuid> {

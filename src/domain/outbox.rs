@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::postgres::PgListener;
 use sqlx::{PgExecutor, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -111,6 +112,8 @@ pub async fn run_sender(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failing = false;
+    // Without it (the database was away at start), polling alone still sends everything.
+    let mut wake = db_outbox::listen_due(&pool).await.ok();
     loop {
         match send_due(&pool, &couriers, policy).await {
             Ok(sent) => {
@@ -131,8 +134,20 @@ pub async fn run_sender(
         }
         tokio::select! {
             () = tokio::time::sleep(policy.poll) => {}
+            () = woken(&mut wake) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
+    }
+}
+
+/// Completes when a writer says a message is due now (`db::outbox::notify_due`); never when
+/// there is no listener (it is dropped on an error, and polling carries on).
+async fn woken(listener: &mut Option<PgListener>) {
+    let Some(connection) = listener.as_mut() else {
+        return std::future::pending().await;
+    };
+    if connection.recv().await.is_err() {
+        *listener = None;
     }
 }
 

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::config::PublicUrl;
 use crate::db::audit::{self, NewEvent};
+use crate::db::outbox as db_outbox;
 use crate::db::tenants as db_tenants;
 use crate::db::webhooks::{self as db_webhooks, Endpoint, EndpointSettings};
 use crate::domain::audit::Actor;
@@ -124,8 +125,8 @@ async fn publish_to(
 ) -> DomainResult<i64> {
     let id = format!("evt_{}", Uuid::new_v4().simple());
     let created_at = rfc3339(OffsetDateTime::now_utc());
-    Ok(db_webhooks::publish(
-        tx,
+    let queued = db_webhooks::publish(
+        &mut *tx,
         tenant_id,
         &id,
         event_type.as_str(),
@@ -134,7 +135,11 @@ async fn publish_to(
         &created_at,
         &data,
     )
-    .await?)
+    .await?;
+    if queued > 0 {
+        db_outbox::notify_due(tx).await?;
+    }
+    Ok(queued)
 }
 
 /// A time as events carry it: RFC 3339 in UTC, whole seconds.

@@ -93,7 +93,15 @@ async fn post_action(app: &TestApp, admin: &Client, id: Uuid, action: &str) -> r
 
 #[sqlx::test]
 async fn a_key_revoked_in_the_portal_reaches_the_receiver_signed_within_a_second(pool: PgPool) {
-    let app = webhook_app(pool).await;
+    // Senders polling only once a minute: the event's commit wakes them.
+    let app = TestApp::spawn_with(
+        pool,
+        &[("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true")],
+        |config| {
+            config.outbox_poll = Duration::from_secs(60);
+        },
+    )
+    .await;
     let admin = TenantAdmin::acme(&app).await.client;
     let receiver = Receiver::start().await;
     let (_, secret) = register(&app, &admin, &receiver.url, &[]).await;
@@ -866,4 +874,93 @@ async fn no_signing_secret_or_receiver_credential_reaches_the_log(pool: PgPool) 
             "a signature is in the logs"
         );
     }
+}
+
+/// Figures for the report, not a pass/fail check: `scripts/test -- --ignored webhook_delivery_figures --nocapture`.
+/// Production pacing (the outbox polls every second), a debug build, a loopback receiver.
+#[sqlx::test]
+#[ignore = "a measurement; run on its own"]
+async fn webhook_delivery_figures(pool: PgPool) {
+    use gatehouse::domain::sealing::SecretKey;
+    use gatehouse::domain::vocabulary::Environment;
+    use gatehouse::domain::webhooks::{self, EndpointInput};
+
+    use crate::support::fixtures::Tenant;
+
+    let _sender = TestApp::spawn_with(
+        pool.clone(),
+        &[("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true")],
+        |_| {},
+    )
+    .await;
+    let tenant = Tenant::create(&pool, "bench").await;
+    let receiver = Receiver::start().await;
+    let key = SecretKey::parse("dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=").unwrap();
+    let form = EndpointInput {
+        name: "Bench".into(),
+        url: receiver.url.clone(),
+        environment: "test".into(),
+        events: "chosen".into(),
+        event_types: vec!["key.revoked".into()],
+        auth_kind: "none".into(),
+        ..EndpointInput::default()
+    }
+    .check(None)
+    .unwrap();
+    let (endpoint, _) =
+        webhooks::create_endpoint(&pool, Some(&key), tenant.id, &form, &tenant.actor())
+            .await
+            .unwrap()
+            .unwrap();
+
+    // Latency: an idle instance, one revocation at a time.
+    let mut latencies = Vec::new();
+    for n in 0..40 {
+        let (_, key_id) = tenant.key(&pool, Environment::Test, &["read"], 100).await;
+        // Revocations at random points of the sender's one-second poll.
+        let pause = rand::random_range(0..1000);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let at = Instant::now();
+        tenant.revoke(&pool, key_id).await;
+        let delivery = receiver.wait_for(n + 1).await.pop().unwrap();
+        assert_eq!(delivery.json()["data"]["key"]["id"], key_id.to_string());
+        latencies.push(delivery.at - at);
+    }
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "webhook_revoke_to_delivery_ms p50 {} p99 {} max {}",
+        pick(0.5).as_millis(),
+        pick(0.99).as_millis(),
+        latencies.last().unwrap().as_millis()
+    );
+
+    // Throughput: 500 events queued at once, one instance sending.
+    let before = receiver.received().len();
+    let mut tx = pool.begin().await.unwrap();
+    for _ in 0..500 {
+        webhooks::publish(
+            &mut tx,
+            tenant.id,
+            webhooks::EventType::KeyRevoked,
+            Some(Environment::Test),
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(120);
+    while receiver.received().len() < before + 500 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = start.elapsed();
+    let delivered = receiver.received().len() - before;
+    println!(
+        "webhook_deliveries_per_second {:.0} ({delivered} in {} ms, endpoint {endpoint})",
+        delivered as f64 / elapsed.as_secs_f64(),
+        elapsed.as_millis()
+    );
+    assert_eq!(delivered, 500);
 }
