@@ -10,6 +10,7 @@ use crate::domain::passwords::Passwords;
 use crate::domain::verification::Verifier;
 use crate::error::AppError;
 use crate::mailer::Mailer;
+use crate::webhook_courier::WebhookCourier;
 use crate::{db, oidc_client};
 
 /// Largest request body accepted anywhere (portal forms, key API calls).
@@ -26,6 +27,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// The outbox's courier for mail.
     pub mailer: Arc<Mailer>,
+    /// The outbox's courier for webhook deliveries.
+    pub webhooks: Arc<WebhookCourier>,
 }
 
 impl AppState {
@@ -49,7 +52,15 @@ impl AppState {
             .map_err(AppError::unexpected)?;
         let mailer = Mailer::new(config.smtp_url.as_ref(), &config.mail_from)
             .map_err(AppError::unexpected)?;
+        if config.secret_key.is_none() && db::webhooks::any_endpoint(&pool).await? {
+            return Err(AppError::unexpected(
+                "GATEHOUSE_SECRET_KEY is required: this deployment has webhook endpoints, whose \
+                 secrets it seals (32 random bytes in base64: openssl rand -base64 32)",
+            ));
+        }
+        let webhooks = WebhookCourier::new(&config, pool.clone()).map_err(AppError::unexpected)?;
         Ok(Self {
+            webhooks: Arc::new(webhooks),
             mailer: Arc::new(mailer),
             pool: pool.clone(),
             verifier: Arc::new(Verifier::new(&config, pool)),

@@ -22,3 +22,5 @@ pub mod oidc_client;
 pub mod server;
 /// The portal.
 pub mod web;
+/// The outbox's webhook courier (HTTP, signatures, the SSRF guard).
+pub mod webhook_courier;

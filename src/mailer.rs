@@ -12,7 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::mail::{self, Envelope, Mail};
-use crate::domain::outbox::{Courier, Delivery};
+use crate::domain::outbox::{Courier, Delivery, Failure};
 
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -123,7 +123,7 @@ impl Courier for Mailer {
     }
 
     fn deliver<'a>(&'a self, id: Uuid, payload: &'a Value) -> Delivery<'a> {
-        Box::pin(self.deliver_mail(id, payload))
+        Box::pin(async move { self.deliver_mail(id, payload).await.map_err(Failure::from) })
     }
 }
 

@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
     let state = match AppState::connect(config).await {
         Ok(state) => state,
         Err(err) => {
-            tracing::error!(error = %err, "cannot start: the database is not usable");
+            tracing::error!(error = %err, "cannot start");
             return ExitCode::FAILURE;
         }
     };

@@ -280,7 +280,7 @@ pub async fn serve(
     let (stop_sender, sender_stopped) = tokio::sync::watch::channel(false);
     let mut outbox_sender = AbortOnDrop(tokio::spawn(outbox::run_sender(
         state.pool.clone(),
-        Couriers::new(vec![state.mailer.clone()]),
+        Couriers::new(vec![state.mailer.clone(), state.webhooks.clone()]),
         SenderPolicy {
             poll: state.config.outbox_poll,
             first_retry: state.config.outbox_first_retry,

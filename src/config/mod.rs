@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::domain::sealing::SecretKey;
+
 use env::Env;
 pub use oidc::OidcProviderConfig;
 pub use profiles::{Profile, Profiles};
@@ -54,6 +56,14 @@ pub struct Config {
     pub outbox_first_retry: Duration,
     /// How often each instance looks for keys to send expiry reminders about.
     pub expiry_reminder_interval: Duration,
+    /// Seals webhook secrets and receivers' credentials at rest; webhooks need it.
+    pub secret_key: Option<SecretKey>,
+    /// Whether webhooks may go to loopback, private and link-local addresses (tests, labs).
+    pub webhook_allow_private: bool,
+    /// The first retry of a failed webhook delivery (5 s; the later steps scale with it).
+    pub webhook_first_retry: Duration,
+    /// How long a receiver has to answer a webhook delivery.
+    pub webhook_timeout: Duration,
 }
 
 /// How log lines are written: text for people (colours only on a terminal), or one JSON object
@@ -228,6 +238,13 @@ impl Config {
         crate::mailer::parse_from(&mail_from)
             .map_err(|reason| invalid("GATEHOUSE_MAIL_FROM", reason))?;
 
+        let secret_key = get("GATEHOUSE_SECRET_KEY")
+            .filter(|key| !key.trim().is_empty())
+            .map(|key| SecretKey::parse(&key))
+            .transpose()
+            .map_err(|reason| invalid("GATEHOUSE_SECRET_KEY", reason))?;
+        let webhook_allow_private = env.flag("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE")?;
+
         Ok(Self {
             database_url,
             listen,
@@ -253,6 +270,10 @@ impl Config {
             outbox_poll: Duration::from_secs(1),
             outbox_first_retry: Duration::from_secs(60),
             expiry_reminder_interval: Duration::from_secs(300),
+            secret_key,
+            webhook_allow_private,
+            webhook_first_retry: Duration::from_secs(5),
+            webhook_timeout: Duration::from_secs(15),
         })
     }
 }
@@ -459,6 +480,27 @@ mod tests {
         assert_eq!(config.bad_keys_per_client, 100);
         assert!(config.smtp_url.is_none());
         assert_eq!(config.mail_from, "Gatehouse <gatehouse@localhost>");
+        assert!(config.secret_key.is_none());
+        assert!(!config.webhook_allow_private);
+        assert_eq!(config.webhook_timeout, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn a_bad_secret_key_is_named_and_a_good_one_never_shown() {
+        let err = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("GATEHOUSE_SECRET_KEY", "c2hvcnQ="),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "GATEHOUSE_SECRET_KEY");
+        let key = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+        let config = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("GATEHOUSE_SECRET_KEY", key),
+        ])
+        .unwrap();
+        assert!(config.secret_key.is_some());
+        assert!(!format!("{config:?}").contains(key));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod tenants;
 pub mod usage;
 pub mod users;
 pub mod verification;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -1,8 +1,9 @@
 //! The `outbox_message` and `outbox_attempt` tables: messages waiting to be sent, and every attempt.
 
 use serde_json::Value;
-use sqlx::PgExecutor;
+use sqlx::postgres::PgListener;
 use sqlx::postgres::types::PgInterval;
+use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -23,6 +24,25 @@ pub fn interval(duration: std::time::Duration) -> PgInterval {
         days: 0,
         microseconds: i64::try_from(duration.as_micros()).unwrap_or(i64::MAX),
     }
+}
+
+/// The channel a writer notifies (on commit) when a message is due now, so senders need not wait
+/// for their next poll.
+const DUE_CHANNEL: &str = "outbox_due";
+
+/// Wakes the senders once the caller's transaction commits.
+pub async fn notify_due(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query!("SELECT pg_notify('outbox_due', '')")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// A connection listening for [`notify_due`]; it reconnects by itself.
+pub async fn listen_due(pool: &PgPool) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(DUE_CHANNEL).await?;
+    Ok(listener)
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, kind: &str, payload: &Value) -> sqlx::Result<Uuid> {
@@ -87,13 +107,13 @@ pub async fn record_sent(
     Ok(())
 }
 
-/// Records a failed attempt: the message is due again after `retry_in`, or, when that would be
-/// past its `give_up_at`, given up. Returns whether it was given up.
+/// Records a failed attempt: the message is due again after `retry_in`, or, when that is `None` or
+/// would be past its `give_up_at`, given up. Returns whether it was given up.
 pub async fn record_failed(
     db: impl PgExecutor<'_>,
     outbox_message_id: Uuid,
     error: &str,
-    retry_in: std::time::Duration,
+    retry_in: Option<std::time::Duration>,
 ) -> sqlx::Result<bool> {
     let failed_at = sqlx::query_scalar!(
         r#"WITH attempt AS (
@@ -101,13 +121,14 @@ pub async fn record_failed(
            )
            UPDATE outbox_message
            SET last_error = $2,
-               due_at = now() + $3::interval,
-               failed_at = CASE WHEN now() + $3::interval > give_up_at THEN now() END
+               due_at = now() + coalesce($3::interval, interval '0'),
+               failed_at = CASE WHEN $3::interval IS NULL OR now() + $3::interval > give_up_at
+                                THEN now() END
            WHERE outbox_message_id = $1
            RETURNING failed_at"#,
         outbox_message_id,
         error,
-        interval(retry_in),
+        retry_in.map(interval) as Option<PgInterval>,
     )
     .fetch_optional(db)
     .await?;

@@ -199,3 +199,13 @@ pub async fn delete_membership(
     .await
     .map(drop)
 }
+
+pub async fn by_id(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<Tenant> {
+    sqlx::query_as!(
+        Tenant,
+        "SELECT tenant_id, slug, name, created_at FROM tenant WHERE tenant_id = $1",
+        tenant_id
+    )
+    .fetch_one(db)
+    .await
+}

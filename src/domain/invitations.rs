@@ -16,6 +16,7 @@ use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::mail::Mail;
 use crate::domain::tokens::{random_token, sha256};
 use crate::domain::vocabulary::Role;
+use crate::domain::webhooks::{self, EventType};
 
 /// How long an invitation link works.
 pub const INVITATION_LIFETIME: Duration = Duration::days(7);
@@ -94,6 +95,22 @@ pub async fn invite(
         link: mail.public_url.link(&invitation_path(&token)),
     };
     crate::domain::mail::send(&mut *tx, email.as_str(), invitation_mail).await?;
+    webhooks::publish(
+        &mut tx,
+        tenant_id,
+        EventType::InvitationCreated,
+        None,
+        json!({
+            "invitation": {
+                "id": invitation.invitation_id,
+                "email": email.as_str(),
+                "role": role,
+                "expires_at": webhooks::rfc3339(expires_at),
+            },
+            "actor": { "id": actor.user_id },
+        }),
+    )
+    .await?;
     actor
         .commit_with_event(
             tx,
@@ -233,6 +250,22 @@ pub async fn accept_invitation(
         tenant.tenant_id,
         user.app_user_id,
         invitation.role,
+    )
+    .await?;
+    webhooks::publish(
+        &mut tx,
+        tenant.tenant_id,
+        EventType::MemberJoined,
+        None,
+        json!({
+            "member": {
+                "user_id": user.app_user_id,
+                "email": user.email,
+                "name": user.display_name,
+                "role": invitation.role,
+            },
+            "invitation": { "id": invitation.invitation_id },
+        }),
     )
     .await?;
     actor

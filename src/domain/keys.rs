@@ -14,6 +14,7 @@ use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::key_format::{NewKey, masked};
 use crate::domain::mail::{self, Mail};
 use crate::domain::vocabulary::{Environment, Role};
+use crate::domain::webhooks::{self, EventType};
 
 /// A key's name: what the key is for, 1-80 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,6 +340,16 @@ pub fn may_manage(role: Role, user_id: Uuid, created_by: Option<Uuid>) -> bool {
     role >= Role::Admin || (role >= Role::Developer && created_by == Some(user_id))
 }
 
+/// A key as webhook events describe it: never its secret, only the masked form.
+pub fn key_event(
+    id: Uuid,
+    name: &str,
+    environment: Environment,
+    masked: &str,
+) -> serde_json::Value {
+    json!({ "id": id, "name": name, "environment": environment, "masked": masked })
+}
+
 fn key_target(name: &str, masked: &str) -> String {
     format!("key:{name} ({masked})")
 }
@@ -354,6 +365,21 @@ pub async fn create_key(
     let key = NewKey::generate(prefix, settings.environment);
     let mut tx = pool.begin().await?;
     let id = insert_key(&mut tx, tenant_id, &key, settings, None, actor).await?;
+    webhooks::publish(
+        &mut tx,
+        tenant_id,
+        EventType::KeyCreated,
+        Some(settings.environment),
+        json!({
+            "key": key_event(id, settings.name.as_str(), settings.environment, &masked(prefix, settings.environment, &key.last_four())),
+            "full_access": settings.access.is_full(),
+            "scopes": settings.access.chosen(),
+            "rate_limit": settings.rate_limit,
+            "expires_at": settings.expires_at.map(webhooks::rfc3339),
+            "actor": { "id": actor.user_id },
+        }),
+    )
+    .await?;
     actor
         .commit_with_event(
             tx,
@@ -496,6 +522,19 @@ pub async fn roll_key(
         "rolled",
     )
     .await?;
+    webhooks::publish(
+        &mut tx,
+        tenant_id,
+        EventType::KeyRolled,
+        Some(old.environment),
+        json!({
+            "key": key_event(old.api_key_id, &old.name, old.environment, &masked(prefix, old.environment, &old.last_four)),
+            "successor": key_event(new_id, &old.name, old.environment, &masked(prefix, old.environment, &key.last_four())),
+            "old_key_works_until": webhooks::rfc3339(now + grace),
+            "actor": { "id": actor.user_id },
+        }),
+    )
+    .await?;
     actor
         .commit_with_event(
             tx,
@@ -594,6 +633,17 @@ pub async fn revoke_key(
         key.created_by,
         actor,
         "revoked",
+    )
+    .await?;
+    webhooks::publish(
+        &mut tx,
+        tenant_id,
+        EventType::KeyRevoked,
+        Some(key.environment),
+        json!({
+            "key": key_event(api_key_id, &key.name, key.environment, &masked(prefix, key.environment, &key.last_four)),
+            "actor": { "id": actor.user_id },
+        }),
     )
     .await?;
     actor

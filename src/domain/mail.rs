@@ -73,6 +73,14 @@ pub enum Mail {
         expires: String,
         link: String,
     },
+    /// A webhook endpoint was disabled (410 Gone, or 3 days of failures): to the tenant's admins.
+    WebhookDisabled {
+        name: String,
+        tenant: String,
+        endpoint: String,
+        reason: String,
+        link: String,
+    },
 }
 
 impl Mail {
@@ -97,6 +105,9 @@ impl Mail {
                 "Your API key {key_name} expires in {days_left} day{}",
                 if *days_left == 1 { "" } else { "s" }
             ),
+            Self::WebhookDisabled { endpoint, .. } => {
+                format!("Webhook endpoint {endpoint} was disabled")
+            }
         }
     }
 
@@ -109,7 +120,8 @@ impl Mail {
             | Self::Invitation { link, .. }
             | Self::IdentityLinked { link, .. }
             | Self::KeyChanged { link, .. }
-            | Self::KeyExpiring { link, .. } => Some(link),
+            | Self::KeyExpiring { link, .. }
+            | Self::WebhookDisabled { link, .. } => Some(link),
             Self::EmailChanged { .. } => None,
         }
     }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::db::metering::{self as db_usage, UsageBatch, UsageRow};
 use crate::domain::rate_limit::{self, RateLimits};
 use crate::domain::verification::{Code, KeyRecord};
+use crate::domain::webhooks;
 
 /// Minute counters are deleted after this.
 pub const MINUTES_KEPT: time::Duration = time::Duration::days(7);
@@ -98,6 +99,7 @@ impl Meter {
     pub async fn flush(&self, pool: &PgPool, limits: &RateLimits) -> sqlx::Result<u64> {
         let mut in_flight = self.in_flight.lock().await;
         let mut written = 0;
+        let mut limited = Vec::new();
         for _ in 0..2 {
             if in_flight.is_none() {
                 *in_flight = self.take_batch();
@@ -109,12 +111,26 @@ impl Meter {
             if let Some(totals) = db_usage::write_batch(&mut conn, batch).await? {
                 learn_from(limits, batch, &totals);
             }
+            let rate_limited = Code::RateLimited.as_str();
+            limited.extend(
+                batch
+                    .minutes
+                    .iter()
+                    .filter(|row| row.outcome == rate_limited)
+                    .map(|row| row.api_key_id),
+            );
             written += batch
                 .minutes
                 .iter()
                 .map(|row| row.count.unsigned_abs())
                 .sum::<u64>();
             *in_flight = None;
+        }
+        drop(in_flight);
+        limited.sort_unstable();
+        limited.dedup();
+        if let Err(err) = webhooks::keys_rate_limited(pool, &limited).await {
+            tracing::warn!(error = %err, "cannot publish key.rate_limited events");
         }
         Ok(written)
     }

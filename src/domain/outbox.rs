@@ -1,8 +1,9 @@
 //! One durable outbox for everything Gatehouse sends (mail now, webhooks next): a message is a row
 //! written in the same transaction as the change that causes it; a sender on every instance claims
 //! due rows (`FOR UPDATE SKIP LOCKED`), hands each to the courier of its kind, and records the
-//! attempt. Failures are retried after 1 minute, doubling to 1 hour, for 24 hours. A crash between
-//! sending and recording sends again after the lease, with the same message id.
+//! attempt. Failures are retried on the courier's schedule (by default 1 minute, doubling to 1 hour,
+//! for 24 hours). A crash between sending and recording sends again after the lease, with the same
+//! message id.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::postgres::PgListener;
 use sqlx::{PgExecutor, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -25,8 +27,29 @@ const BATCH: i64 = 20;
 const LEASE: Duration = Duration::from_secs(300);
 
 /// What a courier's delivery returns: `Ok(kept)` is the payload to keep once sent (without
-/// secrets), `Err(why)` a failure to retry, worded for the log (never a secret in it).
-pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<Value, String>> + Send + 'a>>;
+/// secrets), `Err(failure)` a failure.
+pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<Value, Failure>> + Send + 'a>>;
+
+/// A failed delivery: why, worded for the log (never a secret in it), and what the courier asks
+/// of the next attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub why: String,
+    /// The receiver asked for this wait at least (HTTP `Retry-After`).
+    pub retry_after: Option<Duration>,
+    /// Trying again cannot help (a webhook endpoint answered `410 Gone`): give up now.
+    pub give_up: bool,
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Self {
+        Self {
+            why,
+            retry_after: None,
+            give_up: false,
+        }
+    }
+}
 
 /// Delivers the messages of one kind (SMTP for mail, HTTP for webhooks).
 pub trait Courier: Send + Sync {
@@ -34,6 +57,11 @@ pub trait Courier: Send + Sync {
     /// Sends one message. `id` is the message's id, the same on every attempt, so a receiver
     /// can tell a re-send from a new message.
     fn deliver<'a>(&'a self, id: Uuid, payload: &'a Value) -> Delivery<'a>;
+    /// The wait after the `attempts`-th failed attempt, or `None` to give up: by default
+    /// `policy.first_retry` doubling to an hour (until the message's `give_up_at`).
+    fn retry_in(&self, attempts: i32, policy: SenderPolicy) -> Option<Duration> {
+        Some(retry_delay(attempts, policy.first_retry))
+    }
 }
 
 /// Puts a message in the outbox. Pass the transaction of the change that causes it.
@@ -84,6 +112,8 @@ pub async fn run_sender(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failing = false;
+    // Without it (the database was away at start), polling alone still sends everything.
+    let mut wake = db_outbox::listen_due(&pool).await.ok();
     loop {
         match send_due(&pool, &couriers, policy).await {
             Ok(sent) => {
@@ -104,8 +134,20 @@ pub async fn run_sender(
         }
         tokio::select! {
             () = tokio::time::sleep(policy.poll) => {}
+            () = woken(&mut wake) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
+    }
+}
+
+/// Completes when a writer says a message is due now (`db::outbox::notify_due`); never when
+/// there is no listener (it is dropped on an error, and polling carries on).
+async fn woken(listener: &mut Option<PgListener>) {
+    let Some(connection) = listener.as_mut() else {
+        return std::future::pending().await;
+    };
+    if connection.recv().await.is_err() {
+        *listener = None;
     }
 }
 
@@ -138,15 +180,25 @@ async fn attempt(
             db_outbox::record_sent(pool, id, &kept).await?;
             tracing::info!(outbox.id = %id, outbox.kind = %message.kind, attempts = message.attempts, "sent");
         }
-        Err(why) => {
-            let retry_in = retry_delay(message.attempts, policy.first_retry);
-            let gave_up = db_outbox::record_failed(pool, id, &why, retry_in).await?;
-            if gave_up {
-                tracing::error!(outbox.id = %id, outbox.kind = %message.kind, attempts = message.attempts,
-                    error = %why, "not sent; given up after 24 hours");
+        Err(failure) => {
+            let why = &failure.why;
+            let retry_in = if failure.give_up {
+                None
             } else {
-                tracing::warn!(outbox.id = %id, outbox.kind = %message.kind, attempts = message.attempts,
-                    error = %why, retry_in_secs = retry_in.as_secs(), "not sent; will retry");
+                courier
+                    .retry_in(message.attempts, policy)
+                    .map(|wait| failure.retry_after.map_or(wait, |asked| asked.max(wait)))
+            };
+            let gave_up = db_outbox::record_failed(pool, id, why, retry_in).await?;
+            match retry_in {
+                Some(retry_in) if !gave_up => {
+                    tracing::warn!(outbox.id = %id, outbox.kind = %message.kind, attempts = message.attempts,
+                        error = %why, retry_in_secs = retry_in.as_secs(), "not sent; will retry");
+                }
+                _ => {
+                    tracing::error!(outbox.id = %id, outbox.kind = %message.kind, attempts = message.attempts,
+                        error = %why, "not sent; given up");
+                }
             }
         }
     }

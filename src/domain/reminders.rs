@@ -12,6 +12,8 @@ use crate::config::PublicUrl;
 use crate::db::reminders;
 use crate::domain::error::DomainResult;
 use crate::domain::mail::{self, Mail};
+use crate::domain::vocabulary::Environment;
+use crate::domain::webhooks::{self, EventType};
 
 /// Claims the reminders now due and puts their mails in the outbox, in one transaction.
 /// Returns how many reminders went out.
@@ -44,6 +46,23 @@ pub async fn send_due(pool: &PgPool, public_url: &PublicUrl) -> DomainResult<usi
             };
             mail::send(&mut *tx, &email, mail).await?;
         }
+        let environment = if reminder.live {
+            Environment::Live
+        } else {
+            Environment::Test
+        };
+        webhooks::publish(
+            &mut tx,
+            reminder.tenant_id,
+            EventType::KeyExpiring,
+            Some(environment),
+            serde_json::json!({
+                "key": { "id": reminder.api_key_id, "name": reminder.key_name, "environment": environment },
+                "expires_at": webhooks::rfc3339(reminder.expires_at),
+                "days_ahead": reminder.days_ahead,
+            }),
+        )
+        .await?;
         tracing::info!(key.id = %reminder.api_key_id, days_ahead = reminder.days_ahead, "key expiry reminder queued");
     }
     tx.commit().await?;

@@ -11,6 +11,7 @@ use crate::db::users::User;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::vocabulary::Role;
+use crate::domain::webhooks::{self, EventType};
 
 /// A tenant's display name.
 #[derive(Debug, Clone)]
@@ -143,6 +144,11 @@ pub async fn create_tenant(
     Ok(Ok(tenant))
 }
 
+/// A member as webhook events describe them.
+fn member_event(member: &Member) -> serde_json::Value {
+    json!({ "user_id": member.app_user_id, "email": member.email, "name": member.display_name, "role": member.role })
+}
+
 /// A member change refused by a rule.
 #[derive(Debug, PartialEq, Eq)]
 pub enum MemberProblem {
@@ -193,6 +199,14 @@ pub async fn change_role(
         return Ok(Err(MemberProblem::LastAdmin));
     }
     db_tenants::set_role(&mut *tx, tenant_id, membership_id, role).await?;
+    webhooks::publish(
+        &mut tx,
+        tenant_id,
+        EventType::MemberRoleChanged,
+        None,
+        json!({ "member": member_event(&member), "from": old, "to": role, "actor": { "id": actor.user_id } }),
+    )
+    .await?;
     actor
         .commit_with_event(
             tx,
@@ -219,6 +233,18 @@ pub async fn remove_member(
         return Ok(Err(MemberProblem::LastAdmin));
     }
     db_tenants::delete_membership(&mut *tx, tenant_id, membership_id).await?;
+    webhooks::publish(
+        &mut tx,
+        tenant_id,
+        EventType::MemberRemoved,
+        None,
+        json!({
+            "member": member_event(&member),
+            "left": member.app_user_id == actor.user_id,
+            "actor": { "id": actor.user_id },
+        }),
+    )
+    .await?;
     actor
         .commit_with_event(
             tx,

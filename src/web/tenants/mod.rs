@@ -5,6 +5,7 @@ mod keys;
 mod members;
 mod overview;
 mod usage;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -68,6 +69,17 @@ tenant_routes! {
     get  "/t/{slug}/usage.csv" => Viewer usage::tenant_usage_csv;
     get  "/t/{slug}/keys/{id}/usage" => Viewer usage::show_key_usage;
     get  "/t/{slug}/keys/{id}/usage.csv" => Viewer usage::key_usage_csv;
+    get  "/t/{slug}/webhooks" => Viewer webhooks::list_webhooks;
+    get  "/t/{slug}/webhooks/new" => Admin webhooks::new_webhook_form;
+    post "/t/{slug}/webhooks" => Admin webhooks::create_webhook;
+    get  "/t/{slug}/webhooks/{id}" => Viewer webhooks::show_webhook;
+    post "/t/{slug}/webhooks/{id}" => Admin webhooks::update_webhook;
+    get  "/t/{slug}/webhooks/{id}/edit" => Admin webhooks::edit_webhook_form;
+    post "/t/{slug}/webhooks/{id}/roll" => Admin webhooks::roll_webhook_secret;
+    post "/t/{slug}/webhooks/{id}/enable" => Admin webhooks::enable_webhook;
+    post "/t/{slug}/webhooks/{id}/disable" => Admin webhooks::disable_webhook;
+    post "/t/{slug}/webhooks/{id}/test" => Admin webhooks::send_test_event;
+    post "/t/{slug}/webhooks/{id}/resend" => Admin webhooks::resend_event;
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {

@@ -4,3 +4,4 @@ mod account;
 mod pages;
 mod sso;
 mod tenants;
+mod webhooks;

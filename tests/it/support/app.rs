@@ -58,6 +58,11 @@ impl TestApp {
                 "postgres://unused@127.0.0.1/unused".into(),
             ),
             ("GATEHOUSE_PUBLIC_URL".into(), base.clone()),
+            // A fixed key for sealing webhook secrets (the run command generates one).
+            (
+                "GATEHOUSE_SECRET_KEY".into(),
+                "dGVzdC1vbmx5LXNlY3JldC1rZXktMzItYnl0ZXMhISE=".into(),
+            ),
         ]);
         for (name, value) in env {
             vars.insert((*name).into(), (*value).into());

@@ -10,6 +10,7 @@ pub mod gateways;
 pub mod identity_providers;
 pub mod key_api;
 pub mod smtp;
+pub mod webhooks;
 
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {

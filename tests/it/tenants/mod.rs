@@ -5,6 +5,7 @@ mod invitations;
 mod keys;
 mod members;
 mod usage;
+mod webhooks;
 
 use gatehouse::domain::vocabulary::Role;
 use gatehouse::web::tenants::RULES;
@@ -101,10 +102,41 @@ pub async fn throwaway_key(pool: &PgPool, tenant_id: Uuid, owner_email: &str) ->
     .unwrap()
 }
 
+/// A webhook endpoint made straight in the database (its sealed secret a dummy), with an event
+/// `evt_throwaway` of the tenant to resend.
+async fn throwaway_endpoint(pool: &PgPool, tenant_id: Uuid) -> Uuid {
+    sqlx::query(
+        "INSERT INTO webhook_event (webhook_event_id, tenant_id, event_type, payload)
+         VALUES ('evt_throwaway', $1, 'webhook.test', '{}') ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO webhook_endpoint (tenant_id, name, url, environment, secret_sealed)
+         VALUES ($1, 'Throwaway', 'https://hooks.example.invalid/', 'test', '\\x00') RETURNING webhook_endpoint_id",
+    )
+    .bind(tenant_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 /// The form a route gets when it is allowed, so that an allowed request succeeds.
 fn form_for(path: &str) -> Vec<(&'static str, String)> {
     let form_id = Uuid::new_v4().to_string();
-    if path.ends_with("/keys") {
+    if path.ends_with("/webhooks") || path.ends_with("/webhooks/{id}") {
+        vec![
+            ("name", "Table endpoint".into()),
+            ("url", "https://hooks.example.com/in".into()),
+            ("environment", "live".into()),
+            ("events", "all".into()),
+            ("auth_kind", "none".into()),
+        ]
+    } else if path.ends_with("/resend") {
+        vec![("event_id", "evt_throwaway".into())]
+    } else if path.ends_with("/keys") {
         vec![
             ("name", "Table key".into()),
             ("environment", "test".into()),
@@ -150,6 +182,8 @@ async fn every_tenant_route_answers_each_role_as_its_rule_says(pool: PgPool) {
             };
             let id = if pattern.contains("/invitations/{id}") {
                 throwaway_invitation(&app.pool, world.tenant_id).await
+            } else if pattern.contains("/webhooks/{id}") {
+                throwaway_endpoint(&app.pool, world.tenant_id).await
             } else if pattern.contains("/keys/{id}") {
                 throwaway_key(&app.pool, world.tenant_id, owner).await
             } else {

@@ -1,0 +1,513 @@
+//! `/t/{slug}/webhooks…`: a tenant's webhook endpoints with their health, an endpoint's page with
+//! its delivery log, and the admin's changes (register, edit, roll the secret, disable and
+//! enable, send a test event, resend a delivery). Signing secrets are shown once, on the page
+//! that follows registering or rolling; receivers' credentials never after they are typed.
+
+use askama::Template;
+use axum::Form;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::db::webhooks::{self as db_webhooks, Attempt, Endpoint};
+use crate::domain::vocabulary::{Environment, Role};
+use crate::domain::webhooks::{
+    self, AUTH_KINDS, EndpointErrors, EndpointInput, EventType, SigningSecret, WebhookProblem,
+};
+use crate::error::{AppError, AppResult};
+use crate::web::page::{Layout, date_time, render};
+use crate::web::session;
+use crate::web::tenants::{TenantMember, TenantNav};
+
+/// Attempts an endpoint's page lists.
+const LOG_LENGTH: i64 = 50;
+
+const NO_KEY: &str = "Webhooks need GATEHOUSE_SECRET_KEY, which seals their secrets: ask the \
+    operator of this Gatehouse to set it.";
+
+/// An endpoint as the pages show it: no secret, no credential.
+struct EndpointView {
+    id: Uuid,
+    name: String,
+    url: String,
+    environment: Environment,
+    events: String,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    seed_signature: bool,
+    auth: &'static str,
+    health: String,
+    healthy: bool,
+    last_delivery: String,
+    overlap_until: Option<String>,
+}
+
+impl EndpointView {
+    fn of(endpoint: &Endpoint) -> Self {
+        let health = match (
+            endpoint.enabled,
+            endpoint.failures_in_row,
+            endpoint.last_status,
+        ) {
+            (false, _, _) => "Disabled".to_owned(),
+            (true, 0, None) => "No deliveries yet".to_owned(),
+            (true, 0, _) => "Delivering".to_owned(),
+            (true, 1, _) => "1 failure in a row".to_owned(),
+            (true, n, _) => format!("{n} failures in a row"),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        Self {
+            id: endpoint.webhook_endpoint_id,
+            name: endpoint.name.clone(),
+            url: endpoint.url.clone(),
+            environment: endpoint.environment,
+            events: endpoint
+                .event_types
+                .as_ref()
+                .map_or_else(|| "All events".to_owned(), |types| types.join(", ")),
+            enabled: endpoint.enabled,
+            disabled_reason: endpoint.disabled_reason.clone(),
+            seed_signature: endpoint.seed_signature,
+            auth: AUTH_KINDS
+                .iter()
+                .find(|(kind, _)| *kind == endpoint.auth_kind)
+                .map_or("None", |(_, label)| label),
+            healthy: endpoint.enabled && endpoint.failures_in_row == 0,
+            health,
+            last_delivery: endpoint.last_delivery_at.map_or_else(
+                || "never".to_owned(),
+                |at| {
+                    format!(
+                        "{} ({})",
+                        date_time(at),
+                        endpoint
+                            .last_status
+                            .map_or_else(|| "no answer".to_owned(), |s| s.to_string())
+                    )
+                },
+            ),
+            overlap_until: endpoint
+                .previous_secret_until
+                .filter(|until| *until > now)
+                .map(date_time),
+        }
+    }
+}
+
+/// One line of the delivery log.
+struct AttemptView {
+    at: String,
+    event_id: String,
+    event_type: String,
+    status: String,
+    ok: bool,
+    duration_ms: i32,
+    error: String,
+    response: String,
+    headers: Vec<(String, String)>,
+}
+
+impl AttemptView {
+    fn of(attempt: Attempt) -> Self {
+        let headers = attempt
+            .request_headers
+            .as_object()
+            .map(|map| {
+                map.iter()
+                    .map(|(name, value)| (name.clone(), value.as_str().unwrap_or("").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            at: date_time(attempt.attempted_at),
+            ok: attempt.error.is_none(),
+            status: attempt
+                .status
+                .map_or_else(|| "—".to_owned(), |s| s.to_string()),
+            event_id: attempt.webhook_event_id,
+            event_type: attempt.event_type,
+            duration_ms: attempt.duration_ms,
+            error: attempt.error.unwrap_or_default(),
+            response: attempt.response.unwrap_or_default(),
+            headers,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "webhooks/index.html")]
+struct WebhooksPage {
+    layout: Layout,
+    tenant: TenantNav,
+    endpoints: Vec<EndpointView>,
+    can_manage: bool,
+    has_key: bool,
+}
+
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    member: TenantMember,
+) -> AppResult<Response> {
+    let endpoints = db_webhooks::list(&state.pool, member.tenant_id()).await?;
+    let page = WebhooksPage {
+        layout: member.layout().await?,
+        tenant: member.nav("webhooks"),
+        endpoints: endpoints.iter().map(EndpointView::of).collect(),
+        can_manage: member.role >= Role::Admin,
+        has_key: state.config.secret_key.is_some(),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "webhooks/form.html")]
+struct EndpointFormPage {
+    layout: Layout,
+    tenant: TenantNav,
+    /// `None` for a new endpoint.
+    editing: Option<Uuid>,
+    stored_auth: Option<String>,
+    input: EndpointInput,
+    errors: EndpointErrors,
+    problem: Option<&'static str>,
+    environments: [Environment; 2],
+    event_types: [EventType; 10],
+    auth_kinds: [(&'static str, &'static str); 4],
+}
+
+impl EndpointFormPage {
+    async fn build(
+        member: &TenantMember,
+        editing: Option<&Endpoint>,
+        input: EndpointInput,
+        errors: EndpointErrors,
+        problem: Option<&'static str>,
+    ) -> AppResult<Self> {
+        Ok(Self {
+            layout: member.layout().await?,
+            tenant: member.nav("webhooks"),
+            editing: editing.map(|endpoint| endpoint.webhook_endpoint_id),
+            stored_auth: editing.map(|endpoint| endpoint.auth_kind.clone()),
+            input,
+            errors,
+            problem,
+            environments: [Environment::Live, Environment::Test],
+            event_types: EventType::ALL,
+            auth_kinds: AUTH_KINDS,
+        })
+    }
+
+    fn chosen(&self, event_type: &EventType) -> bool {
+        self.input
+            .event_types
+            .iter()
+            .any(|t| t == event_type.as_str())
+    }
+}
+
+pub async fn new_webhook_form(member: TenantMember) -> AppResult<Response> {
+    let input = EndpointInput {
+        environment: "live".into(),
+        events: "all".into(),
+        auth_kind: "none".into(),
+        ..EndpointInput::default()
+    };
+    let page =
+        EndpointFormPage::build(&member, None, input, EndpointErrors::default(), None).await?;
+    Ok(render(&page)?.into_response())
+}
+
+/// The form's fields; `event_types` repeats, which typed `Form` cannot read.
+fn read_form(body: &[u8]) -> EndpointInput {
+    let mut input = EndpointInput::default();
+    for (name, value) in form_urlencoded::parse(body) {
+        let value = value.into_owned();
+        match name.as_ref() {
+            "name" => input.name = value,
+            "url" => input.url = value,
+            "environment" => input.environment = value,
+            "events" => input.events = value,
+            "event_types" => input.event_types.push(value),
+            "seed_signature" => input.seed_signature = Some(value),
+            "auth_kind" => input.auth_kind = value,
+            "auth_headers" => input.auth_headers = value,
+            "auth_username" => input.auth_username = value,
+            "auth_password" => input.auth_password = value,
+            "auth_token" => input.auth_token = value,
+            _ => {}
+        }
+    }
+    input
+}
+
+/// The form again with what was typed, minus the credentials (never echoed back).
+async fn form_again(
+    member: &TenantMember,
+    editing: Option<&Endpoint>,
+    mut input: EndpointInput,
+    problem: WebhookProblem,
+) -> AppResult<Response> {
+    input.auth_password.clear();
+    input.auth_token.clear();
+    input.auth_headers.clear();
+    let (errors, problem) = match problem {
+        WebhookProblem::Invalid(errors) => (errors, None),
+        WebhookProblem::NoSecretKey => (EndpointErrors::default(), Some(NO_KEY)),
+    };
+    let page = EndpointFormPage::build(member, editing, input, errors, problem).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "webhooks/secret.html")]
+struct SecretPage {
+    layout: Layout,
+    tenant: TenantNav,
+    endpoint_id: Uuid,
+    name: String,
+    secret: String,
+    rolled: bool,
+}
+
+async fn secret_page(
+    member: &TenantMember,
+    endpoint_id: Uuid,
+    name: String,
+    secret: &SigningSecret,
+    rolled: bool,
+) -> AppResult<Response> {
+    let page = SecretPage {
+        layout: member.layout().await?,
+        tenant: member.nav("webhooks"),
+        endpoint_id,
+        name,
+        secret: secret.reveal(),
+        rolled,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    member: TenantMember,
+    body: Bytes,
+) -> AppResult<Response> {
+    let input = read_form(&body);
+    let form = match input.check(None) {
+        Ok(form) => form,
+        Err(errors) => {
+            return form_again(&member, None, input, WebhookProblem::Invalid(errors)).await;
+        }
+    };
+    let created = webhooks::create_endpoint(
+        &state.pool,
+        state.config.secret_key.as_ref(),
+        member.tenant_id(),
+        &form,
+        &member.actor,
+    )
+    .await?;
+    match created {
+        Ok((id, secret)) => secret_page(&member, id, form.name, &secret, false).await,
+        Err(problem) => form_again(&member, None, input, problem).await,
+    }
+}
+
+async fn load(state: &AppState, member: &TenantMember, id: Uuid) -> AppResult<Endpoint> {
+    db_webhooks::get(&state.pool, member.tenant_id(), id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+#[derive(Template)]
+#[template(path = "webhooks/show.html")]
+struct WebhookPage {
+    layout: Layout,
+    tenant: TenantNav,
+    endpoint: EndpointView,
+    attempts: Vec<AttemptView>,
+    can_manage: bool,
+}
+
+pub async fn show_webhook(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let endpoint = load(&state, &member, id).await?;
+    let attempts = db_webhooks::attempts(&state.pool, member.tenant_id(), id, LOG_LENGTH).await?;
+    let page = WebhookPage {
+        layout: member.layout().await?,
+        tenant: member.nav("webhooks"),
+        endpoint: EndpointView::of(&endpoint),
+        attempts: attempts.into_iter().map(AttemptView::of).collect(),
+        can_manage: member.role >= Role::Admin,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+pub async fn edit_webhook_form(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let endpoint = load(&state, &member, id).await?;
+    let input = EndpointInput {
+        name: endpoint.name.clone(),
+        url: endpoint.url.clone(),
+        environment: endpoint.environment.as_str().into(),
+        events: if endpoint.event_types.is_some() {
+            "chosen"
+        } else {
+            "all"
+        }
+        .into(),
+        event_types: endpoint.event_types.clone().unwrap_or_default(),
+        seed_signature: endpoint.seed_signature.then(|| "1".to_owned()),
+        auth_kind: endpoint.auth_kind.clone(),
+        ..EndpointInput::default()
+    };
+    let page = EndpointFormPage::build(
+        &member,
+        Some(&endpoint),
+        input,
+        EndpointErrors::default(),
+        None,
+    )
+    .await?;
+    Ok(render(&page)?.into_response())
+}
+
+pub async fn update_webhook(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let endpoint = load(&state, &member, id).await?;
+    let input = read_form(&body);
+    let form = match input.check(Some(&endpoint.auth_kind)) {
+        Ok(form) => form,
+        Err(errors) => {
+            return form_again(
+                &member,
+                Some(&endpoint),
+                input,
+                WebhookProblem::Invalid(errors),
+            )
+            .await;
+        }
+    };
+    let updated = webhooks::update_endpoint(
+        &state.pool,
+        state.config.secret_key.as_ref(),
+        member.tenant_id(),
+        id,
+        &form,
+        &member.actor,
+    )
+    .await?;
+    if let Err(problem) = updated {
+        return form_again(&member, Some(&endpoint), input, problem).await;
+    }
+    session::flash(&member.session, "Endpoint saved.").await?;
+    Ok(Redirect::to(&endpoint_path(&member, id)).into_response())
+}
+
+fn endpoint_path(member: &TenantMember, id: Uuid) -> String {
+    format!("/t/{}/webhooks/{id}", member.membership.slug)
+}
+
+pub async fn roll_webhook_secret(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let endpoint = load(&state, &member, id).await?;
+    let rolled = webhooks::roll_secret(
+        &state.pool,
+        state.config.secret_key.as_ref(),
+        member.tenant_id(),
+        id,
+        &member.actor,
+    )
+    .await?;
+    match rolled {
+        Ok(secret) => secret_page(&member, id, endpoint.name, &secret, true).await,
+        Err(_) => Err(AppError::Validation(NO_KEY.into())),
+    }
+}
+
+pub async fn enable_webhook(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    switch(&state, &member, id, true).await
+}
+
+pub async fn disable_webhook(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    switch(&state, &member, id, false).await
+}
+
+async fn switch(
+    state: &AppState,
+    member: &TenantMember,
+    id: Uuid,
+    enabled: bool,
+) -> AppResult<Response> {
+    webhooks::set_enabled(&state.pool, member.tenant_id(), id, enabled, &member.actor).await?;
+    let message = if enabled {
+        "Endpoint enabled: new events go to it again."
+    } else {
+        "Endpoint disabled: it gets no events until enabled."
+    };
+    session::flash(&member.session, message).await?;
+    Ok(Redirect::to(&endpoint_path(member, id)).into_response())
+}
+
+pub async fn send_test_event(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let queued = webhooks::send_test(&state.pool, member.tenant_id(), id, &member.actor).await?;
+    let message = if queued {
+        "Test event queued: its delivery appears in the log below within seconds."
+    } else {
+        "The endpoint is disabled: enable it to send a test event."
+    };
+    session::flash(&member.session, message).await?;
+    Ok(Redirect::to(&endpoint_path(&member, id)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ResendForm {
+    event_id: String,
+}
+
+pub async fn resend_event(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+    Form(form): Form<ResendForm>,
+) -> AppResult<Response> {
+    webhooks::resend(
+        &state.pool,
+        member.tenant_id(),
+        id,
+        &form.event_id,
+        &member.actor,
+    )
+    .await?;
+    session::flash(&member.session, "Queued again, with the same webhook-id.").await?;
+    Ok(Redirect::to(&endpoint_path(&member, id)).into_response())
+}
