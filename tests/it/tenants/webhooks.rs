@@ -725,7 +725,7 @@ async fn a_rate_limited_key_sends_one_event_an_hour(pool: PgPool) {
         &[
             ("name", "Tight"),
             ("environment", "test"),
-            ("full_access", "1"),
+            ("access", "full"),
             ("expiry", "never"),
             ("rate_limit", "1"),
         ],
