@@ -60,6 +60,7 @@ tenant_routes! {
     get  "/t/{slug}/keys/new" => Developer keys::create::new_key_form;
     post "/t/{slug}/keys" => Developer keys::create::create_key;
     get  "/t/{slug}/keys/{id}" => Viewer keys::show_key;
+    post "/t/{slug}/keys/{id}/test" => Viewer keys::check::test_key;
     get  "/t/{slug}/keys/{id}/roll" => Developer keys::change::roll_key_form;
     post "/t/{slug}/keys/{id}/roll" => Developer keys::change::roll_key;
     get  "/t/{slug}/keys/{id}/revoke" => Developer keys::change::confirm_revoke;

@@ -49,6 +49,11 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
 
     ada.goto(&app.url(&format!("/t/{slug}/keys"))).await;
     problems.extend(ada.check_page("page-keys-empty").await);
+    // Live keys need a confirmed address: Ada has followed the link mailed to her.
+    sqlx::query("UPDATE app_user SET email_verified_at = now()")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     ada.goto(&app.url(&format!("/t/{slug}/keys/new"))).await;
     problems.extend(ada.check_page("page-key-new").await);
     ada.fill("#name", "Billing service for the invoicing pipeline")
@@ -58,6 +63,9 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     ada.click("main form button[type=submit]").await;
     ada.expect_text(".warning", "Copy this key now").await;
     problems.extend(ada.check_page("page-key-reveal").await);
+    ada.click("form.test-key button[type=submit]").await;
+    ada.expect_text(".test-result", "Accepted").await;
+    problems.extend(ada.check_page("page-key-tested").await);
 
     ada.goto(&app.url(&format!("/t/{slug}/keys/new"))).await;
     ada.fill("#name", "CI").await;
@@ -113,6 +121,13 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     bob.fill("#display_name", "Bartholomew Builder").await;
     bob.fill("#password", PASSWORD).await;
     bob.click("main form button[type=submit]").await;
+    bob.expect_text(".flash", "Welcome to Gatehouse").await;
+    // Joining needs a confirmed address: Bob follows the mailed link, then the invitation again.
+    sqlx::query("UPDATE app_user SET email_verified_at = now()")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    bob.goto(&link).await;
     bob.expect_text("main form button[type=submit]", "Accept and join")
         .await;
     problems.extend(bob.check_page("page-invitation-accept").await);
