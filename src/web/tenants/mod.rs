@@ -4,6 +4,7 @@ mod audit;
 mod keys;
 mod members;
 mod overview;
+mod settings;
 mod usage;
 
 use std::collections::HashMap;
@@ -56,6 +57,9 @@ tenant_routes! {
     get  "/t/{slug}/leave" => Viewer members::confirm_leave;
     post "/t/{slug}/leave" => Viewer members::leave_tenant;
     get  "/t/{slug}/audit" => Admin audit::list_audit_events;
+    get  "/t/{slug}/settings" => Admin settings::show_settings;
+    post "/t/{slug}/settings/name" => Admin settings::rename_tenant;
+    post "/t/{slug}/settings/delete" => Admin settings::delete_tenant;
     get  "/t/{slug}/keys" => Viewer keys::list_keys;
     get  "/t/{slug}/keys/new" => Developer keys::create::new_key_form;
     post "/t/{slug}/keys" => Developer keys::create::create_key;

@@ -139,6 +139,12 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     problems.extend(ada.check_page("page-members").await);
     ada.goto(&app.url(&format!("/t/{slug}/audit"))).await;
     problems.extend(ada.check_page("page-audit").await);
+    ada.goto(&app.url(&format!("/t/{slug}/settings"))).await;
+    ada.fill("#confirm", "not the slug").await;
+    ada.click("form[action$='/settings/delete'] button[type=submit]")
+        .await;
+    ada.expect_text("#confirm-error", "Type the tenant").await;
+    problems.extend(ada.check_page("page-settings-error").await);
     ada.goto(&app.url("/")).await;
     problems.extend(ada.check_page("page-home").await);
     ada.goto(&app.url("/account")).await;
