@@ -171,6 +171,13 @@ async fn another_users_identity_cannot_be_unlinked(pool: PgPool) {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
+/// Sends the account page's profile form.
+async fn save_profile(app: &TestApp, client: &Client, name: &str, zone: &str) -> Response {
+    let fields = [("display_name", name), ("time_zone", zone)];
+    app.submit(client, "/account", "/account/profile", &fields)
+        .await
+}
+
 #[sqlx::test]
 async fn a_person_changes_their_display_name_and_time_zone(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
@@ -178,17 +185,7 @@ async fn a_person_changes_their_display_name_and_time_zone(pool: PgPool) {
     let page = app.get_html(&client, "/account").await;
     assert!(page.contains(r#"<option value="UTC" selected>"#));
 
-    let response = app
-        .submit(
-            &client,
-            "/account",
-            "/account/profile",
-            &[
-                ("display_name", " Ada Lovelace "),
-                ("time_zone", "Europe/London"),
-            ],
-        )
-        .await;
+    let response = save_profile(&app, &client, " Ada Lovelace ", "Europe/London").await;
     assert_redirect(&response, "/account");
     let page = app.get_html(&client, "/account").await;
     assert!(page.contains("Your profile is saved."));
@@ -200,31 +197,14 @@ async fn a_person_changes_their_display_name_and_time_zone(pool: PgPool) {
 async fn an_unknown_time_zone_or_empty_name_is_refused_and_nothing_changes(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let client = app.signed_in_user("ada@example.com", "Ada").await;
-    let response = app
-        .submit(
-            &client,
-            "/account",
-            "/account/profile",
-            &[
-                ("display_name", "Ada L."),
-                ("time_zone", "Mars/Olympus_Mons"),
-            ],
-        )
-        .await;
+    let response = save_profile(&app, &client, "Ada L.", "Mars/Olympus_Mons").await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = response.text().await.unwrap();
     assert!(
         page.contains("Choose a time zone from the list.") && page.contains(r#"value="Ada L.""#)
     );
 
-    let response = app
-        .submit(
-            &client,
-            "/account",
-            "/account/profile",
-            &[("display_name", "   "), ("time_zone", "Asia/Tokyo")],
-        )
-        .await;
+    let response = save_profile(&app, &client, "   ", "Asia/Tokyo").await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         response

@@ -16,6 +16,19 @@ async fn test_key(app: &TestApp, client: &Client, id: Uuid, key: &str) -> reqwes
         .await
 }
 
+/// The reveal page of a new full-access test key `CI` made by `client` in acme.
+async fn reveal_page(app: &TestApp, client: &Client) -> String {
+    let fields = [
+        ("name", "CI"),
+        ("environment", "test"),
+        ("access", "full"),
+        ("expiry", "never"),
+    ];
+    let response = submit_key(app, client, "acme", &fields).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
 /// Verifications of `key` counted with `outcome` once the meter has flushed (waits up to 10 s).
 async fn counted(pool: &PgPool, key: Uuid, outcome: &str) -> i64 {
     for _ in 0..50 {
@@ -68,19 +81,7 @@ async fn key_pages_show_the_header_this_deployment_reads_and_a_curl_line_against
     )
     .await;
     let world = World::build(&app).await;
-    let response = submit_key(
-        &app,
-        &world.admin,
-        "acme",
-        &[
-            ("name", "CI"),
-            ("environment", "test"),
-            ("access", "full"),
-            ("expiry", "never"),
-        ],
-    )
-    .await;
-    let reveal = response.text().await.unwrap();
+    let reveal = reveal_page(&app, &world.admin).await;
     let curl = r#"curl -H "X-Api-Key: $API_KEY" https://api.example.com/v1/"#;
     let escaped = curl.replace('"', "&#34;");
     assert!(
@@ -114,19 +115,7 @@ async fn without_an_api_base_url_the_curl_line_holds_a_marked_placeholder(pool: 
 async fn testing_a_key_from_its_reveal_page_says_it_is_accepted_and_counts_as_a_call(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let world = World::build(&app).await;
-    let response = submit_key(
-        &app,
-        &world.developer,
-        "acme",
-        &[
-            ("name", "CI"),
-            ("environment", "test"),
-            ("access", "full"),
-            ("expiry", "never"),
-        ],
-    )
-    .await;
-    let reveal = response.text().await.unwrap();
+    let reveal = reveal_page(&app, &world.developer).await;
     let secret = revealed(&reveal).unwrap();
     let id = crate::support::fixtures::key_link(&reveal, "acme").unwrap();
     // The reveal page's form carries the key itself, with the page's CSRF token.
