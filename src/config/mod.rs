@@ -26,6 +26,8 @@ pub struct Config {
     pub key_prefix: String,
     pub scopes: Vec<String>,
     pub key_headers: Vec<String>,
+    /// The platform's API address, for the portal's quick start (`None`: a placeholder is shown).
+    pub api_base_url: Option<String>,
     /// Contract profiles (`GATEHOUSE_PROFILES_FILE`) and today's contract for requests naming none.
     pub profiles: Profiles,
     pub session_idle: Duration,
@@ -90,6 +92,25 @@ impl LogFormat {
             )),
         }
     }
+}
+
+/// The platform's API address: http(s), a host, and a path if any; nothing a shell line would
+/// treat specially, since the portal shows it inside a curl command.
+fn api_base_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("{url:?} has no host"));
+    }
+    if let Some(bad) = rest
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~:/%[]@+,=".contains(*c)))
+    {
+        return Err(format!("{url:?} contains {bad:?}; give a plain URL"));
+    }
+    Ok(())
 }
 
 /// A configuration value that could not be used; names the variable and says why.
@@ -195,6 +216,13 @@ impl Config {
             ));
         }
 
+        let api_base_url = get("GATEHOUSE_API_BASE_URL")
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty())
+            .map(|url| api_base_url(&url).map(|()| url))
+            .transpose()
+            .map_err(|reason| invalid("GATEHOUSE_API_BASE_URL", reason))?;
+
         let profiles = match get("GATEHOUSE_PROFILES_FILE") {
             Some(path) => Profiles::load(path.trim(), &key_headers)?,
             None => Profiles::plain(&key_headers),
@@ -253,6 +281,7 @@ impl Config {
             key_prefix,
             scopes,
             key_headers,
+            api_base_url,
             profiles,
             session_idle,
             session_lifetime,
@@ -483,6 +512,7 @@ mod tests {
         assert!(config.secret_key.is_none());
         assert!(!config.webhook_allow_private);
         assert_eq!(config.webhook_timeout, Duration::from_secs(15));
+        assert!(config.api_base_url.is_none());
     }
 
     #[test]
@@ -501,6 +531,19 @@ mod tests {
         .unwrap();
         assert!(config.secret_key.is_some());
         assert!(!format!("{config:?}").contains(key));
+    }
+
+    #[test]
+    fn the_api_base_url_keeps_its_path_without_the_trailing_slash() {
+        let config = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("GATEHOUSE_API_BASE_URL", " https://api.example.com/v2/ "),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.api_base_url.as_deref(),
+            Some("https://api.example.com/v2")
+        );
     }
 
     #[test]
@@ -612,6 +655,11 @@ mod tests {
             ("GATEHOUSE_SMTP_URL", "mail.example.com:25"),
             ("GATEHOUSE_MAIL_FROM", "gatehouse"),
             ("GATEHOUSE_PROFILES_FILE", "/nonexistent/profiles.toml"),
+            ("GATEHOUSE_API_BASE_URL", "api.example.com"),
+            (
+                "GATEHOUSE_API_BASE_URL",
+                "https://api.example.com/'; rm -rf ~",
+            ),
         ];
         for (variable, value) in cases {
             let err = config(&[("DATABASE_URL", "postgres://x/y"), (variable, value)]).unwrap_err();

@@ -200,6 +200,23 @@ pub async fn revoke(
     Ok(done.rows_affected() == 1)
 }
 
+/// Revokes every key of the tenant not revoked yet; the secret hashes of those it revoked.
+pub async fn revoke_all(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    revoked_by: Uuid,
+) -> sqlx::Result<Vec<Vec<u8>>> {
+    sqlx::query_scalar!(
+        r#"UPDATE api_key SET revoked_at = now(), revoked_by = $2
+           WHERE tenant_id = $1 AND revoked_at IS NULL
+           RETURNING secret_hash"#,
+        tenant_id,
+        revoked_by,
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// Marks a key rolled; it keeps working until `works_until` (or its own earlier expiry).
 pub async fn mark_rolled(
     db: impl PgExecutor<'_>,

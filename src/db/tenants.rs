@@ -1,6 +1,6 @@
 //! The `tenant` and `membership` tables.
 
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -61,6 +61,35 @@ pub async fn lock_tenant(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Resu
     .map(drop)
 }
 
+pub async fn rename(db: impl PgExecutor<'_>, tenant_id: Uuid, name: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE tenant SET name = $2 WHERE tenant_id = $1",
+        tenant_id,
+        name
+    )
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Marks the tenant deleted and revokes its pending invitations; its keys are revoked apart.
+pub async fn mark_deleted(db: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE tenant SET deleted_at = now() WHERE tenant_id = $1 AND deleted_at IS NULL",
+        tenant_id
+    )
+    .execute(&mut *db)
+    .await?;
+    sqlx::query!(
+        r#"UPDATE invitation SET revoked_at = now()
+           WHERE tenant_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL"#,
+        tenant_id
+    )
+    .execute(&mut *db)
+    .await
+    .map(drop)
+}
+
 pub async fn insert_membership(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
@@ -88,7 +117,7 @@ pub async fn membership(
         Membership,
         r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role AS "role: Role", m.created_at
            FROM membership m JOIN tenant t USING (tenant_id)
-           WHERE t.slug = $1 AND m.app_user_id = $2"#,
+           WHERE t.slug = $1 AND m.app_user_id = $2 AND t.deleted_at IS NULL"#,
         slug,
         app_user_id,
     )
@@ -105,7 +134,7 @@ pub async fn memberships_of(
         Membership,
         r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role AS "role: Role", m.created_at
            FROM membership m JOIN tenant t USING (tenant_id)
-           WHERE m.app_user_id = $1
+           WHERE m.app_user_id = $1 AND t.deleted_at IS NULL
            ORDER BY lower(t.name), t.slug"#,
         app_user_id,
     )

@@ -135,6 +135,33 @@ pub async fn change_email(
 }
 
 /// Turns key-expiry reminders on or off.
+/// The person's IANA time zone name (`UTC` unless chosen).
+pub async fn time_zone(db: impl PgExecutor<'_>, app_user_id: Uuid) -> sqlx::Result<String> {
+    sqlx::query_scalar!(
+        "SELECT time_zone FROM app_user WHERE app_user_id = $1",
+        app_user_id
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn set_profile(
+    db: impl PgExecutor<'_>,
+    app_user_id: Uuid,
+    display_name: &str,
+    time_zone: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE app_user SET display_name = $2, time_zone = $3 WHERE app_user_id = $1",
+        app_user_id,
+        display_name,
+        time_zone,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 pub async fn set_expiry_reminders(
     db: impl PgExecutor<'_>,
     app_user_id: Uuid,

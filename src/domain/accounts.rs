@@ -323,6 +323,62 @@ pub async fn set_expiry_reminders(pool: &PgPool, user: &User, wanted: bool) -> D
     Ok(users::set_expiry_reminders(pool, user.app_user_id, wanted).await?)
 }
 
+/// The time zones a person may choose: common IANA names, UTC first.
+pub const TIME_ZONES: [&str; 24] = [
+    "UTC",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "America/Mexico_City",
+    "America/Toronto",
+    "Europe/London",
+    "Europe/Dublin",
+    "Europe/Lisbon",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Warsaw",
+    "Europe/Helsinki",
+    "Africa/Johannesburg",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+];
+
+/// What is wrong with a profile form, field by field.
+#[derive(Debug, Default)]
+pub struct ProfileErrors {
+    pub display_name: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+/// Changes the person's display name and time zone (one of [`TIME_ZONES`]).
+pub async fn update_profile(
+    pool: &PgPool,
+    user: &User,
+    display_name: &str,
+    time_zone: &str,
+) -> DomainResult<Result<(), ProfileErrors>> {
+    let name = DisplayName::parse(display_name);
+    let zone = TIME_ZONES.iter().find(|zone| **zone == time_zone.trim());
+    let (Ok(name), Some(zone)) = (&name, zone) else {
+        return Ok(Err(ProfileErrors {
+            display_name: name.err(),
+            time_zone: zone
+                .is_none()
+                .then(|| "Choose a time zone from the list.".to_owned()),
+        }));
+    };
+    users::set_profile(pool, user.app_user_id, name.as_str(), zone).await?;
+    Ok(Ok(()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,6 +118,12 @@ fn last_four(key: &str) -> String {
         .collect()
 }
 
+/// Whether `presented` is the key whose hash is `stored_hash`; malformed when it is no key at all.
+pub fn is_key(prefix: &str, presented: &str, stored_hash: &[u8]) -> Result<bool, Malformed> {
+    let parsed = parse(prefix, presented)?;
+    Ok(parsed.hash.as_slice() == stored_hash)
+}
+
 /// How a key is listed: `ak_live_••••4f2a`.
 pub fn masked(prefix: &str, environment: Environment, last_four: &str) -> String {
     format!("{prefix}_{environment}_••••{last_four}")
@@ -141,6 +147,15 @@ mod tests {
             assert_eq!(key.last_four(), &text[text.len() - 4..]);
             assert!(!format!("{key:?}").contains(&text[8..20]));
         }
+    }
+
+    #[test]
+    fn a_presented_key_is_told_apart_from_another_key_and_from_no_key() {
+        let key = NewKey::generate("ak", Environment::Test);
+        let other = NewKey::generate("ak", Environment::Test);
+        assert_eq!(is_key("ak", key.expose(), &key.hash()), Ok(true));
+        assert_eq!(is_key("ak", other.expose(), &key.hash()), Ok(false));
+        assert_eq!(is_key("ak", "hello", &key.hash()), Err(Malformed::Prefix));
     }
 
     #[test]

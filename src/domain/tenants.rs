@@ -6,6 +6,7 @@ use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::db::OnUnique;
+use crate::db::keys as db_keys;
 use crate::db::tenants::{self as db_tenants, Member, Tenant};
 use crate::db::users::User;
 use crate::domain::audit::Actor;
@@ -255,6 +256,67 @@ pub async fn remove_member(
         )
         .await?;
     Ok(Ok(()))
+}
+
+/// Renames the tenant; its slug (and so its URLs) stay.
+pub async fn rename_tenant(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    old_name: &str,
+    input: &str,
+    actor: &Actor,
+) -> DomainResult<Result<TenantName, String>> {
+    let name = match TenantName::parse(input) {
+        Ok(name) => name,
+        Err(message) => return Ok(Err(message)),
+    };
+    let mut tx = pool.begin().await?;
+    db_tenants::lock_tenant(&mut *tx, tenant_id).await?;
+    db_tenants::rename(&mut *tx, tenant_id, name.as_str()).await?;
+    actor
+        .commit_with_event(
+            tx,
+            tenant_id,
+            "tenant.renamed",
+            format!("tenant:{}", name.as_str()),
+            json!({ "from": old_name, "to": name.as_str() }),
+        )
+        .await?;
+    Ok(Ok(name))
+}
+
+/// Deletes the tenant once its slug is typed to confirm: a soft delete that keeps the audit trail.
+/// Every key is revoked in the same transaction, and a change notification sent for each so
+/// every instance's cache forgets it; returns their secret hashes (for this instance's cache).
+pub async fn delete_tenant(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    slug: &str,
+    typed: &str,
+    actor: &Actor,
+) -> DomainResult<Result<Vec<Vec<u8>>, String>> {
+    if typed.trim() != slug {
+        return Ok(Err(format!(
+            "Type the tenant's slug, {slug}, exactly to confirm. Nothing was deleted."
+        )));
+    }
+    let mut tx = pool.begin().await?;
+    db_tenants::lock_tenant(&mut *tx, tenant_id).await?;
+    let revoked = db_keys::revoke_all(&mut *tx, tenant_id, actor.user_id).await?;
+    for hash in &revoked {
+        db_keys::notify_changed(&mut *tx, hash).await?;
+    }
+    db_tenants::mark_deleted(&mut tx, tenant_id).await?;
+    actor
+        .commit_with_event(
+            tx,
+            tenant_id,
+            "tenant.deleted",
+            format!("tenant:{slug}"),
+            json!({ "keys_revoked": revoked.len() }),
+        )
+        .await?;
+    Ok(Ok(revoked))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::page::{Layout, date, render};
 use super::session;
 use super::{CurrentUser, Visitor};
 use crate::app::AppState;
-use crate::db::identities;
+use crate::db::{identities, users};
 use crate::domain::accounts::{self, NewPassword, PasswordChangeError};
 use crate::domain::email_links::{self, EmailChangeRefused, VERIFY_PATH, Verified};
 use crate::domain::identities::Unlink;
@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/password", post(change_password))
         .route("/account/email", post(change_email))
         .route("/account/reminders", post(set_reminders))
+        .route("/account/profile", post(update_profile))
         .route(VERIFY_PATH, get(verify_email))
         .route("/account/verify/resend", post(resend_verification))
         .route(
@@ -56,6 +57,11 @@ struct AccountPage {
     identities: Vec<IdentityRow>,
     /// Unlinking leaves a way in: a password, or another identity.
     can_unlink: bool,
+    /// The profile form: what it holds and what is wrong with it.
+    name_input: String,
+    time_zone: String,
+    time_zones: [&'static str; 24],
+    profile_errors: accounts::ProfileErrors,
 }
 
 /// A provider identity as the account page lists it.
@@ -103,7 +109,46 @@ async fn account_page(
         min_password: NewPassword::MIN_CHARS,
         identities,
         can_unlink,
+        name_input: user.display_name.clone(),
+        time_zone: users::time_zone(&state.pool, user.app_user_id).await?,
+        time_zones: accounts::TIME_ZONES,
+        profile_errors: accounts::ProfileErrors::default(),
     })
+}
+
+#[derive(Deserialize)]
+struct ProfileForm {
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    time_zone: String,
+}
+
+/// The display name and time zone; a refusal shows the form again with what was typed.
+async fn update_profile(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Form(form): Form<ProfileForm>,
+) -> AppResult<Response> {
+    let updated = accounts::update_profile(
+        &state.pool,
+        &current.user,
+        &form.display_name,
+        &form.time_zone,
+    )
+    .await?;
+    match updated {
+        Ok(()) => {
+            session::flash(&current.session, "Your profile is saved.").await?;
+            Ok(Redirect::to("/account").into_response())
+        }
+        Err(errors) => {
+            let mut page = account_page(&state, &current, None, None).await?;
+            page.name_input = form.display_name;
+            page.profile_errors = errors;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+    }
 }
 
 async fn show_account(State(state): State<AppState>, current: CurrentUser) -> AppResult<Response> {

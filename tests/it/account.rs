@@ -171,6 +171,57 @@ async fn another_users_identity_cannot_be_unlinked(pool: PgPool) {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
+/// Sends the account page's profile form.
+async fn save_profile(app: &TestApp, client: &Client, name: &str, zone: &str) -> Response {
+    let fields = [("display_name", name), ("time_zone", zone)];
+    app.submit(client, "/account", "/account/profile", &fields)
+        .await
+}
+
+#[sqlx::test]
+async fn a_person_changes_their_display_name_and_time_zone(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let client = app.signed_in_user("ada@example.com", "Ada").await;
+    let page = app.get_html(&client, "/account").await;
+    assert!(page.contains(r#"<option value="UTC" selected>"#));
+
+    let response = save_profile(&app, &client, " Ada Lovelace ", "Europe/London").await;
+    assert_redirect(&response, "/account");
+    let page = app.get_html(&client, "/account").await;
+    assert!(page.contains("Your profile is saved."));
+    assert!(page.contains(r#"value="Ada Lovelace""#));
+    assert!(page.contains(r#"<option value="Europe/London" selected>"#));
+}
+
+#[sqlx::test]
+async fn an_unknown_time_zone_or_empty_name_is_refused_and_nothing_changes(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let client = app.signed_in_user("ada@example.com", "Ada").await;
+    let response = save_profile(&app, &client, "Ada L.", "Mars/Olympus_Mons").await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("Choose a time zone from the list.") && page.contains(r#"value="Ada L.""#)
+    );
+
+    let response = save_profile(&app, &client, "   ", "Asia/Tokyo").await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Enter a display name.")
+    );
+
+    let (name, zone): (String, String) =
+        sqlx::query_as("SELECT display_name, time_zone FROM app_user")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((name.as_str(), zone.as_str()), ("Ada", "UTC"));
+}
+
 mod verification {
     //! `/account/verify` and `/account/verify/resend`: proving the address, and what an unproven
     //! one may not do.

@@ -4,6 +4,7 @@ mod audit;
 mod keys;
 mod members;
 mod overview;
+mod settings;
 mod usage;
 mod webhooks;
 
@@ -57,10 +58,14 @@ tenant_routes! {
     get  "/t/{slug}/leave" => Viewer members::confirm_leave;
     post "/t/{slug}/leave" => Viewer members::leave_tenant;
     get  "/t/{slug}/audit" => Admin audit::list_audit_events;
+    get  "/t/{slug}/settings" => Admin settings::show_settings;
+    post "/t/{slug}/settings/name" => Admin settings::rename_tenant;
+    post "/t/{slug}/settings/delete" => Admin settings::delete_tenant;
     get  "/t/{slug}/keys" => Viewer keys::list_keys;
     get  "/t/{slug}/keys/new" => Developer keys::create::new_key_form;
     post "/t/{slug}/keys" => Developer keys::create::create_key;
     get  "/t/{slug}/keys/{id}" => Viewer keys::show_key;
+    post "/t/{slug}/keys/{id}/test" => Viewer keys::check::test_key;
     get  "/t/{slug}/keys/{id}/roll" => Developer keys::change::roll_key_form;
     post "/t/{slug}/keys/{id}/roll" => Developer keys::change::roll_key;
     get  "/t/{slug}/keys/{id}/revoke" => Developer keys::change::confirm_revoke;

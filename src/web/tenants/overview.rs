@@ -9,9 +9,11 @@ use serde::Deserialize;
 use super::{TenantMember, TenantNav, usage};
 use crate::app::AppState;
 use crate::db::invitations as db_invitations;
+use crate::db::keys::{self as db_keys, KeyFilter};
 use crate::db::tenants as db_tenants;
 use crate::domain::tenants::{self, TenantErrors};
 use crate::domain::usage::{Counts, Window};
+use crate::domain::vocabulary::Role;
 use crate::error::AppResult;
 use crate::web::CurrentUser;
 use crate::web::meta::RequestMeta;
@@ -89,6 +91,9 @@ struct TenantPage {
     today_by_outcome: Vec<(&'static usage::Outcome, i64)>,
     dead_keys: Option<usage::DeadKeyCalls>,
     busiest: Vec<usage::BusyRow>,
+    /// The tenant has no key yet: the overview leads to the first one.
+    first_key: bool,
+    can_create: bool,
 }
 
 pub(super) async fn show_tenant(
@@ -111,7 +116,17 @@ pub(super) async fn show_tenant(
         )
         .await?,
     );
+    let no_filter = KeyFilter {
+        environment: None,
+        status: None,
+        search: None,
+    };
+    let first_key = db_keys::list(&state.pool, member.tenant_id(), &no_filter, 1, 0)
+        .await?
+        .is_empty();
     let page = TenantPage {
+        first_key,
+        can_create: member.role >= Role::Developer,
         layout: member.layout().await?,
         tenant: member.nav("overview"),
         role_description: member.role.description(),

@@ -57,6 +57,9 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     ada.click("main form button[type=submit]").await;
     ada.expect_text(".warning", "Copy this key now").await;
     problems.extend(ada.check_page("page-key-reveal").await);
+    ada.click("form.test-key button[type=submit]").await;
+    ada.expect_text(".test-result", "Accepted").await;
+    problems.extend(ada.check_page("page-key-tested").await);
 
     ada.goto(&app.url(&format!("/t/{slug}/keys/new"))).await;
     ada.fill("#name", "CI").await;
@@ -124,6 +127,12 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     problems.extend(ada.check_page("page-members").await);
     ada.goto(&app.url(&format!("/t/{slug}/audit"))).await;
     problems.extend(ada.check_page("page-audit").await);
+    ada.goto(&app.url(&format!("/t/{slug}/settings"))).await;
+    ada.fill("#confirm", "not the slug").await;
+    ada.click("form[action$='/settings/delete'] button[type=submit]")
+        .await;
+    ada.expect_text("#confirm-error", "Type the tenant").await;
+    problems.extend(ada.check_page("page-settings-error").await);
     ada.goto(&app.url("/")).await;
     problems.extend(ada.check_page("page-home").await);
     ada.goto(&app.url("/account")).await;

@@ -125,7 +125,10 @@ impl Chrome {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{css}: expected {needle:?}, saw {seen:?}");
+        self.screenshot("failed-expect-text").await;
+        panic!(
+            "{css}: expected {needle:?}, saw {seen:?} (target/screenshots/failed-expect-text.png)"
+        );
     }
 
     /// The current value of a form field.

@@ -4,6 +4,7 @@ mod audit;
 mod invitations;
 mod keys;
 mod members;
+mod settings;
 mod usage;
 mod webhooks;
 
@@ -153,6 +154,11 @@ fn form_for(path: &str) -> Vec<(&'static str, String)> {
         ]
     } else if path.ends_with("/role") {
         vec![("role", "developer".into())]
+    } else if path.ends_with("/settings/name") {
+        vec![("name", "Acme".into())]
+    } else if path.ends_with("/settings/delete") {
+        // Not the slug: the tenant must outlive the table. A 422 shows the route was reached.
+        vec![("confirm", "not-the-slug".into())]
     } else {
         Vec::new()
     }
@@ -218,6 +224,12 @@ async fn every_tenant_route_answers_each_role_as_its_rule_says(pool: PgPool) {
                     status == StatusCode::SEE_OTHER && location(&response).starts_with("/signin")
                 }
                 (_, None) => status == StatusCode::NOT_FOUND,
+                // Refused form contents (the delete's wrong slug, the test's missing key): reached.
+                _ if expected_ok
+                    && (pattern.ends_with("/settings/delete") || pattern.ends_with("/test")) =>
+                {
+                    status == StatusCode::UNPROCESSABLE_ENTITY
+                }
                 _ if expected_ok => {
                     status.is_success()
                         || (status == StatusCode::SEE_OTHER

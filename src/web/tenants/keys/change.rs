@@ -87,7 +87,7 @@ pub async fn roll_key(
         old.expires_at.map_or_else(|| "now".into(), date_time)
     );
     let layout = member.layout().await?;
-    let page = created_page(&member, layout, &key, new_id, old.name, Some(note));
+    let page = created_page(&state, &member, layout, &key, new_id, old.name, Some(note));
     Ok(render(&page)?.into_response())
 }
 

@@ -9,7 +9,7 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::key_format::NewKey;
+use crate::domain::key_format::{NewKey, masked};
 use crate::domain::keys::{self, KeyErrors, KeyInput};
 use crate::domain::tokens;
 use crate::domain::vocabulary::{Environment, Role};
@@ -136,9 +136,15 @@ pub(super) struct KeyCreatedPage {
     name: String,
     environment: String,
     rolled: Option<String>,
+    quick: super::check::QuickStart,
+    tested: Option<super::check::TestVerdict>,
+    key_masked: String,
+    /// The reveal page's test form carries the key, shown on this page anyway.
+    test_secret: Option<String>,
 }
 
 pub(super) fn created_page(
+    state: &AppState,
     member: &TenantMember,
     layout: Layout,
     key: &NewKey,
@@ -154,6 +160,10 @@ pub(super) fn created_page(
         name,
         environment: key.environment.as_str().to_owned(),
         rolled,
+        quick: super::check::QuickStart::new(&state.config),
+        tested: None,
+        key_masked: masked(&state.config.key_prefix, key.environment, &key.last_four()),
+        test_secret: Some(key.expose().to_owned()),
     }
 }
 
@@ -214,6 +224,7 @@ pub async fn create_key(
     tracing::info!(key.id = %key_id, tenant.slug = %member.membership.slug, "key created");
     let layout = member.layout().await?;
     let page = created_page(
+        &state,
         &member,
         layout,
         &key,

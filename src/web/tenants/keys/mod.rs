@@ -1,6 +1,7 @@
 //! `/t/{slug}/keys` and `/t/{slug}/keys/{id}`: a tenant's keys, listed and one by one.
 
 pub(super) mod change;
+pub(super) mod check;
 pub(super) mod create;
 
 use askama::Template;
@@ -164,6 +165,12 @@ struct KeyPage {
     can_roll: bool,
     can_revoke: bool,
     dead_keys: Option<DeadKeyCalls>,
+    quick: check::QuickStart,
+    tested: Option<check::TestVerdict>,
+    // The quick start's names, shared with the reveal page.
+    key_id: Uuid,
+    key_masked: String,
+    test_secret: Option<String>,
 }
 
 async fn load_key(state: &AppState, member: &TenantMember, key_id: Uuid) -> AppResult<Key> {
@@ -191,23 +198,36 @@ pub async fn show_key(
     Path((_, key_id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
     let key = load_key(&state, &member, key_id).await?;
+    let page = key_page(&state, &member, key, None).await?;
+    Ok(render(&page)?.into_response())
+}
+
+/// A key's page, with what a test of it found when it was just tested.
+async fn key_page(
+    state: &AppState,
+    member: &TenantMember,
+    key: Key,
+    tested: Option<check::TestVerdict>,
+) -> AppResult<KeyPage> {
+    let key_id = key.api_key_id;
     let tenant_id = member.membership.tenant_id;
     let rolled_from = match key.rolled_from {
-        Some(id) => masked_key(&state, tenant_id, id).await?,
+        Some(id) => masked_key(state, tenant_id, id).await?,
         None => None,
     };
     let rolled_to = match db_keys::successor(&state.pool, tenant_id, key.api_key_id).await? {
-        Some((id, _)) => masked_key(&state, tenant_id, id).await?,
+        Some((id, _)) => masked_key(state, tenant_id, id).await?,
         None => None,
     };
     let view = KeyView::new(
         &key,
         &state.config.key_prefix,
-        &member,
+        member,
         OffsetDateTime::now_utc(),
     );
-    let day = usage::load(&state, tenant_id, Some(key_id), Window::Day).await?;
-    let page = KeyPage {
+    let day = usage::load(state, tenant_id, Some(key_id), Window::Day).await?;
+    let key_masked = view.masked.clone();
+    Ok(KeyPage {
         dead_keys: usage::dead_key_calls(
             &Counts::sum(day.iter().map(|(_, counts)| counts)),
             Window::Day,
@@ -224,8 +244,12 @@ pub async fn show_key(
         rolled_by: member_name(key.rolled_by_name),
         revoked_at: key.revoked_at.map(date_time),
         revoked_by: member_name(key.revoked_by_name),
-    };
-    Ok(render(&page)?.into_response())
+        quick: check::QuickStart::new(&state.config),
+        tested,
+        key_id,
+        key_masked,
+        test_secret: None,
+    })
 }
 
 fn refuse(problem: &KeyProblem) -> AppError {

@@ -1,0 +1,165 @@
+//! The quick start on key pages (how to call the platform with a key) and
+//! `POST /t/{slug}/keys/{id}/test`: asking the key API about a key, as a call would.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{key_page, load_key};
+use crate::app::AppState;
+use crate::config::Config;
+use crate::domain::key_format;
+use crate::domain::verification::{Code, Requirements, Unavailable};
+use crate::error::AppResult;
+use crate::web::page::render;
+use crate::web::tenants::TenantMember;
+
+/// Where the quick start's curl line points when `GATEHOUSE_API_BASE_URL` is not set.
+pub const PLACEHOLDER_BASE_URL: &str = "https://YOUR-API-HOST";
+
+/// How to call the platform with a key: the header this deployment reads first, and a curl line.
+pub struct QuickStart {
+    /// `Authorization: Bearer $API_KEY`, or `<Header>: $API_KEY`.
+    pub header: String,
+    pub curl: String,
+    /// False when the curl line holds [`PLACEHOLDER_BASE_URL`].
+    pub has_base_url: bool,
+}
+
+impl QuickStart {
+    pub fn new(config: &Config) -> Self {
+        let name = config
+            .key_headers
+            .first()
+            .map_or("Authorization", String::as_str);
+        let header = if name.eq_ignore_ascii_case("authorization") {
+            format!("{name}: Bearer $API_KEY")
+        } else {
+            format!("{name}: $API_KEY")
+        };
+        let base = config.api_base_url.as_deref();
+        let curl = format!(
+            "curl -H \"{header}\" {}/",
+            base.unwrap_or(PLACEHOLDER_BASE_URL)
+        );
+        Self {
+            header,
+            curl,
+            has_base_url: base.is_some(),
+        }
+    }
+}
+
+/// What the test of a key found, in words.
+pub struct TestVerdict {
+    pub accepted: bool,
+    pub headline: String,
+    pub detail: String,
+}
+
+impl TestVerdict {
+    fn refused(headline: &str, detail: String) -> Self {
+        Self {
+            accepted: false,
+            headline: headline.into(),
+            detail,
+        }
+    }
+
+    fn of(code: Code) -> Self {
+        let detail = match code {
+            Code::Valid => "The key API answered VALID: calls with this key are let through. \
+                 This test counts in the key's usage like any call."
+                .into(),
+            code => format!(
+                "The key API answered {}: {} Calls with this key are refused.",
+                code.as_str(),
+                code.message()
+            ),
+        };
+        Self {
+            accepted: code == Code::Valid,
+            headline: if code == Code::Valid {
+                "Accepted".into()
+            } else {
+                "Refused".into()
+            },
+            detail,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TestForm {
+    #[serde(default)]
+    key: String,
+}
+
+/// Asks the key API's `Verifier` about the key sent in the form, which must be this page's key:
+/// the portal never judges (or counts usage for) another tenant's key. The key itself is never
+/// shown back.
+pub async fn test_key(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, key_id)): Path<(String, Uuid)>,
+    Form(form): Form<TestForm>,
+) -> AppResult<Response> {
+    let key = load_key(&state, &member, key_id).await?;
+    let presented = form.key.trim();
+    let prefix = &state.config.key_prefix;
+    let (status, verdict) = if presented.is_empty() {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            TestVerdict::refused(
+                "Nothing to test",
+                "Paste the key in the field, then press Test this key.".into(),
+            ),
+        )
+    } else {
+        match key_format::is_key(prefix, presented, &key.secret_hash) {
+            Err(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                TestVerdict::refused(
+                    "Not a key",
+                    format!(
+                        "What you pasted is not an API key of this service (they start with {prefix}_live_ or {prefix}_test_). Copy the whole key and try again."
+                    ),
+                ),
+            ),
+            Ok(false) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                TestVerdict::refused(
+                    "A different key",
+                    format!(
+                        "That is not this key. Paste the key ending in {}; this page tests only its own key.",
+                        key.last_four
+                    ),
+                ),
+            ),
+            Ok(true) => {
+                let client = member.actor.client_ip;
+                match state
+                    .verifier
+                    .judge(presented, &Requirements::default(), client)
+                    .await
+                {
+                    Ok(verdict) => (StatusCode::OK, TestVerdict::of(verdict.code)),
+                    Err(Unavailable) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        TestVerdict::refused(
+                            "No answer",
+                            "The key API could not reach its database in time, so calls are refused \
+                             for now. Try again in a moment."
+                                .into(),
+                        ),
+                    ),
+                }
+            }
+        }
+    };
+    let page = key_page(&state, &member, key, Some(verdict)).await?;
+    Ok((status, render(&page)?).into_response())
+}
