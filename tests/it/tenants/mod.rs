@@ -226,7 +226,8 @@ async fn every_tenant_route_answers_each_role_as_its_rule_says(pool: PgPool) {
                 (_, None) => status == StatusCode::NOT_FOUND,
                 // Refused form contents (the delete's wrong slug, the test's missing key): reached.
                 _ if expected_ok
-                    && (pattern.ends_with("/settings/delete") || pattern.ends_with("/test")) =>
+                    && (pattern.ends_with("/settings/delete")
+                        || pattern.ends_with("/keys/{id}/test")) =>
                 {
                     status == StatusCode::UNPROCESSABLE_ENTITY
                 }
