@@ -336,6 +336,27 @@ fn access(input: &KeyInput, catalogue: &[String]) -> Result<Access, String> {
 }
 
 /// Who may roll or revoke a key: admins any key of the tenant, developers their own.
+/// Locks the key's row (so a roll and a revoke cannot interleave) and loads it, if `actor` may
+/// manage it.
+async fn lock_manageable(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+    role: Role,
+    actor: &Actor,
+) -> DomainResult<Result<db_keys::Key, KeyProblem>> {
+    db_keys::lock(&mut *tx, tenant_id, api_key_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let key = db_keys::get(&mut *tx, tenant_id, api_key_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    if !may_manage(role, actor.user_id, key.created_by) {
+        return Ok(Err(KeyProblem::NotYours));
+    }
+    Ok(Ok(key))
+}
+
 pub fn may_manage(role: Role, user_id: Uuid, created_by: Option<Uuid>) -> bool {
     role >= Role::Admin || (role >= Role::Developer && created_by == Some(user_id))
 }
@@ -470,15 +491,10 @@ pub async fn roll_key(
 ) -> DomainResult<Result<Rolled, KeyProblem>> {
     let prefix = config.key_prefix.as_str();
     let mut tx = pool.begin().await?;
-    db_keys::lock(&mut *tx, tenant_id, api_key_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    let old = db_keys::get(&mut *tx, tenant_id, api_key_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    if !may_manage(role, actor.user_id, old.created_by) {
-        return Ok(Err(KeyProblem::NotYours));
-    }
+    let old = match lock_manageable(&mut tx, tenant_id, api_key_id, role, actor).await? {
+        Ok(key) => key,
+        Err(problem) => return Ok(Err(problem)),
+    };
     let now = OffsetDateTime::now_utc();
     let status = Status::of(now, old.expires_at, old.revoked_at, old.rolled_at);
     if !matches!(status, Status::Active | Status::Expiring) {
@@ -610,15 +626,10 @@ pub async fn revoke_key(
 ) -> DomainResult<Result<Vec<u8>, KeyProblem>> {
     let prefix = config.key_prefix.as_str();
     let mut tx = pool.begin().await?;
-    db_keys::lock(&mut *tx, tenant_id, api_key_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    let key = db_keys::get(&mut *tx, tenant_id, api_key_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    if !may_manage(role, actor.user_id, key.created_by) {
-        return Ok(Err(KeyProblem::NotYours));
-    }
+    let key = match lock_manageable(&mut tx, tenant_id, api_key_id, role, actor).await? {
+        Ok(key) => key,
+        Err(problem) => return Ok(Err(problem)),
+    };
     if key.revoked_at.is_some() {
         return Ok(Err(KeyProblem::Finished(Status::Revoked)));
     }
