@@ -4,6 +4,7 @@ pub mod audit;
 pub mod email_tokens;
 pub mod identities;
 pub mod invitations;
+pub mod key_policies;
 pub mod keys;
 pub mod login_failures;
 pub mod metering;

@@ -6,6 +6,7 @@ pub mod email_links;
 pub mod error;
 pub mod identities;
 pub mod invitations;
+pub mod ip_allowlist;
 pub mod key_cache;
 pub mod key_format;
 pub mod keys;

@@ -70,6 +70,11 @@ tenant_routes! {
     post "/t/{slug}/keys/{id}/roll" => Developer keys::change::roll_key;
     get  "/t/{slug}/keys/{id}/revoke" => Developer keys::change::confirm_revoke;
     post "/t/{slug}/keys/{id}/revoke" => Developer keys::change::revoke_key;
+    get  "/t/{slug}/keys/{id}/edit" => Developer keys::edit::edit_key_form;
+    post "/t/{slug}/keys/{id}/edit" => Developer keys::edit::update_key;
+    get  "/t/{slug}/keys/{id}/disable" => Developer keys::edit::confirm_disable;
+    post "/t/{slug}/keys/{id}/disable" => Developer keys::edit::disable_key;
+    post "/t/{slug}/keys/{id}/enable" => Developer keys::edit::enable_key;
     get  "/t/{slug}/usage" => Viewer usage::show_tenant_usage;
     get  "/t/{slug}/usage.csv" => Viewer usage::tenant_usage_csv;
     get  "/t/{slug}/keys/{id}/usage" => Viewer usage::show_key_usage;

@@ -119,6 +119,7 @@ fn read_form(body: &[u8]) -> (KeyInput, String) {
             "expiry" => input.expiry = value,
             "expiry_date" => input.expiry_date = value,
             "rate_limit" => input.rate_limit = value,
+            "ip_allowlist" => input.ip_allowlist = value,
             "form_id" => form_id = value,
             _ => {}
         }
