@@ -145,6 +145,12 @@ fn form_for(path: &str) -> Vec<(&'static str, String)> {
             ("expiry", "never".into()),
             ("form_id", form_id),
         ]
+    } else if path.ends_with("/keys/{id}/edit") {
+        vec![
+            ("name", "Table key, edited".into()),
+            ("access", "full".into()),
+            ("expiry", "keep".into()),
+        ]
     } else if path.ends_with("/roll") {
         vec![("grace", "1h".into()), ("form_id", form_id)]
     } else if path.ends_with("/invitations") {

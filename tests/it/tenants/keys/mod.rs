@@ -1,5 +1,6 @@
 //! `/t/{slug}/keys…`: creating (shown once), listing (masked) and a key's own page.
 
+mod edit;
 mod quick_start;
 mod roll_and_revoke;
 
