@@ -415,16 +415,30 @@ pub async fn create_key(
     settings: &KeySettings,
     actor: &Actor,
 ) -> DomainResult<(NewKey, Uuid)> {
-    let key = NewKey::generate(prefix, settings.environment);
     let mut tx = pool.begin().await?;
-    let id = insert_key(&mut tx, tenant_id, &key, settings, None, actor).await?;
+    let created = create_in(&mut tx, prefix, tenant_id, settings, actor).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Creates a key in the caller's transaction: the row, `key.created` (webhook and audit event).
+pub(crate) async fn create_in(
+    tx: &mut PgConnection,
+    prefix: &str,
+    tenant_id: Uuid,
+    settings: &KeySettings,
+    actor: &Actor,
+) -> DomainResult<(NewKey, Uuid)> {
+    let key = NewKey::generate(prefix, settings.environment);
+    let id = insert_key(&mut *tx, tenant_id, &key, settings, None, actor).await?;
+    let masked_key = masked(prefix, settings.environment, &key.last_four());
     webhooks::publish(
-        &mut tx,
+        &mut *tx,
         tenant_id,
         EventType::KeyCreated,
         Some(settings.environment),
         json!({
-            "key": key_event(id, settings.name.as_str(), settings.environment, &masked(prefix, settings.environment, &key.last_four())),
+            "key": key_event(id, settings.name.as_str(), settings.environment, &masked_key),
             "full_access": settings.access.is_full(),
             "scopes": settings.access.chosen(),
             "rate_limit": settings.rate_limit,
@@ -433,21 +447,19 @@ pub async fn create_key(
         }),
     )
     .await?;
-    actor
-        .commit_with_event(
-            tx,
-        tenant_id,
-        "key.created",
-        key_target(settings.name.as_str(), &masked(prefix, settings.environment, &key.last_four())),
-        json!({
-            "environment": settings.environment.as_str(),
-            "scopes": settings.access.label(),
-            "rate_limit": settings.rate_limit,
-            "expires": settings.expires_at.map_or_else(|| "never".to_owned(), |at| at.date().to_string()),
-            "ip_allowlist": settings.ip_allowlist.label(),
-        }),
-        )
-        .await?;
+    let details = json!({
+        "environment": settings.environment.as_str(),
+        "scopes": settings.access.label(),
+        "rate_limit": settings.rate_limit,
+        "expires": settings.expires_at.map_or_else(|| "never".to_owned(), |at| at.date().to_string()),
+        "ip_allowlist": settings.ip_allowlist.label(),
+    });
+    let target = key_target(settings.name.as_str(), &masked_key);
+    crate::db::audit::insert(
+        &mut *tx,
+        &actor.event(tenant_id, "key.created", target, details),
+    )
+    .await?;
     Ok((key, id))
 }
 
@@ -554,7 +566,7 @@ pub async fn roll_key(
         return Ok(Err(KeyProblem::Finished(status)));
     }
     let environment = old.environment;
-    let settings = KeySettings {
+    let mut settings = KeySettings {
         name: KeyName::stored(old.name.clone()),
         environment,
         access: Access::stored(old.full_access, old.scopes.clone()),
@@ -564,6 +576,11 @@ pub async fn roll_key(
         note: old.note.clone(),
         meta: old.meta.clone(),
     };
+    // The successor is a new key: it expires within the tenant's maximum lifetime, if any.
+    let policy = crate::db::key_policies::get(&mut *tx, tenant_id).await?;
+    if let Some(latest) = crate::domain::key_policy::latest_expiry(&policy, now) {
+        settings.expires_at = Some(settings.expires_at.map_or(latest, |at| at.min(latest)));
+    }
     let key = NewKey::generate(prefix, environment);
     let new_id = insert_key(
         &mut tx,

@@ -44,6 +44,8 @@ pub enum EventType {
     KeyRolled,
     KeyRevoked,
     KeyDisabled,
+    KeyRequestApproved,
+    KeyRequestDenied,
     KeyExpiring,
     KeyRateLimited,
     MemberJoined,
@@ -54,11 +56,13 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 13] = [
         Self::KeyCreated,
         Self::KeyRolled,
         Self::KeyRevoked,
         Self::KeyDisabled,
+        Self::KeyRequestApproved,
+        Self::KeyRequestDenied,
         Self::KeyExpiring,
         Self::KeyRateLimited,
         Self::MemberJoined,
@@ -74,6 +78,8 @@ impl EventType {
             Self::KeyRolled => "key.rolled",
             Self::KeyRevoked => "key.revoked",
             Self::KeyDisabled => "key.disabled",
+            Self::KeyRequestApproved => "key_request.approved",
+            Self::KeyRequestDenied => "key_request.denied",
             Self::KeyExpiring => "key.expiring",
             Self::KeyRateLimited => "key.rate_limited",
             Self::MemberJoined => "member.joined",
@@ -90,6 +96,8 @@ impl EventType {
             Self::KeyRolled => "a key was rolled (its successor created)",
             Self::KeyRevoked => "a key was revoked",
             Self::KeyDisabled => "a key was disabled (it can be enabled again)",
+            Self::KeyRequestApproved => "an admin approved a developer's request for a live key",
+            Self::KeyRequestDenied => "an admin denied a developer's request for a live key",
             Self::KeyExpiring => "a key expires in 30, 7 or 1 days",
             Self::KeyRateLimited => "a key hit its rate limit (at most hourly)",
             Self::MemberJoined => "someone joined the tenant",

@@ -4,6 +4,7 @@ pub(super) mod change;
 pub(super) mod check;
 pub(super) mod create;
 pub(super) mod edit;
+pub(super) mod requests;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -15,9 +16,11 @@ use uuid::Uuid;
 use super::usage::{self, DeadKeyCalls};
 use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
+use crate::db::key_policies;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
 use crate::domain::ip_allowlist::IpAllowlist;
 use crate::domain::key_format::masked;
+use crate::domain::key_policy;
 use crate::domain::keys::{self, Access, KeyProblem, Status};
 use crate::domain::usage::{Counts, Window};
 use crate::domain::vocabulary::Environment;
@@ -46,6 +49,8 @@ pub struct KeyView {
     pub meta: String,
     /// "any address", or the canonical CIDR blocks.
     pub ip_allowlist: String,
+    /// Lives longer than the tenant's maximum key lifetime (set by the list).
+    pub over_policy: bool,
 }
 
 impl KeyView {
@@ -72,6 +77,7 @@ impl KeyView {
             note: key.note.clone(),
             meta: pretty_meta(&key.meta),
             ip_allowlist: IpAllowlist::stored(&key.ip_allowlist).label(),
+            over_policy: false,
         }
     }
 
@@ -118,6 +124,7 @@ struct KeysPage {
     pager: Pager,
     environments: [Environment; 2],
     statuses: [Status; 6],
+    requests: Vec<requests::RequestView>,
 }
 
 pub async fn list_keys(
@@ -158,12 +165,19 @@ pub async fn list_keys(
     );
     let now = OffsetDateTime::now_utc();
     let prefix = &state.config.key_prefix;
+    let policy = key_policies::get(&state.pool, member.membership.tenant_id).await?;
     let view = KeysPage {
+        requests: requests::pending(&state, &member).await?,
         layout: member.layout().await?,
         tenant: member.nav("keys"),
         keys: rows
             .iter()
-            .map(|key| KeyView::new(key, prefix, &member, now))
+            .map(|key| {
+                let mut view = KeyView::new(key, prefix, &member, now);
+                view.over_policy = view.status.works()
+                    && key_policy::over_policy(&policy, key.created_at, key.expires_at);
+                view
+            })
             .collect(),
         can_create: member.role >= Role::Developer,
         filtered: environment.is_some() || status.is_some() || q.is_some(),

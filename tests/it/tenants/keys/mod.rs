@@ -2,6 +2,7 @@
 
 mod edit;
 mod quick_start;
+mod requests;
 mod roll_and_revoke;
 
 use gatehouse::domain::key_format;
