@@ -150,6 +150,17 @@ impl Status {
         }
     }
 
+    /// A stored key's status now.
+    pub fn of_key(key: &db_keys::Key, now: OffsetDateTime) -> Self {
+        Self::of(
+            now,
+            key.expires_at,
+            key.revoked_at,
+            key.rolled_at,
+            key.disabled_at,
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
@@ -555,13 +566,7 @@ pub async fn roll_key(
         Err(problem) => return Ok(Err(problem)),
     };
     let now = OffsetDateTime::now_utc();
-    let status = Status::of(
-        now,
-        old.expires_at,
-        old.revoked_at,
-        old.rolled_at,
-        old.disabled_at,
-    );
+    let status = Status::of_key(&old, now);
     if !matches!(status, Status::Active | Status::Expiring) {
         return Ok(Err(KeyProblem::Finished(status)));
     }
@@ -971,13 +976,7 @@ pub async fn edit_key(
         Err(problem) => return Ok(Err(problem)),
     };
     let now = OffsetDateTime::now_utc();
-    let status = Status::of(
-        now,
-        key.expires_at,
-        key.revoked_at,
-        key.rolled_at,
-        key.disabled_at,
-    );
+    let status = Status::of_key(&key, now);
     if matches!(status, Status::Revoked | Status::Expired) {
         return Ok(Err(KeyProblem::Finished(status)));
     }

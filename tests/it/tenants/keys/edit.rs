@@ -40,6 +40,14 @@ async fn stored(app: &TestApp, id: Uuid) -> (String, String, i32, Vec<String>, V
     .unwrap()
 }
 
+async fn is_disabled(pool: &PgPool, id: Uuid) -> bool {
+    sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM api_key WHERE api_key_id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 #[sqlx::test]
 async fn an_admin_edits_a_key_and_its_page_and_the_audit_log_show_the_change(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
@@ -272,13 +280,7 @@ async fn another_tenants_key_is_not_found(pool: PgPool) {
             .await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
-    let (disabled_at,): (Option<time::OffsetDateTime>,) =
-        sqlx::query_as("SELECT disabled_at FROM api_key WHERE api_key_id = $1")
-            .bind(theirs)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert!(disabled_at.is_none());
+    assert!(!is_disabled(&pool, theirs).await);
 }
 
 #[sqlx::test]
@@ -349,11 +351,5 @@ async fn edit_disable_and_enable_forms_need_the_csrf_token(pool: PgPool) {
     }
     let (name, ..) = stored(&app, id).await;
     assert_eq!(name, "Billing");
-    let (disabled_at,): (Option<time::OffsetDateTime>,) =
-        sqlx::query_as("SELECT disabled_at FROM api_key WHERE api_key_id = $1")
-            .bind(id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert!(disabled_at.is_none());
+    assert!(!is_disabled(&app.pool, id).await);
 }
