@@ -378,15 +378,16 @@ fn access(input: &KeyInput, catalogue: &[String]) -> Result<Access, String> {
     }
 }
 
-/// Who may roll or revoke a key: admins any key of the tenant, developers their own.
-/// Locks the key's row (so a roll and a revoke cannot interleave) and loads it, if `actor` may
-/// manage it.
+/// Who may change, roll or revoke a key: admins any key of the tenant, developers their own.
+/// Locks the key's row (so changes cannot interleave) and loads it, if `actor` may manage it and
+/// its status now is one `open` accepts for the change at hand.
 async fn lock_manageable(
     tx: &mut PgConnection,
     tenant_id: Uuid,
     api_key_id: Uuid,
     role: Role,
     actor: &Actor,
+    open: impl Fn(Status) -> bool,
 ) -> DomainResult<Result<db_keys::Key, KeyProblem>> {
     db_keys::lock(&mut *tx, tenant_id, api_key_id)
         .await?
@@ -396,6 +397,10 @@ async fn lock_manageable(
         .ok_or(DomainError::NotFound)?;
     if !may_manage(role, actor.user_id, key.created_by) {
         return Ok(Err(KeyProblem::NotYours));
+    }
+    let status = Status::of_key(&key, OffsetDateTime::now_utc());
+    if !open(status) {
+        return Ok(Err(KeyProblem::Finished(status)));
     }
     Ok(Ok(key))
 }
@@ -561,15 +566,12 @@ pub async fn roll_key(
 ) -> DomainResult<Result<Rolled, KeyProblem>> {
     let prefix = config.key_prefix.as_str();
     let mut tx = pool.begin().await?;
-    let old = match lock_manageable(&mut tx, tenant_id, api_key_id, role, actor).await? {
+    let open = |status| matches!(status, Status::Active | Status::Expiring);
+    let old = match lock_manageable(&mut tx, tenant_id, api_key_id, role, actor, open).await? {
         Ok(key) => key,
         Err(problem) => return Ok(Err(problem)),
     };
     let now = OffsetDateTime::now_utc();
-    let status = Status::of_key(&old, now);
-    if !matches!(status, Status::Active | Status::Expiring) {
-        return Ok(Err(KeyProblem::Finished(status)));
-    }
     let environment = old.environment;
     let mut settings = KeySettings {
         name: KeyName::stored(old.name.clone()),
@@ -704,13 +706,11 @@ pub async fn revoke_key(
 ) -> DomainResult<Result<Vec<u8>, KeyProblem>> {
     let prefix = config.key_prefix.as_str();
     let mut tx = pool.begin().await?;
-    let key = match lock_manageable(&mut tx, tenant_id, api_key_id, role, actor).await? {
+    let open = |status| status != Status::Revoked;
+    let key = match lock_manageable(&mut tx, tenant_id, api_key_id, role, actor, open).await? {
         Ok(key) => key,
         Err(problem) => return Ok(Err(problem)),
     };
-    if key.revoked_at.is_some() {
-        return Ok(Err(KeyProblem::Finished(Status::Revoked)));
-    }
     db_keys::revoke(&mut *tx, tenant_id, api_key_id, actor.user_id).await?;
     db_keys::notify_changed(&mut *tx, &key.secret_hash).await?;
     tell_creator(
@@ -956,30 +956,27 @@ fn expiry_label(at: Option<OffsetDateTime>) -> String {
 }
 
 /// Changes a key (its creator or an admin; the rate limit admins only; the expiry within the
-/// tenant's maximum lifetime, `max_lifetime_days`). Audited with every field's old and new value,
-/// announced to every instance's cache, and `key.disabled` published when it is disabled.
-#[allow(clippy::too_many_arguments)]
+/// tenant's maximum key lifetime). Audited with every field's old and new value, announced to
+/// every instance's cache, and `key.disabled` published when it is disabled.
 pub async fn edit_key(
     pool: &PgPool,
     config: &Config,
     tenant_id: Uuid,
     api_key_id: Uuid,
     edit: &KeyEdit,
-    max_lifetime_days: Option<i64>,
     role: Role,
     actor: &Actor,
 ) -> DomainResult<Result<Edited, KeyProblem>> {
     let prefix = config.key_prefix.as_str();
     let mut tx = pool.begin().await?;
-    let key = match lock_manageable(&mut tx, tenant_id, api_key_id, role, actor).await? {
+    let open = |status| !matches!(status, Status::Revoked | Status::Expired);
+    let key = match lock_manageable(&mut tx, tenant_id, api_key_id, role, actor, open).await? {
         Ok(key) => key,
         Err(problem) => return Ok(Err(problem)),
     };
-    let now = OffsetDateTime::now_utc();
-    let status = Status::of_key(&key, now);
-    if matches!(status, Status::Revoked | Status::Expired) {
-        return Ok(Err(KeyProblem::Finished(status)));
-    }
+    let max_lifetime_days = crate::db::key_policies::get(&mut *tx, tenant_id)
+        .await?
+        .max_key_lifetime_days;
     let mut changes = serde_json::Map::new();
     let mut changed = Vec::new();
 
@@ -1026,7 +1023,7 @@ pub async fn edit_key(
         None => key.expires_at,
     };
     if expires_at != key.expires_at {
-        if let Some(days) = max_lifetime_days {
+        if let Some(days) = max_lifetime_days.map(i64::from) {
             let latest = key.created_at + Duration::days(days);
             if expires_at.is_none_or(|at| at > latest) {
                 return Ok(Err(KeyProblem::ExpiryPastPolicy(days)));

@@ -98,7 +98,6 @@ impl Tenant {
             self.id,
             key_id,
             &edit,
-            None,
             Role::Admin,
             &self.actor(),
         )

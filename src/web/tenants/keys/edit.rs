@@ -120,14 +120,12 @@ pub async fn update_key(
         Ok(edit) => edit,
         Err(errors) => return invalid(&state, &member, view, input, errors).await,
     };
-    let max_lifetime = max_lifetime_days(&state, &member).await?;
     let outcome = keys::edit_key(
         &state.pool,
         &state.config,
         member.membership.tenant_id,
         key_id,
         &edit,
-        max_lifetime,
         member.role,
         &member.actor,
     )
@@ -223,7 +221,6 @@ async fn switch(
         member.membership.tenant_id,
         key_id,
         &edit,
-        None,
         member.role,
         &member.actor,
     )
