@@ -217,3 +217,29 @@ async fn a_denied_request_needs_a_reason_is_mailed_and_makes_no_key(pool: PgPool
     assert_eq!(response.status(), StatusCode::CONFLICT, "decided once");
     assert_eq!(app.count("api_key").await, 0);
 }
+
+#[sqlx::test]
+async fn request_decisions_and_reveals_need_the_csrf_token(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (world, id) = requested(&app).await;
+    for (client, action) in [
+        (&world.admin, "approve"),
+        (&world.admin, "deny"),
+        (&world.developer, "reveal"),
+    ] {
+        let response = client
+            .post(app.url(&format!("/t/acme/key-requests/{id}/{action}")))
+            .form(&[("reason", "forged")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{action}");
+    }
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM key_request WHERE key_request_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "pending");
+}
