@@ -50,6 +50,7 @@ pub async fn authorize(
     };
     // The gateway presented a verifier token: its word for the client's address is trusted.
     let client = forwarded_client(&headers).unwrap_or(peer_client);
+    required.client_ip = Some(client);
     let Some(presented) = contract::locate_key(&headers, profile, &state.config.key_prefix) else {
         let message = contract::missing_key_message(profile);
         return contract::refusal(profile, contract::MISSING_KEY, &message, None);
@@ -81,7 +82,7 @@ pub async fn authorize(
         (code, _) => contract::refusal(
             profile,
             code.as_str(),
-            code.message(),
+            &code.message_for(Some(client)),
             verdict.quota.as_ref(),
         ),
     }

@@ -103,13 +103,15 @@ pub fn missing_key_message(profile: &Profile) -> String {
 pub fn usual_status(code: &str) -> StatusCode {
     match Code::parse(code) {
         Some(Code::Valid) => StatusCode::OK,
-        Some(Code::EnvironmentMismatch | Code::TenantMismatch | Code::InsufficientScope) => {
-            StatusCode::FORBIDDEN
-        }
+        Some(
+            Code::EnvironmentMismatch
+            | Code::TenantMismatch
+            | Code::InsufficientScope
+            | Code::IpNotAllowed,
+        ) => StatusCode::FORBIDDEN,
         Some(Code::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
-        Some(Code::Malformed | Code::NotFound | Code::Expired | Code::Revoked) | None => {
-            StatusCode::UNAUTHORIZED
-        }
+        Some(Code::Malformed | Code::NotFound | Code::Expired | Code::Revoked | Code::Disabled)
+        | None => StatusCode::UNAUTHORIZED,
     }
 }
 

@@ -42,6 +42,9 @@ pub struct VerifyRequest {
 pub struct VerifyAnswer {
     pub valid: bool,
     pub code: &'static str,
+    /// For a refusal: why, in a sentence (IP_NOT_ALLOWED names the address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<KeyView>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +70,8 @@ pub struct KeyView {
     pub scopes: Vec<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<time::OffsetDateTime>,
+    /// The key's metadata object (`{}` when it has none).
+    pub meta: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +100,7 @@ impl KeyView {
             },
             scopes: key.scopes.clone(),
             expires_at: key.expires_at,
+            meta: key.meta.clone(),
         }
     }
 }
@@ -128,11 +134,14 @@ pub async fn verify_key(
             None => return bad_request("`environment` must be \"live\" or \"test\"."),
         },
     };
-    let client = match request.client_ip.as_deref().map(str::parse::<IpAddr>) {
-        None => client,
-        Some(Ok(address)) => address,
+    // Only a `client_ip` the caller names counts for IP allowlists: the caller's own address is
+    // its server's, not its client's.
+    let client_ip = match request.client_ip.as_deref().map(str::parse::<IpAddr>) {
+        None => None,
+        Some(Ok(address)) => Some(address),
         Some(Err(_)) => return bad_request("`client_ip` must be an IPv4 or IPv6 address."),
     };
+    let client = client_ip.unwrap_or(client);
     let profile = match request.profile.as_deref() {
         None => None,
         Some(name) => match state.config.profiles.get(Some(name)) {
@@ -148,16 +157,18 @@ pub async fn verify_key(
         environment,
         tenant: request.tenant.filter(|tenant| !tenant.is_empty()),
         scopes: request.scopes.unwrap_or_default(),
+        client_ip,
         ..Requirements::default()
     };
     match state.verifier.judge(&request.key, &required, client).await {
-        Ok(verdict) => answer(&verdict, profile.map(|profile| &**profile)),
+        Ok(verdict) => answer(&verdict, client_ip, profile.map(|profile| &**profile)),
         Err(Unavailable) => edge::unavailable(),
     }
 }
 
 /// What forward-auth would answer in `profile`, as JSON for a server to relay.
-fn in_profile(verdict: &Verdict, profile: &Profile) -> ResponseView {
+fn in_profile(verdict: &Verdict, client_ip: Option<IpAddr>, profile: &Profile) -> ResponseView {
+    let message = verdict.code.message_for(client_ip);
     let response = match (verdict.code, &verdict.key) {
         (Code::Valid, Some(key)) => contract::pass(
             profile,
@@ -166,12 +177,7 @@ fn in_profile(verdict: &Verdict, profile: &Profile) -> ResponseView {
             &HeaderMap::new(),
             &header::AUTHORIZATION,
         ),
-        (code, _) => contract::refusal(
-            profile,
-            code.as_str(),
-            code.message(),
-            verdict.quota.as_ref(),
-        ),
+        (code, _) => contract::refusal(profile, code.as_str(), &message, verdict.quota.as_ref()),
     };
     let headers = response
         .headers()
@@ -181,14 +187,11 @@ fn in_profile(verdict: &Verdict, profile: &Profile) -> ResponseView {
         .collect();
     let body = match response.extensions().get::<ErrorReport>() {
         Some(report) => api::error_body(report).0,
-        None => contract::templated_body(
-            profile,
-            verdict.code.as_str(),
-            verdict.code.message(),
-            response.status(),
-        )
-        .and_then(|body| serde_json::from_str(&body).ok())
-        .unwrap_or(Value::Null),
+        None => {
+            contract::templated_body(profile, verdict.code.as_str(), &message, response.status())
+                .and_then(|body| serde_json::from_str(&body).ok())
+                .unwrap_or(Value::Null)
+        }
     };
     ResponseView {
         status: response.status().as_u16(),
@@ -197,17 +200,19 @@ fn in_profile(verdict: &Verdict, profile: &Profile) -> ResponseView {
     }
 }
 
-fn answer(verdict: &Verdict, profile: Option<&Profile>) -> Response {
+fn answer(verdict: &Verdict, client_ip: Option<IpAddr>, profile: Option<&Profile>) -> Response {
     let body = VerifyAnswer {
         valid: verdict.code.is_valid(),
         code: verdict.code.as_str(),
+        message: (!verdict.code.is_valid())
+            .then(|| verdict.code.message_for(client_ip).into_owned()),
         key: verdict.key.as_deref().map(KeyView::of),
         ratelimit: verdict.quota.map(|quota| RateLimitView {
             limit: quota.limit,
             remaining: quota.remaining,
             reset: quota.reset,
         }),
-        response: profile.map(|profile| in_profile(verdict, profile)),
+        response: profile.map(|profile| in_profile(verdict, client_ip, profile)),
     };
     let mut response = Json(body).into_response();
     if let Some(quota) = &verdict.quota {

@@ -1,7 +1,7 @@
 //! Typed configuration read once from the environment; a bad value stops the start naming the variable.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -406,60 +406,8 @@ impl fmt::Debug for PublicUrl {
     }
 }
 
-/// An address or a CIDR block (`10.0.0.0/8`, `::1`), for trusted proxies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl IpNet {
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let (addr, prefix) = match value.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (value, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{value:?} is not an IP address or CIDR block"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(prefix) => prefix
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{value:?} has a bad prefix length"))?,
-            None => max,
-        };
-        Ok(Self { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V4(ip)) => {
-                prefix_matches(&net.octets(), &ip.to_ipv6_mapped().octets(), self.prefix)
-            }
-            (IpAddr::V4(_), IpAddr::V6(ip)) => ip
-                .to_ipv4_mapped()
-                .is_some_and(|ip| self.contains(IpAddr::V4(ip))),
-        }
-    }
-}
-
-fn prefix_matches(net: &[u8], ip: &[u8], prefix: u8) -> bool {
-    let full = usize::from(prefix / 8);
-    let rest = prefix % 8;
-    if net[..full] != ip[..full] {
-        return false;
-    }
-    rest == 0 || (net[full] ^ ip[full]) >> (8 - rest) == 0
-}
+/// Trusted proxies are CIDR blocks, the same type as key allowlists' entries.
+pub use crate::domain::ip_allowlist::IpNet;
 
 #[cfg(test)]
 mod tests {
@@ -697,21 +645,5 @@ mod tests {
         assert!(!debug.contains("hunter2-database"));
         assert!(!debug.contains("verifier-token-0123456789"));
         assert!(!debug.contains("hunter2-oidc-secret"));
-    }
-
-    #[test]
-    fn cidr_blocks_match_their_addresses_only() {
-        let net = IpNet::parse("10.1.0.0/16").unwrap();
-        assert!(net.contains("10.1.200.3".parse().unwrap()));
-        assert!(!net.contains("10.2.0.1".parse().unwrap()));
-        let one = IpNet::parse("127.0.0.1").unwrap();
-        assert!(one.contains("127.0.0.1".parse().unwrap()));
-        assert!(!one.contains("127.0.0.2".parse().unwrap()));
-        let v6 = IpNet::parse("fd00::/8").unwrap();
-        assert!(v6.contains("fd12::1".parse().unwrap()));
-        assert!(!v6.contains("fe80::1".parse().unwrap()));
-        let odd = IpNet::parse("192.168.0.0/23").unwrap();
-        assert!(odd.contains("192.168.1.9".parse().unwrap()));
-        assert!(!odd.contains("192.168.2.9".parse().unwrap()));
     }
 }

@@ -31,6 +31,11 @@ pub struct Key {
     pub rolled_by_name: Option<String>,
     pub last_used_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
+    pub note: String,
+    pub meta: serde_json::Value,
+    pub ip_allowlist: Vec<String>,
+    pub disabled_at: Option<OffsetDateTime>,
+    pub disabled_by_name: Option<String>,
 }
 
 pub struct NewKeyRow<'a> {
@@ -45,13 +50,17 @@ pub struct NewKeyRow<'a> {
     pub rate_limit: i32,
     pub expires_at: Option<OffsetDateTime>,
     pub rolled_from: Option<Uuid>,
+    pub note: &'a str,
+    pub meta: &'a serde_json::Value,
+    pub ip_allowlist: &'a [String],
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Result<Uuid> {
     sqlx::query_scalar!(
         r#"INSERT INTO api_key (tenant_id, created_by, name, environment, secret_hash, last_four,
-                                full_access, scopes, rate_limit, expires_at, rolled_from)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                full_access, scopes, rate_limit, expires_at, rolled_from,
+                                note, meta, ip_allowlist)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
            RETURNING api_key_id"#,
         key.tenant_id,
         key.created_by,
@@ -64,6 +73,9 @@ pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Resul
         key.rate_limit,
         key.expires_at,
         key.rolled_from,
+        key.note,
+        key.meta,
+        key.ip_allowlist,
     )
     .fetch_one(db)
     .await
@@ -81,11 +93,13 @@ pub async fn get(
                   k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
                   k.expires_at, k.revoked_at, r.display_name AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, o.display_name AS "rolled_by_name?",
-                  k.last_used_at, k.created_at
+                  k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
+                  k.disabled_at, d.display_name AS "disabled_by_name?"
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by
            LEFT JOIN app_user r ON r.app_user_id = k.revoked_by
            LEFT JOIN app_user o ON o.app_user_id = k.rolled_by
+           LEFT JOIN app_user d ON d.app_user_id = k.disabled_by
            WHERE k.tenant_id = $1 AND k.api_key_id = $2"#,
         tenant_id,
         api_key_id,
@@ -156,7 +170,8 @@ pub async fn list(
                   k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
-                  k.last_used_at, k.created_at
+                  k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
+                  k.disabled_at, NULL::text AS "disabled_by_name?"
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by
            WHERE k.tenant_id = $1
@@ -165,6 +180,7 @@ pub async fn list(
              AND ($4::text IS NULL OR $4 = CASE
                    WHEN k.revoked_at IS NOT NULL THEN 'revoked'
                    WHEN k.expires_at <= now() THEN 'expired'
+                   WHEN k.disabled_at IS NOT NULL THEN 'disabled'
                    WHEN k.rolled_at IS NOT NULL THEN 'rolled'
                    WHEN k.expires_at <= now() + interval '7 days' THEN 'expiring'
                    ELSE 'active' END)
@@ -179,6 +195,51 @@ pub async fn list(
     )
     .fetch_all(db)
     .await
+}
+
+/// What an edit sets: every editable column at once (the domain worked out the new values).
+pub struct KeyUpdate<'a> {
+    pub name: &'a str,
+    pub note: &'a str,
+    pub full_access: bool,
+    pub scopes: &'a [String],
+    pub rate_limit: i32,
+    pub expires_at: Option<OffsetDateTime>,
+    pub meta: &'a serde_json::Value,
+    pub ip_allowlist: &'a [String],
+    pub disabled: bool,
+    pub changed_by: Uuid,
+}
+
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+    key: &KeyUpdate<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE api_key
+           SET name = $3, note = $4, full_access = $5, scopes = $6, rate_limit = $7, expires_at = $8,
+               meta = $9, ip_allowlist = $10,
+               disabled_at = CASE WHEN NOT $11 THEN NULL WHEN disabled_at IS NULL THEN now() ELSE disabled_at END,
+               disabled_by = CASE WHEN NOT $11 THEN NULL WHEN disabled_at IS NULL THEN $12 ELSE disabled_by END
+           WHERE tenant_id = $1 AND api_key_id = $2"#,
+        tenant_id,
+        api_key_id,
+        key.name,
+        key.note,
+        key.full_access,
+        key.scopes,
+        key.rate_limit,
+        key.expires_at,
+        key.meta,
+        key.ip_allowlist,
+        key.disabled,
+        key.changed_by,
+    )
+    .execute(db)
+    .await
+    .map(drop)
 }
 
 /// Revokes a key that is not revoked yet; true when this call revoked it.

@@ -4,6 +4,8 @@ pub mod audit;
 pub mod email_tokens;
 pub mod identities;
 pub mod invitations;
+pub mod key_policies;
+pub mod key_requests;
 pub mod keys;
 pub mod login_failures;
 pub mod metering;

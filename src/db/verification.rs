@@ -21,6 +21,9 @@ pub struct KeyForVerification {
     pub rate_limit: i32,
     pub expires_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    pub disabled_at: Option<OffsetDateTime>,
+    pub ip_allowlist: Vec<String>,
+    pub meta: serde_json::Value,
 }
 
 /// One index lookup on `api_key_secret_hash_key` joined to the tenant by primary key.
@@ -31,7 +34,8 @@ pub async fn find_by_hash(
     sqlx::query_as!(
         KeyForVerification,
         r#"SELECT k.api_key_id, k.tenant_id, t.slug AS tenant_slug, k.name, k.environment AS "environment: Environment",
-                  k.full_access, k.scopes, k.rate_limit, k.expires_at, k.revoked_at
+                  k.full_access, k.scopes, k.rate_limit, k.expires_at, k.revoked_at,
+                  k.disabled_at, k.ip_allowlist, k.meta
            FROM api_key k
            JOIN tenant t ON t.tenant_id = k.tenant_id
            WHERE k.secret_hash = $1"#,

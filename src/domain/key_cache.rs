@@ -180,6 +180,9 @@ mod tests {
             rate_limit: 1,
             expires_at: None,
             revoked_at: None,
+            disabled: false,
+            ip_allowlist: Default::default(),
+            meta: serde_json::json!({}),
         })
     }
 

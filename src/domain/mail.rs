@@ -73,6 +73,17 @@ pub enum Mail {
         expires: String,
         link: String,
     },
+    /// An admin approved or denied this person's request for a live key.
+    KeyRequestDecided {
+        name: String,
+        tenant: String,
+        key_name: String,
+        approved: bool,
+        by: String,
+        /// The admin's reason; may be empty for an approval.
+        reason: String,
+        link: String,
+    },
     /// A webhook endpoint was disabled (410 Gone, or 3 days of failures): to the tenant's admins.
     WebhookDisabled {
         name: String,
@@ -108,6 +119,12 @@ impl Mail {
             Self::WebhookDisabled { endpoint, .. } => {
                 format!("Webhook endpoint {endpoint} was disabled")
             }
+            Self::KeyRequestDecided {
+                key_name, approved, ..
+            } => format!(
+                "Your request for the live key {key_name} was {}",
+                if *approved { "approved" } else { "denied" }
+            ),
         }
     }
 
@@ -121,7 +138,8 @@ impl Mail {
             | Self::IdentityLinked { link, .. }
             | Self::KeyChanged { link, .. }
             | Self::KeyExpiring { link, .. }
-            | Self::WebhookDisabled { link, .. } => Some(link),
+            | Self::WebhookDisabled { link, .. }
+            | Self::KeyRequestDecided { link, .. } => Some(link),
             Self::EmailChanged { .. } => None,
         }
     }

@@ -2,6 +2,7 @@
 //! of the checks, and the `Verifier` that runs the whole pipeline (parse key → checksum → cache →
 //! on a miss one indexed lookup → rate limit → meter). No HTTP.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::db::verification::{KeyForVerification, LookupConnections};
+use crate::domain::ip_allowlist::IpAllowlist;
 use crate::domain::key_cache::KeyCache;
 use crate::domain::key_format;
 use crate::domain::metering::Meter;
@@ -34,10 +36,12 @@ pub enum Code {
     EnvironmentMismatch,
     TenantMismatch,
     InsufficientScope,
+    Disabled,
+    IpNotAllowed,
 }
 
 impl Code {
-    pub const ALL: [Code; 9] = [
+    pub const ALL: [Code; 11] = [
         Code::Valid,
         Code::Malformed,
         Code::NotFound,
@@ -47,6 +51,8 @@ impl Code {
         Code::EnvironmentMismatch,
         Code::TenantMismatch,
         Code::InsufficientScope,
+        Code::Disabled,
+        Code::IpNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +66,8 @@ impl Code {
             Self::EnvironmentMismatch => "ENVIRONMENT_MISMATCH",
             Self::TenantMismatch => "TENANT_MISMATCH",
             Self::InsufficientScope => "INSUFFICIENT_SCOPE",
+            Self::Disabled => "DISABLED",
+            Self::IpNotAllowed => "IP_NOT_ALLOWED",
         }
     }
 
@@ -88,7 +96,32 @@ impl Code {
             Self::EnvironmentMismatch => "The API key is not for this environment.",
             Self::TenantMismatch => "The API key belongs to another tenant.",
             Self::InsufficientScope => "The API key lacks a scope this request needs.",
+            Self::Disabled => "The API key is disabled.",
+            Self::IpNotAllowed => "The client's address is not on this API key's allowlist.",
         }
+    }
+
+    /// The message for a refusal of a client at `client`: IP_NOT_ALLOWED names the address.
+    pub fn message_for(self, client: Option<IpAddr>) -> Cow<'static, str> {
+        match (self, client) {
+            (Self::IpNotAllowed, Some(client)) => Cow::Owned(format!(
+                "The address {} is not on this API key's allowlist.",
+                unmapped(client)
+            )),
+            (Self::IpNotAllowed, None) => Cow::Borrowed(
+                "This API key works only from the addresses on its allowlist, and no client \
+                 address was given (send `client_ip`).",
+            ),
+            (code, _) => Cow::Borrowed(code.message()),
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
     }
 }
 
@@ -101,6 +134,8 @@ pub struct Requirements {
     /// The tenant the client names (a profile's tenant header); checked like `tenant`.
     pub claimed_tenant: Option<String>,
     pub scopes: Vec<String>,
+    /// The client's address for the key's IP allowlist; unknown (None) fails a key that has one.
+    pub client_ip: Option<IpAddr>,
 }
 
 /// A key as the key API knows it; what the cache holds (at most 10 s).
@@ -116,6 +151,10 @@ pub struct KeyRecord {
     pub rate_limit: u32,
     pub expires_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    pub disabled: bool,
+    pub ip_allowlist: IpAllowlist,
+    /// The key's metadata object, returned to the platform as `key.meta`.
+    pub meta: serde_json::Value,
 }
 
 impl KeyRecord {
@@ -135,17 +174,26 @@ impl KeyRecord {
             rate_limit: u32::try_from(row.rate_limit).unwrap_or(1).max(1),
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            disabled: row.disabled_at.is_some(),
+            ip_allowlist: IpAllowlist::stored(&row.ip_allowlist),
+            meta: row.meta,
         }
     }
 
     /// The answer before rate limiting, checked in this order: revoked, expired (a rolled key
-    /// past its grace has expired), environment, tenant, scopes.
+    /// past its grace has expired), disabled, client address, environment, tenant, scopes.
     pub fn judge(&self, now: OffsetDateTime, required: &Requirements) -> Code {
         if self.revoked_at.is_some() {
             return Code::Revoked;
         }
         if self.expires_at.is_some_and(|at| at <= now) {
             return Code::Expired;
+        }
+        if self.disabled {
+            return Code::Disabled;
+        }
+        if !self.ip_allowlist.allows(required.client_ip) {
+            return Code::IpNotAllowed;
         }
         if required
             .environment
@@ -323,6 +371,9 @@ mod tests {
             rate_limit: 10,
             expires_at: None,
             revoked_at: None,
+            disabled: false,
+            ip_allowlist: IpAllowlist::default(),
+            meta: serde_json::json!({}),
         }
     }
 

@@ -113,3 +113,41 @@ mod tests {
         assert_eq!(Environment::parse("prod"), None);
     }
 }
+
+/// Who may create a tenant's live keys (its key policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum LiveKeys {
+    /// Developers and admins.
+    Anyone,
+    /// Admins only.
+    Admins,
+    /// Admins; developers ask, and an admin approves or denies.
+    Approval,
+}
+
+impl LiveKeys {
+    pub const ALL: [LiveKeys; 3] = [Self::Anyone, Self::Admins, Self::Approval];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anyone => "anyone",
+            Self::Admins => "admins",
+            Self::Approval => "approval",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|choice| choice.as_str() == value)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Anyone => "Developers and admins",
+            Self::Admins => "Admins only",
+            Self::Approval => "Developers with an admin's approval",
+        }
+    }
+}

@@ -43,6 +43,9 @@ pub enum EventType {
     KeyCreated,
     KeyRolled,
     KeyRevoked,
+    KeyDisabled,
+    KeyRequestApproved,
+    KeyRequestDenied,
     KeyExpiring,
     KeyRateLimited,
     MemberJoined,
@@ -53,10 +56,13 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 13] = [
         Self::KeyCreated,
         Self::KeyRolled,
         Self::KeyRevoked,
+        Self::KeyDisabled,
+        Self::KeyRequestApproved,
+        Self::KeyRequestDenied,
         Self::KeyExpiring,
         Self::KeyRateLimited,
         Self::MemberJoined,
@@ -71,6 +77,9 @@ impl EventType {
             Self::KeyCreated => "key.created",
             Self::KeyRolled => "key.rolled",
             Self::KeyRevoked => "key.revoked",
+            Self::KeyDisabled => "key.disabled",
+            Self::KeyRequestApproved => "key_request.approved",
+            Self::KeyRequestDenied => "key_request.denied",
             Self::KeyExpiring => "key.expiring",
             Self::KeyRateLimited => "key.rate_limited",
             Self::MemberJoined => "member.joined",
@@ -86,6 +95,9 @@ impl EventType {
             Self::KeyCreated => "a key was created",
             Self::KeyRolled => "a key was rolled (its successor created)",
             Self::KeyRevoked => "a key was revoked",
+            Self::KeyDisabled => "a key was disabled (it can be enabled again)",
+            Self::KeyRequestApproved => "an admin approved a developer's request for a live key",
+            Self::KeyRequestDenied => "an admin denied a developer's request for a live key",
             Self::KeyExpiring => "a key expires in 30, 7 or 1 days",
             Self::KeyRateLimited => "a key hit its rate limit (at most hourly)",
             Self::MemberJoined => "someone joined the tenant",

@@ -1,6 +1,7 @@
 //! `/t/{slug}/…`: the one table declaring every tenant route with its least role, and the check.
 
 mod audit;
+mod key_policy;
 mod keys;
 mod members;
 mod overview;
@@ -61,6 +62,7 @@ tenant_routes! {
     get  "/t/{slug}/settings" => Admin settings::show_settings;
     post "/t/{slug}/settings/name" => Admin settings::rename_tenant;
     post "/t/{slug}/settings/delete" => Admin settings::delete_tenant;
+    post "/t/{slug}/settings/keys" => Admin key_policy::save_key_policy;
     get  "/t/{slug}/keys" => Viewer keys::list_keys;
     get  "/t/{slug}/keys/new" => Developer keys::create::new_key_form;
     post "/t/{slug}/keys" => Developer keys::create::create_key;
@@ -70,6 +72,15 @@ tenant_routes! {
     post "/t/{slug}/keys/{id}/roll" => Developer keys::change::roll_key;
     get  "/t/{slug}/keys/{id}/revoke" => Developer keys::change::confirm_revoke;
     post "/t/{slug}/keys/{id}/revoke" => Developer keys::change::revoke_key;
+    get  "/t/{slug}/keys/{id}/edit" => Developer keys::edit::edit_key_form;
+    post "/t/{slug}/keys/{id}/edit" => Developer keys::edit::update_key;
+    get  "/t/{slug}/keys/{id}/disable" => Developer keys::edit::confirm_disable;
+    post "/t/{slug}/keys/{id}/disable" => Developer keys::edit::disable_key;
+    post "/t/{slug}/keys/{id}/enable" => Developer keys::edit::enable_key;
+    get  "/t/{slug}/key-requests/{id}" => Developer keys::requests::show_request;
+    post "/t/{slug}/key-requests/{id}/approve" => Admin keys::requests::approve_request;
+    post "/t/{slug}/key-requests/{id}/deny" => Admin keys::requests::deny_request;
+    post "/t/{slug}/key-requests/{id}/reveal" => Developer keys::requests::reveal_key;
     get  "/t/{slug}/usage" => Viewer usage::show_tenant_usage;
     get  "/t/{slug}/usage.csv" => Viewer usage::tenant_usage_csv;
     get  "/t/{slug}/keys/{id}/usage" => Viewer usage::show_key_usage;

@@ -1,4 +1,5 @@
-//! `/t/{slug}/settings`: the tenant's name and deleting the tenant (admins).
+//! `/t/{slug}/settings`: the tenant's name, its key policy (key_policy.rs) and deleting the tenant
+//! (admins).
 
 use askama::Template;
 use axum::extract::{Form, State};
@@ -6,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::{TenantMember, TenantNav};
+use super::{TenantMember, TenantNav, key_policy};
 use crate::app::AppState;
 use crate::domain::tenants;
 use crate::error::AppResult;
@@ -21,6 +22,7 @@ struct SettingsPage {
     name: String,
     name_error: Option<String>,
     delete_error: Option<String>,
+    policy: key_policy::PolicyForm,
 }
 
 async fn settings_page(
@@ -35,13 +37,29 @@ async fn settings_page(
         name,
         name_error,
         delete_error,
+        policy: key_policy::PolicyForm::default(),
     })
 }
 
-pub async fn show_settings(member: TenantMember) -> AppResult<Response> {
+pub async fn show_settings(
+    State(state): State<AppState>,
+    member: TenantMember,
+) -> AppResult<Response> {
     let name = member.membership.name.clone();
-    let page = settings_page(&member, name, None, None).await?;
+    let mut page = settings_page(&member, name, None, None).await?;
+    page.policy = key_policy::PolicyForm::load(&state, &member).await?;
     Ok(render(&page)?.into_response())
+}
+
+/// The settings page with the key policy form as sent and its errors (422).
+pub(super) async fn refused_policy(
+    member: &TenantMember,
+    policy: key_policy::PolicyForm,
+) -> AppResult<Response> {
+    let name = member.membership.name.clone();
+    let mut page = settings_page(member, name, None, None).await?;
+    page.policy = policy;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -74,7 +92,8 @@ pub async fn rename_tenant(
             Ok(Redirect::to(&format!("/t/{}/settings", tenant.slug)).into_response())
         }
         Err(message) => {
-            let page = settings_page(&member, form.name, Some(message), None).await?;
+            let mut page = settings_page(&member, form.name, Some(message), None).await?;
+            page.policy = key_policy::PolicyForm::load(&state, &member).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
     }
@@ -120,7 +139,8 @@ pub async fn delete_tenant(
         }
         Err(message) => {
             let name = tenant.name.clone();
-            let page = settings_page(&member, name, None, Some(message)).await?;
+            let mut page = settings_page(&member, name, None, Some(message)).await?;
+            page.policy = key_policy::PolicyForm::load(&state, &member).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
     }

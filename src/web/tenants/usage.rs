@@ -99,6 +99,13 @@ pub const OUTCOMES: [Outcome; Code::ALL.len()] = [
     ),
     outcome(Code::TenantMismatch, "other tenant", "o-tenant", "bad"),
     outcome(Code::InsufficientScope, "missing scope", "o-scope", "bad"),
+    outcome(Code::Disabled, "disabled key", "o-disabled", "bad"),
+    outcome(
+        Code::IpNotAllowed,
+        "address not allowed",
+        "o-address",
+        "bad",
+    ),
     outcome(Code::Malformed, "malformed key", "o-malformed", "bad"),
     outcome(Code::NotFound, "unknown key", "o-unknown", "bad"),
 ];

@@ -175,7 +175,7 @@ struct EndpointFormPage {
     errors: EndpointErrors,
     problem: Option<&'static str>,
     environments: [Environment; 2],
-    event_types: [EventType; 10],
+    event_types: [EventType; 13],
     auth_kinds: [(&'static str, &'static str); 4],
 }
 

@@ -87,6 +87,23 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     problems.extend(ada.check_page("page-key-roll").await);
     ada.goto(&app.url(&format!("{key_page}/revoke"))).await;
     problems.extend(ada.check_page("page-key-revoke").await);
+    ada.goto(&app.url(&format!("{key_page}/edit"))).await;
+    problems.extend(ada.check_page("page-key-edit").await);
+    ada.goto(&app.url(&format!("{key_page}/disable"))).await;
+    problems.extend(ada.check_page("page-key-disable").await);
+    let request: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO key_request (tenant_id, requested_by, name, reason, scopes)
+         SELECT k.tenant_id, k.created_by, 'Payments production service', 'Going live with the payments integration next Monday', '{read}'
+         FROM api_key k WHERE k.api_key_id = $1
+         RETURNING key_request_id",
+    )
+    .bind(billing)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    ada.goto(&app.url(&format!("/t/{slug}/key-requests/{request}")))
+        .await;
+    problems.extend(ada.check_page("page-key-request").await);
     ada.goto(&app.url(&format!("/t/{slug}/usage"))).await;
     problems.extend(ada.check_page("page-usage").await);
     ada.goto(&app.url(&format!("/t/{slug}/usage?range=1h")))

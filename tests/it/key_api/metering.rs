@@ -210,6 +210,9 @@ async fn a_failed_flush_keeps_its_counts_and_writes_them_once_later(pool: PgPool
         rate_limit: 100,
         expires_at: None,
         revoked_at: None,
+        disabled: false,
+        ip_allowlist: Default::default(),
+        meta: serde_json::json!({}),
     };
     let meter = Meter::new();
     let limits = RateLimits::new(100);

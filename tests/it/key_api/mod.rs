@@ -3,6 +3,7 @@
 mod authorize;
 mod cache;
 mod conformance;
+mod controls;
 mod fail_closed;
 mod gateway;
 mod logs;

@@ -80,11 +80,30 @@ impl Tenant {
             access: Access::Scopes(scopes.iter().map(|scope| (*scope).to_owned()).collect()),
             expires_at: None,
             rate_limit,
+            ip_allowlist: Default::default(),
+            note: String::new(),
+            meta: serde_json::json!({}),
         };
         let (key, id) = keys::create_key(pool, "ak", self.id, &settings, &self.actor())
             .await
             .unwrap();
         (key.expose().to_owned(), id)
+    }
+
+    /// Changes a key as an admin would (the domain's rules apply; a refusal panics).
+    pub async fn edit(&self, pool: &PgPool, key_id: Uuid, edit: keys::KeyEdit) {
+        keys::edit_key(
+            pool,
+            &config(),
+            self.id,
+            key_id,
+            &edit,
+            Role::Admin,
+            &self.actor(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
     }
 
     pub async fn revoke(&self, pool: &PgPool, key_id: Uuid) {

@@ -2,6 +2,7 @@
 
 mod audit;
 mod invitations;
+mod key_policy;
 mod keys;
 mod members;
 mod settings;
@@ -103,6 +104,26 @@ pub async fn throwaway_key(pool: &PgPool, tenant_id: Uuid, owner_email: &str) ->
     .unwrap()
 }
 
+/// A request for a live key made straight in the database, by `owner_email`, in `status`.
+async fn throwaway_request(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    owner_email: &str,
+    status: &str,
+) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO key_request (tenant_id, requested_by, name, reason, status)
+         SELECT $1, app_user_id, 'Throwaway', 'because', $3 FROM app_user WHERE email = $2
+         RETURNING key_request_id",
+    )
+    .bind(tenant_id)
+    .bind(owner_email)
+    .bind(status)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 /// A webhook endpoint made straight in the database (its sealed secret a dummy), with an event
 /// `evt_throwaway` of the tenant to resend.
 async fn throwaway_endpoint(pool: &PgPool, tenant_id: Uuid) -> Uuid {
@@ -137,6 +158,8 @@ fn form_for(path: &str) -> Vec<(&'static str, String)> {
         ]
     } else if path.ends_with("/resend") {
         vec![("event_id", "evt_throwaway".into())]
+    } else if path.ends_with("/settings/keys") {
+        vec![("live_keys", "anyone".into())]
     } else if path.ends_with("/keys") {
         vec![
             ("name", "Table key".into()),
@@ -144,6 +167,14 @@ fn form_for(path: &str) -> Vec<(&'static str, String)> {
             ("scopes", "read".into()),
             ("expiry", "never".into()),
             ("form_id", form_id),
+        ]
+    } else if path.ends_with("/key-requests/{id}/deny") {
+        vec![("reason", "Not now".into())]
+    } else if path.ends_with("/keys/{id}/edit") {
+        vec![
+            ("name", "Table key, edited".into()),
+            ("access", "full".into()),
+            ("expiry", "keep".into()),
         ]
     } else if path.ends_with("/roll") {
         vec![("grace", "1h".into()), ("form_id", form_id)]
@@ -190,6 +221,13 @@ async fn every_tenant_route_answers_each_role_as_its_rule_says(pool: PgPool) {
                 throwaway_invitation(&app.pool, world.tenant_id).await
             } else if pattern.contains("/webhooks/{id}") {
                 throwaway_endpoint(&app.pool, world.tenant_id).await
+            } else if pattern.contains("/key-requests/{id}") {
+                let status = if pattern.ends_with("/reveal") {
+                    "approved"
+                } else {
+                    "pending"
+                };
+                throwaway_request(&app.pool, world.tenant_id, owner, status).await
             } else if pattern.contains("/keys/{id}") {
                 throwaway_key(&app.pool, world.tenant_id, owner).await
             } else {

@@ -986,3 +986,33 @@ async fn webhook_delivery_figures(pool: PgPool) {
     );
     assert_eq!(delivered, 500);
 }
+
+#[sqlx::test]
+async fn disabling_a_key_sends_key_disabled_and_enabling_it_sends_nothing(pool: PgPool) {
+    let app = webhook_app(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let (_, secret) = register(&app, &admin, &receiver.url, &[]).await;
+    let (key_secret, key_id) = create_key(&app, &admin, "acme", "Billing", "test").await;
+    receiver.event("key.created").await;
+
+    for action in ["disable", "enable"] {
+        let path = format!("/t/acme/keys/{key_id}/{action}");
+        let response = app
+            .submit(&admin, &format!("/t/acme/keys/{key_id}"), &path, &[])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{action}");
+    }
+    let delivery = receiver.event("key.disabled").await;
+    let payload = verify_with_library(&secret, &delivery).expect("the library accepts it");
+    assert_eq!(payload["data"]["key"]["id"], key_id.to_string());
+    assert_eq!(payload["data"]["key"]["name"], "Billing");
+    let body = String::from_utf8(delivery.body.clone()).unwrap();
+    assert!(!body.contains(&key_secret), "never the key's secret");
+    let queued: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox_message WHERE kind = 'webhook'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(queued, 2, "key.created and key.disabled only");
+}

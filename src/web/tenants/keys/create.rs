@@ -4,17 +4,21 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::db::key_policies::{self, KeyPolicy};
 use crate::domain::key_format::{NewKey, masked};
+use crate::domain::key_policy::{self, Admission};
+use crate::domain::key_requests;
 use crate::domain::keys::{self, KeyErrors, KeyInput};
 use crate::domain::tokens;
-use crate::domain::vocabulary::{Environment, Role};
+use crate::domain::vocabulary::{Environment, LiveKeys, Role};
 use crate::error::{AppError, AppResult};
 use crate::web::page::{ConfirmPage, Layout, render};
+use crate::web::session;
 use crate::web::tenants::{TenantMember, TenantNav};
 
 const USED_FORMS: &str = "used_forms";
@@ -42,6 +46,11 @@ struct NewKeyPage {
     default_test: u32,
     environments: [(Environment, &'static str); 2],
     expiries: [(&'static str, &'static str); 5],
+    policy: KeyPolicy,
+    /// Developers' live keys wait for an admin: the form asks why.
+    asks_reason: bool,
+    reason: String,
+    reason_error: Option<String>,
 }
 
 pub(super) fn new_form_id() -> String {
@@ -75,8 +84,13 @@ fn new_key_page(
     layout: Layout,
     input: KeyInput,
     errors: KeyErrors,
+    policy: KeyPolicy,
 ) -> NewKeyPage {
     NewKeyPage {
+        asks_reason: policy.live_keys == LiveKeys::Approval && member.role < Role::Admin,
+        reason: String::new(),
+        reason_error: None,
+        policy,
         layout,
         tenant: member.nav("keys"),
         form_id: new_form_id(),
@@ -95,20 +109,31 @@ pub async fn new_key_form(
     State(state): State<AppState>,
     member: TenantMember,
 ) -> AppResult<Response> {
+    let policy = key_policies::get(&state.pool, member.membership.tenant_id).await?;
     let input = KeyInput {
         environment: "test".into(),
-        expiry: "never".into(),
+        // With a maximum lifetime, "never" is not a choice: start at the longest that fits.
+        expiry: match policy.max_key_lifetime_days {
+            None => "never",
+            Some(days) if days >= 365 => "365",
+            Some(days) if days >= 90 => "90",
+            Some(days) if days >= 30 => "30",
+            Some(_) => "date",
+        }
+        .into(),
+        ip_allowlist: policy.default_ip_allowlist.join("\n"),
         ..KeyInput::default()
     };
     let layout = member.layout().await?;
-    let page = new_key_page(&state, &member, layout, input, KeyErrors::default());
+    let page = new_key_page(&state, &member, layout, input, KeyErrors::default(), policy);
     Ok(render(&page)?.into_response())
 }
 
 /// The form's fields; `scopes` repeats, which typed `Form` cannot read.
-fn read_form(body: &[u8]) -> (KeyInput, String) {
+fn read_form(body: &[u8]) -> (KeyInput, String, String) {
     let mut input = KeyInput::default();
     let mut form_id = String::new();
+    let mut reason = String::new();
     for (name, value) in form_urlencoded::parse(body) {
         let value = value.into_owned();
         match name.as_ref() {
@@ -119,11 +144,13 @@ fn read_form(body: &[u8]) -> (KeyInput, String) {
             "expiry" => input.expiry = value,
             "expiry_date" => input.expiry_date = value,
             "rate_limit" => input.rate_limit = value,
+            "ip_allowlist" => input.ip_allowlist = value,
             "form_id" => form_id = value,
+            "reason" => reason = value,
             _ => {}
         }
     }
-    (input, form_id)
+    (input, form_id, reason)
 }
 
 #[derive(Template)]
@@ -190,8 +217,10 @@ pub async fn create_key(
     member: TenantMember,
     body: Bytes,
 ) -> AppResult<Response> {
-    let (input, form_id) = read_form(&body);
+    let (input, form_id, reason) = read_form(&body);
     let config = &state.config;
+    let tenant_id = member.membership.tenant_id;
+    let policy = key_policies::get(&state.pool, tenant_id).await?;
     let settings = keys::validate(
         &input,
         &config.scopes,
@@ -202,13 +231,63 @@ pub async fn create_key(
         member.role >= Role::Admin,
         member.user.is_verified(),
     );
-    let settings = match settings {
-        Ok(settings) => settings,
-        Err(errors) => {
-            let layout = member.layout().await?;
-            let page = new_key_page(&state, &member, layout, input, errors);
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+    let now = time::OffsetDateTime::now_utc();
+    let admitted = match settings {
+        Ok(settings) => match key_policy::admit(&policy, member.role, &settings, now) {
+            Ok(admission) => Ok((settings, admission)),
+            Err(errors) => Err(errors),
+        },
+        Err(errors) => Err(errors),
+    };
+    let refused = |errors: KeyErrors, reason: String, reason_error: Option<String>| async {
+        let layout = member.layout().await?;
+        let mut page = new_key_page(
+            &state,
+            &member,
+            layout,
+            input.clone(),
+            errors,
+            policy.clone(),
+        );
+        page.reason = reason;
+        page.reason_error = reason_error;
+        AppResult::Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+    };
+    let settings = match admitted {
+        Ok((settings, Admission::Create)) => settings,
+        Ok((settings, Admission::NeedsApproval)) => {
+            return match key_requests::request_key(
+                &state.pool,
+                tenant_id,
+                &settings,
+                &reason,
+                &member.actor,
+            )
+            .await?
+            {
+                Ok(request_id) => {
+                    session::flash(
+                        &member.session,
+                        "Request sent. A tenant admin approves or denies it; we mail you either way.",
+                    )
+                    .await?;
+                    Ok(Redirect::to(&format!(
+                        "/t/{}/key-requests/{request_id}",
+                        member.membership.slug
+                    ))
+                    .into_response())
+                }
+                Err(problem) => {
+                    refused(
+                        KeyErrors::default(),
+                        reason.clone(),
+                        Some(problem.message()),
+                    )
+                    .await
+                }
+            };
         }
+        Err(errors) => return refused(errors, reason.clone(), None).await,
     };
     if !first_use(&member.session, &form_id).await? {
         return already_shown(&member, member.layout().await?);
@@ -216,7 +295,7 @@ pub async fn create_key(
     let (key, key_id) = keys::create_key(
         &state.pool,
         &config.key_prefix,
-        member.membership.tenant_id,
+        tenant_id,
         &settings,
         &member.actor,
     )

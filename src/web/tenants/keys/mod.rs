@@ -3,6 +3,8 @@
 pub(super) mod change;
 pub(super) mod check;
 pub(super) mod create;
+pub(super) mod edit;
+pub(super) mod requests;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -14,8 +16,11 @@ use uuid::Uuid;
 use super::usage::{self, DeadKeyCalls};
 use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
+use crate::db::key_policies;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
+use crate::domain::ip_allowlist::IpAllowlist;
 use crate::domain::key_format::masked;
+use crate::domain::key_policy;
 use crate::domain::keys::{self, Access, KeyProblem, Status};
 use crate::domain::usage::{Counts, Window};
 use crate::domain::vocabulary::Environment;
@@ -39,6 +44,13 @@ pub struct KeyView {
     pub status: Status,
     pub rate_limit: i32,
     pub can_manage: bool,
+    pub note: String,
+    /// The metadata as pretty JSON; empty when there is none.
+    pub meta: String,
+    /// "any address", or the canonical CIDR blocks.
+    pub ip_allowlist: String,
+    /// Lives longer than the tenant's maximum key lifetime (set by the list).
+    pub over_policy: bool,
 }
 
 impl KeyView {
@@ -53,15 +65,32 @@ impl KeyView {
             created: date(key.created_at),
             last_used: key.last_used_at.map_or_else(|| "never".into(), date_time),
             expires: key.expires_at.map_or_else(|| "never".into(), date_time),
-            status: Status::of(now, key.expires_at, key.revoked_at, key.rolled_at),
+            status: Status::of_key(key, now),
             rate_limit: key.rate_limit,
             can_manage: keys::may_manage(member.role, member.user.app_user_id, key.created_by),
+            note: key.note.clone(),
+            meta: pretty_meta(&key.meta),
+            ip_allowlist: IpAllowlist::stored(&key.ip_allowlist).label(),
+            over_policy: false,
         }
+    }
+
+    /// Editable, disable-able: not revoked and not expired.
+    pub fn is_open(&self) -> bool {
+        !matches!(self.status, Status::Revoked | Status::Expired)
     }
 
     /// Greyed in the list: only keys that no longer work (a rolled key works until its grace ends).
     pub fn is_inactive(&self) -> bool {
         !self.status.works()
+    }
+}
+
+/// Metadata as the key page and the edit form show it: pretty JSON, nothing for `{}`.
+fn pretty_meta(meta: &serde_json::Value) -> String {
+    match meta.as_object() {
+        Some(fields) if fields.is_empty() => String::new(),
+        _ => serde_json::to_string_pretty(meta).unwrap_or_default(),
     }
 }
 
@@ -88,7 +117,8 @@ struct KeysPage {
     filtered: bool,
     pager: Pager,
     environments: [Environment; 2],
-    statuses: [Status; 5],
+    statuses: [Status; 6],
+    requests: Vec<requests::RequestView>,
 }
 
 pub async fn list_keys(
@@ -129,12 +159,19 @@ pub async fn list_keys(
     );
     let now = OffsetDateTime::now_utc();
     let prefix = &state.config.key_prefix;
+    let policy = key_policies::get(&state.pool, member.membership.tenant_id).await?;
     let view = KeysPage {
+        requests: requests::pending(&state, &member).await?,
         layout: member.layout().await?,
         tenant: member.nav("keys"),
         keys: rows
             .iter()
-            .map(|key| KeyView::new(key, prefix, &member, now))
+            .map(|key| {
+                let mut view = KeyView::new(key, prefix, &member, now);
+                view.over_policy = view.status.works()
+                    && key_policy::over_policy(&policy, key.created_at, key.expires_at);
+                view
+            })
             .collect(),
         can_create: member.role >= Role::Developer,
         filtered: environment.is_some() || status.is_some() || q.is_some(),
@@ -162,6 +199,8 @@ struct KeyPage {
     rolled_by: String,
     revoked_at: Option<String>,
     revoked_by: String,
+    disabled_at: Option<String>,
+    disabled_by: String,
     can_roll: bool,
     can_revoke: bool,
     dead_keys: Option<DeadKeyCalls>,
@@ -236,7 +275,7 @@ async fn key_page(
         layout: member.layout().await?,
         tenant: member.nav("keys"),
         can_roll: view.can_manage && matches!(view.status, Status::Active | Status::Expiring),
-        can_revoke: view.can_manage && view.status.works(),
+        can_revoke: view.can_manage && (view.status.works() || view.status == Status::Disabled),
         key: view,
         rolled_from,
         rolled_to,
@@ -244,6 +283,8 @@ async fn key_page(
         rolled_by: member_name(key.rolled_by_name),
         revoked_at: key.revoked_at.map(date_time),
         revoked_by: member_name(key.revoked_by_name),
+        disabled_at: key.disabled_at.map(date_time),
+        disabled_by: member_name(key.disabled_by_name),
         quick: check::QuickStart::new(&state.config),
         tested,
         key_id,
@@ -256,6 +297,8 @@ fn refuse(problem: &KeyProblem) -> AppError {
     match problem {
         KeyProblem::NotYours => AppError::Forbidden(problem.message()),
         KeyProblem::Finished(_) => AppError::Conflict(problem.message()),
+        KeyProblem::RateLimitForAdmins => AppError::Forbidden(problem.message()),
+        KeyProblem::ExpiryPastPolicy(_) => AppError::Validation(problem.message()),
     }
 }
 

@@ -1,6 +1,8 @@
 //! `/t/{slug}/keys…`: creating (shown once), listing (masked) and a key's own page.
 
+mod edit;
 mod quick_start;
+mod requests;
 mod roll_and_revoke;
 
 use gatehouse::domain::key_format;
