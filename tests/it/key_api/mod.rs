@@ -7,4 +7,5 @@ mod fail_closed;
 mod gateway;
 mod logs;
 mod metering;
+mod metrics;
 mod verify;
