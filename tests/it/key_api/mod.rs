@@ -8,4 +8,5 @@ mod gateway;
 mod logs;
 mod metering;
 mod metrics;
+mod scale_out;
 mod verify;
