@@ -56,26 +56,30 @@ async fn verifications_move_the_counters_by_exactly_what_was_answered(pool: PgPo
 
     let after = scrape(&metrics).await;
     let moved = |series: &str| sample(&after, series) - sample(&before, series);
-    assert_eq!(
-        moved(r#"gatehouse_verifications_total{endpoint="verify",code="VALID"}"#),
-        3.0
-    );
-    assert_eq!(
-        moved(r#"gatehouse_verifications_total{endpoint="verify",code="NOT_FOUND"}"#),
-        1.0
-    );
-    assert_eq!(
-        moved(r#"gatehouse_verifications_total{endpoint="verify",code="MALFORMED"}"#),
-        1.0
-    );
-    assert_eq!(
-        moved(r#"gatehouse_verifications_total{endpoint="authorize",code="INSUFFICIENT_SCOPE"}"#),
-        1.0
-    );
-    assert_eq!(
-        moved(r#"gatehouse_verification_duration_seconds_count{endpoint="verify"}"#),
-        5.0
-    );
+    for (series, expected) in [
+        (
+            r#"gatehouse_verifications_total{endpoint="verify",code="VALID"}"#,
+            3.0,
+        ),
+        (
+            r#"gatehouse_verifications_total{endpoint="verify",code="NOT_FOUND"}"#,
+            1.0,
+        ),
+        (
+            r#"gatehouse_verifications_total{endpoint="verify",code="MALFORMED"}"#,
+            1.0,
+        ),
+        (
+            r#"gatehouse_verifications_total{endpoint="authorize",code="INSUFFICIENT_SCOPE"}"#,
+            1.0,
+        ),
+        (
+            r#"gatehouse_verification_duration_seconds_count{endpoint="verify"}"#,
+            5.0,
+        ),
+    ] {
+        assert_eq!(moved(series), expected, "{series}");
+    }
     // The first VALID and the NOT_FOUND looked the key up; the rest came from the cache.
     assert_eq!(moved("gatehouse_key_cache_misses_total"), 2.0);
     assert_eq!(moved("gatehouse_key_cache_hits_total"), 3.0);
