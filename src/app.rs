@@ -10,6 +10,7 @@ use crate::domain::passwords::Passwords;
 use crate::domain::verification::Verifier;
 use crate::error::AppError;
 use crate::mailer::Mailer;
+use crate::metrics::Metrics;
 use crate::webhook_courier::WebhookCourier;
 use crate::{db, oidc_client};
 
@@ -25,10 +26,18 @@ pub struct AppState {
     pub oidc: oidc_client::Providers,
     /// The key API's pipeline, with its cache, rate limits, usage counters and connections.
     pub verifier: Arc<Verifier>,
+    /// What `GET /metrics` reports (records nothing without `GATEHOUSE_METRICS_LISTEN`).
+    pub metrics: Arc<Metrics>,
     /// The outbox's courier for mail.
     pub mailer: Arc<Mailer>,
     /// The outbox's courier for webhook deliveries.
     pub webhooks: Arc<WebhookCourier>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Config> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.config)
+    }
 }
 
 impl AppState {
@@ -59,11 +68,13 @@ impl AppState {
             ));
         }
         let webhooks = WebhookCourier::new(&config, pool.clone()).map_err(AppError::unexpected)?;
+        let metrics = Arc::new(Metrics::new(config.metrics_listen.is_some()));
         Ok(Self {
             webhooks: Arc::new(webhooks),
             mailer: Arc::new(mailer),
             pool: pool.clone(),
-            verifier: Arc::new(Verifier::new(&config, pool)),
+            verifier: Arc::new(Verifier::new(&config, pool).with_metrics(Arc::clone(&metrics))),
+            metrics,
             config: Arc::new(config),
             passwords: Passwords::new(hashers)?,
             sessions,

@@ -3,12 +3,13 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
+use std::sync::Arc;
+
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
-use crate::config::IpNet;
+use crate::config::{Config, IpNet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
@@ -21,22 +22,19 @@ impl std::fmt::Display for ClientIp {
 
 impl<S> FromRequestParts<S> for ClientIp
 where
-    AppState: FromRef<S>,
+    Arc<Config>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
+        // The configuration alone: cloning the whole state costs an atomic per shared part.
+        let config = Arc::<Config>::from_ref(state);
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
-        Ok(Self(resolve(
-            peer,
-            &parts.headers,
-            &state.config.trusted_proxies,
-        )))
+        Ok(Self(resolve(peer, &parts.headers, &config.trusted_proxies)))
     }
 }
 

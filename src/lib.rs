@@ -17,6 +17,7 @@ pub mod error;
 /// The outbox's mail courier: templates/mail rendered, sent by SMTP (lettre) or to the log.
 pub mod mailer;
 /// OpenID Connect relying party: discovery, authorization requests, ID token validation.
+pub mod metrics;
 pub mod oidc_client;
 /// The router, its layers, serving and shutdown.
 pub mod server;

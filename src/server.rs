@@ -87,12 +87,31 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(30),
         ));
 
-    Router::new()
+    let portal = Router::new()
         .merge(web::router(state.clone()))
         .merge(api::router())
         .fallback(|| async { AppError::NotFound })
-        .layer(layers)
+        .layer(layers);
+    Router::new()
+        .merge(key_api_router())
+        .merge(portal)
         .with_state(state)
+}
+
+/// The key API's hot routes under a stack of their own: what a JSON answer to a server needs
+/// (`Cache-Control: no-store`, `nosniff`) and nothing per request that a page needs (request ids,
+/// a log span, page headers, error pages, the address check; a key and a query never reach the
+/// database as text). Its handlers bound their own body and answer their own errors as JSON.
+fn key_api_router() -> Router<AppState> {
+    api::key_api_router()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
 }
 
 /// Gives every error response a body: JSON for the key API and operations endpoints, the error
@@ -293,6 +312,19 @@ pub async fn serve(
         state.config.expiry_reminder_interval,
         sender_stopped,
     )));
+    let _metrics = match state.config.metrics_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address).await?;
+            tracing::info!(%address, "metrics are served at /metrics (GATEHOUSE_METRICS_LISTEN)");
+            let metrics = api::metrics::router(state.clone());
+            Some(AbortOnDrop(tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, metrics).await {
+                    tracing::error!(error = %err, "the metrics listener failed");
+                }
+            })))
+        }
+        None => None,
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

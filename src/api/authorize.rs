@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::domain::verification::{Code, Requirements, Unavailable};
 use crate::domain::vocabulary::Environment;
+use crate::metrics::Endpoint;
 
 pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-verifier");
 
@@ -22,10 +23,11 @@ pub async fn authorize(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let started = state.metrics.start();
     let verifier = headers
         .get(&VERIFIER_HEADER)
         .and_then(|value| value.to_str().ok());
-    if !edge::verifier_accepted(&state.config.verifier_tokens, verifier) {
+    if !edge::verifier_accepted(&state.config.verifier_token_digests, verifier) {
         return edge::error_response(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
@@ -71,7 +73,7 @@ pub async fn authorize(
         Ok(verdict) => verdict,
         Err(Unavailable) => return edge::unavailable(),
     };
-    match (verdict.code, &verdict.key) {
+    let response = match (verdict.code, &verdict.key) {
         (Code::Valid, Some(key)) => contract::pass(
             profile,
             key,
@@ -85,7 +87,11 @@ pub async fn authorize(
             &code.message_for(Some(client)),
             verdict.quota.as_ref(),
         ),
-    }
+    };
+    state
+        .metrics
+        .verified(Endpoint::Authorize, verdict.code, started);
+    response
 }
 
 /// The client's address as the gateway reports it: the rightmost `X-Forwarded-For` entry (the

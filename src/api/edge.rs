@@ -4,9 +4,9 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use secrecy::{ExposeSecret, SecretString};
 use subtle::{Choice, ConstantTimeEq};
 
+use crate::config::TokenDigests;
 use crate::domain::rate_limit::Quota;
 use crate::domain::tokens::sha256;
 use crate::error::ErrorReport;
@@ -16,14 +16,14 @@ pub const RETRY_UNAVAILABLE_AFTER: u32 = 1;
 
 /// Compares the presented verifier token with every configured one in constant time (hashes of
 /// equal length, no early exit). No tokens configured: nothing is accepted.
-pub fn verifier_accepted(tokens: &[SecretString], presented: Option<&str>) -> bool {
+pub fn verifier_accepted(tokens: &TokenDigests, presented: Option<&str>) -> bool {
     let Some(presented) = presented else {
         return false;
     };
     let presented = sha256(presented);
     let mut accepted = Choice::from(0);
-    for token in tokens {
-        accepted |= sha256(token.expose_secret()).ct_eq(&presented);
+    for token in &tokens.0 {
+        accepted |= token.ct_eq(&presented);
     }
     accepted.into()
 }
@@ -49,28 +49,56 @@ pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// `RateLimit-Policy: "key";q=1000;w=60` and `RateLimit: "key";r=998;t=42`
 /// (draft-ietf-httpapi-ratelimit-headers).
 pub fn add_ratelimit_headers(headers: &mut HeaderMap, quota: &Quota) {
+    use std::fmt::Write;
     let name = quota.policy.name();
-    if let Ok(value) = HeaderValue::from_str(&format!("\"{name}\";q={};w=60", quota.limit)) {
-        headers.insert(RATELIMIT_POLICY.clone(), value);
+    // Written once into a buffer the header value then owns (no second copy).
+    let value = |args: std::fmt::Arguments| {
+        let mut text = String::with_capacity(48);
+        let _ = text.write_fmt(args);
+        HeaderValue::from_maybe_shared(axum::body::Bytes::from(text)).ok()
+    };
+    if let Some(policy) = value(format_args!("\"{name}\";q={};w=60", quota.limit)) {
+        headers.insert(RATELIMIT_POLICY.clone(), policy);
     }
-    if let Ok(value) = HeaderValue::from_str(&format!(
+    if let Some(left) = value(format_args!(
         "\"{name}\";r={};t={}",
         quota.remaining, quota.reset
     )) {
-        headers.insert(RATELIMIT.clone(), value);
+        headers.insert(RATELIMIT.clone(), left);
     }
 }
 
-/// An error answer; `render_errors` turns the report into `{"error": {"code", "message"}}`.
+/// An error answer with its body `{"error": {"code", "message"}}` (the key API's own stack has
+/// no `render_errors`); the report stays attached for whoever relays it in another form.
 pub fn error_response(status: StatusCode, code: &'static str, message: &str) -> Response {
-    let mut response = status.into_response();
-    response.extensions_mut().insert(ErrorReport {
+    let report = ErrorReport {
         status,
         code,
         message: message.to_owned(),
-    });
+    };
+    let mut response = (status, crate::api::error_body(&report)).into_response();
+    response.extensions_mut().insert(report);
     response
 }
+
+/// `body` serialized as an `application/json` answer, written once into a buffer of the usual
+/// size (axum's `Json` starts smaller and grows).
+pub fn json_response(body: &impl serde::Serialize) -> Response {
+    let mut buffer = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut buffer, body) {
+        Ok(()) => ([(header::CONTENT_TYPE, JSON.clone())], buffer).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serialize an answer");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "Something went wrong on our side. It has been logged.",
+            )
+        }
+    }
+}
+
+static JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// 503, fail closed.
 pub fn unavailable() -> Response {
@@ -92,15 +120,18 @@ mod tests {
 
     #[test]
     fn verifier_tokens_must_match_one_configured_token_exactly() {
-        let tokens = vec![
-            SecretString::from("first-verifier-token-000"),
-            SecretString::from("second-verifier-token-00"),
-        ];
+        let tokens = TokenDigests::of(&[
+            secrecy::SecretString::from("first-verifier-token-000"),
+            secrecy::SecretString::from("second-verifier-token-00"),
+        ]);
         assert!(verifier_accepted(&tokens, Some("second-verifier-token-00")));
         assert!(!verifier_accepted(&tokens, Some("second-verifier-token-0")));
         assert!(!verifier_accepted(&tokens, Some("")));
         assert!(!verifier_accepted(&tokens, None));
-        assert!(!verifier_accepted(&[], Some("anything-at-all-000")));
+        assert!(!verifier_accepted(
+            &TokenDigests::default(),
+            Some("anything-at-all-000")
+        ));
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! `POST /v1/keys/verify`: the platform's servers ask whether a key is good. A judged key always
 //! gets 200 with `{"valid", "code", "key"?, "ratelimit"?}`.
 
-use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -14,12 +13,13 @@ use std::net::IpAddr;
 use serde_json::{Value, json};
 
 use crate::api::{self, contract, edge};
-use crate::app::AppState;
+use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::client_ip::ClientIp;
 use crate::config::Profile;
 use crate::domain::verification::{Code, KeyRecord, Requirements, Unavailable, Verdict};
 use crate::domain::vocabulary::Environment;
 use crate::error::ErrorReport;
+use crate::metrics::Endpoint;
 
 #[derive(Debug, Deserialize)]
 pub struct VerifyRequest {
@@ -39,14 +39,14 @@ pub struct VerifyRequest {
 }
 
 #[derive(Debug, Serialize)]
-pub struct VerifyAnswer {
+pub struct VerifyAnswer<'a> {
     pub valid: bool,
     pub code: &'static str,
     /// For a refusal: why, in a sentence (IP_NOT_ALLOWED names the address).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<KeyView>,
+    pub key: Option<KeyView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RateLimitView>,
     /// With a profile: the status, headers and body to answer the client with.
@@ -62,22 +62,22 @@ pub struct ResponseView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct KeyView {
+pub struct KeyView<'a> {
     pub id: Uuid,
-    pub name: String,
+    pub name: &'a str,
     pub environment: &'static str,
-    pub tenant: TenantView,
-    pub scopes: Vec<String>,
+    pub tenant: TenantView<'a>,
+    pub scopes: &'a [String],
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<time::OffsetDateTime>,
     /// The key's metadata object (`{}` when it has none).
-    pub meta: serde_json::Value,
+    pub meta: &'a serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
-pub struct TenantView {
+pub struct TenantView<'a> {
     pub id: Uuid,
-    pub slug: String,
+    pub slug: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,19 +88,19 @@ pub struct RateLimitView {
     pub reset: u32,
 }
 
-impl KeyView {
-    fn of(key: &KeyRecord) -> Self {
+impl<'a> KeyView<'a> {
+    fn of(key: &'a KeyRecord) -> Self {
         Self {
             id: key.id,
-            name: key.name.clone(),
+            name: &key.name,
             environment: key.environment.as_str(),
             tenant: TenantView {
                 id: key.tenant_id,
-                slug: key.tenant_slug.clone(),
+                slug: &key.tenant_slug,
             },
-            scopes: key.scopes.clone(),
+            scopes: &key.scopes,
             expires_at: key.expires_at,
-            meta: key.meta.clone(),
+            meta: &key.meta,
         }
     }
 }
@@ -109,15 +109,36 @@ pub async fn verify_key(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    if !edge::verifier_accepted(&state.config.verifier_tokens, edge::bearer(&headers)) {
+    let started = state.metrics.start();
+    if !edge::verifier_accepted(&state.config.verifier_token_digests, edge::bearer(&headers)) {
         return edge::error_response(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "Send a verifier token as `Authorization: Bearer <token>`.",
         );
     }
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
+        .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(err)) if is_too_large(&err) => {
+            return edge::error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "The request was too large.",
+            );
+        }
+        Ok(Err(_)) => return bad_request("The body could not be read."),
+        Err(_) => {
+            return edge::error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "TIMEOUT",
+                "The request took too long. Please try again.",
+            );
+        }
+    };
     let request: VerifyRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {
@@ -161,9 +182,30 @@ pub async fn verify_key(
         ..Requirements::default()
     };
     match state.verifier.judge(&request.key, &required, client).await {
-        Ok(verdict) => answer(&verdict, client_ip, profile.map(|profile| &**profile)),
+        Ok(verdict) => {
+            let response = answer(&verdict, client_ip, profile.map(|profile| &**profile));
+            state
+                .metrics
+                .verified(Endpoint::Verify, verdict.code, started);
+            response
+        }
         Err(Unavailable) => edge::unavailable(),
     }
+}
+
+/// Longest a caller may take to send its body (the portal's stack has the same bound for the
+/// whole request).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn is_too_large(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// What forward-auth would answer in `profile`, as JSON for a server to relay.
@@ -214,7 +256,7 @@ fn answer(verdict: &Verdict, client_ip: Option<IpAddr>, profile: Option<&Profile
         }),
         response: profile.map(|profile| in_profile(verdict, client_ip, profile)),
     };
-    let mut response = Json(body).into_response();
+    let mut response = edge::json_response(&body);
     if let Some(quota) = &verdict.quota {
         edge::add_ratelimit_headers(response.headers_mut(), quota);
     }

@@ -17,12 +17,38 @@ mod oidc;
 pub mod profiles;
 
 /// Everything the deployment configures. Secrets are `SecretString`, so `Debug` never shows them.
+/// Digests of secret tokens (never shown in `Debug`).
+#[derive(Clone, Default)]
+pub struct TokenDigests(pub Vec<[u8; 32]>);
+
+impl TokenDigests {
+    pub fn of(tokens: &[SecretString]) -> Self {
+        use secrecy::ExposeSecret;
+        Self(
+            tokens
+                .iter()
+                .map(|token| crate::domain::tokens::sha256(token.expose_secret()))
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Debug for TokenDigests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} digests]", self.0.len())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: SecretString,
     pub listen: SocketAddr,
+    /// Where `GET /metrics` is served (a listener of its own); `None`: no metrics at all.
+    pub metrics_listen: Option<SocketAddr>,
     pub public_url: PublicUrl,
     pub verifier_tokens: Vec<SecretString>,
+    /// SHA-256 of each verifier token, made once: the key API compares digests per request.
+    pub verifier_token_digests: TokenDigests,
     pub key_prefix: String,
     pub scopes: Vec<String>,
     pub key_headers: Vec<String>,
@@ -153,6 +179,18 @@ impl Config {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
 
+        let metrics_listen = get("GATEHOUSE_METRICS_LISTEN")
+            .filter(|value| !value.trim().is_empty())
+            .map(|value| {
+                value.trim().parse().map_err(|_| {
+                    invalid(
+                        "GATEHOUSE_METRICS_LISTEN",
+                        format!("{value:?} is not an address like 127.0.0.1:9100"),
+                    )
+                })
+            })
+            .transpose()?;
+
         let public_url = PublicUrl::parse(
             get("GATEHOUSE_PUBLIC_URL")
                 .as_deref()
@@ -276,7 +314,9 @@ impl Config {
         Ok(Self {
             database_url,
             listen,
+            metrics_listen,
             public_url,
+            verifier_token_digests: TokenDigests::of(&verifier_tokens),
             verifier_tokens,
             key_prefix,
             scopes,

@@ -134,3 +134,15 @@ pub async fn record_failed(
     .await?;
     Ok(matches!(failed_at, Some(Some(_))))
 }
+
+/// Messages due now and not yet sent, by kind (for metrics; the due index serves it).
+pub async fn due_by_kind(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT kind, count(*) AS "due!" FROM outbox_message
+           WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= now()
+           GROUP BY kind ORDER BY kind"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.kind, row.due)).collect())
+}

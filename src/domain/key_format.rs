@@ -14,7 +14,8 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 pub const RANDOM_CHARS: usize = 32;
 /// Checksum characters: CRC32 written in base62, fixed width.
 pub const CHECKSUM_CHARS: usize = 6;
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// A `static`, not a `const`: a `const` is a fresh copy (its 1 KiB table included) at every use.
+static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Why a string is not a key. Found without touching the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

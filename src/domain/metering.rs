@@ -5,6 +5,7 @@
 //! minute and 400 days per hour.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -49,6 +50,47 @@ pub struct Meter {
     counts: Mutex<Counts>,
     /// The batch being written; kept until the database has it, then retried as is.
     in_flight: tokio::sync::Mutex<Option<UsageBatch>>,
+    health: FlushHealth,
+}
+
+/// When the counters were last written, and how many flushes failed.
+#[derive(Debug)]
+pub struct FlushHealth {
+    /// Unix milliseconds of the last successful flush (the start of the process before one).
+    last_success_ms: AtomicI64,
+    failures: AtomicU64,
+}
+
+impl Default for FlushHealth {
+    fn default() -> Self {
+        Self {
+            last_success_ms: AtomicI64::new(unix_ms()),
+            failures: AtomicU64::new(0),
+        }
+    }
+}
+
+impl FlushHealth {
+    fn succeeded(&self) {
+        self.last_success_ms.store(unix_ms(), Ordering::Relaxed);
+    }
+
+    fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Seconds since the last successful flush: what a crash would lose, at most.
+    pub fn lag_seconds(&self) -> f64 {
+        (unix_ms() - self.last_success_ms.load(Ordering::Relaxed)) as f64 / 1000.0
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+}
+
+fn unix_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 impl Meter {
@@ -97,6 +139,20 @@ impl Meter {
     /// counted since. Returns the number of verifications written. On error nothing is lost: the
     /// batch stays and is retried by the next flush.
     pub async fn flush(&self, pool: &PgPool, limits: &RateLimits) -> sqlx::Result<u64> {
+        let result = self.write_counts(pool, limits).await;
+        match &result {
+            Ok(_) => self.health.succeeded(),
+            Err(_) => self.health.failed(),
+        }
+        result
+    }
+
+    /// How flushing goes, for metrics.
+    pub fn health(&self) -> &FlushHealth {
+        &self.health
+    }
+
+    async fn write_counts(&self, pool: &PgPool, limits: &RateLimits) -> sqlx::Result<u64> {
         let mut in_flight = self.in_flight.lock().await;
         let mut written = 0;
         let mut limited = Vec::new();

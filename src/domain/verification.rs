@@ -19,6 +19,7 @@ use crate::domain::key_format;
 use crate::domain::metering::Meter;
 use crate::domain::rate_limit::{Quota, RateLimits};
 use crate::domain::vocabulary::Environment;
+use crate::metrics::Metrics;
 
 /// Longest a lookup may take (pool wait included) before the key API answers 503.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -261,6 +262,8 @@ pub struct Verifier {
     pub limits: Arc<RateLimits>,
     pub meter: Arc<Meter>,
     lookups: LookupConnections,
+    /// Cache hits and misses, when the deployment reads metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Verifier {
@@ -275,7 +278,14 @@ impl Verifier {
                 pool,
                 usize::try_from(config.database_max_connections).unwrap_or(16),
             ),
+            metrics: Arc::new(Metrics::new(false)),
         }
+    }
+
+    /// Records cache hits and misses in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Forgets a key this instance just revoked or rolled; the notification that the change
@@ -302,7 +312,9 @@ impl Verifier {
             return Ok(Verdict::without_key(Code::Malformed, None));
         };
 
-        let key = match self.cache.get(&parsed.hash) {
+        let cached = self.cache.get(&parsed.hash);
+        self.metrics.cache_hit(cached.is_some());
+        let key = match cached {
             Some(key) => key,
             None => {
                 if let Some(quota) = limits.client_throttled(client, now) {

@@ -8,4 +8,6 @@ mod fail_closed;
 mod gateway;
 mod logs;
 mod metering;
+mod metrics;
+mod scale_out;
 mod verify;

@@ -102,29 +102,8 @@ impl Gateway {
             std::env::temp_dir().join(format!("gatehouse-gateway-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&folder).unwrap();
         let f = folder.display();
-        let mut command = match kind {
-            Kind::Nginx => {
-                let config = format!(
-                    "worker_processes 1;\nerror_log {f}/error.log;\npid {f}/nginx.pid;\n\
-                     events {{ worker_connections 256; }}\n\
-                     http {{\n access_log off;\n client_body_temp_path {f}/body;\n proxy_temp_path {f}/proxy;\n\
-                     {}\n}}\n",
-                    fill("nginx-config")
-                );
-                std::fs::write(folder.join("nginx.conf"), config).unwrap();
-                let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-                    .into_iter()
-                    .find(|path| std::path::Path::new(path).exists())
-                    .expect("nginx is installed (scripts/test installs nginx-light)");
-                let mut command = Command::new(binary);
-                command
-                    .arg("-p")
-                    .arg(&folder)
-                    .arg("-c")
-                    .arg(folder.join("nginx.conf"))
-                    .args(["-g", "daemon off;"]);
-                command
-            }
+        let command = match kind {
+            Kind::Nginx => nginx(&folder, &fill("nginx-config")),
             Kind::Traefik => {
                 let dynamic = folder.join("gatehouse.yml");
                 let mut config = fill("traefik-config");
@@ -161,6 +140,28 @@ impl Gateway {
                 command
             }
         };
+        Self::spawn(command, folder, kind, port).await
+    }
+
+    /// nginx on `port` passing every request to `backends` (`http://host:port`) in turn
+    /// (round-robin, no stickiness), as a load balancer in front of several instances.
+    pub async fn round_robin(backends: &[&str], port: u16) -> Self {
+        let folder =
+            std::env::temp_dir().join(format!("gatehouse-gateway-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let servers: String = backends
+            .iter()
+            .map(|base| format!("server {};", base.trim_start_matches("http://")))
+            .collect();
+        let http = format!(
+            "upstream gatehouse {{ {servers} }}\n\
+             server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://gatehouse; }} }}"
+        );
+        let command = nginx(&folder, &http);
+        Self::spawn(command, folder, Kind::Nginx, port).await
+    }
+
+    async fn spawn(mut command: Command, folder: PathBuf, kind: Kind, port: u16) -> Self {
         let child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(folder.join("stderr.log")).unwrap())
@@ -194,6 +195,31 @@ impl Gateway {
         }
         panic!("{kind:?} did not start routing");
     }
+}
+
+/// nginx in the foreground with one worker, everything it writes in `folder`, `http` inside its
+/// `http` block.
+fn nginx(folder: &std::path::Path, http: &str) -> Command {
+    let f = folder.display();
+    let config = format!(
+        "worker_processes 1;\nerror_log {f}/error.log;\npid {f}/nginx.pid;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {f}/body;\n proxy_temp_path {f}/proxy;\n\
+         {http}\n}}\n"
+    );
+    std::fs::write(folder.join("nginx.conf"), config).unwrap();
+    let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("nginx is installed (scripts/test installs nginx-light)");
+    let mut command = Command::new(binary);
+    command
+        .arg("-p")
+        .arg(folder)
+        .arg("-c")
+        .arg(folder.join("nginx.conf"))
+        .args(["-g", "daemon off;"]);
+    command
 }
 
 /// A binary `scripts/test` installs into `.tools/gateways` (from its PyPI wheel).
