@@ -7,6 +7,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::config::Config;
 use crate::domain::passwords::Passwords;
+use crate::domain::request_log::RequestLog;
 use crate::domain::verification::Verifier;
 use crate::error::AppError;
 use crate::mailer::Mailer;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub oidc: oidc_client::Providers,
     /// The key API's pipeline, with its cache, rate limits, usage counters and connections.
     pub verifier: Arc<Verifier>,
+    /// The request log's buffer: refused and first valid verifications, written off the hot path.
+    pub request_log: Arc<RequestLog>,
     /// The outbox's courier for mail.
     pub mailer: Arc<Mailer>,
     /// The outbox's courier for webhook deliveries.
@@ -64,6 +67,10 @@ impl AppState {
             mailer: Arc::new(mailer),
             pool: pool.clone(),
             verifier: Arc::new(Verifier::new(&config, pool)),
+            request_log: Arc::new(RequestLog::new(
+                config.request_log,
+                config.request_log_buffer,
+            )),
             config: Arc::new(config),
             passwords: Passwords::new(hashers)?,
             sessions,
