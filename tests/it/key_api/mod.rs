@@ -7,4 +7,5 @@ mod fail_closed;
 mod gateway;
 mod logs;
 mod metering;
+mod request_log;
 mod verify;

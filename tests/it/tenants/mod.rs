@@ -3,6 +3,7 @@
 mod audit;
 mod invitations;
 mod keys;
+mod logs;
 mod members;
 mod settings;
 mod usage;
