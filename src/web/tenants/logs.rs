@@ -80,7 +80,9 @@ pub fn explain(entry: &LogEntry) -> String {
 
 /// A record as a row shows it.
 pub struct CallRow {
-    pub at: String,
+    /// "29 Nov 2026" and "23:37:43 UTC": on two lines in the table.
+    pub day: String,
+    pub time: String,
     pub valid: bool,
     pub code: String,
     pub explanation: String,
@@ -104,7 +106,11 @@ impl CallRow {
         };
         let request_id = entry.request_id.clone().unwrap_or_default();
         Self {
-            at: date_time(entry.at),
+            day: date(entry.at),
+            time: entry
+                .at
+                .format(format_description!("[hour]:[minute]:[second] UTC"))
+                .unwrap_or_default(),
             valid: entry.code == Code::Valid.as_str(),
             code: entry.code.clone(),
             explanation: explain(entry),
@@ -284,6 +290,8 @@ struct LogsPage {
     days: u32,
     dropped: i64,
     calls: Vec<CallRow>,
+    /// The calls table's key column (the key page leaves it out).
+    show_key: bool,
     keys: Vec<KeyOption>,
     codes: Vec<String>,
     key: String,
@@ -368,6 +376,7 @@ pub(super) async fn list_logs(
             .iter()
             .map(|entry| CallRow::new(entry, prefix))
             .collect(),
+        show_key: true,
         keys: key_options(db_keys::choices(&state.pool, tenant_id).await?, prefix),
         codes,
         filtered: filters.is_set(),

@@ -1,6 +1,7 @@
 //! Flows a person walks in real headless Chromium, with a screenshot of every page.
 
 mod account;
+mod logs;
 mod pages;
 mod sso;
 mod tenants;

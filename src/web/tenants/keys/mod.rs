@@ -169,6 +169,8 @@ struct KeyPage {
     dead_keys: Option<DeadKeyCalls>,
     /// The key's last calls in the request log, newest first.
     calls: Vec<CallRow>,
+    /// The calls table's key column: not on the key's own page.
+    show_key: bool,
     quick: check::QuickStart,
     tested: Option<check::TestVerdict>,
     // The quick start's names, shared with the reveal page.
@@ -247,6 +249,7 @@ async fn key_page(
             .iter()
             .map(|entry| CallRow::new(entry, &state.config.key_prefix))
             .collect(),
+        show_key: false,
         dead_keys: usage::dead_key_calls(
             &Counts::sum(day.iter().map(|(_, counts)| counts)),
             Window::Day,
