@@ -530,6 +530,26 @@ mod tests {
     }
 
     #[test]
+    fn the_request_log_is_on_for_14_days_unless_configured_and_bad_values_are_named() {
+        let db = ("DATABASE_URL", "postgres://x/y");
+        let plain = config(&[db]).unwrap();
+        assert!(plain.request_log);
+        assert_eq!(plain.request_log_days, 14);
+        let off = config(&[db, ("GATEHOUSE_REQUEST_LOG", "off")]).unwrap();
+        assert!(!off.request_log);
+        let week = config(&[db, ("GATEHOUSE_REQUEST_LOG_DAYS", "7")]).unwrap();
+        assert_eq!(week.request_log_days, 7);
+        for (variable, value) in [
+            ("GATEHOUSE_REQUEST_LOG_DAYS", "0"),
+            ("GATEHOUSE_REQUEST_LOG_DAYS", "366"),
+            ("GATEHOUSE_REQUEST_LOG", "sometimes"),
+        ] {
+            let err = config(&[db, (variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable);
+        }
+    }
+
+    #[test]
     fn a_bad_secret_key_is_named_and_a_good_one_never_shown() {
         let err = config(&[
             ("DATABASE_URL", "postgres://x/y"),

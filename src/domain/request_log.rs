@@ -467,19 +467,24 @@ mod tests {
 
     const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9));
 
+    /// A call with no requirements from `client`, judged `code`.
+    fn judged(log: &RequestLog, code: Code, key: &Arc<KeyRecord>, client: IpAddr) {
+        log.record(
+            &verdict(code, key),
+            &Requirements::default(),
+            client,
+            Via::Verify,
+            CallInfo::default,
+        );
+    }
+
     #[test]
     fn a_full_buffer_drops_and_counts_instead_of_growing() {
         // Nobody writes: the buffer fills and stays at its size.
         let log = RequestLog::new(true, 50);
         let key = key();
         for _ in 0..150 {
-            log.record(
-                &verdict(Code::Revoked, &key),
-                &Requirements::default(),
-                HOME,
-                Via::Verify,
-                CallInfo::default,
-            );
+            judged(&log, Code::Revoked, &key, HOME);
         }
         assert_eq!(log.buffered(), 50);
         assert_eq!(log.dropped(), 100);
@@ -492,23 +497,11 @@ mod tests {
         let key = key();
         let other: IpAddr = "2001:db8::1".parse().unwrap();
         for client in [HOME, HOME, other, HOME, other] {
-            log.record(
-                &verdict(Code::Valid, &key),
-                &Requirements::default(),
-                client,
-                Via::Verify,
-                CallInfo::default,
-            );
+            judged(&log, Code::Valid, &key, client);
         }
         // Refusals are all kept.
         for _ in 0..3 {
-            log.record(
-                &verdict(Code::RateLimited, &key),
-                &Requirements::default(),
-                HOME,
-                Via::Verify,
-                CallInfo::default,
-            );
+            judged(&log, Code::RateLimited, &key, HOME);
         }
         let rows = drain(&log);
         let valid: Vec<_> = rows.iter().filter(|row| row.code == "VALID").collect();

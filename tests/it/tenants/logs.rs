@@ -270,3 +270,18 @@ async fn another_tenants_calls_never_show(pool: PgPool) {
     let not_a_member = app.get(&ada, "/t/globex/logs").await;
     assert_eq!(not_a_member.status(), StatusCode::NOT_FOUND);
 }
+
+#[sqlx::test]
+async fn records_dropped_by_a_full_buffer_are_announced_not_silent(pool: PgPool) {
+    let app = key_api(pool, &[]).await;
+    let ada = TenantAdmin::acme(&app).await.client;
+    // What the writer adds after a flush in which the buffer was full.
+    gatehouse::db::request_log::add_gap(&app.pool, time::OffsetDateTime::now_utc(), 1234, 0)
+        .await
+        .unwrap();
+    let page = app.get_html(&ada, "/t/acme/logs").await;
+    assert!(
+        page.contains("1234 records were dropped in the last 24 hours"),
+        "{page}"
+    );
+}
