@@ -7,6 +7,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::config::Config;
 use crate::domain::passwords::Passwords;
+use crate::domain::request_log::RequestLog;
 use crate::domain::verification::Verifier;
 use crate::error::AppError;
 use crate::mailer::Mailer;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// What `GET /metrics` reports (records nothing without `GATEHOUSE_METRICS_LISTEN`).
     pub metrics: Arc<Metrics>,
+    /// The request log's buffer: refused and first valid verifications, written off the hot path.
+    pub request_log: Arc<RequestLog>,
     /// The outbox's courier for mail.
     pub mailer: Arc<Mailer>,
     /// The outbox's courier for webhook deliveries.
@@ -75,6 +78,10 @@ impl AppState {
             pool: pool.clone(),
             verifier: Arc::new(Verifier::new(&config, pool).with_metrics(Arc::clone(&metrics))),
             metrics,
+            request_log: Arc::new(RequestLog::new(
+                config.request_log,
+                config.request_log_buffer,
+            )),
             config: Arc::new(config),
             passwords: Passwords::new(hashers)?,
             sessions,

@@ -26,6 +26,7 @@ use crate::domain::key_cache;
 use crate::domain::metering;
 use crate::domain::outbox::{self, Couriers, SenderPolicy};
 use crate::domain::reminders;
+use crate::domain::request_log;
 use crate::error::{AppError, ErrorReport};
 use crate::{api, web};
 
@@ -294,6 +295,14 @@ pub async fn serve(
         state.config.usage_flush_interval,
         stopped,
     )));
+    let (stop_request_log, request_log_stopped) = tokio::sync::watch::channel(false);
+    let mut request_log_writer = AbortOnDrop(tokio::spawn(request_log::run_writer(
+        state.pool.clone(),
+        state.request_log.clone(),
+        state.config.request_log_days,
+        state.config.request_log_flush_interval,
+        request_log_stopped,
+    )));
     let _discovery = AbortOnDrop(tokio::spawn(state.oidc.clone().keep_discovering()));
     announce_mail(&state);
     let (stop_sender, sender_stopped) = tokio::sync::watch::channel(false);
@@ -338,6 +347,10 @@ pub async fn serve(
     }
     if let Err(err) = (&mut metering.0).await {
         tracing::error!(error = %err, "the usage flusher failed");
+    }
+    let _ = stop_request_log.send(true);
+    if let Err(err) = (&mut request_log_writer.0).await {
+        tracing::error!(error = %err, "the request log writer failed");
     }
     served
 }

@@ -4,13 +4,14 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::Response;
 
 use crate::api::{contract, edge};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
+use crate::domain::request_log::{CallInfo, Via};
 use crate::domain::verification::{Code, Requirements, Unavailable};
 use crate::domain::vocabulary::Environment;
 use crate::metrics::Endpoint;
@@ -21,6 +22,7 @@ pub async fn authorize(
     State(state): State<AppState>,
     ClientIp(peer_client): ClientIp,
     RawQuery(query): RawQuery,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
     let started = state.metrics.start();
@@ -54,6 +56,7 @@ pub async fn authorize(
     let client = forwarded_client(&headers).unwrap_or(peer_client);
     required.client_ip = Some(client);
     let Some(presented) = contract::locate_key(&headers, profile, &state.config.key_prefix) else {
+        state.request_log.count_unknown_key();
         let message = contract::missing_key_message(profile);
         return contract::refusal(profile, contract::MISSING_KEY, &message, None);
     };
@@ -73,6 +76,20 @@ pub async fn authorize(
         Ok(verdict) => verdict,
         Err(Unavailable) => return edge::unavailable(),
     };
+    state
+        .request_log
+        .record(&verdict, &required, client, Via::Authorize, || {
+            let (method, path) = client_request(&headers, uri.path());
+            CallInfo::new(
+                method,
+                path,
+                headers
+                    .get(axum::http::header::USER_AGENT)
+                    .and_then(|value| value.to_str().ok()),
+                edge::request_id(&headers),
+                &presented.key,
+            )
+        });
     let response = match (verdict.code, &verdict.key) {
         (Code::Valid, Some(key)) => contract::pass(
             profile,
@@ -105,6 +122,25 @@ pub fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
         .next_back()
         .and_then(|hop| hop.trim().parse().ok());
     rightmost.or_else(|| headers.get("x-real-ip")?.to_str().ok()?.trim().parse().ok())
+}
+
+/// The client's method and path as the gateway reports them: `X-Forwarded-Method` and
+/// `X-Forwarded-Uri` (Traefik, Caddy), `X-Original-Method` and `X-Original-URI` (nginx), else the
+/// path below `/v1/authorize/` (Envoy appends it). The query string is cut off later.
+fn client_request<'a>(
+    headers: &'a HeaderMap,
+    own_path: &'a str,
+) -> (Option<&'a str>, Option<&'a str>) {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let method = header("x-forwarded-method").or_else(|| header("x-original-method"));
+    let path = header("x-forwarded-uri")
+        .or_else(|| header("x-original-uri"))
+        .or_else(|| {
+            own_path
+                .strip_prefix("/v1/authorize")
+                .filter(|rest| rest.starts_with('/'))
+        });
+    (method, path)
 }
 
 /// `profile` (at most once).

@@ -43,6 +43,11 @@ pub fn strip_bearer(value: &str) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
+/// The request's id: the caller's `X-Request-Id`, or the one the request-id layer assigned.
+pub fn request_id(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-request-id")?.to_str().ok()
+}
+
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 

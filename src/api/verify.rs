@@ -16,6 +16,7 @@ use crate::api::{self, contract, edge};
 use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::client_ip::ClientIp;
 use crate::config::Profile;
+use crate::domain::request_log::{CallInfo, Via};
 use crate::domain::verification::{Code, KeyRecord, Requirements, Unavailable, Verdict};
 use crate::domain::vocabulary::Environment;
 use crate::error::ErrorReport;
@@ -36,6 +37,40 @@ pub struct VerifyRequest {
     /// A contract profile: the answer adds what the client should be told in it.
     #[serde(default)]
     profile: Option<String>,
+    /// The client's request to the platform, for the request log: `method`, `path` (its query
+    /// string is cut off), `user_agent`; all optional.
+    #[serde(default)]
+    request: Option<ClientRequest>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ClientRequest {
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    user_agent: Option<String>,
+}
+
+impl ClientRequest {
+    /// Says what is wrong with it, if anything.
+    fn problem(&self) -> Option<&'static str> {
+        let method_ok = self.method.as_deref().is_none_or(|method| {
+            (1..=16).contains(&method.len()) && method.bytes().all(|b| b.is_ascii_alphabetic())
+        });
+        if !method_ok {
+            return Some("`request.method` must be an HTTP method such as \"GET\".");
+        }
+        if self
+            .path
+            .as_deref()
+            .is_some_and(|path| !path.starts_with('/'))
+        {
+            return Some("`request.path` must be a path starting with \"/\".");
+        }
+        None
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -174,6 +209,9 @@ pub async fn verify_key(
             }
         },
     };
+    if let Some(problem) = request.request.as_ref().and_then(ClientRequest::problem) {
+        return bad_request(problem);
+    }
     let required = Requirements {
         environment,
         tenant: request.tenant.filter(|tenant| !tenant.is_empty()),
@@ -183,6 +221,18 @@ pub async fn verify_key(
     };
     match state.verifier.judge(&request.key, &required, client).await {
         Ok(verdict) => {
+            state
+                .request_log
+                .record(&verdict, &required, client, Via::Verify, || {
+                    let given = request.request.unwrap_or_default();
+                    CallInfo::new(
+                        given.method.as_deref(),
+                        given.path.as_deref(),
+                        given.user_agent.as_deref(),
+                        edge::request_id(&headers),
+                        &request.key,
+                    )
+                });
             let response = answer(&verdict, client_ip, profile.map(|profile| &**profile));
             state
                 .metrics

@@ -29,11 +29,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     /// `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`; unset is false.
     pub fn flag(&self, variable: &str) -> Result<bool, ConfigError> {
+        self.switch(variable, false)
+    }
+
+    /// Like [`Env::flag`], with `default` when unset.
+    pub fn switch(&self, variable: &str, default: bool) -> Result<bool, ConfigError> {
         match self
             .get(variable)
             .map(|value| value.trim().to_ascii_lowercase())
         {
-            None => Ok(false),
+            None => Ok(default),
             Some(value) if matches!(value.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
             Some(value) if matches!(value.as_str(), "false" | "0" | "no" | "off") => Ok(false),
             Some(value) => Err(invalid(

@@ -70,6 +70,14 @@ pub struct Config {
     pub usage_flush_interval: Duration,
     /// Attempts with malformed or unknown keys one client address may make per minute.
     pub bad_keys_per_client: u32,
+    /// Whether the request log records verifications (`GATEHOUSE_REQUEST_LOG`, on by default).
+    pub request_log: bool,
+    /// Days of request log kept, in daily partitions (`GATEHOUSE_REQUEST_LOG_DAYS`).
+    pub request_log_days: u32,
+    /// How often the request log's buffer is written.
+    pub request_log_flush_interval: Duration,
+    /// Records the request log's buffer holds before it drops (and counts) them.
+    pub request_log_buffer: usize,
     /// OpenID Connect providers people may sign in through, in the order the sign-in page lists them.
     pub oidc_providers: Vec<OidcProviderConfig>,
     /// How long an SSO sign-in may take from leaving for the provider to coming back.
@@ -291,6 +299,8 @@ impl Config {
         let key_cache_ttl = seconds(&env, "GATEHOUSE_KEY_CACHE_SECONDS", 0..=10, 10)?;
         let usage_flush_interval = seconds(&env, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2)?;
         let bad_keys_per_client = per_minute(&env, "GATEHOUSE_BAD_KEY_LIMIT", 100)?;
+        let request_log = env.switch("GATEHOUSE_REQUEST_LOG", true)?;
+        let request_log_days = env.number("GATEHOUSE_REQUEST_LOG_DAYS", 1..=365, 14, "days")?;
 
         let smtp_url = get("GATEHOUSE_SMTP_URL")
             .filter(|url| !url.trim().is_empty())
@@ -334,6 +344,10 @@ impl Config {
             key_cache_ttl,
             usage_flush_interval,
             bad_keys_per_client,
+            request_log,
+            request_log_days,
+            request_log_flush_interval: Duration::from_secs(1),
+            request_log_buffer: crate::domain::request_log::BUFFER,
             smtp_url,
             mail_from,
             outbox_poll: Duration::from_secs(1),
@@ -501,6 +515,26 @@ mod tests {
         assert!(!config.webhook_allow_private);
         assert_eq!(config.webhook_timeout, Duration::from_secs(15));
         assert!(config.api_base_url.is_none());
+    }
+
+    #[test]
+    fn the_request_log_is_on_for_14_days_unless_configured_and_bad_values_are_named() {
+        let db = ("DATABASE_URL", "postgres://x/y");
+        let plain = config(&[db]).unwrap();
+        assert!(plain.request_log);
+        assert_eq!(plain.request_log_days, 14);
+        let off = config(&[db, ("GATEHOUSE_REQUEST_LOG", "off")]).unwrap();
+        assert!(!off.request_log);
+        let week = config(&[db, ("GATEHOUSE_REQUEST_LOG_DAYS", "7")]).unwrap();
+        assert_eq!(week.request_log_days, 7);
+        for (variable, value) in [
+            ("GATEHOUSE_REQUEST_LOG_DAYS", "0"),
+            ("GATEHOUSE_REQUEST_LOG_DAYS", "366"),
+            ("GATEHOUSE_REQUEST_LOG", "sometimes"),
+        ] {
+            let err = config(&[db, (variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable);
+        }
     }
 
     #[test]

@@ -370,3 +370,25 @@ mod tests {
         assert_eq!(parse_payload(&bad), None);
     }
 }
+
+/// A key as a picker lists it.
+#[derive(Debug, Clone)]
+pub struct KeyChoice {
+    pub api_key_id: Uuid,
+    pub name: String,
+    pub environment: Environment,
+    pub last_four: String,
+}
+
+/// A tenant's keys for a filter's picker, newest first.
+pub async fn choices(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<Vec<KeyChoice>> {
+    sqlx::query_as!(
+        KeyChoice,
+        r#"SELECT api_key_id, name, environment AS "environment: Environment", last_four
+           FROM api_key WHERE tenant_id = $1
+           ORDER BY created_at DESC, api_key_id LIMIT 500"#,
+        tenant_id,
+    )
+    .fetch_all(db)
+    .await
+}

@@ -12,6 +12,7 @@ pub mod metering;
 pub mod oidc_flows;
 pub mod outbox;
 pub mod reminders;
+pub mod request_log;
 pub mod tenants;
 pub mod usage;
 pub mod users;

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod passwords;
 pub mod rate_limit;
 pub mod reminders;
+pub mod request_log;
 pub mod sealing;
 pub mod tenants;
 pub mod throttle;

@@ -3,6 +3,7 @@
 mod audit;
 mod key_policy;
 mod keys;
+mod logs;
 mod members;
 mod overview;
 mod settings;
@@ -85,6 +86,8 @@ tenant_routes! {
     get  "/t/{slug}/usage.csv" => Viewer usage::tenant_usage_csv;
     get  "/t/{slug}/keys/{id}/usage" => Viewer usage::show_key_usage;
     get  "/t/{slug}/keys/{id}/usage.csv" => Viewer usage::key_usage_csv;
+    get  "/t/{slug}/logs" => Viewer logs::list_logs;
+    get  "/t/{slug}/logs.csv" => Viewer logs::logs_csv;
     get  "/t/{slug}/webhooks" => Viewer webhooks::list_webhooks;
     get  "/t/{slug}/webhooks/new" => Admin webhooks::new_webhook_form;
     post "/t/{slug}/webhooks" => Admin webhooks::create_webhook;

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};
 use crate::support::browser::Chrome;
-use crate::support::fixtures::busy_hour;
+use crate::support::fixtures::{busy_hour, log_calls};
 
 #[sqlx::test]
 async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(pool: PgPool) {
@@ -75,6 +75,14 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
             .await
             .unwrap();
     busy_hour(&app.pool, billing, Code::InsufficientScope, 3).await;
+    ada.goto(&app.url(&format!("/t/{slug}/logs"))).await;
+    problems.extend(ada.check_page("page-logs-empty").await);
+    log_calls(&app.pool, billing).await;
+    ada.goto(&app.url(&format!("/t/{slug}/logs"))).await;
+    problems.extend(ada.check_page("page-logs").await);
+    ada.goto(&app.url(&format!("/t/{slug}/logs?from=yesterday&address=nonsense")))
+        .await;
+    problems.extend(ada.check_page("page-logs-bad-filter").await);
 
     ada.goto(&app.url(&format!("/t/{slug}/keys"))).await;
     problems.extend(ada.check_page("page-keys").await);

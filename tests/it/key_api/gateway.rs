@@ -143,6 +143,35 @@ async fn guards_the_platforms_api(kind: Kind, pool: PgPool) {
     assert_eq!(response.headers()["ratelimit-policy"], "\"key\";q=2;w=60");
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "RATE_LIMITED");
+
+    // The request log has the client's method and path as the gateway passed them, without the
+    // query string.
+    let response = get(
+        &gateway,
+        "/orders/77?page=2&token=querymarker",
+        Some(&revoked),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{kind:?}");
+    let mut logged: Vec<(Option<String>, Option<String>)> = Vec::new();
+    for _ in 0..50 {
+        logged = sqlx::query_as(
+            "SELECT method, path FROM request_log WHERE api_key_id = $1 ORDER BY at",
+        )
+        .bind(revoked_id)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        if logged.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        logged.last(),
+        Some(&(Some("GET".to_owned()), Some("/orders/77".to_owned()))),
+        "{kind:?}: {logged:?}"
+    );
 }
 
 /// GET through the gateway with `key` (if any) in `X-Api-Key`.

@@ -9,5 +9,6 @@ mod gateway;
 mod logs;
 mod metering;
 mod metrics;
+mod request_log;
 mod scale_out;
 mod verify;

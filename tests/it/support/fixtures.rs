@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use gatehouse::db::request_log::{LogRow, insert_batch};
 use gatehouse::db::verification;
 use gatehouse::domain::audit::Actor;
 use gatehouse::domain::key_format;
@@ -417,4 +418,61 @@ pub async fn busy_hour(pool: &PgPool, key: Uuid, refusal: Code, refused: u64) {
             record_usage(pool, key, minutes_ago, refusal, refused).await;
         }
     }
+}
+
+/// Records of calls with `key`, written as the request log's writer writes them: a refusal of
+/// each kind, accepted calls, long paths and user agents, IPv4 and IPv6 clients.
+pub async fn log_calls(pool: &PgPool, key: Uuid) {
+    let tenant_id: Uuid = sqlx::query_scalar("SELECT tenant_id FROM api_key WHERE api_key_id = $1")
+        .bind(key)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let calls: [(&'static str, Option<&str>, &str, Option<&str>); 6] = [
+        (
+            "VALID",
+            None,
+            "203.0.113.9",
+            Some("/v2/invoices/2026-11/lines"),
+        ),
+        (
+            "INSUFFICIENT_SCOPE",
+            Some("write"),
+            "203.0.113.9",
+            Some("/v2/invoices"),
+        ),
+        (
+            "RATE_LIMITED",
+            Some("1000"),
+            "2001:db8:85a3::8a2e:370:7334",
+            Some(
+                "/v2/customers/cus_8f3k2l9q0w1e2r3t4y5u6i7o8p/payment-methods/pm_1234567890abcdef",
+            ),
+        ),
+        ("ENVIRONMENT_MISMATCH", Some("test"), "198.51.100.7", None),
+        ("IP_NOT_ALLOWED", None, "192.0.2.200", Some("/v2/refunds")),
+        ("DISABLED", None, "192.0.2.201", Some("/")),
+    ];
+    let rows: Vec<LogRow> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (code, detail, client, path))| LogRow {
+            at: now - time::Duration::seconds(i64::try_from(i).unwrap() * 37),
+            tenant_id,
+            api_key_id: key,
+            code,
+            detail: detail.map(str::to_owned),
+            via: if path.is_some() { "authorize" } else { "verify" },
+            client_ip: (*client).to_owned(),
+            method: path.map(|_| "POST".to_owned()),
+            path: path.map(str::to_owned),
+            user_agent: Some(
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) billing-pipeline/4.12.0"
+                    .into(),
+            ),
+            request_id: Some(Uuid::new_v4().to_string()),
+        })
+        .collect();
+    insert_batch(pool, &rows).await.unwrap();
 }

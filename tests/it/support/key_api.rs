@@ -63,3 +63,17 @@ pub async fn keep_within_one_minute(seconds: i64) {
         .await;
     }
 }
+
+/// Waits until the request log holds `rows` records (the writer flushes every second).
+pub async fn logged(app: &TestApp, rows: i64) {
+    for _ in 0..100 {
+        if app.count("request_log").await >= rows {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the request log holds {} records, not {rows}",
+        app.count("request_log").await
+    );
+}

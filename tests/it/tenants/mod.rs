@@ -4,6 +4,7 @@ mod audit;
 mod invitations;
 mod key_policy;
 mod keys;
+mod logs;
 mod members;
 mod settings;
 mod usage;

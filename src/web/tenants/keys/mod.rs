@@ -13,11 +13,13 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::logs::{CallRow, RECENT_CALLS};
 use super::usage::{self, DeadKeyCalls};
 use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
 use crate::db::key_policies;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
+use crate::db::request_log::{self as db_log, LogFilter};
 use crate::domain::ip_allowlist::IpAllowlist;
 use crate::domain::key_format::masked;
 use crate::domain::key_policy;
@@ -204,6 +206,10 @@ struct KeyPage {
     can_roll: bool,
     can_revoke: bool,
     dead_keys: Option<DeadKeyCalls>,
+    /// The key's last calls in the request log, newest first.
+    calls: Vec<CallRow>,
+    /// The calls table's key column: not on the key's own page.
+    show_key: bool,
     quick: check::QuickStart,
     tested: Option<check::TestVerdict>,
     // The quick start's names, shared with the reveal page.
@@ -266,7 +272,23 @@ async fn key_page(
     );
     let day = usage::load(state, tenant_id, Some(key_id), Window::Day).await?;
     let key_masked = view.masked.clone();
+    let recent = db_log::page(
+        &state.pool,
+        tenant_id,
+        &LogFilter {
+            api_key_id: Some(key_id),
+            ..LogFilter::default()
+        },
+        None,
+        RECENT_CALLS,
+    )
+    .await?;
     Ok(KeyPage {
+        calls: recent
+            .iter()
+            .map(|entry| CallRow::new(entry, &state.config.key_prefix))
+            .collect(),
+        show_key: false,
         dead_keys: usage::dead_key_calls(
             &Counts::sum(day.iter().map(|(_, counts)| counts)),
             Window::Day,

@@ -1,0 +1,287 @@
+//! `/t/{slug}/logs` (+ `.csv`) and the key page's recent calls: the request log as members read it,
+//! filled by real calls through the key API.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::support::app::TestApp;
+use crate::support::fixtures::{TenantAdmin, create_key, submit_key};
+use crate::support::key_api::{key_api, logged, verify};
+
+/// Verifies `key` with `extra` fields merged into the body; asserts the code.
+async fn call(app: &TestApp, key: &str, extra: Value, code: &str) {
+    let mut body = json!({ "key": key });
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let response = verify(app, body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["code"], code);
+}
+
+/// A test key with only the `read` scope, made through the portal; (secret, id).
+async fn read_only_key(app: &TestApp, client: &Client, slug: &str) -> (String, Uuid) {
+    let response = submit_key(
+        app,
+        client,
+        slug,
+        &[
+            ("name", "Reader"),
+            ("environment", "test"),
+            ("access", "scopes"),
+            ("scopes", "read"),
+            ("expiry", "never"),
+        ],
+    )
+    .await;
+    let html = response.text().await.unwrap();
+    (
+        crate::support::fixtures::revealed(&html).unwrap(),
+        crate::support::fixtures::key_link(&html, slug).unwrap(),
+    )
+}
+
+async fn revoke(app: &TestApp, client: &Client, slug: &str, id: Uuid) {
+    let path = format!("/t/{slug}/keys/{id}/revoke");
+    let response = app.submit(client, &path, &path, &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test]
+async fn refused_calls_are_explained_on_the_logs_page_and_the_key_page(pool: PgPool) {
+    let app = key_api(pool, &[]).await;
+    let ada = TenantAdmin::acme(&app).await.client;
+    let (revoked, revoked_id) = create_key(&app, &ada, "acme", "Old CI", "test").await;
+    revoke(&app, &ada, "acme", revoked_id).await;
+    let (reader, reader_id) = read_only_key(&app, &ada, "acme").await;
+
+    let request = json!({ "request": {
+        "method": "post", "path": "/orders/42?token=hunter2&page=3", "user_agent": "billing-cron/1.2"
+    }});
+    call(&app, &revoked, request.clone(), "REVOKED").await;
+    call(
+        &app,
+        &reader,
+        json!({ "environment": "live" }),
+        "ENVIRONMENT_MISMATCH",
+    )
+    .await;
+    call(
+        &app,
+        &reader,
+        json!({ "scopes": ["read", "write"] }),
+        "INSUFFICIENT_SCOPE",
+    )
+    .await;
+    call(&app, &reader, request, "VALID").await;
+    logged(&app, 4).await;
+
+    let page = app.get_html(&ada, "/t/acme/logs").await;
+    assert!(page.contains("The key was revoked by Ada on"), "{page}");
+    assert!(page.contains("A test key on a live route."));
+    assert!(page.contains("The key lacks the write scope."));
+    assert!(page.contains("Accepted."));
+    assert!(page.contains("POST /orders/42"));
+    assert!(page.contains("billing-cron/1.2"));
+    assert!(!page.contains("hunter2"), "the query string is never kept");
+    assert!(page.contains("(verify API, no request details)"));
+
+    let key_page = app
+        .get_html(&ada, &format!("/t/acme/keys/{revoked_id}"))
+        .await;
+    assert!(key_page.contains("Recent calls"));
+    assert!(key_page.contains("The key was revoked by Ada on"));
+    assert!(
+        !key_page.contains("A test key on a live route."),
+        "only this key's calls"
+    );
+    let other_key = app
+        .get_html(&ada, &format!("/t/acme/keys/{reader_id}"))
+        .await;
+    assert!(other_key.contains("The key lacks the write scope."));
+    assert!(!other_key.contains("revoked by Ada"));
+}
+
+#[sqlx::test]
+async fn an_empty_log_says_what_will_appear_there(pool: PgPool) {
+    let app = key_api(pool, &[]).await;
+    let ada = TenantAdmin::acme(&app).await.client;
+    let page = app.get_html(&ada, "/t/acme/logs").await;
+    assert!(page.contains("No calls recorded yet."));
+    assert!(!page.contains("were dropped"), "no drops, no warning");
+    let key_id = create_key(&app, &ada, "acme", "CI", "test").await.1;
+    let key_page = app.get_html(&ada, &format!("/t/acme/keys/{key_id}")).await;
+    assert!(key_page.contains("No calls recorded for this key yet."));
+}
+
+#[sqlx::test]
+async fn filters_narrow_the_log_and_the_csv_follows_them(pool: PgPool) {
+    let app = key_api(pool, &[]).await;
+    let ada = TenantAdmin::acme(&app).await.client;
+    let (revoked, revoked_id) = create_key(&app, &ada, "acme", "Old CI", "test").await;
+    revoke(&app, &ada, "acme", revoked_id).await;
+    let (reader, reader_id) = read_only_key(&app, &ada, "acme").await;
+    let formula = json!({ "client_ip": "198.51.100.7",
+        "request": { "path": "/=cmd", "user_agent": "=HYPERLINK(\"http://evil.example\")" } });
+    call(
+        &app,
+        &revoked,
+        json!({ "client_ip": "203.0.113.9" }),
+        "REVOKED",
+    )
+    .await;
+    call(&app, &revoked, formula, "REVOKED").await;
+    call(
+        &app,
+        &reader,
+        json!({ "scopes": ["write"], "client_ip": "203.0.113.9" }),
+        "INSUFFICIENT_SCOPE",
+    )
+    .await;
+    logged(&app, 3).await;
+    let rows = |html: &str| html.matches("<tr class=\"call-").count();
+
+    assert_eq!(rows(&app.get_html(&ada, "/t/acme/logs").await), 3);
+    let by_key = app
+        .get_html(&ada, &format!("/t/acme/logs?key={reader_id}"))
+        .await;
+    assert_eq!(rows(&by_key), 1);
+    assert!(by_key.contains("The key lacks the write scope."));
+    let by_code = app.get_html(&ada, "/t/acme/logs?code=REVOKED").await;
+    assert_eq!(rows(&by_code), 2);
+    let by_address = app.get_html(&ada, "/t/acme/logs?address=203.0.113.9").await;
+    assert_eq!(rows(&by_address), 2);
+    let both = app
+        .get_html(&ada, "/t/acme/logs?code=REVOKED&address=203.0.113.9")
+        .await;
+    assert_eq!(rows(&both), 1);
+    let future = app
+        .get_html(&ada, "/t/acme/logs?from=2099-01-01T00:00")
+        .await;
+    assert_eq!(rows(&future), 0);
+    assert!(future.contains("No calls match these filters."));
+    let past = app
+        .get_html(
+            &ada,
+            "/t/acme/logs?from=2020-01-01T00:00&to=2099-01-01T00:00",
+        )
+        .await;
+    assert_eq!(rows(&past), 3);
+
+    let bad = app
+        .get_html(&ada, "/t/acme/logs?from=yesterday&address=300.1.1.1")
+        .await;
+    assert!(bad.contains("From must be a date and time in UTC like 2026-11-03T14:30."));
+    assert!(bad.contains("is not an IPv4 or IPv6 address"));
+    assert!(
+        bad.contains(r#"value="yesterday""#),
+        "what was typed is kept"
+    );
+
+    let response = app
+        .get(&ada, "/t/acme/logs.csv?code=REVOKED&address=198.51.100.7")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[0].starts_with("time,key_id,key,code,explanation"));
+    assert!(lines[1].contains("\"REVOKED\""));
+    assert!(
+        lines[1].contains("\"'=HYPERLINK(\"\"http://evil.example\"\")\""),
+        "{csv}"
+    );
+    assert!(lines[1].contains("\"'/=cmd\"") || lines[1].contains("\"/=cmd\""));
+    assert!(
+        !csv.contains(",\"=") && !csv.contains(",="),
+        "no cell starts a formula"
+    );
+    let refused = app.get(&ada, "/t/acme/logs.csv?address=nonsense").await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}
+
+#[sqlx::test]
+async fn older_pages_follow_a_keyset_cursor_without_repeats(pool: PgPool) {
+    let app = key_api(pool, &[]).await;
+    let ada = TenantAdmin::acme(&app).await.client;
+    let (revoked, revoked_id) = create_key(&app, &ada, "acme", "Old CI", "test").await;
+    revoke(&app, &ada, "acme", revoked_id).await;
+    for _ in 0..55 {
+        call(&app, &revoked, json!({}), "REVOKED").await;
+    }
+    logged(&app, 55).await;
+    let first = app.get_html(&ada, "/t/acme/logs?code=REVOKED").await;
+    assert_eq!(first.matches("<tr class=\"call-").count(), 50);
+    let start = first
+        .find("/t/acme/logs?code=REVOKED&#38;before=")
+        .unwrap_or_else(|| panic!("an Older link: {}", &first[first.len() - 1200..]));
+    let end = first[start..].find('"').unwrap() + start;
+    let older = first[start..end].replace("&#38;", "&");
+    let second = app.get_html(&ada, &older).await;
+    assert_eq!(second.matches("<tr class=\"call-").count(), 5);
+    assert!(second.contains("← Newer"));
+    let broken = app.get_html(&ada, "/t/acme/logs?before=garbage").await;
+    assert!(broken.contains("That page link is broken"));
+}
+
+#[sqlx::test]
+async fn another_tenants_calls_never_show(pool: PgPool) {
+    let app = key_api(pool, &[]).await;
+    let ada = TenantAdmin::acme(&app).await.client;
+    let globex = TenantAdmin::create(&app, "gus@example.com", "Gus", "Globex", "globex").await;
+    let (theirs, their_id) = create_key(&app, &globex.client, "globex", "Globex CI", "test").await;
+    revoke(&app, &globex.client, "globex", their_id).await;
+    call(
+        &app,
+        &theirs,
+        json!({ "client_ip": "192.0.2.55" }),
+        "REVOKED",
+    )
+    .await;
+    logged(&app, 1).await;
+
+    let theirs_page = app.get_html(&globex.client, "/t/globex/logs").await;
+    assert!(theirs_page.contains("192.0.2.55"));
+    for path in [
+        "/t/acme/logs".to_owned(),
+        format!("/t/acme/logs?key={their_id}"),
+        "/t/acme/logs?address=192.0.2.55".to_owned(),
+    ] {
+        let page = app.get_html(&ada, &path).await;
+        assert_eq!(page.matches("<tr class=\"call-").count(), 0, "{path}");
+        assert!(!page.contains("Globex CI"), "{path}");
+    }
+    let csv = app
+        .get(&ada, &format!("/t/acme/logs.csv?key={their_id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 1, "only the header: {csv}");
+    let not_a_member = app.get(&ada, "/t/globex/logs").await;
+    assert_eq!(not_a_member.status(), StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test]
+async fn records_dropped_by_a_full_buffer_are_announced_not_silent(pool: PgPool) {
+    let app = key_api(pool, &[]).await;
+    let ada = TenantAdmin::acme(&app).await.client;
+    // What the writer adds after a flush in which the buffer was full.
+    gatehouse::db::request_log::add_gap(&app.pool, time::OffsetDateTime::now_utc(), 1234, 0)
+        .await
+        .unwrap();
+    let page = app.get_html(&ada, "/t/acme/logs").await;
+    assert!(
+        page.contains("1234 records were dropped in the last 24 hours"),
+        "{page}"
+    );
+}
