@@ -7,6 +7,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::config::Config;
 use crate::domain::passwords::Passwords;
+use crate::domain::rate_limit::RateLimits;
 use crate::domain::verification::Verifier;
 use crate::error::AppError;
 use crate::mailer::Mailer;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// The outbox's courier for webhook deliveries.
     pub webhooks: Arc<WebhookCourier>,
+    /// The management API's rate windows, per token.
+    pub management_limits: Arc<RateLimits>,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
         let webhooks = WebhookCourier::new(&config, pool.clone()).map_err(AppError::unexpected)?;
         Ok(Self {
             webhooks: Arc::new(webhooks),
+            management_limits: Arc::new(RateLimits::new(0)),
             mailer: Arc::new(mailer),
             pool: pool.clone(),
             verifier: Arc::new(Verifier::new(&config, pool)),

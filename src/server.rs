@@ -89,7 +89,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(web::router(state.clone()))
-        .merge(api::router())
+        .merge(api::router(state.clone()))
         .fallback(|| async { AppError::NotFound })
         .layer(layers)
         .with_state(state)

@@ -107,9 +107,14 @@ pub fn usual_status(code: &str) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         Some(Code::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
-        Some(Code::Malformed | Code::NotFound | Code::Expired | Code::Revoked) | None => {
-            StatusCode::UNAUTHORIZED
-        }
+        Some(
+            Code::Malformed
+            | Code::NotFound
+            | Code::Expired
+            | Code::Revoked
+            | Code::TenantSuspended,
+        )
+        | None => StatusCode::UNAUTHORIZED,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod contract;
 pub mod edge;
 mod health;
+pub mod manage;
 pub mod verify;
 
 use axum::Json;
@@ -14,8 +15,9 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::error::ErrorReport;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
+        .merge(manage::router(state))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .route("/v1/keys/verify", post(verify::verify_key))

@@ -21,7 +21,7 @@ use crate::domain::verification::{Code, KeyRecord, Requirements, Unavailable, Ve
 use crate::domain::vocabulary::Environment;
 use crate::error::ErrorReport;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
     key: String,
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct VerifyRequest {
     profile: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyAnswer {
     pub valid: bool,
     pub code: &'static str,
@@ -51,14 +51,15 @@ pub struct VerifyAnswer {
     pub response: Option<ResponseView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResponseView {
     pub status: u16,
+    #[schema(value_type = Object)]
     pub headers: serde_json::Map<String, serde_json::Value>,
     pub body: serde_json::Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: Uuid,
     pub name: String,
@@ -66,16 +67,17 @@ pub struct KeyView {
     pub tenant: TenantView,
     pub scopes: Vec<String>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<time::OffsetDateTime>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub id: Uuid,
     pub slug: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RateLimitView {
     pub limit: u32,
     pub remaining: u32,
@@ -99,6 +101,15 @@ impl KeyView {
     }
 }
 
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "key API", request_body = VerifyRequest,
+    security(("verifier_token" = [])),
+    responses(
+        (status = 200, description = "The key was judged (`valid` says how)", body = VerifyAnswer),
+        (status = 400, description = "Bad body", body = crate::api::manage::ErrorBody),
+        (status = 401, description = "No verifier token", body = crate::api::manage::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::manage::ErrorBody),
+        (status = 503, description = "Keys cannot be checked now (fail closed)", body = crate::api::manage::ErrorBody),
+    ))]
 pub async fn verify_key(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,

@@ -6,6 +6,7 @@ pub mod identities;
 pub mod invitations;
 pub mod keys;
 pub mod login_failures;
+pub mod management;
 pub mod metering;
 pub mod oidc_flows;
 pub mod outbox;

@@ -21,6 +21,7 @@ pub struct KeyForVerification {
     pub rate_limit: i32,
     pub expires_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    pub tenant_suspended: bool,
 }
 
 /// One index lookup on `api_key_secret_hash_key` joined to the tenant by primary key.
@@ -31,7 +32,8 @@ pub async fn find_by_hash(
     sqlx::query_as!(
         KeyForVerification,
         r#"SELECT k.api_key_id, k.tenant_id, t.slug AS tenant_slug, k.name, k.environment AS "environment: Environment",
-                  k.full_access, k.scopes, k.rate_limit, k.expires_at, k.revoked_at
+                  k.full_access, k.scopes, k.rate_limit, k.expires_at, k.revoked_at,
+                  t.suspended_at IS NOT NULL AS "tenant_suspended!"
            FROM api_key k
            JOIN tenant t ON t.tenant_id = k.tenant_id
            WHERE k.secret_hash = $1"#,

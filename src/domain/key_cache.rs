@@ -180,6 +180,7 @@ mod tests {
             rate_limit: 1,
             expires_at: None,
             revoked_at: None,
+            tenant_suspended: false,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod key_cache;
 pub mod key_format;
 pub mod keys;
 pub mod mail;
+pub mod management;
 pub mod metering;
 pub mod outbox;
 pub mod passwords;

@@ -34,10 +34,11 @@ pub enum Code {
     EnvironmentMismatch,
     TenantMismatch,
     InsufficientScope,
+    TenantSuspended,
 }
 
 impl Code {
-    pub const ALL: [Code; 9] = [
+    pub const ALL: [Code; 10] = [
         Code::Valid,
         Code::Malformed,
         Code::NotFound,
@@ -47,6 +48,7 @@ impl Code {
         Code::EnvironmentMismatch,
         Code::TenantMismatch,
         Code::InsufficientScope,
+        Code::TenantSuspended,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +62,7 @@ impl Code {
             Self::EnvironmentMismatch => "ENVIRONMENT_MISMATCH",
             Self::TenantMismatch => "TENANT_MISMATCH",
             Self::InsufficientScope => "INSUFFICIENT_SCOPE",
+            Self::TenantSuspended => "TENANT_SUSPENDED",
         }
     }
 
@@ -88,6 +91,7 @@ impl Code {
             Self::EnvironmentMismatch => "The API key is not for this environment.",
             Self::TenantMismatch => "The API key belongs to another tenant.",
             Self::InsufficientScope => "The API key lacks a scope this request needs.",
+            Self::TenantSuspended => "The API key's account is suspended.",
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct KeyRecord {
     pub rate_limit: u32,
     pub expires_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    /// The key's tenant is suspended by the operator.
+    pub tenant_suspended: bool,
 }
 
 impl KeyRecord {
@@ -135,17 +141,21 @@ impl KeyRecord {
             rate_limit: u32::try_from(row.rate_limit).unwrap_or(1).max(1),
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            tenant_suspended: row.tenant_suspended,
         }
     }
 
     /// The answer before rate limiting, checked in this order: revoked, expired (a rolled key
-    /// past its grace has expired), environment, tenant, scopes.
+    /// past its grace has expired), tenant suspended, environment, tenant, scopes.
     pub fn judge(&self, now: OffsetDateTime, required: &Requirements) -> Code {
         if self.revoked_at.is_some() {
             return Code::Revoked;
         }
         if self.expires_at.is_some_and(|at| at <= now) {
             return Code::Expired;
+        }
+        if self.tenant_suspended {
+            return Code::TenantSuspended;
         }
         if required
             .environment
@@ -323,6 +333,7 @@ mod tests {
             rate_limit: 10,
             expires_at: None,
             revoked_at: None,
+            tenant_suspended: false,
         }
     }
 
@@ -352,6 +363,20 @@ mod tests {
             ..Requirements::default()
         };
         assert_eq!(key.judge(now, &strict), Code::Expired);
+        key.revoked_at = Some(now);
+        assert_eq!(key.judge(now, &strict), Code::Revoked);
+    }
+
+    #[test]
+    fn a_suspended_tenant_s_keys_answer_tenant_suspended_before_any_mismatch() {
+        let now = OffsetDateTime::now_utc();
+        let mut key = record();
+        key.tenant_suspended = true;
+        let strict = Requirements {
+            environment: Some(Environment::Test),
+            ..Requirements::default()
+        };
+        assert_eq!(key.judge(now, &strict), Code::TenantSuspended);
         key.revoked_at = Some(now);
         assert_eq!(key.judge(now, &strict), Code::Revoked);
     }

@@ -99,6 +99,12 @@ pub const OUTCOMES: [Outcome; Code::ALL.len()] = [
     ),
     outcome(Code::TenantMismatch, "other tenant", "o-tenant", "bad"),
     outcome(Code::InsufficientScope, "missing scope", "o-scope", "bad"),
+    outcome(
+        Code::TenantSuspended,
+        "tenant suspended",
+        "o-suspended",
+        "bad",
+    ),
     outcome(Code::Malformed, "malformed key", "o-malformed", "bad"),
     outcome(Code::NotFound, "unknown key", "o-unknown", "bad"),
 ];

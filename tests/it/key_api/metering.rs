@@ -210,6 +210,7 @@ async fn a_failed_flush_keeps_its_counts_and_writes_them_once_later(pool: PgPool
         rate_limit: 100,
         expires_at: None,
         revoked_at: None,
+        tenant_suspended: false,
     };
     let meter = Meter::new();
     let limits = RateLimits::new(100);

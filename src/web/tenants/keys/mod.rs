@@ -55,7 +55,11 @@ impl KeyView {
             expires: key.expires_at.map_or_else(|| "never".into(), date_time),
             status: Status::of(now, key.expires_at, key.revoked_at, key.rolled_at),
             rate_limit: key.rate_limit,
-            can_manage: keys::may_manage(member.role, member.user.app_user_id, key.created_by),
+            can_manage: keys::may_manage(
+                member.role,
+                Some(member.user.app_user_id),
+                key.created_by,
+            ),
         }
     }
 
