@@ -1,5 +1,6 @@
 //! `/t/{slug}/…`: the one table declaring every tenant route with its least role, and the check.
 
+mod api_access;
 mod audit;
 mod keys;
 mod members;
@@ -61,6 +62,10 @@ tenant_routes! {
     get  "/t/{slug}/settings" => Admin settings::show_settings;
     post "/t/{slug}/settings/name" => Admin settings::rename_tenant;
     post "/t/{slug}/settings/delete" => Admin settings::delete_tenant;
+    get  "/t/{slug}/api-access" => Admin api_access::show_api_access;
+    post "/t/{slug}/api-access" => Admin api_access::create_api_token;
+    get  "/t/{slug}/api-access/{id}/revoke" => Admin api_access::confirm_revoke_api_token;
+    post "/t/{slug}/api-access/{id}/revoke" => Admin api_access::revoke_api_token;
     get  "/t/{slug}/keys" => Viewer keys::list_keys;
     get  "/t/{slug}/keys/new" => Developer keys::create::new_key_form;
     post "/t/{slug}/keys" => Developer keys::create::create_key;
@@ -116,6 +121,8 @@ impl TenantMember {
             role: self.role,
             is_admin: self.role >= Role::Admin,
             active,
+            external_id: self.membership.external_id.clone(),
+            suspended: self.membership.suspended,
         }
     }
 
@@ -189,6 +196,9 @@ pub struct TenantNav {
     pub role: Role,
     pub is_admin: bool,
     pub active: &'static str,
+    /// The platform's id for the tenant, shown beside the slug.
+    pub external_id: Option<String>,
+    pub suspended: bool,
 }
 
 /// A person by name; one whose account no longer exists reads as "a former member".

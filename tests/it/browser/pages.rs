@@ -127,6 +127,16 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     problems.extend(ada.check_page("page-members").await);
     ada.goto(&app.url(&format!("/t/{slug}/audit"))).await;
     problems.extend(ada.check_page("page-audit").await);
+    ada.goto(&app.url(&format!("/t/{slug}/api-access"))).await;
+    problems.extend(ada.check_page("page-api-access").await);
+    ada.fill("#name", "Billing backend").await;
+    ada.click("input[name=scopes][value='keys:read']").await;
+    ada.click("form[action$='/api-access'] button[type=submit]")
+        .await;
+    ada.expect_text("h2", "Billing backend").await;
+    problems.extend(ada.check_page("page-api-token-created").await);
+    ada.goto(&app.url(&format!("/t/{slug}/api-access"))).await;
+    problems.extend(ada.check_page("page-api-access-list").await);
     ada.goto(&app.url(&format!("/t/{slug}/settings"))).await;
     ada.fill("#confirm", "not the slug").await;
     ada.click("form[action$='/settings/delete'] button[type=submit]")
