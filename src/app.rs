@@ -32,6 +32,9 @@ pub struct AppState {
     pub webhooks: Arc<WebhookCourier>,
     /// The management API's rate windows, per token.
     pub management_limits: Arc<RateLimits>,
+    /// The OpenAPI document of `/v1` as JSON (built from the API's code), for the portal's
+    /// reference page.
+    pub api_document: &'static str,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
         Ok(Self {
             webhooks: Arc::new(webhooks),
             management_limits: Arc::new(RateLimits::new(0)),
+            api_document: crate::api::manage::openapi::document_json(),
             mailer: Arc::new(mailer),
             pool: pool.clone(),
             verifier: Arc::new(Verifier::new(&config, pool)),

@@ -474,6 +474,7 @@ pub async fn roll_key(
     security(("operator_token" = []), ("tenant_token" = ["keys:write"])),
     responses(
         (status = 200, description = "The key, revoked everywhere at once", body = Key),
+        (status = 400, description = "Bad Idempotency-Key", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Missing keys:write", body = ErrorBody),
         (status = 404, description = "No such tenant or key", body = ErrorBody),

@@ -18,9 +18,9 @@ use super::{ErrorBody, ErrorDetail, keys, tenants, usage};
         title = "Gatehouse API",
         description = "The key API (verify keys on every request) and the management API \
             (provision tenants, keys and members from the platform's backend). Errors are \
-            `{\"error\": {\"code\", \"message\", \"field\"?}}`; lists are paged with `limit` \
-            (at most 100) and `cursor` (`next_cursor` of the previous page); every POST takes an \
-            `Idempotency-Key`; times are RFC 3339."
+            {\"error\": {\"code\", \"message\", \"field\"?}}; lists are paged with limit \
+            (at most 100) and cursor (next_cursor of the previous page); every POST takes an \
+            Idempotency-Key; times are RFC 3339."
     ),
     paths(
         verify::verify_key,
@@ -93,7 +93,7 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     DOCUMENT.get_or_init(ApiDoc::openapi)
 }
 
-fn document_json() -> &'static str {
+pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| document().to_pretty_json().unwrap_or_default())
 }

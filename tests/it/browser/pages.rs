@@ -147,6 +147,9 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     problems.extend(ada.check_page("page-home").await);
     ada.goto(&app.url("/account")).await;
     problems.extend(ada.check_page("page-account").await);
+    ada.goto(&app.url("/docs/api")).await;
+    ada.expect_text("h1", "Gatehouse API").await;
+    problems.extend(ada.check_page("page-api-reference").await);
     ada.goto(&app.url("/no/such/page")).await;
     problems.extend(ada.check_page("page-404").await);
     ada.close().await;

@@ -3,5 +3,6 @@
 
 mod callers;
 mod keys;
+mod schemathesis;
 mod script;
 mod tenants;
