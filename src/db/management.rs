@@ -416,3 +416,45 @@ pub async fn usage(
         .map(|row| (row.bucket, row.outcome, row.count))
         .collect())
 }
+
+/// An audit event as the management API shows it.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub audit_event_id: Uuid,
+    pub actor_email: Option<String>,
+    pub actor_token: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub request_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub details: serde_json::Value,
+    pub at: OffsetDateTime,
+}
+
+/// A page of the tenant's audit events, oldest first, after `after`.
+pub async fn audit_events(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    action: Option<&str>,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditRow>> {
+    let (after_at, after_id) = after.unzip();
+    sqlx::query_as!(
+        AuditRow,
+        r#"SELECT e.audit_event_id, u.email AS "actor_email?", e.actor_token, e.action, e.target,
+                  e.request_id, e.client_ip, e.details, e.at
+           FROM audit_event e LEFT JOIN app_user u ON u.app_user_id = e.actor_id
+           WHERE e.tenant_id = $1 AND ($2::text IS NULL OR e.action = $2)
+             AND ($3::timestamptz IS NULL OR (e.at, e.audit_event_id) > ($3, $4))
+           ORDER BY e.at, e.audit_event_id
+           LIMIT $5"#,
+        tenant_id,
+        action,
+        after_at,
+        after_id,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}

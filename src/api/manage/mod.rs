@@ -6,6 +6,7 @@
 pub mod caller;
 pub mod idempotency;
 pub mod keys;
+pub mod members;
 pub mod openapi;
 pub mod tenants;
 pub mod usage;
@@ -57,6 +58,23 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(keys::revoke_key),
         )
         .route("/v1/tenants/{tenant}/usage", get(usage::read_usage))
+        .route("/v1/tenants/{tenant}/members", get(members::list_members))
+        .route(
+            "/v1/tenants/{tenant}/members/{member_id}",
+            axum::routing::patch(members::change_role).delete(members::remove_member),
+        )
+        .route(
+            "/v1/tenants/{tenant}/invitations",
+            get(members::list_invitations).post(members::create_invitation),
+        )
+        .route(
+            "/v1/tenants/{tenant}/invitations/{invitation_id}/revoke",
+            post(members::revoke_invitation),
+        )
+        .route(
+            "/v1/tenants/{tenant}/audit",
+            get(members::list_audit_events),
+        )
         .route("/v1/keys/whoami", post(keys::whoami))
         .layer(middleware::from_fn_with_state(
             state.clone(),

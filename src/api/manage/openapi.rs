@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api::{authorize, verify};
 
-use super::{ErrorBody, ErrorDetail, keys, tenants, usage};
+use super::{ErrorBody, ErrorDetail, keys, members, tenants, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,13 @@ use super::{ErrorBody, ErrorDetail, keys, tenants, usage};
         keys::revoke_key,
         keys::whoami,
         usage::read_usage,
+        members::list_members,
+        members::change_role,
+        members::remove_member,
+        members::list_invitations,
+        members::create_invitation,
+        members::revoke_invitation,
+        members::list_audit_events,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -45,6 +52,8 @@ use super::{ErrorBody, ErrorDetail, keys, tenants, usage};
         (name = "tenants", description = "Operator tokens"),
         (name = "keys", description = "keys:read, keys:write"),
         (name = "usage", description = "usage:read"),
+        (name = "members", description = "members:read, members:write"),
+        (name = "audit", description = "audit:read"),
     )
 )]
 pub struct ApiDoc;
@@ -132,6 +141,11 @@ mod tests {
             "/v1/tenants/{tenant}/keys/{key_id}/revoke",
             "/v1/tenants/{tenant}/usage",
             "/v1/keys/whoami",
+            "/v1/tenants/{tenant}/members",
+            "/v1/tenants/{tenant}/members/{member_id}",
+            "/v1/tenants/{tenant}/invitations",
+            "/v1/tenants/{tenant}/invitations/{invitation_id}/revoke",
+            "/v1/tenants/{tenant}/audit",
         ] {
             assert!(json["paths"].get(path).is_some(), "{path} is documented");
         }

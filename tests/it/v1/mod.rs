@@ -3,6 +3,7 @@
 
 mod callers;
 mod keys;
+mod members;
 mod schemathesis;
 mod script;
 mod tenants;
