@@ -245,6 +245,10 @@ impl FieldProblem {
             conflict: true,
         }
     }
+
+    fn external_id_taken() -> Self {
+        Self::taken("external_id", "Another tenant has this external_id.".into())
+    }
 }
 
 /// Creates a tenant for the platform; with `admin_email`, invites its first admin (the invitation
@@ -292,12 +296,7 @@ pub async fn provision_tenant(
                 format!("The slug {:?} is taken.", slug.as_str()),
             )));
         }
-        Err(_) => {
-            return Ok(Err(FieldProblem::taken(
-                "external_id",
-                "Another tenant has this external_id.".into(),
-            )));
-        }
+        Err(_) => return Ok(Err(FieldProblem::external_id_taken())),
     };
     actor
         .commit_with_event(
@@ -365,10 +364,7 @@ pub async fn set_external_id(
         .await
         .on_unique(&[db_management::UNIQUE_EXTERNAL_ID])?;
     if changed.is_err() {
-        return Ok(Err(FieldProblem::taken(
-            "external_id",
-            "Another tenant has this external_id.".into(),
-        )));
+        return Ok(Err(FieldProblem::external_id_taken()));
     }
     actor
         .commit_with_event(
@@ -393,7 +389,8 @@ pub struct KeyChange {
     pub expires_at: Option<Option<OffsetDateTime>>,
 }
 
-/// Changes a key's settings, audited; every instance forgets the key at commit.
+/// Changes a key's settings, audited; every instance forgets the key at commit. Returns the key's
+/// secret hash, so the caller can make this instance forget it at once.
 pub async fn change_key(
     pool: &PgPool,
     config: &Config,
@@ -401,7 +398,7 @@ pub async fn change_key(
     api_key_id: Uuid,
     change: &KeyChange,
     actor: &Actor,
-) -> DomainResult<Result<(), FieldProblem>> {
+) -> DomainResult<Result<Vec<u8>, FieldProblem>> {
     let name = match change.name.as_deref().map(KeyName::parse) {
         None => None,
         Some(Ok(name)) => Some(name),
@@ -470,7 +467,7 @@ pub async fn change_key(
             }),
         )
         .await?;
-    Ok(Ok(()))
+    Ok(Ok(hash))
 }
 
 /// Leak triage: whose key has this hash. The lookup is audited in the key's tenant (the tenant

@@ -406,7 +406,7 @@ pub async fn update_key(
         rate_limit: body.rate_limit,
         expires_at,
     };
-    management::change_key(
+    let hash = management::change_key(
         &state.pool,
         &state.config,
         tenant.tenant_id,
@@ -415,6 +415,7 @@ pub async fn update_key(
         &caller.actor,
     )
     .await??;
+    state.verifier.forget(&hash);
     Ok(Json(load(&state, tenant.tenant_id, key_id).await?))
 }
 
