@@ -7,6 +7,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::config::Config;
 use crate::domain::passwords::Passwords;
+use crate::domain::rate_limit::RateLimits;
 use crate::domain::request_log::RequestLog;
 use crate::domain::verification::Verifier;
 use crate::error::AppError;
@@ -35,6 +36,11 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// The outbox's courier for webhook deliveries.
     pub webhooks: Arc<WebhookCourier>,
+    /// The management API's rate windows, per token.
+    pub management_limits: Arc<RateLimits>,
+    /// The OpenAPI document of `/v1` as JSON (built from the API's code), for the portal's
+    /// reference page.
+    pub api_document: &'static str,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Config> {
@@ -74,6 +80,8 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(config.metrics_listen.is_some()));
         Ok(Self {
             webhooks: Arc::new(webhooks),
+            management_limits: Arc::new(RateLimits::new(0)),
+            api_document: crate::api::manage::openapi::document_json(),
             mailer: Arc::new(mailer),
             pool: pool.clone(),
             verifier: Arc::new(Verifier::new(&config, pool).with_metrics(Arc::clone(&metrics))),

@@ -90,7 +90,7 @@ pub fn router(state: AppState) -> Router {
 
     let portal = Router::new()
         .merge(web::router(state.clone()))
-        .merge(api::router())
+        .merge(api::router(state.clone()))
         .fallback(|| async { AppError::NotFound })
         .layer(layers);
     Router::new()

@@ -18,6 +18,24 @@ use crate::metrics::Endpoint;
 
 pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-verifier");
 
+#[utoipa::path(get, path = "/v1/authorize", tag = "key API",
+    description = "Forward-auth for gateways; any method, and any path below `/v1/authorize/`. \
+        The key is read from the client's headers (`GATEHOUSE_KEY_HEADERS`).",
+    params(
+        ("environment" = Option<String>, Query, description = "`live` or `test`"),
+        ("scope" = Option<Vec<String>>, Query, description = "A scope the key must hold (repeatable)"),
+        ("tenant" = Option<String>, Query, description = "The tenant (id or slug) the key must belong to"),
+        ("profile" = Option<String>, Query, description = "A contract profile of GATEHOUSE_PROFILES_FILE"),
+    ),
+    security(("gateway_verifier" = [])),
+    responses(
+        (status = 200, description = "The key is good; identity headers (`Gatehouse-Key-Id`, `Gatehouse-Tenant`, …) follow"),
+        (status = 400, description = "Bad query", body = crate::api::manage::ErrorBody),
+        (status = 401, description = "No verifier token; no key, or a bad, expired, revoked or suspended one", body = crate::api::manage::ErrorBody),
+        (status = 403, description = "Environment, tenant or scope mismatch", body = crate::api::manage::ErrorBody),
+        (status = 429, description = "Rate limited", body = crate::api::manage::ErrorBody),
+        (status = 503, description = "Keys cannot be checked now (fail closed)", body = crate::api::manage::ErrorBody),
+    ))]
 pub async fn authorize(
     State(state): State<AppState>,
     ClientIp(peer_client): ClientIp,

@@ -110,7 +110,14 @@ pub fn usual_status(code: &str) -> StatusCode {
             | Code::IpNotAllowed,
         ) => StatusCode::FORBIDDEN,
         Some(Code::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
-        Some(Code::Malformed | Code::NotFound | Code::Expired | Code::Revoked | Code::Disabled)
+        Some(
+            Code::Malformed
+            | Code::NotFound
+            | Code::Expired
+            | Code::Revoked
+            | Code::Disabled
+            | Code::TenantSuspended,
+        )
         | None => StatusCode::UNAUTHORIZED,
     }
 }

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod contract;
 pub mod edge;
 mod health;
+pub mod manage;
 pub mod metrics;
 pub mod verify;
 
@@ -17,9 +18,10 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::error::ErrorReport;
 
-/// The operations endpoints, behind the portal's shared layers.
-pub fn router() -> Router<AppState> {
+/// The management API and the operations endpoints, behind the portal's shared layers.
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
+        .merge(manage::router(state))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
 }

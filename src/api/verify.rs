@@ -22,7 +22,7 @@ use crate::domain::vocabulary::Environment;
 use crate::error::ErrorReport;
 use crate::metrics::Endpoint;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
     key: String,
     #[serde(default)]
@@ -43,7 +43,8 @@ pub struct VerifyRequest {
     request: Option<ClientRequest>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The client's request to the platform, recorded in the request log.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ClientRequest {
     #[serde(default)]
     method: Option<String>,
@@ -73,7 +74,7 @@ impl ClientRequest {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyAnswer<'a> {
     pub valid: bool,
     pub code: &'static str,
@@ -89,14 +90,15 @@ pub struct VerifyAnswer<'a> {
     pub response: Option<ResponseView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResponseView {
     pub status: u16,
+    #[schema(value_type = Object)]
     pub headers: serde_json::Map<String, serde_json::Value>,
     pub body: serde_json::Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView<'a> {
     pub id: Uuid,
     pub name: &'a str,
@@ -104,18 +106,19 @@ pub struct KeyView<'a> {
     pub tenant: TenantView<'a>,
     pub scopes: &'a [String],
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<time::OffsetDateTime>,
     /// The key's metadata object (`{}` when it has none).
     pub meta: &'a serde_json::Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantView<'a> {
     pub id: Uuid,
     pub slug: &'a str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RateLimitView {
     pub limit: u32,
     pub remaining: u32,
@@ -140,6 +143,15 @@ impl<'a> KeyView<'a> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "key API", request_body = VerifyRequest,
+    security(("verifier_token" = [])),
+    responses(
+        (status = 200, description = "The key was judged (`valid` says how)", body = VerifyAnswer),
+        (status = 400, description = "Bad body", body = crate::api::manage::ErrorBody),
+        (status = 401, description = "No verifier token", body = crate::api::manage::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::manage::ErrorBody),
+        (status = 503, description = "Keys cannot be checked now (fail closed)", body = crate::api::manage::ErrorBody),
+    ))]
 pub async fn verify_key(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,

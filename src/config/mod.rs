@@ -49,6 +49,12 @@ pub struct Config {
     pub verifier_tokens: Vec<SecretString>,
     /// SHA-256 of each verifier token, made once: the key API compares digests per request.
     pub verifier_token_digests: TokenDigests,
+    /// Tokens of the platform's backend for the whole management API (`GATEHOUSE_OPERATOR_TOKENS`).
+    pub operator_tokens: Vec<SecretString>,
+    /// SHA-256 of each operator token, made once like the verifier tokens'.
+    pub operator_token_digests: TokenDigests,
+    /// Management API calls per minute per token (each instance counts its own).
+    pub management_rate_limit: u32,
     pub key_prefix: String,
     pub scopes: Vec<String>,
     pub key_headers: Vec<String>,
@@ -206,20 +212,19 @@ impl Config {
         )
         .map_err(|reason| invalid("GATEHOUSE_PUBLIC_URL", reason))?;
 
-        let verifier_tokens = env
-            .list("GATEHOUSE_VERIFIER_TOKENS")
-            .into_iter()
-            .map(|token| {
-                if token.len() < 16 {
-                    Err(invalid(
-                        "GATEHOUSE_VERIFIER_TOKENS",
-                        "every token must be at least 16 characters long",
-                    ))
-                } else {
-                    Ok(SecretString::from(token))
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let verifier_tokens = tokens(&env, "GATEHOUSE_VERIFIER_TOKENS")?;
+        let operator_tokens = tokens(&env, "GATEHOUSE_OPERATOR_TOKENS")?;
+        if operator_tokens.iter().any(|operator| {
+            verifier_tokens
+                .iter()
+                .any(|verifier| verifier.expose_secret() == operator.expose_secret())
+        }) {
+            return Err(invalid(
+                "GATEHOUSE_OPERATOR_TOKENS",
+                "a token is also a verifier token; give the management API tokens of its own",
+            ));
+        }
+        let management_rate_limit = per_minute(&env, "GATEHOUSE_MANAGEMENT_RATE_LIMIT", 600)?;
 
         let key_prefix = get("GATEHOUSE_KEY_PREFIX").unwrap_or_else(|| "ak".to_owned());
         if key_prefix.is_empty()
@@ -328,6 +333,9 @@ impl Config {
             public_url,
             verifier_token_digests: TokenDigests::of(&verifier_tokens),
             verifier_tokens,
+            operator_token_digests: TokenDigests::of(&operator_tokens),
+            operator_tokens,
+            management_rate_limit,
             key_prefix,
             scopes,
             key_headers,
@@ -359,6 +367,26 @@ impl Config {
             webhook_timeout: Duration::from_secs(15),
         })
     }
+}
+
+/// A comma-separated list of tokens, each at least 16 characters long.
+fn tokens<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    variable: &str,
+) -> Result<Vec<SecretString>, ConfigError> {
+    env.list(variable)
+        .into_iter()
+        .map(|token| {
+            if token.len() < 16 {
+                Err(invalid(
+                    variable,
+                    "every token must be at least 16 characters long",
+                ))
+            } else {
+                Ok(SecretString::from(token))
+            }
+        })
+        .collect()
 }
 
 fn minutes<F: Fn(&str) -> Option<String>>(

@@ -7,6 +7,7 @@ use uuid::Uuid;
 pub struct NewEvent<'a> {
     pub tenant_id: Uuid,
     pub actor_id: Option<Uuid>,
+    pub actor_token: Option<&'a str>,
     pub action: &'a str,
     pub target: String,
     pub request_id: Option<&'a str>,
@@ -17,8 +18,8 @@ pub struct NewEvent<'a> {
 
 pub async fn insert(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> sqlx::Result<()> {
     sqlx::query!(
-        r#"INSERT INTO audit_event (tenant_id, actor_id, action, target, request_id, client_ip, user_agent, details)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+        r#"INSERT INTO audit_event (tenant_id, actor_id, action, target, request_id, client_ip, user_agent, details, actor_token)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
         event.tenant_id,
         event.actor_id,
         event.action,
@@ -27,6 +28,7 @@ pub async fn insert(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> sqlx::Resu
         event.client_ip,
         event.user_agent,
         event.details,
+        event.actor_token,
     )
     .execute(db)
     .await
@@ -38,6 +40,8 @@ pub struct Event {
     pub audit_event_id: Uuid,
     pub actor_name: Option<String>,
     pub actor_email: Option<String>,
+    /// The management API token that acted, when no person did.
+    pub actor_token: Option<String>,
     pub action: String,
     pub target: String,
     pub request_id: Option<String>,
@@ -58,7 +62,7 @@ pub async fn page(
     sqlx::query_as!(
         Event,
         r#"SELECT e.audit_event_id, u.display_name AS "actor_name?", u.email AS "actor_email?",
-                  e.action, e.target, e.request_id, e.client_ip, e.user_agent, e.details, e.at
+                  e.actor_token, e.action, e.target, e.request_id, e.client_ip, e.user_agent, e.details, e.at
            FROM audit_event e LEFT JOIN app_user u ON u.app_user_id = e.actor_id
            WHERE e.tenant_id = $1 AND ($2::text IS NULL OR e.action = $2)
            ORDER BY e.at DESC, e.audit_event_id

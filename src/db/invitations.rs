@@ -29,7 +29,7 @@ pub async fn insert(
     email: &str,
     role: Role,
     token_hash: &[u8],
-    invited_by: Uuid,
+    invited_by: Option<Uuid>,
     expires_at: OffsetDateTime,
 ) -> sqlx::Result<Invitation> {
     sqlx::query_as!(
@@ -70,7 +70,7 @@ pub async fn revoke(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     invitation_id: Uuid,
-    revoked_by: Uuid,
+    revoked_by: Option<Uuid>,
 ) -> sqlx::Result<Option<Invitation>> {
     sqlx::query_as!(
         Invitation,

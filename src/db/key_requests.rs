@@ -47,7 +47,7 @@ pub struct KeyRequest {
 
 pub struct NewRequest<'a> {
     pub tenant_id: Uuid,
-    pub requested_by: Uuid,
+    pub requested_by: Option<Uuid>,
     pub name: &'a str,
     pub full_access: bool,
     pub scopes: &'a [String],
@@ -142,7 +142,7 @@ pub async fn decide(
     db: impl PgExecutor<'_>,
     key_request_id: Uuid,
     status: RequestStatus,
-    decided_by: Uuid,
+    decided_by: Option<Uuid>,
     reason: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(

@@ -40,7 +40,7 @@ pub struct Key {
 
 pub struct NewKeyRow<'a> {
     pub tenant_id: Uuid,
-    pub created_by: Uuid,
+    pub created_by: Option<Uuid>,
     pub name: &'a str,
     pub environment: &'a str,
     pub secret_hash: &'a [u8],
@@ -208,7 +208,7 @@ pub struct KeyUpdate<'a> {
     pub meta: &'a serde_json::Value,
     pub ip_allowlist: &'a [String],
     pub disabled: bool,
-    pub changed_by: Uuid,
+    pub changed_by: Option<Uuid>,
 }
 
 pub async fn update(
@@ -247,7 +247,7 @@ pub async fn revoke(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     api_key_id: Uuid,
-    revoked_by: Uuid,
+    revoked_by: Option<Uuid>,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         r#"UPDATE api_key SET revoked_at = now(), revoked_by = $3
@@ -265,7 +265,7 @@ pub async fn revoke(
 pub async fn revoke_all(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
-    revoked_by: Uuid,
+    revoked_by: Option<Uuid>,
 ) -> sqlx::Result<Vec<Vec<u8>>> {
     sqlx::query_scalar!(
         r#"UPDATE api_key SET revoked_at = now(), revoked_by = $2
@@ -283,7 +283,7 @@ pub async fn mark_rolled(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     api_key_id: Uuid,
-    rolled_by: Uuid,
+    rolled_by: Option<Uuid>,
     works_until: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(

@@ -8,6 +8,7 @@ pub mod key_policies;
 pub mod key_requests;
 pub mod keys;
 pub mod login_failures;
+pub mod management;
 pub mod metering;
 pub mod oidc_flows;
 pub mod outbox;

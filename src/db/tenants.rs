@@ -26,6 +26,10 @@ pub struct Membership {
     pub name: String,
     pub role: Role,
     pub created_at: OffsetDateTime,
+    /// The platform's id for the tenant (set through the management API).
+    pub external_id: Option<String>,
+    /// Suspended by the operator: its keys answer TENANT_SUSPENDED.
+    pub suspended: bool,
 }
 
 /// A member as the members page lists them.
@@ -115,7 +119,8 @@ pub async fn membership(
 ) -> sqlx::Result<Option<Membership>> {
     sqlx::query_as!(
         Membership,
-        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role AS "role: Role", m.created_at
+        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role AS "role: Role", m.created_at,
+                  t.external_id, t.suspended_at IS NOT NULL AS "suspended!"
            FROM membership m JOIN tenant t USING (tenant_id)
            WHERE t.slug = $1 AND m.app_user_id = $2 AND t.deleted_at IS NULL"#,
         slug,
@@ -132,7 +137,8 @@ pub async fn memberships_of(
 ) -> sqlx::Result<Vec<Membership>> {
     sqlx::query_as!(
         Membership,
-        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role AS "role: Role", m.created_at
+        r#"SELECT m.membership_id, t.tenant_id, t.slug, t.name, m.role AS "role: Role", m.created_at,
+                  t.external_id, t.suspended_at IS NOT NULL AS "suspended!"
            FROM membership m JOIN tenant t USING (tenant_id)
            WHERE m.app_user_id = $1 AND t.deleted_at IS NULL
            ORDER BY lower(t.name), t.slug"#,

@@ -100,7 +100,7 @@ pub async fn insert(
     tenant_id: Uuid,
     settings: &EndpointSettings<'_>,
     secret_sealed: &[u8],
-    created_by: Uuid,
+    created_by: Option<Uuid>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO webhook_endpoint (webhook_endpoint_id, tenant_id, name, url, environment,

@@ -8,10 +8,12 @@ use uuid::Uuid;
 use crate::db::audit::{self, NewEvent};
 use crate::domain::error::DomainResult;
 
-/// Who did something, from where: what every audit event records.
+/// Who did something, from where: what every audit event records. A person (`user_id`), or a
+/// management API token (`token`, what the audit page calls it) when the platform's backend acted.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub user_id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub token: Option<String>,
     pub request_id: String,
     pub client_ip: IpAddr,
     pub user_agent: Option<String>,
@@ -27,7 +29,8 @@ impl Actor {
     ) -> NewEvent<'a> {
         NewEvent {
             tenant_id,
-            actor_id: Some(self.user_id),
+            actor_id: self.user_id,
+            actor_token: self.token.as_deref(),
             action,
             target,
             request_id: Some(&self.request_id),
@@ -50,5 +53,16 @@ impl Actor {
         audit::insert(&mut *tx, &self.event(tenant_id, action, target, details)).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl Actor {
+    /// The actor as webhook payloads describe it: `{"id"}` for a person, `{"id": null, "token"}`
+    /// for a management API token.
+    pub fn describe(&self) -> serde_json::Value {
+        match &self.user_id {
+            Some(id) => serde_json::json!({ "id": id }),
+            None => serde_json::json!({ "id": null, "token": self.token }),
+        }
     }
 }

@@ -107,7 +107,7 @@ pub async fn invite(
                 "role": role,
                 "expires_at": webhooks::rfc3339(expires_at),
             },
-            "actor": { "id": actor.user_id },
+            "actor": actor.describe(),
         }),
     )
     .await?;

@@ -35,15 +35,8 @@ pub struct NewKey {
 
 impl NewKey {
     pub fn generate(prefix: &str, environment: Environment) -> Self {
-        let mut rng = rand::rng();
-        let mut secret = format!("{prefix}_{}_", environment.as_str());
-        for _ in 0..RANDOM_CHARS {
-            secret.push(char::from(BASE62[rng.random_range(0..BASE62.len())]));
-        }
-        let checksum = checksum(&secret);
-        secret.push_str(&checksum);
         Self {
-            secret,
+            secret: checksummed(&format!("{prefix}_{}_", environment.as_str())),
             environment,
         }
     }
@@ -98,6 +91,31 @@ pub fn parse(prefix: &str, key: &str) -> Result<ParsedKey, Malformed> {
     })
 }
 
+/// `head` + 32 random base62 characters + their checksum: the shape of keys and of management
+/// tokens (`<prefix>_mgmt_…`).
+pub fn checksummed(head: &str) -> String {
+    let mut rng = rand::rng();
+    let mut secret = head.to_owned();
+    for _ in 0..RANDOM_CHARS {
+        secret.push(char::from(BASE62[rng.random_range(0..BASE62.len())]));
+    }
+    let checksum = checksum(&secret);
+    secret.push_str(&checksum);
+    secret
+}
+
+/// Whether `text` is `head` + 32 base62 characters + their checksum.
+pub fn is_checksummed(head: &str, text: &str) -> bool {
+    text.strip_prefix(head).is_some_and(|body| {
+        body.len() == RANDOM_CHARS + CHECKSUM_CHARS
+            && body.bytes().all(|b| b.is_ascii_alphanumeric())
+            && {
+                let (signed, sum) = text.split_at(text.len() - CHECKSUM_CHARS);
+                checksum(signed) == sum
+            }
+    })
+}
+
 fn checksum(signed: &str) -> String {
     let mut value = u64::from(CRC32.checksum(signed.as_bytes()));
     let mut digits = [b'0'; CHECKSUM_CHARS];
@@ -113,7 +131,7 @@ pub fn hash(key: &str) -> [u8; 32] {
     sha256(key)
 }
 
-fn last_four(key: &str) -> String {
+pub fn last_four(key: &str) -> String {
     key.chars()
         .skip(key.chars().count().saturating_sub(4))
         .collect()

@@ -155,8 +155,9 @@ pub async fn decide(
     };
     db_requests::decide(&mut *tx, key_request_id, status, actor.user_id, &why).await?;
     if let Some(requester) = request.requested_by
+        && let Some(acting) = actor.user_id
         && let Some(facts) =
-            reminders::key_notice_facts(&mut *tx, tenant_id, requester, actor.user_id).await?
+            reminders::key_notice_facts(&mut *tx, tenant_id, requester, acting).await?
     {
         let notice = Mail::KeyRequestDecided {
             name: facts.name,
@@ -220,7 +221,7 @@ pub async fn reveal(
 ) -> DomainResult<Result<(NewKey, Uuid, String), RequestProblem>> {
     let mut tx = pool.begin().await?;
     let request = lock(&mut tx, tenant_id, key_request_id).await?;
-    if request.requested_by != Some(actor.user_id) {
+    if actor.user_id.is_none() || request.requested_by != actor.user_id {
         return Ok(Err(RequestProblem::NotTheRequester));
     }
     if request.status != RequestStatus::Approved {

@@ -405,8 +405,9 @@ async fn lock_manageable(
     Ok(Ok(key))
 }
 
-pub fn may_manage(role: Role, user_id: Uuid, created_by: Option<Uuid>) -> bool {
-    role >= Role::Admin || (role >= Role::Developer && created_by == Some(user_id))
+pub fn may_manage(role: Role, user_id: Option<Uuid>, created_by: Option<Uuid>) -> bool {
+    role >= Role::Admin
+        || (role >= Role::Developer && created_by.is_some() && created_by == user_id)
 }
 
 /// A key as webhook events describe it: never its secret, only the masked form.
@@ -459,7 +460,7 @@ pub(crate) async fn create_in(
             "scopes": settings.access.chosen(),
             "rate_limit": settings.rate_limit,
             "expires_at": settings.expires_at.map(webhooks::rfc3339),
-            "actor": { "id": actor.user_id },
+            "actor": actor.describe(),
         }),
     )
     .await?;
@@ -627,7 +628,7 @@ pub async fn roll_key(
             "key": key_event(old.api_key_id, &old.name, old.environment, &masked(prefix, old.environment, &old.last_four)),
             "successor": key_event(new_id, &old.name, old.environment, &masked(prefix, old.environment, &key.last_four())),
             "old_key_works_until": webhooks::rfc3339(now + grace),
-            "actor": { "id": actor.user_id },
+            "actor": actor.describe(),
         }),
     )
     .await?;
@@ -663,11 +664,14 @@ async fn tell_creator(
     actor: &Actor,
     action: &str,
 ) -> DomainResult<()> {
-    let Some(creator) = created_by.filter(|creator| *creator != actor.user_id) else {
+    let Some(creator) = created_by.filter(|creator| Some(*creator) != actor.user_id) else {
         return Ok(());
     };
-    let Some(facts) =
-        reminders::key_notice_facts(&mut *tx, tenant_id, creator, actor.user_id).await?
+    // A management token acting: the notice names no person.
+    let Some(acting) = actor.user_id else {
+        return Ok(());
+    };
+    let Some(facts) = reminders::key_notice_facts(&mut *tx, tenant_id, creator, acting).await?
     else {
         return Ok(());
     };
@@ -731,7 +735,7 @@ pub async fn revoke_key(
         Some(key.environment),
         json!({
             "key": key_event(api_key_id, &key.name, key.environment, &masked(prefix, key.environment, &key.last_four)),
-            "actor": { "id": actor.user_id },
+            "actor": actor.describe(),
         }),
     )
     .await?;

@@ -13,6 +13,7 @@ pub mod key_policy;
 pub mod key_requests;
 pub mod keys;
 pub mod mail;
+pub mod management;
 pub mod metering;
 pub mod outbox;
 pub mod passwords;

@@ -16,6 +16,8 @@ pub enum Policy {
     Key,
     /// Attempts with bad keys from one client address.
     Client,
+    /// Management API calls with one token.
+    Token,
 }
 
 impl Policy {
@@ -23,6 +25,7 @@ impl Policy {
         match self {
             Self::Key => "key",
             Self::Client => "client",
+            Self::Token => "token",
         }
     }
 }

@@ -443,6 +443,7 @@ mod tests {
             disabled: false,
             ip_allowlist: Default::default(),
             meta: serde_json::json!({}),
+            tenant_suspended: false,
         })
     }
 

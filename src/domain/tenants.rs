@@ -205,7 +205,7 @@ pub async fn change_role(
         tenant_id,
         EventType::MemberRoleChanged,
         None,
-        json!({ "member": member_event(&member), "from": old, "to": role, "actor": { "id": actor.user_id } }),
+        json!({ "member": member_event(&member), "from": old, "to": role, "actor": actor.describe() }),
     )
     .await?;
     actor
@@ -241,8 +241,8 @@ pub async fn remove_member(
         None,
         json!({
             "member": member_event(&member),
-            "left": member.app_user_id == actor.user_id,
-            "actor": { "id": actor.user_id },
+            "left": Some(member.app_user_id) == actor.user_id,
+            "actor": actor.describe(),
         }),
     )
     .await?;

@@ -39,10 +39,11 @@ pub enum Code {
     InsufficientScope,
     Disabled,
     IpNotAllowed,
+    TenantSuspended,
 }
 
 impl Code {
-    pub const ALL: [Code; 11] = [
+    pub const ALL: [Code; 12] = [
         Code::Valid,
         Code::Malformed,
         Code::NotFound,
@@ -54,6 +55,7 @@ impl Code {
         Code::InsufficientScope,
         Code::Disabled,
         Code::IpNotAllowed,
+        Code::TenantSuspended,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +71,7 @@ impl Code {
             Self::InsufficientScope => "INSUFFICIENT_SCOPE",
             Self::Disabled => "DISABLED",
             Self::IpNotAllowed => "IP_NOT_ALLOWED",
+            Self::TenantSuspended => "TENANT_SUSPENDED",
         }
     }
 
@@ -99,6 +102,7 @@ impl Code {
             Self::InsufficientScope => "The API key lacks a scope this request needs.",
             Self::Disabled => "The API key is disabled.",
             Self::IpNotAllowed => "The client's address is not on this API key's allowlist.",
+            Self::TenantSuspended => "The API key's account is suspended.",
         }
     }
 
@@ -156,6 +160,8 @@ pub struct KeyRecord {
     pub ip_allowlist: IpAllowlist,
     /// The key's metadata object, returned to the platform as `key.meta`.
     pub meta: serde_json::Value,
+    /// The key's tenant is suspended by the operator.
+    pub tenant_suspended: bool,
 }
 
 impl KeyRecord {
@@ -178,17 +184,22 @@ impl KeyRecord {
             disabled: row.disabled_at.is_some(),
             ip_allowlist: IpAllowlist::stored(&row.ip_allowlist),
             meta: row.meta,
+            tenant_suspended: row.tenant_suspended,
         }
     }
 
     /// The answer before rate limiting, checked in this order: revoked, expired (a rolled key
-    /// past its grace has expired), disabled, client address, environment, tenant, scopes.
+    /// past its grace has expired), tenant suspended, disabled, client address, environment,
+    /// tenant, scopes.
     pub fn judge(&self, now: OffsetDateTime, required: &Requirements) -> Code {
         if self.revoked_at.is_some() {
             return Code::Revoked;
         }
         if self.expires_at.is_some_and(|at| at <= now) {
             return Code::Expired;
+        }
+        if self.tenant_suspended {
+            return Code::TenantSuspended;
         }
         if self.disabled {
             return Code::Disabled;
@@ -386,6 +397,7 @@ mod tests {
             disabled: false,
             ip_allowlist: IpAllowlist::default(),
             meta: serde_json::json!({}),
+            tenant_suspended: false,
         }
     }
 
@@ -415,6 +427,20 @@ mod tests {
             ..Requirements::default()
         };
         assert_eq!(key.judge(now, &strict), Code::Expired);
+        key.revoked_at = Some(now);
+        assert_eq!(key.judge(now, &strict), Code::Revoked);
+    }
+
+    #[test]
+    fn a_suspended_tenant_s_keys_answer_tenant_suspended_before_any_mismatch() {
+        let now = OffsetDateTime::now_utc();
+        let mut key = record();
+        key.tenant_suspended = true;
+        let strict = Requirements {
+            environment: Some(Environment::Test),
+            ..Requirements::default()
+        };
+        assert_eq!(key.judge(now, &strict), Code::TenantSuspended);
         key.revoked_at = Some(now);
         assert_eq!(key.judge(now, &strict), Code::Revoked);
     }

@@ -829,6 +829,7 @@ pub async fn record_outcome(
             &NewEvent {
                 tenant_id: endpoint.tenant_id,
                 actor_id: None,
+                actor_token: None,
                 action: "webhook.disabled",
                 target: format!("webhook:{}", endpoint.name),
                 request_id: None,

@@ -19,7 +19,8 @@ pub struct RequestMeta {
 impl RequestMeta {
     pub fn actor(&self, user: &User) -> Actor {
         Actor {
-            user_id: user.app_user_id,
+            user_id: Some(user.app_user_id),
+            token: None,
             request_id: self.request_id.clone(),
             client_ip: self.client_ip.0,
             user_agent: self.user_agent.clone(),

@@ -4,6 +4,7 @@ mod account;
 mod assets;
 mod auth;
 mod csrf;
+mod docs;
 mod home;
 mod invitations;
 mod meta;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 
     Router::new()
         .merge(home::router())
+        .merge(docs::router())
         .merge(auth::router())
         .merge(account::router())
         .merge(tenants::router(&state))

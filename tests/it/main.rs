@@ -16,3 +16,4 @@ mod scripts;
 mod security;
 mod support;
 mod tenants;
+mod v1;

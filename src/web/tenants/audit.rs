@@ -86,8 +86,9 @@ pub(super) async fn list_audit_events(
             .into_iter()
             .map(|event| EventRow {
                 at: date_time(event.at),
-                actor: match (event.actor_name, event.actor_email) {
-                    (Some(name), Some(email)) => format!("{name} <{email}>"),
+                actor: match (event.actor_name, event.actor_email, event.actor_token) {
+                    (Some(name), Some(email), _) => format!("{name} <{email}>"),
+                    (_, _, Some(token)) => token,
                     _ => "a deleted user".into(),
                 },
                 action: event.action,

@@ -1,5 +1,6 @@
 //! `/t/{slug}/…`: the one table declaring every tenant route with its least role, and the check.
 
+mod api_access;
 mod audit;
 mod key_policy;
 mod keys;
@@ -64,6 +65,10 @@ tenant_routes! {
     post "/t/{slug}/settings/name" => Admin settings::rename_tenant;
     post "/t/{slug}/settings/delete" => Admin settings::delete_tenant;
     post "/t/{slug}/settings/keys" => Admin key_policy::save_key_policy;
+    get  "/t/{slug}/api-access" => Admin api_access::show_api_access;
+    post "/t/{slug}/api-access" => Admin api_access::create_api_token;
+    get  "/t/{slug}/api-access/{id}/revoke" => Admin api_access::confirm_revoke_api_token;
+    post "/t/{slug}/api-access/{id}/revoke" => Admin api_access::revoke_api_token;
     get  "/t/{slug}/keys" => Viewer keys::list_keys;
     get  "/t/{slug}/keys/new" => Developer keys::create::new_key_form;
     post "/t/{slug}/keys" => Developer keys::create::create_key;
@@ -130,6 +135,8 @@ impl TenantMember {
             role: self.role,
             is_admin: self.role >= Role::Admin,
             active,
+            external_id: self.membership.external_id.clone(),
+            suspended: self.membership.suspended,
         }
     }
 
@@ -203,6 +210,9 @@ pub struct TenantNav {
     pub role: Role,
     pub is_admin: bool,
     pub active: &'static str,
+    /// The platform's id for the tenant, shown beside the slug.
+    pub external_id: Option<String>,
+    pub suspended: bool,
 }
 
 /// A person by name; one whose account no longer exists reads as "a former member".

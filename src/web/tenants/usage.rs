@@ -106,6 +106,12 @@ pub const OUTCOMES: [Outcome; Code::ALL.len()] = [
         "o-address",
         "bad",
     ),
+    outcome(
+        Code::TenantSuspended,
+        "tenant suspended",
+        "o-suspended",
+        "bad",
+    ),
     outcome(Code::Malformed, "malformed key", "o-malformed", "bad"),
     outcome(Code::NotFound, "unknown key", "o-unknown", "bad"),
 ];

@@ -152,6 +152,16 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     problems.extend(ada.check_page("page-members").await);
     ada.goto(&app.url(&format!("/t/{slug}/audit"))).await;
     problems.extend(ada.check_page("page-audit").await);
+    ada.goto(&app.url(&format!("/t/{slug}/api-access"))).await;
+    problems.extend(ada.check_page("page-api-access").await);
+    ada.fill("#name", "Billing backend").await;
+    ada.click("input[name=scopes][value='keys:read']").await;
+    ada.click("form[action$='/api-access'] button[type=submit]")
+        .await;
+    ada.expect_text("h2", "Billing backend").await;
+    problems.extend(ada.check_page("page-api-token-created").await);
+    ada.goto(&app.url(&format!("/t/{slug}/api-access"))).await;
+    problems.extend(ada.check_page("page-api-access-list").await);
     ada.goto(&app.url(&format!("/t/{slug}/settings"))).await;
     ada.fill("#confirm", "not the slug").await;
     ada.click("form[action$='/settings/delete'] button[type=submit]")
@@ -162,6 +172,9 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     problems.extend(ada.check_page("page-home").await);
     ada.goto(&app.url("/account")).await;
     problems.extend(ada.check_page("page-account").await);
+    ada.goto(&app.url("/docs/api")).await;
+    ada.expect_text("h1", "Gatehouse API").await;
+    problems.extend(ada.check_page("page-api-reference").await);
     ada.goto(&app.url("/no/such/page")).await;
     problems.extend(ada.check_page("page-404").await);
     ada.close().await;

@@ -60,7 +60,8 @@ impl Tenant {
 
     pub fn actor(&self) -> Actor {
         Actor {
-            user_id: self.admin,
+            user_id: Some(self.admin),
+            token: None,
             request_id: "test".into(),
             client_ip: IpAddr::from([127, 0, 0, 1]),
             user_agent: None,

@@ -1,5 +1,6 @@
 //! `/tenants/new`, `/t/{slug}/...` and `/invitations/{token}`: tenants, roles, members, invitations, audit.
 
+mod api_access;
 mod audit;
 mod invitations;
 mod key_policy;
@@ -146,6 +147,18 @@ async fn throwaway_endpoint(pool: &PgPool, tenant_id: Uuid) -> Uuid {
     .unwrap()
 }
 
+async fn throwaway_token(pool: &PgPool, tenant_id: Uuid) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO management_token (tenant_id, name, scopes, secret_hash, last_four)
+         VALUES ($1, 'Throwaway', '{keys:read}', gen_random_uuid()::text::bytea, 'abcd')
+         RETURNING management_token_id",
+    )
+    .bind(tenant_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 /// The form a route gets when it is allowed, so that an allowed request succeeds.
 fn form_for(path: &str) -> Vec<(&'static str, String)> {
     let form_id = Uuid::new_v4().to_string();
@@ -156,6 +169,12 @@ fn form_for(path: &str) -> Vec<(&'static str, String)> {
             ("environment", "live".into()),
             ("events", "all".into()),
             ("auth_kind", "none".into()),
+        ]
+    } else if path.ends_with("/api-access") {
+        vec![
+            ("name", "Table token".into()),
+            ("scopes", "keys:read".into()),
+            ("expiry", "30".into()),
         ]
     } else if path.ends_with("/resend") {
         vec![("event_id", "evt_throwaway".into())]
@@ -220,6 +239,8 @@ async fn every_tenant_route_answers_each_role_as_its_rule_says(pool: PgPool) {
             };
             let id = if pattern.contains("/invitations/{id}") {
                 throwaway_invitation(&app.pool, world.tenant_id).await
+            } else if pattern.contains("/api-access/{id}") {
+                throwaway_token(&app.pool, world.tenant_id).await
             } else if pattern.contains("/webhooks/{id}") {
                 throwaway_endpoint(&app.pool, world.tenant_id).await
             } else if pattern.contains("/key-requests/{id}") {

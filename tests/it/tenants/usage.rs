@@ -151,11 +151,11 @@ async fn usage_downloads_as_csv(pool: PgPool) {
     assert_eq!(
         lines[0],
         "bucket_start,valid,rate_limited,revoked,expired,environment_mismatch,tenant_mismatch,\
-         insufficient_scope,disabled,ip_not_allowed,malformed,not_found,total"
+         insufficient_scope,disabled,ip_not_allowed,tenant_suspended,malformed,not_found,total"
     );
     assert_eq!(lines.len(), 25, "every hour, busy or not");
     assert!(
-        lines[24].ends_with(",4,0,0,1,0,0,0,0,0,0,0,5"),
+        lines[24].ends_with(",4,0,0,1,0,0,0,0,0,0,0,0,5"),
         "{}",
         lines[24]
     );

@@ -69,7 +69,11 @@ impl KeyView {
             expires: key.expires_at.map_or_else(|| "never".into(), date_time),
             status: Status::of_key(key, now),
             rate_limit: key.rate_limit,
-            can_manage: keys::may_manage(member.role, member.user.app_user_id, key.created_by),
+            can_manage: keys::may_manage(
+                member.role,
+                Some(member.user.app_user_id),
+                key.created_by,
+            ),
             note: key.note.clone(),
             meta: pretty_meta(&key.meta),
             ip_allowlist: IpAllowlist::stored(&key.ip_allowlist).label(),

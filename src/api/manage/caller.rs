@@ -1,0 +1,226 @@
+//! Who calls the management API: an operator token (`GATEHOUSE_OPERATOR_TOKENS`, the whole
+//! platform) or a tenant management token (one tenant, its scopes). Verifier tokens open nothing
+//! here. Also: the tenant a path names, and the per-token rate limit.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::api::edge;
+use crate::app::AppState;
+use crate::client_ip::ClientIp;
+use crate::db::management::{self as db_management, ApiTenant};
+use crate::domain::audit::Actor;
+use crate::domain::management::{self, Scope};
+use crate::domain::rate_limit::{Policy, Quota};
+use crate::domain::tokens::sha256;
+
+use super::{ApiError, ApiResult};
+
+/// An authenticated caller of the management API.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub who: Who,
+    pub actor: Actor,
+}
+
+#[derive(Debug, Clone)]
+pub enum Who {
+    Operator,
+    Tenant {
+        token_id: Uuid,
+        tenant_id: Uuid,
+        scopes: Vec<String>,
+    },
+}
+
+/// Operator tokens or tenant tokens, as the security schemes of the document name them.
+const CHALLENGE: &str = "Bearer realm=\"gatehouse-management\"";
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let Ok(ClientIp(client_ip)) = ClientIp::from_request_parts(parts, state).await;
+        let presented = edge::bearer(&parts.headers).ok_or_else(|| {
+            unauthorized(
+                "Send an operator token or a tenant management token as `Authorization: Bearer <token>`.",
+            )
+        })?;
+        let header_text = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(|value| value.chars().take(256).collect::<String>())
+        };
+        let actor = |token: String| Actor {
+            user_id: None,
+            token: Some(token),
+            request_id: header_text("x-request-id").unwrap_or_default(),
+            client_ip,
+            user_agent: header_text(header::USER_AGENT.as_str()),
+        };
+        if edge::verifier_accepted(&state.config.operator_token_digests, Some(presented)) {
+            return Ok(Self {
+                who: Who::Operator,
+                actor: actor("operator token".into()),
+            });
+        }
+        let refused = || unauthorized("This token is not valid for the management API.");
+        if !management::is_token(&state.config.key_prefix, presented) {
+            return Err(refused());
+        }
+        let token = db_management::token_by_hash(&state.pool, &sha256(presented))
+            .await?
+            .ok_or_else(refused)?;
+        if token.revoked_at.is_some() {
+            return Err(unauthorized("This token has been revoked."));
+        }
+        if token
+            .expires_at
+            .is_some_and(|at| at <= OffsetDateTime::now_utc())
+        {
+            return Err(unauthorized("This token has expired."));
+        }
+        db_management::touch_token(&state.pool, token.management_token_id).await?;
+        Ok(Self {
+            who: Who::Tenant {
+                token_id: token.management_token_id,
+                tenant_id: token.tenant_id,
+                scopes: token.scopes,
+            },
+            actor: actor(format!("API token \u{201c}{}\u{201d}", token.name)),
+        })
+    }
+}
+
+impl Caller {
+    /// Only operator tokens may do this.
+    pub fn operator_only(&self) -> ApiResult<()> {
+        match self.who {
+            Who::Operator => Ok(()),
+            Who::Tenant { .. } => Err(ApiError::forbidden(
+                "Only an operator token may do this; tenant management tokens cannot.",
+            )),
+        }
+    }
+
+    /// The caller holds `scope` (operators hold every scope).
+    pub fn require(&self, scope: Scope) -> ApiResult<()> {
+        match &self.who {
+            Who::Operator => Ok(()),
+            Who::Tenant { scopes, .. } if scopes.iter().any(|s| s == scope.as_str()) => Ok(()),
+            Who::Tenant { .. } => Err(ApiError::forbidden(format!(
+                "This token lacks the {} scope.",
+                scope.as_str()
+            ))),
+        }
+    }
+
+    /// The tenant `{tenant}` names (its id, slug or `ext:<external_id>`), if the caller may see
+    /// it: another tenant is 404 for a tenant token, as if it did not exist.
+    pub async fn tenant(&self, state: &AppState, named: &str) -> ApiResult<ApiTenant> {
+        let found = match named.strip_prefix("ext:") {
+            Some(external_id) => {
+                db_management::tenant(&state.pool, None, None, Some(external_id)).await?
+            }
+            None => match Uuid::parse_str(named) {
+                Ok(id) => db_management::tenant(&state.pool, Some(id), None, None).await?,
+                Err(_) => db_management::tenant(&state.pool, None, Some(named), None).await?,
+            },
+        };
+        let tenant = found.ok_or_else(ApiError::not_found)?;
+        match &self.who {
+            Who::Tenant { tenant_id, .. } if *tenant_id != tenant.tenant_id => {
+                Err(ApiError::not_found())
+            }
+            _ => Ok(tenant),
+        }
+    }
+
+    /// The tenant, once the caller holds `scope` in it.
+    pub async fn tenant_with(
+        &self,
+        state: &AppState,
+        named: &str,
+        scope: Scope,
+    ) -> ApiResult<ApiTenant> {
+        let tenant = self.tenant(state, named).await?;
+        self.require(scope)?;
+        Ok(tenant)
+    }
+
+    /// Who this is for idempotency keys: never the token itself.
+    pub fn identity(&self) -> String {
+        match &self.who {
+            Who::Operator => "operator".into(),
+            Who::Tenant { token_id, .. } => format!("token:{token_id}"),
+        }
+    }
+}
+
+/// Who a request says it is, before authentication: a digest of its bearer token (or of
+/// nothing). Rate limits and idempotency keys are kept per this identity.
+pub fn presented_identity(headers: &HeaderMap) -> Uuid {
+    let digest = sha256(edge::bearer(headers).unwrap_or_default());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::from_bytes(bytes)
+}
+
+/// `GATEHOUSE_MANAGEMENT_RATE_LIMIT` calls per minute per token; 429 with `Retry-After` beyond.
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let now = OffsetDateTime::now_utc();
+    let identity = presented_identity(request.headers());
+    let taken = state
+        .management_limits
+        .take(identity, state.config.management_rate_limit, now)
+        .map(as_token_quota)
+        .map_err(as_token_quota);
+    match taken {
+        Ok(quota) => {
+            let mut response = next.run(request).await;
+            edge::add_ratelimit_headers(response.headers_mut(), &quota);
+            response
+        }
+        Err(spent) => {
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REQUESTS",
+                "Too many management API calls with this token. Try again after Retry-After seconds.",
+            )
+            .into_response();
+            edge::add_ratelimit_headers(response.headers_mut(), &spent);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(spent.reset));
+            response
+        }
+    }
+}
+
+fn as_token_quota(quota: Quota) -> Quota {
+    Quota {
+        policy: Policy::Token,
+        ..quota
+    }
+}
+
+/// The `WWW-Authenticate` challenge a 401 carries.
+pub fn add_challenge(response: &mut Response) {
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(CHALLENGE),
+        );
+    }
+}

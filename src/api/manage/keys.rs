@@ -1,0 +1,536 @@
+//! `/v1/tenants/{tenant}/keys…` (keys:read, keys:write) and `POST /v1/keys/whoami` (operator).
+//! Changes go through `domain::keys` and `domain::management`, so audit events, webhooks, mails
+//! and cache invalidation happen as in the portal.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::db::keys::{self as db_keys, Key as KeyRow};
+use crate::db::management as db_management;
+use crate::domain::key_format::{self, masked};
+use crate::domain::keys::{self as domain_keys, Access, KeyName, KeyProblem, KeySettings, Status};
+use crate::domain::management::{self, KeyChange, Scope};
+use crate::domain::vocabulary::{Environment, Role};
+
+use super::caller::Caller;
+use super::tenants::Tenant;
+use super::{
+    ApiError, ApiResult, ErrorBody, JsonBody, Page, StrictQuery, created, decode_cursor, page_size,
+    paged, rfc3339,
+};
+
+/// A key, never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Key {
+    pub id: Uuid,
+    pub name: String,
+    #[schema(value_type = String, example = "live")]
+    pub environment: Environment,
+    /// `ak_live_••••4f2a`
+    pub masked: String,
+    /// `active`, `expiring` (within 7 days), `expired`, `rolled` (working until its grace ends), `revoked`.
+    pub status: String,
+    /// Holds every scope of the deployment, also scopes added later.
+    pub full_access: bool,
+    pub scopes: Vec<String>,
+    /// Verifications per minute.
+    pub rate_limit: i32,
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+    /// The key this one replaced by a roll.
+    pub rolled_from: Option<Uuid>,
+}
+
+impl Key {
+    fn view(prefix: &str, key: KeyRow) -> Self {
+        let status = Status::of_key(&key, OffsetDateTime::now_utc());
+        Self {
+            id: key.api_key_id,
+            masked: masked(prefix, key.environment, &key.last_four),
+            name: key.name,
+            environment: key.environment,
+            status: status.as_str().to_owned(),
+            full_access: key.full_access,
+            scopes: key.scopes,
+            rate_limit: key.rate_limit,
+            expires_at: key.expires_at.map(rfc3339),
+            created_at: rfc3339(key.created_at),
+            last_used_at: key.last_used_at.map(rfc3339),
+            revoked_at: key.revoked_at.map(rfc3339),
+            rolled_from: key.rolled_from,
+        }
+    }
+}
+
+/// A new key and its secret: the only time the secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyWithSecret {
+    pub key: Key,
+    /// The key itself. Store it now: Gatehouse keeps only its SHA-256.
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListKeys {
+    /// `live` or `test`.
+    pub environment: Option<String>,
+    /// `active`, `expiring`, `expired`, `rolled` or `revoked`.
+    pub status: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// What the key is for, 1-80 characters.
+    pub name: String,
+    /// `live` or `test`.
+    pub environment: String,
+    /// Scopes of the deployment's catalogue; or `full_access: true`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub full_access: bool,
+    /// Verifications per minute (1-1000000); the environment's default when absent.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub rate_limit: Option<u32>,
+    /// When the key stops working (RFC 3339, in the future); never when absent.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// The settings to change; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    pub name: Option<String>,
+    /// Replaces the scopes (and ends full access).
+    pub scopes: Option<Vec<String>>,
+    /// `true` gives every scope; `false` needs `scopes`.
+    pub full_access: Option<bool>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub rate_limit: Option<u32>,
+    /// RFC 3339; `null` removes the expiry.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<String>>,
+}
+
+/// Tells `"field": null` (Some(None)) from an absent field (None).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollKey {
+    /// How long the old key keeps working: 0 (stops now) to 604800 (7 days).
+    #[schema(minimum = 0, maximum = 604_800)]
+    pub grace_seconds: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Whoami {
+    /// A key found somewhere it should not be.
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoamiAnswer {
+    pub tenant: Tenant,
+    pub key: Key,
+}
+
+fn parse_time(field: &'static str, value: &str) -> ApiResult<OffsetDateTime> {
+    OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
+        ApiError::invalid(
+            field,
+            format!("{field} must be an RFC 3339 time like 2027-01-31T00:00:00Z."),
+        )
+    })
+}
+
+fn future_time(field: &'static str, value: &str) -> ApiResult<OffsetDateTime> {
+    let at = parse_time(field, value)?;
+    if at <= OffsetDateTime::now_utc() {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be in the future."),
+        ));
+    }
+    Ok(at)
+}
+
+fn environment(value: &str) -> ApiResult<Environment> {
+    Environment::parse(value).ok_or_else(|| {
+        ApiError::invalid("environment", "environment must be \"live\" or \"test\".")
+    })
+}
+
+/// The access asked for: full access, or scopes of the catalogue; never both, never nothing.
+fn access(catalogue: &[String], full_access: bool, scopes: &[String]) -> ApiResult<Access> {
+    if let Some(unknown) = scopes.iter().find(|scope| !catalogue.contains(scope)) {
+        return Err(ApiError::invalid(
+            "scopes",
+            format!("{unknown:?} is not a scope of this deployment."),
+        ));
+    }
+    match (full_access, scopes.is_empty()) {
+        (true, true) => Ok(Access::Full),
+        (true, false) => Err(ApiError::invalid(
+            "scopes",
+            "Give either full_access: true or scopes, not both.",
+        )),
+        (false, false) => Ok(Access::Scopes(scopes.to_vec())),
+        (false, true) => Err(ApiError::invalid(
+            "scopes",
+            "Give the key scopes, or full_access: true.",
+        )),
+    }
+}
+
+async fn load(state: &AppState, tenant_id: Uuid, key_id: Uuid) -> ApiResult<Key> {
+    let row = db_keys::get(&state.pool, tenant_id, key_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Key::view(&state.config.key_prefix, row))
+}
+
+fn refused(problem: &KeyProblem) -> ApiError {
+    ApiError::conflict(problem.message())
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/keys", tag = "keys",
+    params(("tenant" = String, Path, description = "Tenant id, slug or `ext:<external_id>`"), ListKeys),
+    security(("operator_token" = []), ("tenant_token" = ["keys:read"])),
+    responses(
+        (status = 200, description = "Keys in creation order", body = Page<Key>),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Missing keys:read", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 422, description = "Bad filter, limit or cursor", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(named): Path<String>,
+    StrictQuery(query): StrictQuery<ListKeys>,
+) -> ApiResult<Json<Page<Key>>> {
+    let tenant = caller.tenant_with(&state, &named, Scope::KeysRead).await?;
+    let limit = page_size(query.limit)?;
+    let after = decode_cursor(query.cursor.as_deref())?;
+    let environment = query.environment.as_deref().map(environment).transpose()?;
+    if let Some(status) = &query.status
+        && Status::parse(status).is_none()
+    {
+        return Err(ApiError::invalid(
+            "status",
+            "status must be active, expiring, expired, rolled or revoked.",
+        ));
+    }
+    let rows = db_management::keys(
+        &state.pool,
+        tenant.tenant_id,
+        environment,
+        query.status.as_deref(),
+        after,
+        limit + 1,
+    )
+    .await?;
+    let prefix = state.config.key_prefix.clone();
+    Ok(Json(paged(
+        rows,
+        limit,
+        |row| (row.created_at, row.api_key_id),
+        |row| Key::view(&prefix, row),
+    )))
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/keys", tag = "keys", request_body = CreateKey,
+    params(("tenant" = String, Path, description = "Tenant id, slug or `ext:<external_id>`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the first answer")),
+    security(("operator_token" = []), ("tenant_token" = ["keys:write"])),
+    responses(
+        (status = 201, description = "The key and its secret (shown once)", body = KeyWithSecret),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Missing keys:write", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(named): Path<String>,
+    JsonBody(body): JsonBody<CreateKey>,
+) -> ApiResult<Response> {
+    let tenant = caller.tenant_with(&state, &named, Scope::KeysWrite).await?;
+    let name = KeyName::parse(&body.name).map_err(|why| ApiError::invalid("name", why))?;
+    let environment = environment(&body.environment)?;
+    let access = access(&state.config.scopes, body.full_access, &body.scopes)?;
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|at| future_time("expires_at", at))
+        .transpose()?;
+    let rate_limit = match body.rate_limit {
+        None => match environment {
+            Environment::Live => state.config.rate_limit_live,
+            Environment::Test => state.config.rate_limit_test,
+        },
+        Some(limit) if (1..=1_000_000).contains(&limit) => limit,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "rate_limit",
+                "rate_limit is a whole number of requests per minute from 1 to 1000000.",
+            ));
+        }
+    };
+    let settings = KeySettings {
+        name,
+        environment,
+        access,
+        expires_at,
+        rate_limit,
+        ip_allowlist: Default::default(),
+        note: String::new(),
+        meta: serde_json::json!({}),
+    };
+    let (secret, id) = domain_keys::create_key(
+        &state.pool,
+        &state.config.key_prefix,
+        tenant.tenant_id,
+        &settings,
+        &caller.actor,
+    )
+    .await?;
+    Ok(created(KeyWithSecret {
+        key: load(&state, tenant.tenant_id, id).await?,
+        secret: secret.expose().to_owned(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/keys/{key_id}", tag = "keys",
+    params(("tenant" = String, Path, description = "Tenant id, slug or `ext:<external_id>`"),
+        ("key_id" = Uuid, Path, description = "The key's id")),
+    security(("operator_token" = []), ("tenant_token" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The key", body = Key),
+        (status = 400, description = "Bad key id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Missing keys:read", body = ErrorBody),
+        (status = 404, description = "No such tenant or key", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn get_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((named, key_id)): Path<(String, String)>,
+) -> ApiResult<Json<Key>> {
+    let tenant = caller.tenant_with(&state, &named, Scope::KeysRead).await?;
+    Ok(Json(
+        load(&state, tenant.tenant_id, key_id_of(&key_id)?).await?,
+    ))
+}
+
+/// A key id from the path; anything else is no key here.
+fn key_id_of(text: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(text).map_err(|_| ApiError::not_found())
+}
+
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/keys/{key_id}", tag = "keys", request_body = UpdateKey,
+    params(("tenant" = String, Path, description = "Tenant id, slug or `ext:<external_id>`"),
+        ("key_id" = Uuid, Path, description = "The key's id")),
+    security(("operator_token" = []), ("tenant_token" = ["keys:write"])),
+    responses(
+        (status = 200, description = "The key as changed", body = Key),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Missing keys:write", body = ErrorBody),
+        (status = 404, description = "No such tenant or key", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn update_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((named, key_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<UpdateKey>,
+) -> ApiResult<Json<Key>> {
+    let tenant = caller.tenant_with(&state, &named, Scope::KeysWrite).await?;
+    let key_id = key_id_of(&key_id)?;
+    let access = match (body.full_access, &body.scopes) {
+        (None, None) => None,
+        (full, scopes) => Some(access(
+            &state.config.scopes,
+            full.unwrap_or(false),
+            scopes.as_deref().unwrap_or_default(),
+        )?),
+    };
+    let expires_at = match &body.expires_at {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(at)) => Some(Some(future_time("expires_at", at)?)),
+    };
+    let change = KeyChange {
+        name: body.name,
+        access,
+        rate_limit: body.rate_limit,
+        expires_at,
+    };
+    let hash = management::change_key(
+        &state.pool,
+        &state.config,
+        tenant.tenant_id,
+        key_id,
+        &change,
+        &caller.actor,
+    )
+    .await??;
+    state.verifier.forget(&hash);
+    Ok(Json(load(&state, tenant.tenant_id, key_id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/keys/{key_id}/roll", tag = "keys", request_body = RollKey,
+    params(("tenant" = String, Path, description = "Tenant id, slug or `ext:<external_id>`"),
+        ("key_id" = Uuid, Path, description = "The key's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the first answer")),
+    security(("operator_token" = []), ("tenant_token" = ["keys:write"])),
+    responses(
+        (status = 201, description = "The successor and its secret (shown once)", body = KeyWithSecret),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Missing keys:write", body = ErrorBody),
+        (status = 404, description = "No such tenant or key", body = ErrorBody),
+        (status = 409, description = "The key is rolled, expired or revoked; Idempotency-Key reused", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "grace_seconds out of range", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn roll_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((named, key_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RollKey>,
+) -> ApiResult<Response> {
+    let tenant = caller.tenant_with(&state, &named, Scope::KeysWrite).await?;
+    let key_id = key_id_of(&key_id)?;
+    if body.grace_seconds > 604_800 {
+        return Err(ApiError::invalid(
+            "grace_seconds",
+            "grace_seconds must be from 0 to 604800 (7 days).",
+        ));
+    }
+    let grace = time::Duration::seconds(i64::from(body.grace_seconds));
+    let rolled = domain_keys::roll_key(
+        &state.pool,
+        &state.config,
+        tenant.tenant_id,
+        key_id,
+        grace,
+        Role::Admin,
+        &caller.actor,
+    )
+    .await?
+    .map_err(|problem| refused(&problem))?;
+    state.verifier.forget(&rolled.old_hash);
+    Ok(created(KeyWithSecret {
+        key: load(&state, tenant.tenant_id, rolled.new_id).await?,
+        secret: rolled.key.expose().to_owned(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/keys/{key_id}/revoke", tag = "keys",
+    params(("tenant" = String, Path, description = "Tenant id, slug or `ext:<external_id>`"),
+        ("key_id" = Uuid, Path, description = "The key's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the first answer")),
+    security(("operator_token" = []), ("tenant_token" = ["keys:write"])),
+    responses(
+        (status = 200, description = "The key, revoked everywhere at once", body = Key),
+        (status = 400, description = "Bad Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Missing keys:write", body = ErrorBody),
+        (status = 404, description = "No such tenant or key", body = ErrorBody),
+        (status = 409, description = "Already revoked; Idempotency-Key reused", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((named, key_id)): Path<(String, String)>,
+) -> ApiResult<Json<Key>> {
+    let tenant = caller.tenant_with(&state, &named, Scope::KeysWrite).await?;
+    let key_id = key_id_of(&key_id)?;
+    let hash = domain_keys::revoke_key(
+        &state.pool,
+        &state.config,
+        tenant.tenant_id,
+        key_id,
+        Role::Admin,
+        &caller.actor,
+    )
+    .await?
+    .map_err(|problem| refused(&problem))?;
+    state.verifier.forget(&hash);
+    Ok(Json(load(&state, tenant.tenant_id, key_id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/keys/whoami", tag = "keys", request_body = Whoami,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key get the first answer")),
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "Whose key this is (audited in that tenant)", body = WhoamiAnswer),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an operator token", body = ErrorBody),
+        (status = 404, description = "No such key", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Not a key of this deployment", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub async fn whoami(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<Whoami>,
+) -> ApiResult<Json<WhoamiAnswer>> {
+    caller.operator_only()?;
+    let parsed = key_format::parse(&state.config.key_prefix, body.key.trim())
+        .map_err(|_| ApiError::invalid("key", "This is not an API key of this deployment."))?;
+    let (tenant_id, key_id) = management::identify_key(&state.pool, &parsed.hash, &caller.actor)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let tenant = db_management::tenant(&state.pool, Some(tenant_id), None, None)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(WhoamiAnswer {
+        tenant: tenant.into(),
+        key: load(&state, tenant_id, key_id).await?,
+    }))
+}
