@@ -177,41 +177,6 @@ pub async fn keys(
     .await
 }
 
-/// Changes a key's name, scopes, rate limit and expiry (each when given); the key's secret hash,
-/// for cache invalidation, when the key exists.
-#[allow(clippy::too_many_arguments)]
-pub async fn update_key(
-    db: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    api_key_id: Uuid,
-    name: Option<&str>,
-    access: Option<(bool, &[String])>,
-    rate_limit: Option<i32>,
-    expires_at: Option<Option<OffsetDateTime>>,
-) -> sqlx::Result<Option<Vec<u8>>> {
-    let (full_access, scopes) = access.unzip();
-    sqlx::query_scalar!(
-        r#"UPDATE api_key SET
-               name = COALESCE($3, name),
-               full_access = COALESCE($4, full_access),
-               scopes = COALESCE($5, scopes),
-               rate_limit = COALESCE($6, rate_limit),
-               expires_at = CASE WHEN $7 THEN $8 ELSE expires_at END
-           WHERE tenant_id = $1 AND api_key_id = $2
-           RETURNING secret_hash"#,
-        tenant_id,
-        api_key_id,
-        name,
-        full_access,
-        scopes,
-        rate_limit,
-        expires_at.is_some(),
-        expires_at.flatten(),
-    )
-    .fetch_optional(db)
-    .await
-}
-
 /// A tenant management token, as lists show it and as the API checks it.
 #[derive(Debug, Clone)]
 pub struct Token {

@@ -15,10 +15,12 @@ use crate::domain::accounts::Email;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::invitations::{self, InvitationMail};
-use crate::domain::key_format::{self, masked};
-use crate::domain::keys::{Access, KeyName};
+use crate::domain::ip_allowlist::IpAllowlist;
+use crate::domain::key_format;
+use crate::domain::keys::{self, Access, KeyName};
 use crate::domain::tenants::{Slug, TenantName};
 use crate::domain::tokens::sha256;
+use crate::domain::vocabulary::Role;
 
 /// What a tenant management token may do. Operator tokens may do everything, everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,10 +389,16 @@ pub struct KeyChange {
     pub rate_limit: Option<u32>,
     /// `Some(None)` removes the expiry.
     pub expires_at: Option<Option<OffsetDateTime>>,
+    pub note: Option<String>,
+    pub meta: Option<serde_json::Value>,
+    pub ip_allowlist: Option<Vec<String>>,
+    pub disabled: Option<bool>,
 }
 
-/// Changes a key's settings, audited; every instance forgets the key at commit. Returns the key's
-/// secret hash, so the caller can make this instance forget it at once.
+/// Changes a key's settings through the portal's own rules (`keys::edit_key`, acting as a tenant
+/// admin): audited, the tenant's key policy applied, `key.disabled` published, every instance
+/// forgetting the key at commit. Returns the key's secret hash, so the caller can make this
+/// instance forget it at once.
 pub async fn change_key(
     pool: &PgPool,
     config: &Config,
@@ -427,47 +435,56 @@ pub async fn change_key(
             "rate_limit is a whole number of requests per minute from 1 to 1000000.",
         )));
     }
-    let mut tx = pool.begin().await?;
-    let key = crate::db::keys::get(&mut *tx, tenant_id, api_key_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    let access = change
-        .access
+    let note = match change.note.as_deref().map(keys::parse_note) {
+        None => None,
+        Some(Ok(note)) => Some(note),
+        Some(Err(why)) => return Ok(Err(FieldProblem::invalid("note", why))),
+    };
+    let meta = match change.meta.clone().map(keys::check_meta) {
+        None => None,
+        Some(Ok(meta)) => Some(meta),
+        Some(Err(why)) => return Ok(Err(FieldProblem::invalid("meta", why))),
+    };
+    let ip_allowlist = match change
+        .ip_allowlist
         .as_ref()
-        .map(|access| (access.is_full(), access.chosen()));
-    let hash = db_management::update_key(
-        &mut *tx,
+        .map(|entries| IpAllowlist::parse(&entries.join(",")))
+    {
+        None => None,
+        Some(Ok(list)) => Some(list),
+        Some(Err(why)) => return Ok(Err(FieldProblem::invalid("ip_allowlist", why))),
+    };
+    let edit = keys::KeyEdit {
+        name,
+        note,
+        access: change.access.clone(),
+        rate_limit: change.rate_limit,
+        expires_at: change.expires_at,
+        meta,
+        ip_allowlist,
+        disabled: change.disabled,
+    };
+    match keys::edit_key(
+        pool,
+        config,
         tenant_id,
         api_key_id,
-        name.as_ref().map(KeyName::as_str),
-        access,
-        change
-            .rate_limit
-            .map(|limit| i32::try_from(limit).unwrap_or(i32::MAX)),
-        change.expires_at,
+        &edit,
+        Role::Admin,
+        actor,
     )
     .await?
-    .ok_or(DomainError::NotFound)?;
-    crate::db::keys::notify_changed(&mut *tx, &hash).await?;
-    actor
-        .commit_with_event(
-            tx,
-            tenant_id,
-            "key.changed",
-            format!(
-                "key:{} ({})",
-                key.name,
-                masked(&config.key_prefix, key.environment, &key.last_four)
-            ),
-            json!({
-                "name": name.as_ref().map(KeyName::as_str),
-                "scopes": change.access.as_ref().map(Access::label),
-                "rate_limit": change.rate_limit,
-                "expires": change.expires_at.map(|at| at.map_or_else(|| "never".to_owned(), |at| at.date().to_string())),
-            }),
-        )
-        .await?;
-    Ok(Ok(hash))
+    {
+        Ok(edited) => Ok(Ok(edited.secret_hash)),
+        Err(problem @ keys::KeyProblem::ExpiryPastPolicy(_)) => {
+            Ok(Err(FieldProblem::invalid("expires_at", problem.message())))
+        }
+        Err(problem) => Ok(Err(FieldProblem {
+            field: "key",
+            message: problem.message(),
+            conflict: true,
+        })),
+    }
 }
 
 /// Leak triage: whose key has this hash. The lookup is audited in the key's tenant (the tenant

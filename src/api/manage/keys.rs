@@ -35,7 +35,8 @@ pub struct Key {
     pub environment: Environment,
     /// `ak_live_••••4f2a`
     pub masked: String,
-    /// `active`, `expiring` (within 7 days), `expired`, `rolled` (working until its grace ends), `revoked`.
+    /// `active`, `expiring` (within 7 days), `expired`, `disabled`, `rolled` (working until its
+    /// grace ends), `revoked`.
     pub status: String,
     /// Holds every scope of the deployment, also scopes added later.
     pub full_access: bool,
@@ -52,6 +53,15 @@ pub struct Key {
     pub revoked_at: Option<String>,
     /// The key this one replaced by a roll.
     pub rolled_from: Option<Uuid>,
+    /// A note for the tenant's people; empty when none.
+    pub note: String,
+    /// The key's metadata object, returned by the key API as `key.meta`.
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+    /// CIDR blocks the key works from; empty: any address.
+    pub ip_allowlist: Vec<String>,
+    #[schema(format = DateTime)]
+    pub disabled_at: Option<String>,
 }
 
 impl Key {
@@ -71,6 +81,10 @@ impl Key {
             last_used_at: key.last_used_at.map(rfc3339),
             revoked_at: key.revoked_at.map(rfc3339),
             rolled_from: key.rolled_from,
+            note: key.note,
+            meta: key.meta,
+            ip_allowlist: key.ip_allowlist,
+            disabled_at: key.disabled_at.map(rfc3339),
         }
     }
 }
@@ -131,6 +145,15 @@ pub struct UpdateKey {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<String>>,
+    /// A note for the tenant's people (empty removes it).
+    pub note: Option<String>,
+    /// Replaces the metadata: a JSON object of at most 1 KB.
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+    /// Replaces the allowlist: IP addresses or CIDR blocks, IPv4 or IPv6; `[]`: any address.
+    pub ip_allowlist: Option<Vec<String>>,
+    /// `true` disables the key (code `DISABLED`), `false` enables it again.
+    pub disabled: Option<bool>,
 }
 
 /// Tells `"field": null` (Some(None)) from an absent field (None).
@@ -403,6 +426,10 @@ pub async fn update_key(
         access,
         rate_limit: body.rate_limit,
         expires_at,
+        note: body.note,
+        meta: body.meta,
+        ip_allowlist: body.ip_allowlist,
+        disabled: body.disabled,
     };
     let hash = management::change_key(
         &state.pool,

@@ -104,10 +104,111 @@ async fn a_key_is_created_read_changed_rolled_and_revoked_through_the_api(pool: 
         [
             "api_token.created",
             "key.created",
-            "key.changed",
+            "key.updated",
             "key.rolled",
             "key.revoked"
         ]
+    );
+}
+
+#[sqlx::test]
+async fn a_key_is_noted_given_metadata_pinned_to_addresses_and_disabled_through_the_api(
+    pool: PgPool,
+) {
+    let app = management_api(pool.clone(), &[]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let token = tenant_token(&pool, &acme, &["keys:read", "keys:write"]).await;
+    let created = post(
+        &app,
+        "/v1/tenants/acme/keys",
+        &token,
+        json!({ "name": "billing", "environment": "live", "scopes": ["read"] }),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    let path = format!(
+        "/v1/tenants/acme/keys/{}",
+        created.body["key"]["id"].as_str().unwrap()
+    );
+
+    let changed = patch(
+        &app,
+        &path,
+        &token,
+        json!({ "note": "for the billing job", "meta": { "plan": "pro" },
+                "ip_allowlist": ["203.0.113.7/24", "2001:db8::1"] }),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["note"], "for the billing job");
+    assert_eq!(changed.body["meta"], json!({ "plan": "pro" }));
+    assert_eq!(
+        changed.body["ip_allowlist"],
+        json!(["203.0.113.0/24", "2001:db8::1/128"]),
+        "stored canonical"
+    );
+    let inside = crate::support::key_api::verify(
+        &app,
+        json!({ "key": secret, "client_ip": "203.0.113.99" }),
+    )
+    .await
+    .json::<serde_json::Value>()
+    .await
+    .unwrap();
+    assert_eq!(inside["code"], "VALID");
+    assert_eq!(inside["key"]["meta"], json!({ "plan": "pro" }));
+    let outside = crate::support::key_api::verify(
+        &app,
+        json!({ "key": secret, "client_ip": "198.51.100.1" }),
+    )
+    .await
+    .json::<serde_json::Value>()
+    .await
+    .unwrap();
+    assert_eq!(outside["code"], "IP_NOT_ALLOWED");
+
+    let bad = patch(
+        &app,
+        &path,
+        &token,
+        json!({ "ip_allowlist": ["10.0.0.300"] }),
+    )
+    .await;
+    assert_eq!(
+        (bad.status.as_u16(), bad.code()),
+        (422, "INVALID"),
+        "{}",
+        bad.body
+    );
+    assert_eq!(bad.body["error"]["field"], "ip_allowlist");
+    let bad = patch(&app, &path, &token, json!({ "meta": [1, 2] })).await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(bad.body["error"]["field"], "meta");
+
+    let disabled = patch(
+        &app,
+        &path,
+        &token,
+        json!({ "disabled": true, "ip_allowlist": [] }),
+    )
+    .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    assert_eq!(disabled.body["status"], "disabled");
+    assert_eq!(code_of(&app, &secret).await, "DISABLED");
+    let enabled = patch(&app, &path, &token, json!({ "disabled": false })).await;
+    assert_eq!(enabled.body["status"], "active");
+    assert_eq!(code_of(&app, &secret).await, "VALID");
+
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_event WHERE action LIKE 'key.%' ORDER BY at, action",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        ["key.created", "key.updated", "key.disabled", "key.enabled"]
     );
 }
 
