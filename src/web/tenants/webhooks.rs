@@ -19,7 +19,7 @@ use crate::domain::webhooks::{
     self, AUTH_KINDS, EndpointErrors, EndpointInput, EventType, SigningSecret, WebhookProblem,
 };
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Layout, date_time, render};
+use crate::web::page::{Clock, Layout, When, render};
 use crate::web::session;
 use crate::web::tenants::{TenantMember, TenantNav};
 
@@ -42,12 +42,13 @@ struct EndpointView {
     auth: &'static str,
     health: String,
     healthy: bool,
-    last_delivery: String,
+    last_delivery: Option<When>,
+    last_status: String,
     overlap_until: Option<String>,
 }
 
 impl EndpointView {
-    fn of(endpoint: &Endpoint) -> Self {
+    fn of(endpoint: &Endpoint, clock: &Clock) -> Self {
         let health = match (
             endpoint.enabled,
             endpoint.failures_in_row,
@@ -78,29 +79,21 @@ impl EndpointView {
                 .map_or("None", |(_, label)| label),
             healthy: endpoint.enabled && endpoint.failures_in_row == 0,
             health,
-            last_delivery: endpoint.last_delivery_at.map_or_else(
-                || "never".to_owned(),
-                |at| {
-                    format!(
-                        "{} ({})",
-                        date_time(at),
-                        endpoint
-                            .last_status
-                            .map_or_else(|| "no answer".to_owned(), |s| s.to_string())
-                    )
-                },
-            ),
+            last_delivery: endpoint.last_delivery_at.map(|at| clock.at(at)),
+            last_status: endpoint
+                .last_status
+                .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
             overlap_until: endpoint
                 .previous_secret_until
                 .filter(|until| *until > now)
-                .map(date_time),
+                .map(|until| clock.exact(until)),
         }
     }
 }
 
 /// One line of the delivery log.
 struct AttemptView {
-    at: String,
+    at: When,
     event_id: String,
     event_type: String,
     status: String,
@@ -112,7 +105,7 @@ struct AttemptView {
 }
 
 impl AttemptView {
-    fn of(attempt: Attempt) -> Self {
+    fn of(attempt: Attempt, clock: &Clock) -> Self {
         let headers = attempt
             .request_headers
             .as_object()
@@ -123,7 +116,7 @@ impl AttemptView {
             })
             .unwrap_or_default();
         Self {
-            at: date_time(attempt.attempted_at),
+            at: clock.at(attempt.attempted_at),
             ok: attempt.error.is_none(),
             status: attempt
                 .status
@@ -153,10 +146,14 @@ pub async fn list_webhooks(
     member: TenantMember,
 ) -> AppResult<Response> {
     let endpoints = db_webhooks::list(&state.pool, member.tenant_id()).await?;
+    let clock = Clock::of(&member.user);
     let page = WebhooksPage {
         layout: member.layout().await?,
         tenant: member.nav("webhooks"),
-        endpoints: endpoints.iter().map(EndpointView::of).collect(),
+        endpoints: endpoints
+            .iter()
+            .map(|endpoint| EndpointView::of(endpoint, &clock))
+            .collect(),
         can_manage: member.role >= Role::Admin,
         has_key: state.config.secret_key.is_some(),
     };
@@ -340,11 +337,15 @@ pub async fn show_webhook(
 ) -> AppResult<Response> {
     let endpoint = load(&state, &member, id).await?;
     let attempts = db_webhooks::attempts(&state.pool, member.tenant_id(), id, LOG_LENGTH).await?;
+    let clock = Clock::of(&member.user);
     let page = WebhookPage {
         layout: member.layout().await?,
         tenant: member.nav("webhooks"),
-        endpoint: EndpointView::of(&endpoint),
-        attempts: attempts.into_iter().map(AttemptView::of).collect(),
+        endpoint: EndpointView::of(&endpoint, &clock),
+        attempts: attempts
+            .into_iter()
+            .map(|attempt| AttemptView::of(attempt, &clock))
+            .collect(),
         can_manage: member.role >= Role::Admin,
     };
     Ok(render(&page)?.into_response())

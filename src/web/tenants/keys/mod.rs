@@ -21,7 +21,7 @@ use crate::domain::usage::{Counts, Window};
 use crate::domain::vocabulary::Environment;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Layout, Pager, Paging, date, date_time, render};
+use crate::web::page::{Clock, Layout, Pager, Paging, When, render};
 
 const PAGE_SIZE: i64 = 25;
 
@@ -33,9 +33,9 @@ pub struct KeyView {
     pub environment: Environment,
     pub scopes: String,
     pub creator: String,
-    pub created: String,
-    pub last_used: String,
-    pub expires: String,
+    pub created: When,
+    pub last_used: Option<When>,
+    pub expires: Option<When>,
     pub status: Status,
     pub rate_limit: i32,
     pub can_manage: bool,
@@ -43,6 +43,7 @@ pub struct KeyView {
 
 impl KeyView {
     fn new(key: &Key, prefix: &str, member: &TenantMember, now: OffsetDateTime) -> Self {
+        let clock = Clock::of(&member.user);
         Self {
             id: key.api_key_id,
             masked: masked(prefix, key.environment, &key.last_four),
@@ -50,9 +51,9 @@ impl KeyView {
             environment: key.environment,
             scopes: Access::stored(key.full_access, key.scopes.clone()).label(),
             creator: member_name(key.created_by_name.clone()),
-            created: date(key.created_at),
-            last_used: key.last_used_at.map_or_else(|| "never".into(), date_time),
-            expires: key.expires_at.map_or_else(|| "never".into(), date_time),
+            created: clock.day(key.created_at),
+            last_used: key.last_used_at.map(|at| clock.at(at)),
+            expires: key.expires_at.map(|at| clock.at(at)),
             status: Status::of(now, key.expires_at, key.revoked_at, key.rolled_at),
             rate_limit: key.rate_limit,
             can_manage: keys::may_manage(member.role, member.user.app_user_id, key.created_by),
@@ -158,9 +159,9 @@ struct KeyPage {
     key: KeyView,
     rolled_from: Option<(Uuid, String)>,
     rolled_to: Option<(Uuid, String)>,
-    rolled_at: Option<String>,
+    rolled_at: Option<When>,
     rolled_by: String,
-    revoked_at: Option<String>,
+    revoked_at: Option<When>,
     revoked_by: String,
     can_roll: bool,
     can_revoke: bool,
@@ -225,6 +226,7 @@ async fn key_page(
         member,
         OffsetDateTime::now_utc(),
     );
+    let clock = Clock::of(&member.user);
     let day = usage::load(state, tenant_id, Some(key_id), Window::Day).await?;
     let key_masked = view.masked.clone();
     Ok(KeyPage {
@@ -240,9 +242,9 @@ async fn key_page(
         key: view,
         rolled_from,
         rolled_to,
-        rolled_at: key.rolled_at.map(date_time),
+        rolled_at: key.rolled_at.map(|at| clock.at(at)),
         rolled_by: member_name(key.rolled_by_name),
-        revoked_at: key.revoked_at.map(date_time),
+        revoked_at: key.revoked_at.map(|at| clock.at(at)),
         revoked_by: member_name(key.revoked_by_name),
         quick: check::QuickStart::new(&state.config),
         tested,
