@@ -47,6 +47,41 @@ pub async fn claim_due(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<DueReminder>
     .await
 }
 
+/// A key that has just passed its expiry, claimed for its `key.expired` event.
+#[derive(Debug)]
+pub struct ExpiredKey {
+    pub api_key_id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub live: bool,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Claims up to `limit` keys that passed their expiry and were not announced yet (neither revoked
+/// nor rolled: those had their own event), marking them in the same statement; locked rows are
+/// skipped, so instances sweeping at once never claim one key twice.
+pub async fn claim_expired(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<ExpiredKey>> {
+    sqlx::query_as!(
+        ExpiredKey,
+        r#"WITH due AS (
+               SELECT k.api_key_id FROM api_key k
+               JOIN tenant t ON t.tenant_id = k.tenant_id AND t.deleted_at IS NULL
+               WHERE k.expired_event_at IS NULL AND k.expires_at IS NOT NULL AND k.expires_at <= now()
+                 AND k.revoked_at IS NULL AND k.rolled_at IS NULL
+               ORDER BY k.expires_at
+               LIMIT $1
+               FOR UPDATE OF k SKIP LOCKED
+           )
+           UPDATE api_key k SET expired_event_at = now()
+           FROM due WHERE k.api_key_id = due.api_key_id
+           RETURNING k.api_key_id, k.tenant_id, k.name, k.environment = 'live' AS "live!",
+                     k.expires_at AS "expires_at!""#,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// Who is reminded: the key's creator (while still a member) and, for live keys, the tenant's
 /// admins; only people who still want reminders and are not disabled.
 pub async fn recipients(

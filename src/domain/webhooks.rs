@@ -44,6 +44,7 @@ pub enum EventType {
     KeyRolled,
     KeyRevoked,
     KeyExpiring,
+    KeyExpired,
     KeyRateLimited,
     MemberJoined,
     MemberRemoved,
@@ -53,11 +54,12 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         Self::KeyCreated,
         Self::KeyRolled,
         Self::KeyRevoked,
         Self::KeyExpiring,
+        Self::KeyExpired,
         Self::KeyRateLimited,
         Self::MemberJoined,
         Self::MemberRemoved,
@@ -72,6 +74,7 @@ impl EventType {
             Self::KeyRolled => "key.rolled",
             Self::KeyRevoked => "key.revoked",
             Self::KeyExpiring => "key.expiring",
+            Self::KeyExpired => "key.expired",
             Self::KeyRateLimited => "key.rate_limited",
             Self::MemberJoined => "member.joined",
             Self::MemberRemoved => "member.removed",
@@ -87,6 +90,7 @@ impl EventType {
             Self::KeyRolled => "a key was rolled (its successor created)",
             Self::KeyRevoked => "a key was revoked",
             Self::KeyExpiring => "a key expires in 30, 7 or 1 days",
+            Self::KeyExpired => "a key passed its expiry",
             Self::KeyRateLimited => "a key hit its rate limit (at most hourly)",
             Self::MemberJoined => "someone joined the tenant",
             Self::MemberRemoved => "a member was removed or left",

@@ -172,7 +172,7 @@ struct EndpointFormPage {
     errors: EndpointErrors,
     problem: Option<&'static str>,
     environments: [Environment; 2],
-    event_types: [EventType; 10],
+    event_types: [EventType; EventType::ALL.len()],
     auth_kinds: [(&'static str, &'static str); 4],
 }
 

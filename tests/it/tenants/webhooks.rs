@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::support::app::{TestApp, assert_redirect};
 use crate::support::binary::Binary;
 use crate::support::fixtures::{
-    TenantAdmin, create_key, member_client, revealed, roll, submit_key,
+    TenantAdmin, create_key, member_client, revealed, revoke_unnoticed, roll, submit_key,
 };
 use crate::support::key_api::{OTHER_VERIFIER, VERIFIER, code_of, keep_within_one_minute};
 use crate::support::smtp::MailSink;
@@ -844,6 +844,80 @@ async fn a_key_about_to_expire_sends_key_expiring(pool: PgPool) {
     let payload = verify_with_library(&secret, &delivery).unwrap();
     assert_eq!(payload["data"]["key"]["id"], key_id.to_string());
     assert_eq!(payload["data"]["days_ahead"], 7);
+}
+
+#[sqlx::test]
+async fn a_key_past_its_expiry_sends_key_expired_once_whatever_the_number_of_sweeps(pool: PgPool) {
+    let app = webhook_app(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let (_, secret) = register(&app, &admin, &receiver.url, &[]).await;
+    let (_, expired) = create_key(&app, &admin, "acme", "Old", "test").await;
+    let (_, revoked) = create_key(&app, &admin, "acme", "Revoked", "test").await;
+    let (_, later) = create_key(&app, &admin, "acme", "Later", "test").await;
+    revoke_unnoticed(&app.pool, revoked).await;
+    sqlx::query(
+        "UPDATE api_key SET expires_at = now() - interval '1 second' WHERE api_key_id = ANY($1)",
+    )
+    .bind(vec![expired, revoked])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE api_key SET expires_at = now() + interval '1 hour' WHERE api_key_id = $1")
+        .bind(later)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    // Four sweeps at once, as from four instances: one event.
+    let sweeps = (0..4).map(|_| {
+        let pool = app.pool.clone();
+        async move { gatehouse::domain::reminders::announce_expired(&pool).await }
+    });
+    let counts: Vec<usize> = futures_counts(sweeps).await;
+    assert_eq!(counts.iter().sum::<usize>(), 1, "{counts:?}");
+
+    let delivery = receiver.event("key.expired").await;
+    let payload = verify_with_library(&secret, &delivery).unwrap();
+    assert_eq!(payload["type"], "key.expired");
+    assert_eq!(payload["data"]["key"]["id"], expired.to_string());
+    assert_eq!(payload["data"]["key"]["name"], "Old");
+    assert!(
+        payload["data"]["expired_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(
+        gatehouse::domain::reminders::announce_expired(&app.pool)
+            .await
+            .unwrap(),
+        0,
+        "a later sweep announces nothing again"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let expired_events = receiver
+        .received()
+        .iter()
+        .filter(|r| r.event_type() == "key.expired")
+        .count();
+    assert_eq!(
+        expired_events, 1,
+        "the revoked key and the later one send none"
+    );
+}
+
+/// Runs the sweeps concurrently and collects what each announced.
+async fn futures_counts<F>(sweeps: impl Iterator<Item = F>) -> Vec<usize>
+where
+    F: std::future::Future<Output = gatehouse::domain::error::DomainResult<usize>> + Send + 'static,
+{
+    let handles: Vec<_> = sweeps.map(tokio::spawn).collect();
+    let mut counts = Vec::new();
+    for handle in handles {
+        counts.push(handle.await.unwrap().unwrap());
+    }
+    counts
 }
 
 #[sqlx::test]
