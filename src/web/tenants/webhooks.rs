@@ -19,8 +19,9 @@ use crate::domain::webhooks::{
     self, AUTH_KINDS, EndpointErrors, EndpointInput, EventType, SigningSecret, WebhookProblem,
 };
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Clock, Layout, When, render};
+use crate::web::page::{Clock, ConfirmPage, Layout, When, render};
 use crate::web::session;
+use crate::web::session::{first_use, new_form_id};
 use crate::web::tenants::{TenantMember, TenantNav};
 
 /// Attempts an endpoint's page lists.
@@ -165,6 +166,8 @@ pub async fn list_webhooks(
 struct EndpointFormPage {
     layout: Layout,
     tenant: TenantNav,
+    /// The reload guard of a new endpoint's form (unused when editing: saving twice is harmless).
+    form_id: String,
     /// `None` for a new endpoint.
     editing: Option<Uuid>,
     stored_auth: Option<String>,
@@ -179,6 +182,7 @@ struct EndpointFormPage {
 impl EndpointFormPage {
     async fn build(
         member: &TenantMember,
+        form_id: String,
         editing: Option<&Endpoint>,
         input: EndpointInput,
         errors: EndpointErrors,
@@ -187,6 +191,7 @@ impl EndpointFormPage {
         Ok(Self {
             layout: member.layout().await?,
             tenant: member.nav("webhooks"),
+            form_id,
             editing: editing.map(|endpoint| endpoint.webhook_endpoint_id),
             stored_auth: editing.map(|endpoint| endpoint.auth_kind.clone()),
             input,
@@ -213,17 +218,27 @@ pub async fn new_webhook_form(member: TenantMember) -> AppResult<Response> {
         auth_kind: "none".into(),
         ..EndpointInput::default()
     };
-    let page =
-        EndpointFormPage::build(&member, None, input, EndpointErrors::default(), None).await?;
+    let page = EndpointFormPage::build(
+        &member,
+        new_form_id(),
+        None,
+        input,
+        EndpointErrors::default(),
+        None,
+    )
+    .await?;
     Ok(render(&page)?.into_response())
 }
 
-/// The form's fields; `event_types` repeats, which typed `Form` cannot read.
-fn read_form(body: &[u8]) -> EndpointInput {
+/// The form's fields and its one-time `form_id` (new endpoints only); `event_types` repeats,
+/// which typed `Form` cannot read.
+fn read_form(body: &[u8]) -> (EndpointInput, String) {
     let mut input = EndpointInput::default();
+    let mut form_id = String::new();
     for (name, value) in form_urlencoded::parse(body) {
         let value = value.into_owned();
         match name.as_ref() {
+            "form_id" => form_id = value,
             "name" => input.name = value,
             "url" => input.url = value,
             "environment" => input.environment = value,
@@ -238,12 +253,13 @@ fn read_form(body: &[u8]) -> EndpointInput {
             _ => {}
         }
     }
-    input
+    (input, form_id)
 }
 
 /// The form again with what was typed, minus the credentials (never echoed back).
 async fn form_again(
     member: &TenantMember,
+    form_id: String,
     editing: Option<&Endpoint>,
     mut input: EndpointInput,
     problem: WebhookProblem,
@@ -255,7 +271,7 @@ async fn form_again(
         WebhookProblem::Invalid(errors) => (errors, None),
         WebhookProblem::NoSecretKey => (EndpointErrors::default(), Some(NO_KEY)),
     };
-    let page = EndpointFormPage::build(member, editing, input, errors, problem).await?;
+    let page = EndpointFormPage::build(member, form_id, editing, input, errors, problem).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
 }
 
@@ -293,13 +309,18 @@ pub async fn create_webhook(
     member: TenantMember,
     body: Bytes,
 ) -> AppResult<Response> {
-    let input = read_form(&body);
+    let (input, form_id) = read_form(&body);
     let form = match input.check(None) {
         Ok(form) => form,
         Err(errors) => {
-            return form_again(&member, None, input, WebhookProblem::Invalid(errors)).await;
+            let problem = WebhookProblem::Invalid(errors);
+            return form_again(&member, form_id, None, input, problem).await;
         }
     };
+    // A reloaded or re-sent form must not register the endpoint twice.
+    if !first_use(&member.session, &form_id).await? {
+        return already_created(&member).await;
+    }
     let created = webhooks::create_endpoint(
         &state.pool,
         state.config.secret_key.as_ref(),
@@ -310,8 +331,25 @@ pub async fn create_webhook(
     .await?;
     match created {
         Ok((id, secret)) => secret_page(&member, id, form.name, &secret, false).await,
-        Err(problem) => form_again(&member, None, input, problem).await,
+        Err(problem) => form_again(&member, new_form_id(), None, input, problem).await,
     }
+}
+
+/// The answer to a create form sent again: the endpoint exists, its secret was shown once.
+async fn already_created(member: &TenantMember) -> AppResult<Response> {
+    let page = ConfirmPage {
+        layout: member.layout().await?,
+        tenant: member.nav("webhooks"),
+        title: "This endpoint was already created".into(),
+        message:
+            "This form was already sent, so the endpoint exists and its signing secret was shown \
+                  then. If you did not copy the secret, roll it on the endpoint's page."
+                .into(),
+        action: String::new(),
+        button: "",
+        cancel: format!("/t/{}/webhooks", member.membership.slug),
+    };
+    Ok((StatusCode::CONFLICT, render(&page)?).into_response())
 }
 
 async fn load(state: &AppState, member: &TenantMember, id: Uuid) -> AppResult<Endpoint> {
@@ -374,6 +412,7 @@ pub async fn edit_webhook_form(
     };
     let page = EndpointFormPage::build(
         &member,
+        String::new(),
         Some(&endpoint),
         input,
         EndpointErrors::default(),
@@ -390,12 +429,13 @@ pub async fn update_webhook(
     body: Bytes,
 ) -> AppResult<Response> {
     let endpoint = load(&state, &member, id).await?;
-    let input = read_form(&body);
+    let (input, _) = read_form(&body);
     let form = match input.check(Some(&endpoint.auth_kind)) {
         Ok(form) => form,
         Err(errors) => {
             return form_again(
                 &member,
+                String::new(),
                 Some(&endpoint),
                 input,
                 WebhookProblem::Invalid(errors),
@@ -413,7 +453,7 @@ pub async fn update_webhook(
     )
     .await?;
     if let Err(problem) = updated {
-        return form_again(&member, Some(&endpoint), input, problem).await;
+        return form_again(&member, String::new(), Some(&endpoint), input, problem).await;
     }
     session::flash(&member.session, "Endpoint saved.").await?;
     Ok(Redirect::to(&endpoint_path(&member, id)).into_response())

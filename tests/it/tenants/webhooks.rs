@@ -9,7 +9,7 @@ use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::app::{TestApp, assert_redirect};
+use crate::support::app::{TestApp, assert_redirect, field_value};
 use crate::support::binary::Binary;
 use crate::support::fixtures::{
     TenantAdmin, create_key, member_client, revealed, revoke_unnoticed, roll, submit_key,
@@ -52,7 +52,10 @@ async fn submit_endpoint(
     url: &str,
     extra: &[(&str, &str)],
 ) -> reqwest::Response {
+    let form = app.get_html(admin, "/t/acme/webhooks/new").await;
+    let form_id = field_value(&form, "form_id").expect("the form has a one-time id");
     let mut fields = vec![
+        ("form_id", form_id.as_str()),
         ("name", "Receiver"),
         ("url", url),
         ("environment", "test"),
@@ -621,6 +624,71 @@ async fn secrets_and_receiver_credentials_are_sealed_and_never_shown_again(pool:
         again.header("authorization"),
         Some(format!("Bearer {token}").as_str())
     );
+}
+
+#[sqlx::test]
+async fn a_re_sent_create_form_does_not_register_a_second_endpoint(pool: PgPool) {
+    let app = webhook_app(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let form = app.get_html(&admin, "/t/acme/webhooks/new").await;
+    let form_id = field_value(&form, "form_id").unwrap();
+    let fields = [
+        ("form_id", form_id.as_str()),
+        ("name", "Billing sync"),
+        ("url", "https://hooks.example.com/gatehouse"),
+        ("environment", "live"),
+        ("events", "all"),
+        ("auth_kind", "none"),
+    ];
+    let first = app
+        .submit(&admin, "/t/acme/webhooks/new", "/t/acme/webhooks", &fields)
+        .await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(first.text().await.unwrap().contains("whsec_"));
+
+    // The browser's reload (or back and submit) sends the same form again.
+    let again = app
+        .submit(&admin, "/t/acme/webhooks/new", "/t/acme/webhooks", &fields)
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let page = again.text().await.unwrap();
+    assert!(page.contains("This endpoint was already created"), "{page}");
+    assert!(!page.contains("whsec_"), "the secret is not shown again");
+    assert_eq!(app.count("webhook_endpoint").await, 1);
+
+    // Without the form's id (a hand-made post) nothing is created either.
+    let no_id = app
+        .submit(
+            &admin,
+            "/t/acme/webhooks/new",
+            "/t/acme/webhooks",
+            &fields[1..],
+        )
+        .await;
+    assert_eq!(no_id.status(), StatusCode::CONFLICT);
+    assert_eq!(app.count("webhook_endpoint").await, 1);
+    // A fresh form makes another one, and a form refused for a mistake keeps its id for the fix.
+    let form = app.get_html(&admin, "/t/acme/webhooks/new").await;
+    let fresh = field_value(&form, "form_id").unwrap();
+    assert_ne!(fresh, form_id);
+    let mut bad = fields.to_vec();
+    bad[0] = ("form_id", fresh.as_str());
+    bad[2] = ("url", "not a url");
+    let refused = app
+        .submit(&admin, "/t/acme/webhooks/new", "/t/acme/webhooks", &bad)
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused_form = refused.text().await.unwrap();
+    assert_eq!(
+        field_value(&refused_form, "form_id").as_deref(),
+        Some(fresh.as_str())
+    );
+    bad[2] = ("url", "https://hooks.example.com/other");
+    let fixed = app
+        .submit(&admin, "/t/acme/webhooks/new", "/t/acme/webhooks", &bad)
+        .await;
+    assert_eq!(fixed.status(), StatusCode::OK);
+    assert_eq!(app.count("webhook_endpoint").await, 2);
 }
 
 #[sqlx::test]

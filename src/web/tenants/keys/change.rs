@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::create::{already_shown, created_page, first_use, new_form_id};
+use super::create::{already_shown, created_page};
 use super::{KeyView, load_key, manageable_key, refuse};
 use crate::app::AppState;
 use crate::domain::key_format::masked;
@@ -14,6 +14,7 @@ use crate::domain::keys::{self, Status};
 use crate::error::{AppError, AppResult};
 use crate::web::page::{Clock, ConfirmPage, Layout, render};
 use crate::web::session;
+use crate::web::session::{first_use, new_form_id};
 use crate::web::tenants::{TenantMember, TenantNav};
 
 // ---- roll ----
