@@ -355,6 +355,25 @@ async fn a_retry_waits_as_long_as_retry_after_asks(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_retry_waits_until_the_http_date_retry_after_names(pool: PgPool) {
+    let app = webhook_app(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let (id, _) = register(&app, &admin, &receiver.url, &[]).await;
+    // An IMF-fixdate three seconds ahead (whole seconds: the wait is between 2 and 3 s).
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3));
+    let date: &'static str = date.leak();
+    receiver.answer(vec![(503, vec![("retry-after", date)])]);
+    post_action(&app, &admin, id, "test").await;
+    let both = receiver.wait_for(2).await;
+    let waited = both[1].at - both[0].at;
+    assert!(
+        waited >= Duration::from_millis(1800),
+        "waited {waited:?}, not the 300 ms schedule"
+    );
+}
+
+#[sqlx::test]
 async fn a_410_disables_the_endpoint_and_tells_the_admins(pool: PgPool) {
     let sink = MailSink::start();
     let smtp = sink.url();
