@@ -105,6 +105,11 @@ impl Clock {
         &self.zone_name
     }
 
+    /// `at` as a wall-clock time in the viewer's zone.
+    pub fn local_time(&self, at: OffsetDateTime) -> OffsetDateTime {
+        self.local(at).0
+    }
+
     /// `at` in the viewer's zone, with the zone's abbreviation ("CET", "UTC").
     fn local(&self, at: OffsetDateTime) -> (OffsetDateTime, String) {
         let timestamp = jiff::Timestamp::from_second(at.unix_timestamp()).unwrap_or_default();
