@@ -5,6 +5,8 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::vocabulary::Environment;
+
 /// A reminder this instance claimed: no other instance sends it.
 #[derive(Debug)]
 pub struct DueReminder {
@@ -53,7 +55,7 @@ pub struct ExpiredKey {
     pub api_key_id: Uuid,
     pub tenant_id: Uuid,
     pub name: String,
-    pub live: bool,
+    pub environment: Environment,
     pub expires_at: OffsetDateTime,
 }
 
@@ -74,7 +76,7 @@ pub async fn claim_expired(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<
            )
            UPDATE api_key k SET expired_event_at = now()
            FROM due WHERE k.api_key_id = due.api_key_id
-           RETURNING k.api_key_id, k.tenant_id, k.name, k.environment = 'live' AS "live!",
+           RETURNING k.api_key_id, k.tenant_id, k.name, k.environment AS "environment: Environment",
                      k.expires_at AS "expires_at!""#,
         limit,
     )

@@ -80,18 +80,13 @@ pub async fn announce_expired(pool: &PgPool) -> DomainResult<usize> {
         let mut tx = pool.begin().await?;
         let expired = reminders::claim_expired(&mut *tx, EXPIRED_BATCH).await?;
         for key in &expired {
-            let environment = if key.live {
-                Environment::Live
-            } else {
-                Environment::Test
-            };
             webhooks::publish(
                 &mut tx,
                 key.tenant_id,
                 EventType::KeyExpired,
-                Some(environment),
+                Some(key.environment),
                 serde_json::json!({
-                    "key": { "id": key.api_key_id, "name": key.name, "environment": environment },
+                    "key": { "id": key.api_key_id, "name": key.name, "environment": key.environment },
                     "expired_at": webhooks::rfc3339(key.expires_at),
                 }),
             )
