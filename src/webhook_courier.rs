@@ -210,8 +210,7 @@ impl WebhookCourier {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(|secs| Duration::from_secs(secs).min(webhooks::LONGEST_RETRY_AFTER));
+            .and_then(|value| webhooks::retry_after(value, std::time::SystemTime::now()));
         let location = response
             .headers()
             .get(reqwest::header::LOCATION)

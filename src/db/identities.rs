@@ -44,7 +44,7 @@ pub async fn sign_in(
                RETURNING app_user_id
            )
            SELECT u.app_user_id, u.email, u.display_name, u.password_hash, u.session_generation,
-                  u.created_at, u.password_changed_at, u.disabled_at, u.email_verified_at, u.expiry_reminders
+                  u.created_at, u.password_changed_at, u.disabled_at, u.email_verified_at, u.expiry_reminders, u.time_zone
            FROM app_user u JOIN used USING (app_user_id)"#,
         issuer,
         subject,

@@ -5,6 +5,8 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::vocabulary::Environment;
+
 /// A reminder this instance claimed: no other instance sends it.
 #[derive(Debug)]
 pub struct DueReminder {
@@ -42,6 +44,41 @@ pub async fn claim_due(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<DueReminder>
            FROM inserted i
            JOIN api_key k ON k.api_key_id = i.api_key_id
            JOIN tenant t ON t.tenant_id = k.tenant_id"#,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// A key that has just passed its expiry, claimed for its `key.expired` event.
+#[derive(Debug)]
+pub struct ExpiredKey {
+    pub api_key_id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub environment: Environment,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Claims up to `limit` keys that passed their expiry and were not announced yet (neither revoked
+/// nor rolled: those had their own event), marking them in the same statement; locked rows are
+/// skipped, so instances sweeping at once never claim one key twice.
+pub async fn claim_expired(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<ExpiredKey>> {
+    sqlx::query_as!(
+        ExpiredKey,
+        r#"WITH due AS (
+               SELECT k.api_key_id FROM api_key k
+               JOIN tenant t ON t.tenant_id = k.tenant_id AND t.deleted_at IS NULL
+               WHERE k.expired_event_at IS NULL AND k.expires_at IS NOT NULL AND k.expires_at <= now()
+                 AND k.revoked_at IS NULL AND k.rolled_at IS NULL
+               ORDER BY k.expires_at
+               LIMIT $1
+               FOR UPDATE OF k SKIP LOCKED
+           )
+           UPDATE api_key k SET expired_event_at = now()
+           FROM due WHERE k.api_key_id = due.api_key_id
+           RETURNING k.api_key_id, k.tenant_id, k.name, k.environment AS "environment: Environment",
+                     k.expires_at AS "expires_at!""#,
+        limit,
     )
     .fetch_all(db)
     .await

@@ -21,6 +21,8 @@ pub struct User {
     pub email_verified_at: Option<OffsetDateTime>,
     /// Whether key-expiry reminders are wanted.
     pub expiry_reminders: bool,
+    /// The IANA zone the portal's times are shown in.
+    pub time_zone: String,
 }
 
 impl User {
@@ -43,7 +45,7 @@ pub async fn insert(
            VALUES ($1, $2, $3, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END,
                    CASE WHEN $3::text IS NULL THEN now() END)
            RETURNING app_user_id, email, display_name, password_hash, session_generation,
-                     created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders"#,
+                     created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders, time_zone"#,
         email,
         display_name,
         password_hash,
@@ -56,7 +58,7 @@ pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result
     sqlx::query_as!(
         User,
         r#"SELECT app_user_id, email, display_name, password_hash, session_generation,
-                  created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders
+                  created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders, time_zone
            FROM app_user WHERE email = $1"#,
         email,
     )
@@ -68,7 +70,7 @@ pub async fn find_by_id(db: impl PgExecutor<'_>, app_user_id: Uuid) -> sqlx::Res
     sqlx::query_as!(
         User,
         r#"SELECT app_user_id, email, display_name, password_hash, session_generation,
-                  created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders
+                  created_at, password_changed_at, disabled_at, email_verified_at, expiry_reminders, time_zone
            FROM app_user WHERE app_user_id = $1"#,
         app_user_id,
     )
@@ -134,17 +136,6 @@ pub async fn change_email(
     Ok(())
 }
 
-/// Turns key-expiry reminders on or off.
-/// The person's IANA time zone name (`UTC` unless chosen).
-pub async fn time_zone(db: impl PgExecutor<'_>, app_user_id: Uuid) -> sqlx::Result<String> {
-    sqlx::query_scalar!(
-        "SELECT time_zone FROM app_user WHERE app_user_id = $1",
-        app_user_id
-    )
-    .fetch_one(db)
-    .await
-}
-
 pub async fn set_profile(
     db: impl PgExecutor<'_>,
     app_user_id: Uuid,
@@ -162,6 +153,7 @@ pub async fn set_profile(
     Ok(())
 }
 
+/// Turns key-expiry reminders on or off.
 pub async fn set_expiry_reminders(
     db: impl PgExecutor<'_>,
     app_user_id: Uuid,

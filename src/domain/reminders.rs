@@ -69,7 +69,39 @@ pub async fn send_due(pool: &PgPool, public_url: &PublicUrl) -> DomainResult<usi
     Ok(due.len())
 }
 
-/// Looks for due reminders every `every` until `stop`.
+/// Keys claimed per transaction by the expiry sweep.
+const EXPIRED_BATCH: i64 = 500;
+
+/// Publishes `key.expired` for every key that has passed its expiry since the last sweep, once
+/// per key (the claim marks it). Returns how many were announced.
+pub async fn announce_expired(pool: &PgPool) -> DomainResult<usize> {
+    let mut announced = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let expired = reminders::claim_expired(&mut *tx, EXPIRED_BATCH).await?;
+        for key in &expired {
+            webhooks::publish(
+                &mut tx,
+                key.tenant_id,
+                EventType::KeyExpired,
+                Some(key.environment),
+                serde_json::json!({
+                    "key": { "id": key.api_key_id, "name": key.name, "environment": key.environment },
+                    "expired_at": webhooks::rfc3339(key.expires_at),
+                }),
+            )
+            .await?;
+            tracing::info!(key.id = %key.api_key_id, "key expired: event published");
+        }
+        tx.commit().await?;
+        announced += expired.len();
+        if expired.len() < usize::try_from(EXPIRED_BATCH).unwrap_or(usize::MAX) {
+            return Ok(announced);
+        }
+    }
+}
+
+/// Looks for due reminders and newly expired keys every `every` until `stop`.
 pub async fn run(
     pool: PgPool,
     public_url: PublicUrl,
@@ -79,6 +111,9 @@ pub async fn run(
     loop {
         if let Err(err) = send_due(&pool, &public_url).await {
             tracing::warn!(error = %err, "cannot send key expiry reminders; retrying");
+        }
+        if let Err(err) = announce_expired(&pool).await {
+            tracing::warn!(error = %err, "cannot announce expired keys; retrying");
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

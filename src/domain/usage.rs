@@ -13,15 +13,18 @@ pub enum Window {
     Day,
     /// The last 30 days, per day.
     Month,
+    /// The last 90 days, per day (the longest range the pages offer).
+    Quarter,
 }
 
 impl Window {
-    pub const ALL: [Window; 3] = [Window::Hour, Window::Day, Window::Month];
+    pub const ALL: [Window; 4] = [Window::Hour, Window::Day, Window::Month, Window::Quarter];
 
     pub fn parse(value: Option<&str>) -> Self {
         match value {
             Some("1h") => Self::Hour,
             Some("30d") => Self::Month,
+            Some("90d") => Self::Quarter,
             _ => Self::Day,
         }
     }
@@ -31,6 +34,7 @@ impl Window {
             Self::Hour => "1h",
             Self::Day => "24h",
             Self::Month => "30d",
+            Self::Quarter => "90d",
         }
     }
 
@@ -39,6 +43,7 @@ impl Window {
             Self::Hour => "Last hour",
             Self::Day => "Last 24 hours",
             Self::Month => "Last 30 days",
+            Self::Quarter => "Last 90 days",
         }
     }
 
@@ -46,7 +51,7 @@ impl Window {
         match self {
             Self::Hour => Duration::MINUTE,
             Self::Day => Duration::HOUR,
-            Self::Month => Duration::DAY,
+            Self::Month | Self::Quarter => Duration::DAY,
         }
     }
 
@@ -55,6 +60,7 @@ impl Window {
             Self::Hour => 60,
             Self::Day => 24,
             Self::Month => 30,
+            Self::Quarter => 90,
         }
     }
 
@@ -68,7 +74,7 @@ impl Window {
         match self {
             Self::Hour => at,
             Self::Day => at.replace_minute(0).unwrap_or(at),
-            Self::Month => at.replace_time(Time::MIDNIGHT),
+            Self::Month | Self::Quarter => at.replace_time(Time::MIDNIGHT),
         }
     }
 
@@ -222,6 +228,12 @@ mod tests {
     fn windows_parse_with_a_default() {
         assert_eq!(Window::parse(Some("1h")), Window::Hour);
         assert_eq!(Window::parse(Some("30d")), Window::Month);
+        assert_eq!(Window::parse(Some("90d")), Window::Quarter);
+        assert_eq!(
+            Window::parse(Some("365d")),
+            Window::Day,
+            "nothing beyond 90 days"
+        );
         assert_eq!(Window::parse(Some("bogus")), Window::Day);
         assert_eq!(Window::parse(None), Window::Day);
     }

@@ -47,6 +47,7 @@ pub enum EventType {
     KeyRequestApproved,
     KeyRequestDenied,
     KeyExpiring,
+    KeyExpired,
     KeyRateLimited,
     MemberJoined,
     MemberRemoved,
@@ -56,7 +57,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         Self::KeyCreated,
         Self::KeyRolled,
         Self::KeyRevoked,
@@ -64,6 +65,7 @@ impl EventType {
         Self::KeyRequestApproved,
         Self::KeyRequestDenied,
         Self::KeyExpiring,
+        Self::KeyExpired,
         Self::KeyRateLimited,
         Self::MemberJoined,
         Self::MemberRemoved,
@@ -81,6 +83,7 @@ impl EventType {
             Self::KeyRequestApproved => "key_request.approved",
             Self::KeyRequestDenied => "key_request.denied",
             Self::KeyExpiring => "key.expiring",
+            Self::KeyExpired => "key.expired",
             Self::KeyRateLimited => "key.rate_limited",
             Self::MemberJoined => "member.joined",
             Self::MemberRemoved => "member.removed",
@@ -99,6 +102,7 @@ impl EventType {
             Self::KeyRequestApproved => "an admin approved a developer's request for a live key",
             Self::KeyRequestDenied => "an admin denied a developer's request for a live key",
             Self::KeyExpiring => "a key expires in 30, 7 or 1 days",
+            Self::KeyExpired => "a key passed its expiry",
             Self::KeyRateLimited => "a key hit its rate limit (at most hourly)",
             Self::MemberJoined => "someone joined the tenant",
             Self::MemberRemoved => "a member was removed or left",
@@ -851,6 +855,21 @@ const SCHEDULE: [u32; 7] = [1, 60, 360, 1440, 3600, 7200, 7200];
 /// The longest `Retry-After` honoured.
 pub const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(10 * 3600);
 
+/// The wait a receiver's `Retry-After` asks for (RFC 9110: delay seconds, or an HTTP date in
+/// IMF-fixdate or the two obsolete formats), at most `LONGEST_RETRY_AFTER`; a date already past
+/// asks for no wait. `None` when the value is neither.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(LONGEST_RETRY_AFTER))
+}
+
 /// The wait after the `attempts`-th failed attempt, with ±10 % jitter; `None` once the schedule is done.
 pub fn retry_in(attempts: i32, first: Duration) -> Option<Duration> {
     let step = usize::try_from(attempts.checked_sub(1)?).ok()?;
@@ -860,6 +879,42 @@ pub fn retry_in(attempts: i32, first: Duration) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_in_all_three_formats() {
+        use std::time::{Duration, SystemTime};
+        // Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777 - 90);
+        let ninety = Some(Duration::from_secs(90));
+        assert_eq!(
+            super::retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            ninety
+        );
+        assert_eq!(
+            super::retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now),
+            ninety
+        );
+        assert_eq!(super::retry_after("Sun Nov  6 08:49:37 1994", now), ninety);
+        assert_eq!(
+            super::retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        let later = now + Duration::from_secs(3600);
+        assert_eq!(
+            super::retry_after("Sun, 06 Nov 1994 08:49:37 GMT", later),
+            Some(Duration::ZERO),
+            "a date already past asks for no wait"
+        );
+        assert_eq!(
+            super::retry_after(
+                &httpdate::fmt_http_date(now + Duration::from_secs(86_400)),
+                now
+            ),
+            Some(super::LONGEST_RETRY_AFTER)
+        );
+        assert_eq!(super::retry_after("soon", now), None);
+        assert_eq!(super::retry_after("-5", now), None);
+    }
+
     use super::*;
 
     #[test]

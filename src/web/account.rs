@@ -11,11 +11,11 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::provider_display;
-use super::page::{Layout, date, render};
+use super::page::{Address, Clock, Layout, When, render};
 use super::session;
 use super::{CurrentUser, Visitor};
 use crate::app::AppState;
-use crate::db::{identities, users};
+use crate::db::identities;
 use crate::domain::accounts::{self, NewPassword, PasswordChangeError};
 use crate::domain::email_links::{self, EmailChangeRefused, VERIFY_PATH, Verified};
 use crate::domain::identities::Unlink;
@@ -44,8 +44,10 @@ struct AccountPage {
     verified: bool,
     expiry_reminders: bool,
     display_name: String,
-    member_since: String,
-    password_changed: Option<String>,
+    /// The address as the profile shows it, wrapping at sensible points.
+    email_wrapped: Address,
+    member_since: When,
+    password_changed: Option<When>,
     has_password: bool,
     current_error: Option<String>,
     new_error: Option<String>,
@@ -69,8 +71,8 @@ struct IdentityRow {
     id: Uuid,
     provider: String,
     email: String,
-    linked: String,
-    last_used: String,
+    linked: When,
+    last_used: When,
 }
 
 async fn account_page(
@@ -81,6 +83,7 @@ async fn account_page(
 ) -> AppResult<AccountPage> {
     let user = &current.user;
     let linked = identities::list_for_user(&state.pool, user.app_user_id).await?;
+    let clock = Clock::of(user);
     let can_unlink = user.password_hash.is_some() || linked.len() > 1;
     let identities = linked
         .into_iter()
@@ -88,18 +91,19 @@ async fn account_page(
             id: identity.user_identity_id,
             provider: provider_display(state, &identity.issuer, &identity.provider),
             email: identity.email.unwrap_or_default(),
-            linked: date(identity.created_at),
-            last_used: date(identity.last_used_at),
+            linked: clock.day(identity.created_at),
+            last_used: clock.at(identity.last_used_at),
         })
         .collect();
     Ok(AccountPage {
         layout: current.layout().await?,
         email: user.email.clone(),
+        email_wrapped: Address(user.email.clone()),
         verified: user.is_verified(),
         expiry_reminders: user.expiry_reminders,
         display_name: user.display_name.clone(),
-        member_since: date(user.created_at),
-        password_changed: user.password_changed_at.map(date),
+        member_since: clock.day(user.created_at),
+        password_changed: user.password_changed_at.map(|at| clock.day(at)),
         has_password: user.password_hash.is_some(),
         current_error,
         new_error,
@@ -110,7 +114,7 @@ async fn account_page(
         identities,
         can_unlink,
         name_input: user.display_name.clone(),
-        time_zone: users::time_zone(&state.pool, user.app_user_id).await?,
+        time_zone: user.time_zone.clone(),
         time_zones: accounts::TIME_ZONES,
         profile_errors: accounts::ProfileErrors::default(),
     })

@@ -7,7 +7,7 @@ use axum::response::Html;
 use axum::routing::get;
 
 use super::Visitor;
-use super::page::{Layout, date, render};
+use super::page::{Clock, Layout, When, render};
 use crate::app::AppState;
 use crate::db::tenants;
 use crate::error::AppResult;
@@ -26,7 +26,7 @@ struct TenantRow {
     slug: String,
     name: String,
     role: &'static str,
-    joined: String,
+    joined: When,
 }
 
 #[derive(Template)]
@@ -42,11 +42,12 @@ async fn show_home(State(state): State<AppState>, visitor: Visitor) -> AppResult
     let Some(user) = &visitor.user else {
         return render(&LandingPage { layout });
     };
+    let clock = Clock::of(user);
     let tenants = tenants::memberships_of(&state.pool, user.app_user_id)
         .await?
         .into_iter()
         .map(|m| TenantRow {
-            joined: date(m.created_at),
+            joined: clock.day(m.created_at),
             slug: m.slug,
             name: m.name,
             role: m.role.as_str(),

@@ -17,6 +17,8 @@ use crate::error::{AppError, AppResult};
 const AUTH: &str = "auth";
 pub(super) const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
+/// The last form ids this session has used (`first_use`).
+const USED_FORMS: &str = "used_forms";
 /// Which provider signed this session in (for signing out there too).
 pub(super) const SSO: &str = "sso";
 /// A provider identity waiting for the password of the account it will join.
@@ -209,6 +211,32 @@ pub fn safe_next(next: Option<&str>) -> &str {
         }
         _ => "/",
     }
+}
+
+/// A one-time id for a form that creates something shown once (a hidden `form_id` field).
+pub fn new_form_id() -> String {
+    tokens::random_token(24)
+}
+
+/// True the first time a form id is presented in this session: a reloaded or re-sent
+/// create form (a key, a roll, a webhook endpoint) must not make (and show) another one.
+pub async fn first_use(session: &Session, form_id: &str) -> AppResult<bool> {
+    let mut used: Vec<String> = session
+        .get(USED_FORMS)
+        .await
+        .map_err(AppError::unexpected)?
+        .unwrap_or_default();
+    if form_id.is_empty() || used.iter().any(|id| id == form_id) {
+        return Ok(false);
+    }
+    used.push(form_id.to_owned());
+    let keep = used.len().saturating_sub(20);
+    used.drain(..keep);
+    session
+        .insert(USED_FORMS, used)
+        .await
+        .map_err(AppError::unexpected)?;
+    Ok(true)
 }
 
 #[cfg(test)]

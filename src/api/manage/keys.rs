@@ -396,6 +396,7 @@ fn key_id_of(text: &str) -> ApiResult<Uuid> {
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Missing keys:write", body = ErrorBody),
         (status = 404, description = "No such tenant or key", body = ErrorBody),
+        (status = 409, description = "The key is revoked, expired or rolled and can no longer be changed", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),

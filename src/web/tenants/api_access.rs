@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::db::management as db_management;
 use crate::domain::management::{self, Scope, TokenInput, masked_token};
 use crate::error::AppResult;
-use crate::web::page::{ConfirmPage, Layout, date_time, render};
+use crate::web::page::{Clock, ConfirmPage, Layout, When, render};
 use crate::web::session;
 
 /// A token as the list shows it.
@@ -22,10 +22,10 @@ struct TokenRow {
     name: String,
     masked: String,
     scopes: String,
-    created: String,
+    created: When,
     created_by: String,
-    expires: String,
-    last_used: String,
+    expires: When,
+    last_used: When,
     status: &'static str,
 }
 
@@ -58,6 +58,7 @@ async fn access_page(
 ) -> AppResult<ApiAccessPage> {
     let prefix = &state.config.key_prefix;
     let now = time::OffsetDateTime::now_utc();
+    let clock = Clock::of(&member.user);
     let tokens = db_management::tokens(&state.pool, member.tenant_id())
         .await?
         .into_iter()
@@ -65,10 +66,10 @@ async fn access_page(
             id: token.management_token_id,
             masked: masked_token(prefix, &token.last_four),
             scopes: token.scopes.join(" "),
-            created: date_time(token.created_at),
+            created: clock.at(token.created_at),
             created_by: super::member_name(token.created_by_name),
-            expires: token.expires_at.map_or_else(|| "never".into(), date_time),
-            last_used: token.last_used_at.map_or_else(|| "never".into(), date_time),
+            expires: clock.at_or_never(token.expires_at),
+            last_used: clock.at_or_never(token.last_used_at),
             status: if token.revoked_at.is_some() {
                 "revoked"
             } else if token.expires_at.is_some_and(|at| at <= now) {

@@ -9,12 +9,12 @@ use super::{TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::audit;
 use crate::error::AppResult;
-use crate::web::page::{Layout, Pager, Paging, date_time, render};
+use crate::web::page::{Clock, Layout, Pager, Paging, When, render};
 
 const AUDIT_PAGE_SIZE: i64 = 50;
 
 struct EventRow {
-    at: String,
+    at: When,
     actor: String,
     action: String,
     target: String,
@@ -78,6 +78,7 @@ pub(super) async fn list_audit_events(
         &format!("/t/{}/audit", member.membership.slug),
         &[("action", action.as_deref())],
     );
+    let clock = Clock::of(&member.user);
     let page_view = AuditPage {
         layout: member.layout().await?,
         tenant: member.nav("audit"),
@@ -85,7 +86,7 @@ pub(super) async fn list_audit_events(
         events: events
             .into_iter()
             .map(|event| EventRow {
-                at: date_time(event.at),
+                at: clock.at(event.at),
                 actor: match (event.actor_name, event.actor_email, event.actor_token) {
                     (Some(name), Some(email), _) => format!("{name} <{email}>"),
                     (_, _, Some(token)) => token,

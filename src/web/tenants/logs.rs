@@ -18,7 +18,7 @@ use crate::db::request_log::{self as db_log, LogEntry, LogFilter};
 use crate::domain::key_format::masked;
 use crate::domain::verification::Code;
 use crate::error::AppResult;
-use crate::web::page::{Layout, Pager, date, date_time, render};
+use crate::web::page::{Layout, Pager, render};
 use crate::web::session::encode;
 
 const PAGE_SIZE: i64 = 50;
@@ -29,6 +29,24 @@ pub const RECENT_CALLS: i64 = 20;
 /// The codes the filter offers besides those the tenant's records hold, written by other parts
 /// of the key API (the key controls, the management API).
 const LATER_CODES: [&str; 3] = ["DISABLED", "IP_NOT_ALLOWED", "TENANT_SUSPENDED"];
+
+/// A day in the log's sentences and rows, which read in UTC like the log's times.
+fn date(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[day padding:none] [month repr:short] [year]"
+        ))
+        .unwrap_or_default()
+}
+
+/// A moment in the log's sentences: "3 Nov 2026, 14:05 UTC".
+fn date_time(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default()
+}
 
 /// A refusal in words, from its code, the detail recorded with it and what its key's row says
 /// now. Keyed by the code's text, so codes this build does not know still read sensibly.

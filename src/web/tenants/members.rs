@@ -15,7 +15,7 @@ use crate::domain::invitations::{self, InvitationMail};
 use crate::domain::tenants::{self, MemberProblem};
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
-use crate::web::page::{ConfirmPage, Layout, date, date_time, render};
+use crate::web::page::{Clock, ConfirmPage, Layout, When, render};
 use crate::web::session;
 
 struct MemberRow {
@@ -23,7 +23,7 @@ struct MemberRow {
     display_name: String,
     email: String,
     role: Role,
-    joined: String,
+    joined: When,
     is_you: bool,
 }
 
@@ -32,7 +32,7 @@ struct InvitationRow {
     email: String,
     role: Role,
     invited_by: String,
-    expires: String,
+    expires: When,
     expired: bool,
 }
 
@@ -57,6 +57,7 @@ async fn members_page(
     error: Option<String>,
 ) -> AppResult<MembersPage> {
     let now = time::OffsetDateTime::now_utc();
+    let clock = Clock::of(&member.user);
     let members = db_tenants::members(&state.pool, member.tenant_id())
         .await?
         .into_iter()
@@ -66,7 +67,7 @@ async fn members_page(
             display_name: row.display_name,
             email: row.email,
             role: row.role,
-            joined: date(row.created_at),
+            joined: clock.day(row.created_at),
         })
         .collect();
     let invitations = if member.role >= Role::Admin {
@@ -78,7 +79,7 @@ async fn members_page(
                 email: row.email,
                 role: row.role,
                 invited_by: member_name(row.invited_by_name),
-                expires: date(row.expires_at),
+                expires: clock.at(row.expires_at),
                 expired: row.expires_at <= now,
             })
             .collect()
@@ -155,7 +156,7 @@ pub(super) async fn create_invitation(
                     .config
                     .public_url
                     .link(&invitations::invitation_path(&issued.token)),
-                expires: date_time(issued.invitation.expires_at),
+                expires: Clock::of(&member.user).exact(issued.invitation.expires_at),
             };
             // The link is in this response and in the mail (until it is sent): never stored otherwise.
             Ok(render(&page)?.into_response())

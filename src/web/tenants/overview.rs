@@ -17,7 +17,7 @@ use crate::domain::vocabulary::Role;
 use crate::error::AppResult;
 use crate::web::CurrentUser;
 use crate::web::meta::RequestMeta;
-use crate::web::page::{Layout, date, render};
+use crate::web::page::{Clock, Layout, When, render};
 use crate::web::session;
 
 #[derive(Template)]
@@ -86,7 +86,7 @@ struct TenantPage {
     role_description: &'static str,
     member_count: usize,
     pending_count: usize,
-    joined: String,
+    joined: When,
     today: Counts,
     today_by_outcome: Vec<(&'static usage::Outcome, i64)>,
     dead_keys: Option<usage::DeadKeyCalls>,
@@ -132,7 +132,7 @@ pub(super) async fn show_tenant(
         role_description: member.role.description(),
         member_count: members.len(),
         pending_count: pending.len(),
-        joined: date(member.membership.created_at),
+        joined: Clock::of(&member.user).day(member.membership.created_at),
         today_by_outcome: usage::figures(&usage::shown_outcomes(&today), &today),
         dead_keys: usage::dead_key_calls(
             &today,

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -19,12 +19,17 @@ use crate::domain::usage::{Counts, Window, nice_ceiling, series};
 use crate::domain::verification::Code;
 use crate::domain::vocabulary::Environment;
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Layout, render};
+use crate::web::page::{Clock, Layout, render};
 
 #[derive(Deserialize)]
 pub struct UsageQuery {
     range: Option<String>,
+    /// The key filter of the tenant's page: its figures are the key's own page.
+    key: Option<String>,
 }
+
+/// Keys offered by the tenant usage page's key filter (newest first).
+const KEY_CHOICES: i64 = 100;
 
 /// A window's figures for a tenant, or one key of it.
 pub async fn load(
@@ -49,16 +54,41 @@ pub fn grain(window: Window) -> Grain {
     match window {
         Window::Hour => Grain::Minute,
         Window::Day => Grain::Hour,
-        Window::Month => Grain::Day,
+        Window::Month | Window::Quarter => Grain::Day,
     }
 }
 
-fn bucket_label(window: Window, at: OffsetDateTime) -> String {
-    let text = match window {
-        Window::Hour | Window::Day => at.format(format_description!("[hour]:[minute]")),
-        Window::Month => at.format(format_description!("[day] [month repr:short]")),
+/// Whether the window's buckets are whole (UTC) days, labelled by date alone.
+fn daily(window: Window) -> bool {
+    matches!(window, Window::Month | Window::Quarter)
+}
+
+/// A bucket as the chart and table name it: minutes and hours at the viewer's time of day
+/// ("14:05", dated "3 Nov 14:05" when `dated`), days by their date ("3 Nov", UTC days).
+fn bucket_label(window: Window, at: OffsetDateTime, clock: &Clock, dated: bool) -> String {
+    if daily(window) {
+        return at
+            .format(format_description!("[day padding:none] [month repr:short]"))
+            .unwrap_or_default();
+    }
+    let local = clock.local_time(at);
+    let text = if dated {
+        local.format(format_description!(
+            "[day padding:none] [month repr:short] [hour]:[minute]"
+        ))
+    } else {
+        local.format(format_description!("[hour]:[minute]"))
     };
     text.unwrap_or_default()
+}
+
+/// What one bar counts, for the y-axis and the chart's title: "verifications per hour".
+fn unit(window: Window) -> &'static str {
+    match window {
+        Window::Hour => "verifications per minute",
+        Window::Day => "verifications per hour",
+        Window::Month | Window::Quarter => "verifications per day (UTC)",
+    }
 }
 
 /// An answer of the key API as the usage pages name and colour it, in the order the chart
@@ -164,6 +194,9 @@ pub struct Segment {
 }
 
 pub struct Bar {
+    /// Its figures in words, shown above the chart while the bar has focus (keyboard, touch) or
+    /// the pointer, and read out as its label.
+    pub readout: String,
     pub x: f64,
     pub width: f64,
     pub segments: Vec<Segment>,
@@ -179,6 +212,8 @@ pub struct Tick {
 
 /// An SVG stacked bar chart, laid out here so the template only draws.
 pub struct Chart {
+    /// The y-axis unit, written above the axis.
+    pub unit: &'static str,
     pub width: f64,
     pub height: f64,
     pub left: f64,
@@ -191,11 +226,12 @@ pub struct Chart {
 const CHART_WIDTH: f64 = 760.0;
 const CHART_HEIGHT: f64 = 220.0;
 const LEFT: f64 = 64.0;
-const TOP: f64 = 10.0;
+/// Room above the plot for the unit and a focused bar's figures.
+const TOP: f64 = 28.0;
 const BOTTOM: f64 = 36.0;
 
 #[allow(clippy::cast_precision_loss)]
-pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
+pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)], clock: &Clock) -> Chart {
     let ceiling = nice_ceiling(buckets.iter().map(|(_, c)| c.total()).max().unwrap_or(0));
     let plot_height = CHART_HEIGHT - TOP - BOTTOM;
     let plot_bottom = CHART_HEIGHT - BOTTOM;
@@ -231,11 +267,13 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
             } else {
                 figures.join(", ")
             };
+            let title = format!("{}: {figures}", bucket_label(window, *at, clock, true));
             Bar {
+                readout: title.clone(),
                 x: LEFT + i as f64 * slot + slot * 0.15,
                 width: slot * 0.7,
                 segments,
-                title: format!("{}: {figures}", bucket_label(window, *at)),
+                title,
             }
         })
         .collect();
@@ -251,18 +289,27 @@ pub fn chart(window: Window, buckets: &[(OffsetDateTime, Counts)]) -> Chart {
         Window::Hour => 10,
         Window::Day => 4,
         Window::Month => 5,
+        Window::Quarter => 15,
     };
+    // The first label, and each that starts another day, carries its date.
+    let mut last_day = None;
     let x_ticks = buckets
         .iter()
         .enumerate()
         .filter(|(i, _)| i % every == 0)
-        .map(|(i, (at, _))| Tick {
-            position: LEFT + i as f64 * slot + slot / 2.0,
-            label: bucket_label(window, *at),
-            minor: (i / every) % 2 == 1,
+        .map(|(i, (at, _))| {
+            let day = clock.local_time(*at).date();
+            let dated = last_day != Some(day);
+            last_day = Some(day);
+            Tick {
+                position: LEFT + i as f64 * slot + slot / 2.0,
+                label: bucket_label(window, *at, clock, dated),
+                minor: (i / every) % 2 == 1,
+            }
         })
         .collect();
     Chart {
+        unit: unit(window),
         width: CHART_WIDTH,
         height: CHART_HEIGHT,
         left: LEFT,
@@ -310,7 +357,9 @@ struct UsagePage {
     key: Option<(String, String)>,
     base: String,
     window: Window,
-    windows: [Window; 3],
+    windows: [Window; Window::ALL.len()],
+    /// What the table's first column holds: "Time (Europe/Berlin)", "Day (UTC)".
+    period_heading: String,
     chart: Chart,
     rows: Vec<Row>,
     /// Periods without a single verification, left out of the table.
@@ -320,6 +369,8 @@ struct UsagePage {
     outcomes: Vec<&'static Outcome>,
     totals_by_outcome: Vec<(&'static Outcome, i64)>,
     busiest: Vec<BusyRow>,
+    /// The key filter's choices (tenant page only): id and "name (masked)".
+    key_choices: Vec<(Uuid, String)>,
 }
 
 async fn usage_page(
@@ -348,6 +399,7 @@ async fn usage_page(
         None => (None, format!("/t/{slug}/usage")),
     };
     let buckets = load(state, tenant_id, key_id, window).await?;
+    let clock = Clock::of(&member.user);
     let totals = Counts::sum(buckets.iter().map(|(_, counts)| counts));
     let outcomes = shown_outcomes(&totals);
     let busiest = match key_id {
@@ -364,6 +416,24 @@ async fn usage_page(
         ),
         Some(_) => Vec::new(),
     };
+    let key_choices = match key_id {
+        None => {
+            let all = db_keys::KeyFilter {
+                environment: None,
+                status: None,
+                search: None,
+            };
+            db_keys::list(&state.pool, tenant_id, &all, KEY_CHOICES, 0)
+                .await?
+                .into_iter()
+                .map(|key| {
+                    let shown = masked(&state.config.key_prefix, key.environment, &key.last_four);
+                    (key.api_key_id, format!("{} ({shown})", key.name))
+                })
+                .collect()
+        }
+        Some(_) => Vec::new(),
+    };
     let page = UsagePage {
         layout: member.layout().await?,
         tenant: member.nav(if key_id.is_some() { "keys" } else { "usage" }),
@@ -371,13 +441,18 @@ async fn usage_page(
         base,
         window,
         windows: Window::ALL,
-        chart: chart(window, &buckets),
+        chart: chart(window, &buckets, &clock),
+        period_heading: if daily(window) {
+            "Day (UTC)".to_owned()
+        } else {
+            format!("Time ({})", clock.zone_name())
+        },
         rows: buckets
             .iter()
             .rev()
             .filter(|(_, counts)| counts.total() > 0)
             .map(|(at, counts)| Row {
-                label: bucket_label(window, *at),
+                label: bucket_label(window, *at, &clock, true),
                 figures: figures(&outcomes, counts),
                 total: counts.total(),
             })
@@ -391,6 +466,7 @@ async fn usage_page(
         totals,
         outcomes,
         busiest,
+        key_choices,
     };
     Ok(render(&page)?.into_response())
 }
@@ -439,7 +515,15 @@ pub async fn show_tenant_usage(
     member: TenantMember,
     Query(query): Query<UsageQuery>,
 ) -> AppResult<Response> {
-    usage_page(&state, &member, None, Window::parse(query.range.as_deref())).await
+    let window = Window::parse(query.range.as_deref());
+    // Filtering by key leads to the key's own usage page (which checks the key is the tenant's).
+    if let Some(key) = query.key.as_deref().filter(|key| !key.is_empty()) {
+        let key: Uuid = key.parse().map_err(|_| AppError::NotFound)?;
+        let slug = &member.membership.slug;
+        let to = format!("/t/{slug}/keys/{key}/usage?range={}", window.as_str());
+        return Ok(Redirect::to(&to).into_response());
+    }
+    usage_page(&state, &member, None, window).await
 }
 
 pub async fn tenant_usage_csv(

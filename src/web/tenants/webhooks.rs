@@ -19,8 +19,9 @@ use crate::domain::webhooks::{
     self, AUTH_KINDS, EndpointErrors, EndpointInput, EventType, SigningSecret, WebhookProblem,
 };
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Layout, date_time, render};
+use crate::web::page::{Clock, ConfirmPage, Layout, When, render};
 use crate::web::session;
+use crate::web::session::{first_use, new_form_id};
 use crate::web::tenants::{TenantMember, TenantNav};
 
 /// Attempts an endpoint's page lists.
@@ -42,12 +43,13 @@ struct EndpointView {
     auth: &'static str,
     health: String,
     healthy: bool,
-    last_delivery: String,
+    last_delivery: Option<When>,
+    last_status: String,
     overlap_until: Option<String>,
 }
 
 impl EndpointView {
-    fn of(endpoint: &Endpoint) -> Self {
+    fn of(endpoint: &Endpoint, clock: &Clock) -> Self {
         let health = match (
             endpoint.enabled,
             endpoint.failures_in_row,
@@ -78,29 +80,21 @@ impl EndpointView {
                 .map_or("None", |(_, label)| label),
             healthy: endpoint.enabled && endpoint.failures_in_row == 0,
             health,
-            last_delivery: endpoint.last_delivery_at.map_or_else(
-                || "never".to_owned(),
-                |at| {
-                    format!(
-                        "{} ({})",
-                        date_time(at),
-                        endpoint
-                            .last_status
-                            .map_or_else(|| "no answer".to_owned(), |s| s.to_string())
-                    )
-                },
-            ),
+            last_delivery: endpoint.last_delivery_at.map(|at| clock.at(at)),
+            last_status: endpoint
+                .last_status
+                .map_or_else(|| "no answer".to_owned(), |s| s.to_string()),
             overlap_until: endpoint
                 .previous_secret_until
                 .filter(|until| *until > now)
-                .map(date_time),
+                .map(|until| clock.exact(until)),
         }
     }
 }
 
 /// One line of the delivery log.
 struct AttemptView {
-    at: String,
+    at: When,
     event_id: String,
     event_type: String,
     status: String,
@@ -112,7 +106,7 @@ struct AttemptView {
 }
 
 impl AttemptView {
-    fn of(attempt: Attempt) -> Self {
+    fn of(attempt: Attempt, clock: &Clock) -> Self {
         let headers = attempt
             .request_headers
             .as_object()
@@ -123,7 +117,7 @@ impl AttemptView {
             })
             .unwrap_or_default();
         Self {
-            at: date_time(attempt.attempted_at),
+            at: clock.at(attempt.attempted_at),
             ok: attempt.error.is_none(),
             status: attempt
                 .status
@@ -153,10 +147,14 @@ pub async fn list_webhooks(
     member: TenantMember,
 ) -> AppResult<Response> {
     let endpoints = db_webhooks::list(&state.pool, member.tenant_id()).await?;
+    let clock = Clock::of(&member.user);
     let page = WebhooksPage {
         layout: member.layout().await?,
         tenant: member.nav("webhooks"),
-        endpoints: endpoints.iter().map(EndpointView::of).collect(),
+        endpoints: endpoints
+            .iter()
+            .map(|endpoint| EndpointView::of(endpoint, &clock))
+            .collect(),
         can_manage: member.role >= Role::Admin,
         has_key: state.config.secret_key.is_some(),
     };
@@ -168,6 +166,8 @@ pub async fn list_webhooks(
 struct EndpointFormPage {
     layout: Layout,
     tenant: TenantNav,
+    /// The reload guard of a new endpoint's form (unused when editing: saving twice is harmless).
+    form_id: String,
     /// `None` for a new endpoint.
     editing: Option<Uuid>,
     stored_auth: Option<String>,
@@ -175,13 +175,14 @@ struct EndpointFormPage {
     errors: EndpointErrors,
     problem: Option<&'static str>,
     environments: [Environment; 2],
-    event_types: [EventType; 13],
+    event_types: [EventType; EventType::ALL.len()],
     auth_kinds: [(&'static str, &'static str); 4],
 }
 
 impl EndpointFormPage {
     async fn build(
         member: &TenantMember,
+        form_id: String,
         editing: Option<&Endpoint>,
         input: EndpointInput,
         errors: EndpointErrors,
@@ -190,6 +191,7 @@ impl EndpointFormPage {
         Ok(Self {
             layout: member.layout().await?,
             tenant: member.nav("webhooks"),
+            form_id,
             editing: editing.map(|endpoint| endpoint.webhook_endpoint_id),
             stored_auth: editing.map(|endpoint| endpoint.auth_kind.clone()),
             input,
@@ -216,17 +218,27 @@ pub async fn new_webhook_form(member: TenantMember) -> AppResult<Response> {
         auth_kind: "none".into(),
         ..EndpointInput::default()
     };
-    let page =
-        EndpointFormPage::build(&member, None, input, EndpointErrors::default(), None).await?;
+    let page = EndpointFormPage::build(
+        &member,
+        new_form_id(),
+        None,
+        input,
+        EndpointErrors::default(),
+        None,
+    )
+    .await?;
     Ok(render(&page)?.into_response())
 }
 
-/// The form's fields; `event_types` repeats, which typed `Form` cannot read.
-fn read_form(body: &[u8]) -> EndpointInput {
+/// The form's fields and its one-time `form_id` (new endpoints only); `event_types` repeats,
+/// which typed `Form` cannot read.
+fn read_form(body: &[u8]) -> (EndpointInput, String) {
     let mut input = EndpointInput::default();
+    let mut form_id = String::new();
     for (name, value) in form_urlencoded::parse(body) {
         let value = value.into_owned();
         match name.as_ref() {
+            "form_id" => form_id = value,
             "name" => input.name = value,
             "url" => input.url = value,
             "environment" => input.environment = value,
@@ -241,12 +253,13 @@ fn read_form(body: &[u8]) -> EndpointInput {
             _ => {}
         }
     }
-    input
+    (input, form_id)
 }
 
 /// The form again with what was typed, minus the credentials (never echoed back).
 async fn form_again(
     member: &TenantMember,
+    form_id: String,
     editing: Option<&Endpoint>,
     mut input: EndpointInput,
     problem: WebhookProblem,
@@ -258,7 +271,7 @@ async fn form_again(
         WebhookProblem::Invalid(errors) => (errors, None),
         WebhookProblem::NoSecretKey => (EndpointErrors::default(), Some(NO_KEY)),
     };
-    let page = EndpointFormPage::build(member, editing, input, errors, problem).await?;
+    let page = EndpointFormPage::build(member, form_id, editing, input, errors, problem).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
 }
 
@@ -296,13 +309,18 @@ pub async fn create_webhook(
     member: TenantMember,
     body: Bytes,
 ) -> AppResult<Response> {
-    let input = read_form(&body);
+    let (input, form_id) = read_form(&body);
     let form = match input.check(None) {
         Ok(form) => form,
         Err(errors) => {
-            return form_again(&member, None, input, WebhookProblem::Invalid(errors)).await;
+            let problem = WebhookProblem::Invalid(errors);
+            return form_again(&member, form_id, None, input, problem).await;
         }
     };
+    // A reloaded or re-sent form must not register the endpoint twice.
+    if !first_use(&member.session, &form_id).await? {
+        return already_created(&member).await;
+    }
     let created = webhooks::create_endpoint(
         &state.pool,
         state.config.secret_key.as_ref(),
@@ -313,8 +331,25 @@ pub async fn create_webhook(
     .await?;
     match created {
         Ok((id, secret)) => secret_page(&member, id, form.name, &secret, false).await,
-        Err(problem) => form_again(&member, None, input, problem).await,
+        Err(problem) => form_again(&member, new_form_id(), None, input, problem).await,
     }
+}
+
+/// The answer to a create form sent again: the endpoint exists, its secret was shown once.
+async fn already_created(member: &TenantMember) -> AppResult<Response> {
+    let page = ConfirmPage {
+        layout: member.layout().await?,
+        tenant: member.nav("webhooks"),
+        title: "This endpoint was already created".into(),
+        message:
+            "This form was already sent, so the endpoint exists and its signing secret was shown \
+                  then. If you did not copy the secret, roll it on the endpoint's page."
+                .into(),
+        action: String::new(),
+        button: "",
+        cancel: format!("/t/{}/webhooks", member.membership.slug),
+    };
+    Ok((StatusCode::CONFLICT, render(&page)?).into_response())
 }
 
 async fn load(state: &AppState, member: &TenantMember, id: Uuid) -> AppResult<Endpoint> {
@@ -340,11 +375,15 @@ pub async fn show_webhook(
 ) -> AppResult<Response> {
     let endpoint = load(&state, &member, id).await?;
     let attempts = db_webhooks::attempts(&state.pool, member.tenant_id(), id, LOG_LENGTH).await?;
+    let clock = Clock::of(&member.user);
     let page = WebhookPage {
         layout: member.layout().await?,
         tenant: member.nav("webhooks"),
-        endpoint: EndpointView::of(&endpoint),
-        attempts: attempts.into_iter().map(AttemptView::of).collect(),
+        endpoint: EndpointView::of(&endpoint, &clock),
+        attempts: attempts
+            .into_iter()
+            .map(|attempt| AttemptView::of(attempt, &clock))
+            .collect(),
         can_manage: member.role >= Role::Admin,
     };
     Ok(render(&page)?.into_response())
@@ -373,6 +412,7 @@ pub async fn edit_webhook_form(
     };
     let page = EndpointFormPage::build(
         &member,
+        String::new(),
         Some(&endpoint),
         input,
         EndpointErrors::default(),
@@ -389,12 +429,13 @@ pub async fn update_webhook(
     body: Bytes,
 ) -> AppResult<Response> {
     let endpoint = load(&state, &member, id).await?;
-    let input = read_form(&body);
+    let (input, _) = read_form(&body);
     let form = match input.check(Some(&endpoint.auth_kind)) {
         Ok(form) => form,
         Err(errors) => {
             return form_again(
                 &member,
+                String::new(),
                 Some(&endpoint),
                 input,
                 WebhookProblem::Invalid(errors),
@@ -412,7 +453,7 @@ pub async fn update_webhook(
     )
     .await?;
     if let Err(problem) = updated {
-        return form_again(&member, Some(&endpoint), input, problem).await;
+        return form_again(&member, String::new(), Some(&endpoint), input, problem).await;
     }
     session::flash(&member.session, "Endpoint saved.").await?;
     Ok(Redirect::to(&endpoint_path(&member, id)).into_response())

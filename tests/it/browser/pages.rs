@@ -180,3 +180,37 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     ada.close().await;
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+#[sqlx::test]
+async fn the_page_walk_fails_on_a_console_error_or_a_resource_that_does_not_load(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let browser = Chrome::start().await;
+    browser.goto(&app.url("/signin")).await;
+    assert_eq!(browser.console_problems().await, Vec::<String>::new());
+
+    browser
+        .client
+        .execute(
+            r#"console.error("something broke");
+            const img = document.createElement("img");
+            img.src = "/static/no-such-image.png";
+            img.alt = "";
+            document.body.append(img);"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let problems = browser.check_page("page-with-errors").await;
+    browser.close().await;
+    assert!(
+        problems.iter().any(|p| p.contains("something broke")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("no-such-image.png") && p.contains("404")),
+        "{problems:#?}"
+    );
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -66,6 +67,8 @@ impl Chrome {
                 ]
             }),
         );
+        // The browser's console (errors, failed loads) kept for `console_problems`.
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         let url = format!("http://127.0.0.1:{port}");
         let mut last_error = None;
         for _ in 0..100 {
@@ -164,10 +167,16 @@ impl Chrome {
     }
 
     /// Checks the page as it is now at desktop, tablet and phone widths and returns what is
-    /// wrong: sideways scrolling, or a serious or critical axe-core violation (at 1280 and
-    /// 390 px). A screenshot of each width lands in `target/screenshots/<name>-<width>.png`.
+    /// wrong: a console error or failed load since the last check, sideways scrolling, or a serious
+    /// or critical axe-core violation (at 1280 and 390 px). A screenshot of each width lands in
+    /// `target/screenshots/<name>-<width>.png`.
     pub async fn check_page(&self, name: &str) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = self
+            .console_problems()
+            .await
+            .into_iter()
+            .map(|problem| format!("{name}: console: {problem}"))
+            .collect();
         for width in [1280, 768, 390] {
             let height = if width == 390 { 844 } else { 900 };
             self.client.set_window_size(width, height).await.unwrap();
@@ -191,6 +200,26 @@ impl Chrome {
         }
         self.client.set_window_size(1280, 900).await.unwrap();
         problems
+    }
+
+    /// The console's errors since last asked (chromedriver hands each entry out once): script
+    /// errors, `console.error`, CSP refusals and resources that failed to load. The document's own
+    /// status is left out: a refused form answers 422 and a missing page 404 on purpose, and
+    /// the HTTP tests assert those.
+    pub async fn console_problems(&self) -> Vec<String> {
+        let document = self.client.current_url().await.unwrap().to_string();
+        let entries = self.client.issue_cmd(BrowserLog).await.unwrap();
+        entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .filter_map(|entry| entry["message"].as_str())
+            .filter(|message| {
+                !message.starts_with(&format!("{document} - Failed to load resource"))
+            })
+            .map(str::to_owned)
+            .collect()
     }
 
     async fn widths(&self) -> (u64, u64) {
@@ -239,5 +268,29 @@ impl Chrome {
         } = self;
         let _ = client.close().await;
         let _ = std::fs::remove_dir_all(profile);
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log` for the `browser` log (with `goog:loggingPrefs`).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        (
+            reqwest::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_owned()),
+        )
     }
 }

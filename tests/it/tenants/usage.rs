@@ -4,7 +4,7 @@ use gatehouse::domain::verification::Code;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::support::app::TestApp;
+use crate::support::app::{TestApp, assert_redirect};
 use crate::support::fixtures::{World, create_key, record_usage};
 
 fn figure_rows(html: &str) -> usize {
@@ -48,7 +48,8 @@ async fn usage_is_shown_by_reason_as_a_chart_and_a_table_of_the_busy_periods(poo
     assert!(!hour.contains("nknown key"));
     assert!(!hour.contains("rejected"));
     // Busiest first.
-    assert!(hour.find("Busy key").unwrap() < hour.find("Quiet key").unwrap());
+    let busiest = &hour[hour.find("Busiest keys").unwrap()..];
+    assert!(busiest.find("Busy key").unwrap() < busiest.find("Quiet key").unwrap());
 
     let day = app.get_html(&world.viewer, "/t/acme/usage?range=24h").await;
     assert!((2..=3).contains(&figure_rows(&day)));
@@ -219,4 +220,84 @@ async fn calls_with_a_revoked_or_expired_key_are_flagged_on_the_overview_key_and
             "{path}"
         );
     }
+}
+
+#[sqlx::test]
+async fn usage_reaches_back_90_days_names_its_units_and_dates_and_every_bar_can_be_focused(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let (_, key) = create_key(&app, &world.developer, "acme", "Old timer", "live").await;
+    record_usage(&app.pool, key, 60 * 24 * 60, Code::Valid, 9).await;
+    record_usage(&app.pool, key, 2, Code::Valid, 4).await;
+
+    let month = app.get_html(&world.viewer, "/t/acme/usage?range=30d").await;
+    assert!(
+        month.contains(r#"<span class="stat-value">4</span>"#),
+        "60 days ago is outside 30"
+    );
+    let quarter = app.get_html(&world.viewer, "/t/acme/usage?range=90d").await;
+    assert!(quarter.contains("Verifications · Last 90 days"));
+    assert!(
+        quarter.contains(r#"<span class="stat-value">13</span>"#),
+        "{quarter}"
+    );
+    assert_eq!(
+        quarter.matches(r#"<g class="bar" tabindex="0""#).count(),
+        90
+    );
+    assert!(
+        quarter.contains(">verifications per day (UTC)</text>"),
+        "the y-axis unit"
+    );
+    assert!(quarter.contains(r#"<th scope="col">Day (UTC)</th>"#));
+    // A bar's figures in words, shown when it has focus (keyboard or touch), not only on hover.
+    assert!(quarter.contains(r#"aria-label="#) && quarter.contains(": 9 valid</text>"));
+
+    sqlx::query("UPDATE app_user SET time_zone = 'Asia/Tokyo'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let day = app.get_html(&world.viewer, "/t/acme/usage?range=24h").await;
+    assert!(day.contains(">verifications per hour</text>"));
+    assert!(day.contains(r#"<th scope="col">Time (Asia/Tokyo)</th>"#));
+    // The first x label carries its date ("3 Dec 14:00"), the rest their time of day.
+    let first_label = day.split(r#"dominant-baseline="hanging">"#).nth(1).unwrap();
+    let first_label = &first_label[..first_label.find('<').unwrap()];
+    assert!(
+        first_label.split(' ').count() == 3 && first_label.contains(':'),
+        "{first_label}"
+    );
+}
+
+#[sqlx::test]
+async fn the_key_filter_leads_to_that_keys_usage_and_never_to_another_tenants(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let (_, key) = create_key(&app, &world.developer, "acme", "Filtered", "test").await;
+    let page = app.get_html(&world.viewer, "/t/acme/usage?range=30d").await;
+    assert!(page.contains(&format!(r#"<option value="{key}">Filtered ("#)));
+    let response = app
+        .get(&world.viewer, &format!("/t/acme/usage?range=30d&key={key}"))
+        .await;
+    assert_redirect(&response, format!("/t/acme/keys/{key}/usage?range=30d"));
+    let page = app
+        .get_html(
+            &world.viewer,
+            &format!("/t/acme/keys/{key}/usage?range=30d"),
+        )
+        .await;
+    assert!(page.contains("Filtered (") && page.contains("Last 30 days"));
+    let (_, theirs) = create_key(&app, &world.outsider, "other", "Theirs", "test").await;
+    let response = app
+        .get(&world.viewer, &format!("/t/acme/usage?key={theirs}"))
+        .await;
+    assert_redirect(&response, format!("/t/acme/keys/{theirs}/usage?range=24h"));
+    let response = app
+        .get(&world.viewer, &format!("/t/acme/keys/{theirs}/usage"))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = app.get(&world.viewer, "/t/acme/usage?key=not-a-key").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

@@ -9,10 +9,10 @@ use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::app::{TestApp, assert_redirect};
+use crate::support::app::{TestApp, assert_redirect, field_value};
 use crate::support::binary::Binary;
 use crate::support::fixtures::{
-    TenantAdmin, create_key, member_client, revealed, roll, submit_key,
+    TenantAdmin, create_key, member_client, revealed, revoke_unnoticed, roll, submit_key,
 };
 use crate::support::key_api::{OTHER_VERIFIER, VERIFIER, code_of, keep_within_one_minute};
 use crate::support::smtp::MailSink;
@@ -52,7 +52,10 @@ async fn submit_endpoint(
     url: &str,
     extra: &[(&str, &str)],
 ) -> reqwest::Response {
+    let form = app.get_html(admin, "/t/acme/webhooks/new").await;
+    let form_id = field_value(&form, "form_id").expect("the form has a one-time id");
     let mut fields = vec![
+        ("form_id", form_id.as_str()),
         ("name", "Receiver"),
         ("url", url),
         ("environment", "test"),
@@ -352,6 +355,25 @@ async fn a_retry_waits_as_long_as_retry_after_asks(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_retry_waits_until_the_http_date_retry_after_names(pool: PgPool) {
+    let app = webhook_app(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let (id, _) = register(&app, &admin, &receiver.url, &[]).await;
+    // An IMF-fixdate three seconds ahead (whole seconds: the wait is between 2 and 3 s).
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3));
+    let date: &'static str = date.leak();
+    receiver.answer(vec![(503, vec![("retry-after", date)])]);
+    post_action(&app, &admin, id, "test").await;
+    let both = receiver.wait_for(2).await;
+    let waited = both[1].at - both[0].at;
+    assert!(
+        waited >= Duration::from_millis(1800),
+        "waited {waited:?}, not the 300 ms schedule"
+    );
+}
+
+#[sqlx::test]
 async fn a_410_disables_the_endpoint_and_tells_the_admins(pool: PgPool) {
     let sink = MailSink::start();
     let smtp = sink.url();
@@ -624,6 +646,71 @@ async fn secrets_and_receiver_credentials_are_sealed_and_never_shown_again(pool:
 }
 
 #[sqlx::test]
+async fn a_re_sent_create_form_does_not_register_a_second_endpoint(pool: PgPool) {
+    let app = webhook_app(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let form = app.get_html(&admin, "/t/acme/webhooks/new").await;
+    let form_id = field_value(&form, "form_id").unwrap();
+    let fields = [
+        ("form_id", form_id.as_str()),
+        ("name", "Billing sync"),
+        ("url", "https://hooks.example.com/gatehouse"),
+        ("environment", "live"),
+        ("events", "all"),
+        ("auth_kind", "none"),
+    ];
+    let first = app
+        .submit(&admin, "/t/acme/webhooks/new", "/t/acme/webhooks", &fields)
+        .await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(first.text().await.unwrap().contains("whsec_"));
+
+    // The browser's reload (or back and submit) sends the same form again.
+    let again = app
+        .submit(&admin, "/t/acme/webhooks/new", "/t/acme/webhooks", &fields)
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let page = again.text().await.unwrap();
+    assert!(page.contains("This endpoint was already created"), "{page}");
+    assert!(!page.contains("whsec_"), "the secret is not shown again");
+    assert_eq!(app.count("webhook_endpoint").await, 1);
+
+    // Without the form's id (a hand-made post) nothing is created either.
+    let no_id = app
+        .submit(
+            &admin,
+            "/t/acme/webhooks/new",
+            "/t/acme/webhooks",
+            &fields[1..],
+        )
+        .await;
+    assert_eq!(no_id.status(), StatusCode::CONFLICT);
+    assert_eq!(app.count("webhook_endpoint").await, 1);
+    // A fresh form makes another one, and a form refused for a mistake keeps its id for the fix.
+    let form = app.get_html(&admin, "/t/acme/webhooks/new").await;
+    let fresh = field_value(&form, "form_id").unwrap();
+    assert_ne!(fresh, form_id);
+    let mut bad = fields.to_vec();
+    bad[0] = ("form_id", fresh.as_str());
+    bad[2] = ("url", "not a url");
+    let refused = app
+        .submit(&admin, "/t/acme/webhooks/new", "/t/acme/webhooks", &bad)
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused_form = refused.text().await.unwrap();
+    assert_eq!(
+        field_value(&refused_form, "form_id").as_deref(),
+        Some(fresh.as_str())
+    );
+    bad[2] = ("url", "https://hooks.example.com/other");
+    let fixed = app
+        .submit(&admin, "/t/acme/webhooks/new", "/t/acme/webhooks", &bad)
+        .await;
+    assert_eq!(fixed.status(), StatusCode::OK);
+    assert_eq!(app.count("webhook_endpoint").await, 2);
+}
+
+#[sqlx::test]
 async fn a_bad_form_says_what_is_wrong_and_keeps_what_was_typed(pool: PgPool) {
     let app = webhook_app(pool).await;
     let admin = TenantAdmin::acme(&app).await.client;
@@ -844,6 +931,80 @@ async fn a_key_about_to_expire_sends_key_expiring(pool: PgPool) {
     let payload = verify_with_library(&secret, &delivery).unwrap();
     assert_eq!(payload["data"]["key"]["id"], key_id.to_string());
     assert_eq!(payload["data"]["days_ahead"], 7);
+}
+
+#[sqlx::test]
+async fn a_key_past_its_expiry_sends_key_expired_once_whatever_the_number_of_sweeps(pool: PgPool) {
+    let app = webhook_app(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let (_, secret) = register(&app, &admin, &receiver.url, &[]).await;
+    let (_, expired) = create_key(&app, &admin, "acme", "Old", "test").await;
+    let (_, revoked) = create_key(&app, &admin, "acme", "Revoked", "test").await;
+    let (_, later) = create_key(&app, &admin, "acme", "Later", "test").await;
+    revoke_unnoticed(&app.pool, revoked).await;
+    sqlx::query(
+        "UPDATE api_key SET expires_at = now() - interval '1 second' WHERE api_key_id = ANY($1)",
+    )
+    .bind(vec![expired, revoked])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE api_key SET expires_at = now() + interval '1 hour' WHERE api_key_id = $1")
+        .bind(later)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    // Four sweeps at once, as from four instances: one event.
+    let sweeps = (0..4).map(|_| {
+        let pool = app.pool.clone();
+        async move { gatehouse::domain::reminders::announce_expired(&pool).await }
+    });
+    let counts: Vec<usize> = futures_counts(sweeps).await;
+    assert_eq!(counts.iter().sum::<usize>(), 1, "{counts:?}");
+
+    let delivery = receiver.event("key.expired").await;
+    let payload = verify_with_library(&secret, &delivery).unwrap();
+    assert_eq!(payload["type"], "key.expired");
+    assert_eq!(payload["data"]["key"]["id"], expired.to_string());
+    assert_eq!(payload["data"]["key"]["name"], "Old");
+    assert!(
+        payload["data"]["expired_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(
+        gatehouse::domain::reminders::announce_expired(&app.pool)
+            .await
+            .unwrap(),
+        0,
+        "a later sweep announces nothing again"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let expired_events = receiver
+        .received()
+        .iter()
+        .filter(|r| r.event_type() == "key.expired")
+        .count();
+    assert_eq!(
+        expired_events, 1,
+        "the revoked key and the later one send none"
+    );
+}
+
+/// Runs the sweeps concurrently and collects what each announced.
+async fn futures_counts<F>(sweeps: impl Iterator<Item = F>) -> Vec<usize>
+where
+    F: std::future::Future<Output = gatehouse::domain::error::DomainResult<usize>> + Send + 'static,
+{
+    let handles: Vec<_> = sweeps.map(tokio::spawn).collect();
+    let mut counts = Vec::new();
+    for handle in handles {
+        counts.push(handle.await.unwrap().unwrap());
+    }
+    counts
 }
 
 #[sqlx::test]

@@ -6,14 +6,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::create::{already_shown, created_page, first_use, new_form_id};
+use super::create::{already_shown, created_page};
 use super::{KeyView, load_key, manageable_key, refuse};
 use crate::app::AppState;
 use crate::domain::key_format::masked;
 use crate::domain::keys::{self, Status};
 use crate::error::{AppError, AppResult};
-use crate::web::page::{ConfirmPage, Layout, date_time, render};
+use crate::web::page::{Clock, ConfirmPage, Layout, render};
 use crate::web::session;
+use crate::web::session::{first_use, new_form_id};
 use crate::web::tenants::{TenantMember, TenantNav};
 
 // ---- roll ----
@@ -84,7 +85,8 @@ pub async fn roll_key(
     let note = format!(
         "The old key {} keeps working until {}.",
         masked(&state.config.key_prefix, old.environment, &old.last_four),
-        old.expires_at.map_or_else(|| "now".into(), date_time)
+        old.expires_at
+            .map_or_else(|| "now".into(), |at| Clock::of(&member.user).exact(at))
     );
     let layout = member.layout().await?;
     let page = created_page(&state, &member, layout, &key, new_id, old.name, Some(note));

@@ -5,7 +5,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -14,14 +13,11 @@ use crate::domain::key_format::{NewKey, masked};
 use crate::domain::key_policy::{self, Admission};
 use crate::domain::key_requests;
 use crate::domain::keys::{self, KeyErrors, KeyInput};
-use crate::domain::tokens;
 use crate::domain::vocabulary::{Environment, LiveKeys, Role};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::web::page::{ConfirmPage, Layout, render};
-use crate::web::session;
+use crate::web::session::{self, first_use, new_form_id};
 use crate::web::tenants::{TenantMember, TenantNav};
-
-const USED_FORMS: &str = "used_forms";
 
 /// The environments a new key can have, test first (the default), with what each is for.
 const ENVIRONMENT_CHOICES: [(Environment, &str); 2] = [
@@ -51,31 +47,6 @@ struct NewKeyPage {
     asks_reason: bool,
     reason: String,
     reason_error: Option<String>,
-}
-
-pub(super) fn new_form_id() -> String {
-    tokens::random_token(24)
-}
-
-/// True the first time a form id is presented in this session: a reloaded or re-sent
-/// create/roll form must not make (and show) another key.
-pub(super) async fn first_use(session: &Session, form_id: &str) -> AppResult<bool> {
-    let mut used: Vec<String> = session
-        .get(USED_FORMS)
-        .await
-        .map_err(AppError::unexpected)?
-        .unwrap_or_default();
-    if form_id.is_empty() || used.iter().any(|id| id == form_id) {
-        return Ok(false);
-    }
-    used.push(form_id.to_owned());
-    let keep = used.len().saturating_sub(20);
-    used.drain(..keep);
-    session
-        .insert(USED_FORMS, used)
-        .await
-        .map_err(AppError::unexpected)?;
-    Ok(true)
 }
 
 fn new_key_page(

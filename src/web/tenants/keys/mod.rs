@@ -28,7 +28,7 @@ use crate::domain::usage::{Counts, Window};
 use crate::domain::vocabulary::Environment;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Layout, Pager, Paging, date, date_time, render};
+use crate::web::page::{Clock, Layout, Pager, Paging, When, render};
 
 const PAGE_SIZE: i64 = 25;
 
@@ -40,9 +40,9 @@ pub struct KeyView {
     pub environment: Environment,
     pub scopes: String,
     pub creator: String,
-    pub created: String,
-    pub last_used: String,
-    pub expires: String,
+    pub created: When,
+    pub last_used: Option<When>,
+    pub expires: Option<When>,
     pub status: Status,
     pub rate_limit: i32,
     pub can_manage: bool,
@@ -57,6 +57,7 @@ pub struct KeyView {
 
 impl KeyView {
     fn new(key: &Key, prefix: &str, member: &TenantMember, now: OffsetDateTime) -> Self {
+        let clock = Clock::of(&member.user);
         Self {
             id: key.api_key_id,
             masked: masked(prefix, key.environment, &key.last_four),
@@ -64,9 +65,9 @@ impl KeyView {
             environment: key.environment,
             scopes: Access::stored(key.full_access, key.scopes.clone()).label(),
             creator: member_name(key.created_by_name.clone()),
-            created: date(key.created_at),
-            last_used: key.last_used_at.map_or_else(|| "never".into(), date_time),
-            expires: key.expires_at.map_or_else(|| "never".into(), date_time),
+            created: clock.day(key.created_at),
+            last_used: key.last_used_at.map(|at| clock.at(at)),
+            expires: key.expires_at.map(|at| clock.at(at)),
             status: Status::of_key(key, now),
             rate_limit: key.rate_limit,
             can_manage: keys::may_manage(
@@ -201,11 +202,11 @@ struct KeyPage {
     key: KeyView,
     rolled_from: Option<(Uuid, String)>,
     rolled_to: Option<(Uuid, String)>,
-    rolled_at: Option<String>,
+    rolled_at: Option<When>,
     rolled_by: String,
-    revoked_at: Option<String>,
+    revoked_at: Option<When>,
     revoked_by: String,
-    disabled_at: Option<String>,
+    disabled_at: Option<When>,
     disabled_by: String,
     can_roll: bool,
     can_revoke: bool,
@@ -274,6 +275,7 @@ async fn key_page(
         member,
         OffsetDateTime::now_utc(),
     );
+    let clock = Clock::of(&member.user);
     let day = usage::load(state, tenant_id, Some(key_id), Window::Day).await?;
     let key_masked = view.masked.clone();
     let recent = db_log::page(
@@ -305,11 +307,11 @@ async fn key_page(
         key: view,
         rolled_from,
         rolled_to,
-        rolled_at: key.rolled_at.map(date_time),
+        rolled_at: key.rolled_at.map(|at| clock.at(at)),
         rolled_by: member_name(key.rolled_by_name),
-        revoked_at: key.revoked_at.map(date_time),
+        revoked_at: key.revoked_at.map(|at| clock.at(at)),
         revoked_by: member_name(key.revoked_by_name),
-        disabled_at: key.disabled_at.map(date_time),
+        disabled_at: key.disabled_at.map(|at| clock.at(at)),
         disabled_by: member_name(key.disabled_by_name),
         quick: check::QuickStart::new(&state.config),
         tested,

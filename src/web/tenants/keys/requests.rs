@@ -16,7 +16,7 @@ use crate::domain::key_requests::{self, RequestProblem};
 use crate::domain::keys::Access;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Layout, date_time, render};
+use crate::web::page::{Clock, Layout, When, render};
 use crate::web::session;
 use crate::web::tenants::{TenantMember, TenantNav, member_name};
 
@@ -26,25 +26,25 @@ pub struct RequestView {
     pub name: String,
     pub requester: String,
     pub access: String,
-    pub expires: String,
+    pub expires: When,
     pub ip_allowlist: String,
     pub reason: String,
     pub status: &'static str,
-    pub asked: String,
+    pub asked: When,
 }
 
 impl RequestView {
-    pub fn new(request: &KeyRequest) -> Self {
+    pub fn new(request: &KeyRequest, clock: &Clock) -> Self {
         Self {
             id: request.key_request_id,
             name: request.name.clone(),
             requester: member_name(request.requested_by_name.clone()),
             access: Access::stored(request.full_access, request.scopes.clone()).label(),
-            expires: request.expires_at.map_or_else(|| "never".into(), date_time),
+            expires: clock.at_or_never(request.expires_at),
             ip_allowlist: IpAllowlist::stored(&request.ip_allowlist).label(),
             reason: request.reason.clone(),
             status: request.status.as_str(),
-            asked: date_time(request.created_at),
+            asked: clock.at(request.created_at),
         }
     }
 }
@@ -60,7 +60,11 @@ pub async fn pending(state: &AppState, member: &TenantMember) -> AppResult<Vec<R
         RequestStatus::Pending,
     )
     .await?;
-    Ok(rows.iter().map(RequestView::new).collect())
+    let clock = Clock::of(&member.user);
+    Ok(rows
+        .iter()
+        .map(|request| RequestView::new(request, &clock))
+        .collect())
 }
 
 #[derive(Template)]
@@ -70,7 +74,7 @@ struct RequestPage {
     tenant: TenantNav,
     request: RequestView,
     decided_by: String,
-    decided_at: Option<String>,
+    decided_at: Option<When>,
     decision_reason: String,
     key_id: Option<Uuid>,
     can_decide: bool,
@@ -104,10 +108,10 @@ async fn request_page(
         can_decide: member.role >= Role::Admin && request.status == RequestStatus::Pending,
         can_reveal: is_requester && request.status == RequestStatus::Approved,
         decided_by: member_name(request.decided_by_name.clone()),
-        decided_at: request.decided_at.map(date_time),
+        decided_at: request.decided_at.map(|at| Clock::of(&member.user).at(at)),
         decision_reason: request.decision_reason.clone(),
         key_id: request.api_key_id,
-        request: RequestView::new(&request),
+        request: RequestView::new(&request, &Clock::of(&member.user)),
         error,
     })
 }

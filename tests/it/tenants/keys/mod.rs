@@ -537,3 +537,43 @@ mod expiry_reminders {
         );
     }
 }
+
+#[sqlx::test]
+async fn key_times_read_in_the_viewers_zone_relative_when_recent_with_the_exact_moment_kept(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let (_, old) = create_key(&app, &admin, "acme", "Old key", "test").await;
+    let (_, fresh) = create_key(&app, &admin, "acme", "Fresh key", "test").await;
+    sqlx::query("UPDATE api_key SET created_at = '2026-11-03T20:00:00Z', last_used_at = '2026-11-03T20:30:00Z' WHERE api_key_id = $1")
+        .bind(old)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE api_key SET last_used_at = now() - interval '5 minutes 10 seconds' WHERE api_key_id = $1")
+        .bind(fresh)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let utc = app.get_html(&admin, "/t/acme/keys").await;
+    assert!(utc.contains(r#"<time datetime="2026-11-03T20:00:00Z" title="3 Nov 2026, 20:00:00 UTC">3 Nov 2026</time>"#), "{utc}");
+    assert!(utc.contains("Times in UTC"));
+
+    sqlx::query("UPDATE app_user SET time_zone = 'Asia/Tokyo'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let tokyo = app.get_html(&admin, "/t/acme/keys").await;
+    // 20:00 UTC is 05:00 the next day in Tokyo: the day shown moves with the zone.
+    assert!(tokyo.contains(r#"<time datetime="2026-11-03T20:00:00Z" title="4 Nov 2026, 05:00:00 JST">4 Nov 2026</time>"#), "{tokyo}");
+    assert!(tokyo.contains(r#"title="4 Nov 2026, 05:30:00 JST">4 Nov 2026, 05:30</time>"#));
+    assert!(
+        tokyo.contains(">5 minutes ago</time>"),
+        "a recent use reads relative"
+    );
+    assert!(tokyo.contains("Times in Asia/Tokyo"));
+    let page = app.get_html(&admin, &format!("/t/acme/keys/{old}")).await;
+    assert!(page.contains("4 Nov 2026, 05:30</time>") && page.contains("Times in Asia/Tokyo"));
+}
