@@ -531,13 +531,13 @@ mod tests {
         revoked.key_revoked_by_name = Some("Ada".into());
         assert_eq!(
             explain(&revoked),
-            "The key was revoked by Ada on 03 Nov 2026."
+            "The key was revoked by Ada on 3 Nov 2026."
         );
         let mut expired = entry("EXPIRED", None);
         expired.key_expires_at = Some(datetime!(2026-11-02 08:00 UTC));
         assert_eq!(
             explain(&expired),
-            "The key expired on 02 Nov 2026, 08:00:00 UTC."
+            "The key expired on 2 Nov 2026, 08:00 UTC."
         );
         assert_eq!(
             explain(&entry("ENVIRONMENT_MISMATCH", Some("live"))),
