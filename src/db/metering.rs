@@ -205,7 +205,9 @@ pub async fn move_windows(conn: &mut PgConnection, now: OffsetDateTime) -> sqlx:
 
 /// The sliding itself, in a transaction holding `WINDOW_LOCK`: the buckets that left the window are
 /// subtracted (or, when the row is older than a whole window, the window is summed afresh), and
-/// windows left empty are deleted.
+/// windows left empty are deleted. A figure never goes below zero: should a row ever undercount
+/// (instances whose clocks disagree by minutes), the page shows too little rather than the batch
+/// failing on the table's checks and metering stopping.
 async fn slide_windows(conn: &mut PgConnection, now: OffsetDateTime) -> sqlx::Result<()> {
     for grain in Grain::ALL {
         let window = grain.window();
@@ -237,8 +239,9 @@ async fn slide_windows(conn: &mut PgConnection, now: OffsetDateTime) -> sqlx::Re
                )
                UPDATE key_usage_window w
                SET since = $2,
-                   valid = CASE WHEN sums.near THEN w.valid - sums.valid ELSE sums.valid END,
-                   total = CASE WHEN sums.near THEN w.total - sums.total ELSE sums.total END
+                   valid = CASE WHEN sums.near THEN greatest(w.valid - sums.valid, 0) ELSE sums.valid END,
+                   total = CASE WHEN sums.near THEN greatest(w.total - sums.total, w.valid - sums.valid, 0)
+                           ELSE sums.total END
                FROM sums
                WHERE w.tenant_id = sums.tenant_id AND w.grain = $1 AND w.api_key_id = sums.api_key_id"#,
             grain.as_str(),
