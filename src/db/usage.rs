@@ -5,6 +5,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::usage::Window;
 use crate::domain::verification::Code;
 use crate::domain::vocabulary::Environment;
 
@@ -19,7 +20,19 @@ pub enum Grain {
 type Counts = Vec<(OffsetDateTime, Code, i64)>;
 
 impl Grain {
-    fn as_str(self) -> &'static str {
+    /// In the order `key_usage_window` lists them in a batch.
+    pub const ALL: [Grain; 3] = [Self::Minute, Self::Hour, Self::Day];
+
+    /// The usage window read at this grain, whose busiest keys `key_usage_window` keeps.
+    pub fn window(self) -> Window {
+        match self {
+            Self::Minute => Window::Hour,
+            Self::Hour => Window::Day,
+            Self::Day => Window::Month,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Minute => "minute",
             Self::Hour => "hour",
@@ -95,8 +108,71 @@ pub struct BusyKey {
 }
 
 /// The tenant's keys with the most verifications since `since`, read at `grain` (the coarsest
-/// that covers the window, so the rows read stay few).
+/// that covers the window, so the rows read stay few). Within the grain's own window (the last
+/// hour by minute, 24 hours by hour, 30 days by day) from the summary the metering batch keeps,
+/// one row per key active in it; a longer window sums every key's counters.
 pub async fn busiest_keys(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    since: OffsetDateTime,
+    grain: Grain,
+    limit: i64,
+) -> sqlx::Result<Vec<BusyKey>> {
+    if since < grain.window().start(OffsetDateTime::now_utc()) {
+        return busiest_keys_summed(db, tenant_id, since, grain, limit).await;
+    }
+    // A row counts from its own `since`, the window's start when the batch last moved it: the
+    // buckets between that and this window's start are added or taken off.
+    sqlx::query_as!(
+        BusyKey,
+        r#"WITH w AS MATERIALIZED (
+               SELECT api_key_id, since, valid, total FROM key_usage_window
+               WHERE tenant_id = $1 AND grain = $3
+           ),
+           moved AS (
+               SELECT api_key_id, since FROM w WHERE since <> $2
+           ),
+           correction AS (
+               SELECT api_key_id,
+                      coalesce(sum(count) FILTER (WHERE outcome = 'VALID'), 0)::bigint AS valid,
+                      sum(count)::bigint AS total
+               FROM (SELECT m.api_key_id, m.outcome,
+                            CASE WHEN m.bucket < w.since THEN m.count ELSE -m.count END AS count
+                     FROM moved w JOIN key_usage_minute m ON m.api_key_id = w.api_key_id
+                     WHERE $3 = 'minute' AND m.bucket >= least(w.since, $2) AND m.bucket < greatest(w.since, $2)
+                     UNION ALL
+                     SELECT m.api_key_id, m.outcome,
+                            CASE WHEN m.bucket < w.since THEN m.count ELSE -m.count END
+                     FROM moved w JOIN key_usage_hour m ON m.api_key_id = w.api_key_id
+                     WHERE $3 = 'hour' AND m.bucket >= least(w.since, $2) AND m.bucket < greatest(w.since, $2)
+                     UNION ALL
+                     SELECT m.api_key_id, m.outcome,
+                            CASE WHEN m.bucket < w.since THEN m.count ELSE -m.count END
+                     FROM moved w JOIN key_usage_day m ON m.api_key_id = w.api_key_id
+                     WHERE $3 = 'day' AND m.bucket >= least(w.since, $2) AND m.bucket < greatest(w.since, $2)) d
+               GROUP BY api_key_id
+           )
+           SELECT k.api_key_id, k.name, k.environment AS "environment: Environment", k.last_four,
+                  u.valid AS "valid!", u.total AS "total!"
+           FROM (SELECT w.api_key_id, w.valid + coalesce(c.valid, 0) AS valid,
+                        w.total + coalesce(c.total, 0) AS total
+                 FROM w LEFT JOIN correction c USING (api_key_id)
+                 WHERE w.total + coalesce(c.total, 0) > 0
+                 ORDER BY total DESC
+                 LIMIT $4) u
+           JOIN api_key k USING (api_key_id)
+           ORDER BY u.total DESC, k.name"#,
+        tenant_id,
+        since,
+        grain.as_str(),
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// `busiest_keys` from every key's counters.
+async fn busiest_keys_summed(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     since: OffsetDateTime,

@@ -273,9 +273,16 @@ pub async fn apply_retention(pool: &PgPool, now: OffsetDateTime) -> sqlx::Result
     .await
 }
 
+/// Moves the busiest keys' windows to the current ones (a batch does too; this is for the minutes
+/// without one).
+pub async fn move_windows(pool: &PgPool, now: OffsetDateTime) -> sqlx::Result<()> {
+    let mut conn = pool.acquire().await?;
+    db_usage::move_windows(&mut conn, now).await
+}
+
 /// Flushes every `interval` until `stop` turns true, then flushes once more (retrying for a few
 /// seconds) so a graceful shutdown loses nothing. Also ends rate-limit windows and applies
-/// retention.
+/// retention and moves the busiest keys' windows each minute.
 pub async fn run_flusher(
     pool: PgPool,
     meter: std::sync::Arc<Meter>,
@@ -287,6 +294,7 @@ pub async fn run_flusher(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_retention: Option<tokio::time::Instant> = None;
     let mut failing = false;
+    let mut last_moved: Option<i64> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -306,6 +314,15 @@ pub async fn run_flusher(
         }
         let now = OffsetDateTime::now_utc();
         limits.sweep(now);
+        let minute = now.unix_timestamp().div_euclid(60);
+        if last_moved != Some(minute) {
+            match move_windows(&pool, now).await {
+                Ok(()) => last_moved = Some(minute),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot move the busiest keys' windows; retried")
+                }
+            }
+        }
         if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
             match apply_retention(&pool, now).await {
                 Ok(deleted) => {

@@ -169,6 +169,7 @@ fn form_for(path: &str) -> Vec<(&'static str, String)> {
             ("environment", "live".into()),
             ("events", "all".into()),
             ("auth_kind", "none".into()),
+            ("form_id", form_id),
         ]
     } else if path.ends_with("/api-access") {
         vec![

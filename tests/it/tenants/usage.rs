@@ -1,8 +1,12 @@
 //! `/t/{slug}/usage`, `/t/{slug}/keys/{id}/usage` and their CSV downloads.
 
+use gatehouse::db::metering as db_metering;
+use gatehouse::db::usage::{self as db_usage, Grain};
 use gatehouse::domain::verification::Code;
 use reqwest::StatusCode;
 use sqlx::PgPool;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
 
 use crate::support::app::{TestApp, assert_redirect};
 use crate::support::fixtures::{World, create_key, record_usage};
@@ -300,4 +304,125 @@ async fn the_key_filter_leads_to_that_keys_usage_and_never_to_another_tenants(po
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let response = app.get(&world.viewer, "/t/acme/usage?key=not-a-key").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+/// Each key's (valid, total) since `since` at `grain`, summed from the counters themselves, busiest
+/// first as the page lists them.
+async fn summed(
+    pool: &PgPool,
+    tenant: Uuid,
+    grain: Grain,
+    since: OffsetDateTime,
+) -> Vec<(Uuid, i64, i64)> {
+    let table = match grain {
+        Grain::Minute => "key_usage_minute",
+        Grain::Hour => "key_usage_hour",
+        Grain::Day => "key_usage_day",
+    };
+    sqlx::query_as(&format!(
+        "SELECT u.api_key_id, coalesce(sum(count) FILTER (WHERE outcome = 'VALID'), 0)::bigint,
+                sum(count)::bigint
+         FROM {table} u JOIN api_key k USING (api_key_id)
+         WHERE u.tenant_id = $1 AND bucket >= $2
+         GROUP BY u.api_key_id, k.name ORDER BY 3 DESC, k.name"
+    ))
+    .bind(tenant)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// The busiest keys of every window as of `now`, from the summary, against the counters summed.
+async fn assert_busiest_exact(pool: &PgPool, tenant: Uuid, now: OffsetDateTime, when: &str) {
+    for grain in Grain::ALL {
+        let since = grain.window().start(now);
+        let busiest: Vec<(Uuid, i64, i64)> = db_usage::busiest_keys(pool, tenant, since, grain, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|key| (key.api_key_id, key.valid, key.total))
+            .collect();
+        assert_eq!(
+            busiest,
+            summed(pool, tenant, grain, since).await,
+            "{grain:?}, {when}"
+        );
+    }
+}
+
+#[sqlx::test]
+async fn the_busiest_keys_summary_stays_exact_across_flushes_and_as_its_windows_move(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let tenant: Uuid = sqlx::query_scalar("SELECT tenant_id FROM tenant WHERE slug = 'acme'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (_, a) = create_key(&app, &world.admin, "acme", "Key A", "live").await;
+    let (_, b) = create_key(&app, &world.admin, "acme", "Key B", "live").await;
+    // One flush each: the same minute twice, both edges of the last hour, of the last day and of
+    // the last 30 days, valid and refused.
+    let day = 24 * 60;
+    for (key, minutes_ago, outcome, count) in [
+        (a, 0, Code::Valid, 5),
+        (a, 0, Code::Valid, 3),
+        (a, 30, Code::RateLimited, 4),
+        (a, 58, Code::Valid, 2),
+        (a, 61, Code::Valid, 7),
+        (a, 23 * 60 - 30, Code::Valid, 11),
+        (a, 25 * 60, Code::Valid, 13),
+        (a, 3 * day, Code::Revoked, 6),
+        (a, 31 * day, Code::Valid, 17),
+        (b, 1, Code::Valid, 9),
+        (b, 45, Code::Expired, 8),
+        (b, 2 * 60, Code::Valid, 30),
+        (b, 20 * day, Code::Valid, 40),
+    ] {
+        record_usage(&app.pool, key, minutes_ago, outcome, count).await;
+    }
+    let now = OffsetDateTime::now_utc();
+    assert_busiest_exact(&app.pool, tenant, now, "after the flushes").await;
+    let hour = app.get_html(&world.viewer, "/t/acme/usage?range=1h").await;
+    assert!(
+        hour.contains(
+            r#"<td class="hide-narrow">Key B</td><td class="num">9</td><td class="num">17</td>"#
+        ) && hour.contains(
+            r#"<td class="hide-narrow">Key A</td><td class="num">10</td><td class="num">14</td>"#
+        ),
+        "the hour's busiest keys with their figures, Key B first"
+    );
+
+    // The windows moved on by the batch (as ten minutes later): buckets that left are taken off;
+    // readers of the current window add them back.
+    let later = now + Duration::minutes(10);
+    db_metering::move_windows(&mut app.pool.acquire().await.unwrap(), later)
+        .await
+        .unwrap();
+    assert_busiest_exact(&app.pool, tenant, later, "ten minutes on").await;
+    assert_busiest_exact(&app.pool, tenant, now, "read from before the move").await;
+    record_usage(&app.pool, a, 0, Code::Valid, 1).await;
+    record_usage(&app.pool, b, 50, Code::Valid, 100).await;
+    assert_busiest_exact(&app.pool, tenant, later, "flushed after the move").await;
+    assert_busiest_exact(
+        &app.pool,
+        tenant,
+        now,
+        "flushed after the move, read from before",
+    )
+    .await;
+
+    // Two days on, the hour's and the day's windows are empty and summed afresh, the month's moved.
+    let days_later = now + Duration::days(2);
+    db_metering::move_windows(&mut app.pool.acquire().await.unwrap(), days_later)
+        .await
+        .unwrap();
+    assert_busiest_exact(&app.pool, tenant, days_later, "two days on").await;
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT grain FROM key_usage_window WHERE tenant_id = $1 ORDER BY 1")
+            .bind(tenant)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, ["day", "day"], "emptied windows are deleted");
 }

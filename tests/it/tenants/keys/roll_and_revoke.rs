@@ -142,13 +142,14 @@ async fn rolling_makes_a_linked_successor_and_keeps_the_old_key_for_the_grace(po
         .get_html(&admin, &format!("/t/acme/keys/{new_id}"))
         .await;
     assert!(new_page.contains(&format!("/t/acme/keys/{old_id}")));
-    // Inside its grace the old key works: the list says until when instead of greying it.
+    // Inside its grace the old key works: the list shows it rolled, with its end in the Expires
+    // column, instead of greying it.
     let list = app.get_html(&admin, "/t/acme/keys").await;
     assert!(
         !list.contains(r#"class="inactive""#),
         "a rolled key that still works is not greyed"
     );
-    assert!(list.contains("status-rolled") && list.contains("works until"));
+    assert!(list.contains("status-rolled"));
     assert!(old_page.contains("this key still works until") && !old_page.contains("Roll key"));
     // A rolled key cannot be rolled again.
     assert_eq!(
