@@ -57,9 +57,12 @@ async fn a_disabled_key_is_refused_at_verify_and_forward_auth_until_it_is_enable
     let app = key_api(pool.clone(), &[]).await;
     let acme = Tenant::create(&pool, "acme").await;
     let (key, id) = acme.key(&pool, Environment::Live, &["read"], 100).await;
+    app.wait_until_listening().await;
     assert_eq!(code_of(&app, &key).await, "VALID");
 
+    // Edited beside this instance, as another instance would: it hears within a second.
     acme.edit(&pool, id, disabled(true)).await;
+    seen_within_a_second(&app, &key, json!({}), "DISABLED").await;
     let body = verify_from(&app, &key, None).await;
     assert_eq!(body["valid"], false);
     assert_eq!(body["code"], "DISABLED");
@@ -71,7 +74,7 @@ async fn a_disabled_key_is_refused_at_verify_and_forward_auth_until_it_is_enable
     assert_eq!(error["error"]["code"], "DISABLED");
 
     acme.edit(&pool, id, disabled(false)).await;
-    assert_eq!(code_of(&app, &key).await, "VALID");
+    seen_within_a_second(&app, &key, json!({}), "VALID").await;
     let response = authorize(&app, "", Some(("X-Api-Key", &key))).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
@@ -170,6 +173,7 @@ async fn metadata_is_returned_as_key_meta_and_a_scope_removed_by_an_edit_is_miss
     let (key, id) = acme
         .key(&pool, Environment::Live, &["read", "write"], 1000)
         .await;
+    app.wait_until_listening().await;
     let body = verify(&app, json!({ "key": key, "scopes": ["write"] }))
         .await
         .json::<Value>()
@@ -186,6 +190,14 @@ async fn metadata_is_returned_as_key_meta_and_a_scope_removed_by_an_edit_is_miss
             meta: Some(json!({ "plan": "pro", "customer": "cus_42" })),
             ..KeyEdit::default()
         },
+    )
+    .await;
+    // Edited beside this instance, as another instance would: it hears within a second.
+    seen_within_a_second(
+        &app,
+        &key,
+        json!({ "scopes": ["write"] }),
+        "INSUFFICIENT_SCOPE",
     )
     .await;
     let body = verify(&app, json!({ "key": key, "scopes": ["write"] }))
