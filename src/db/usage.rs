@@ -19,7 +19,7 @@ pub enum Grain {
 type Counts = Vec<(OffsetDateTime, Code, i64)>;
 
 impl Grain {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Minute => "minute",
             Self::Hour => "hour",
@@ -94,11 +94,12 @@ pub struct BusyKey {
     pub total: i64,
 }
 
-/// The tenant's keys with the most verifications since `since`, read at `grain` (the coarsest
-/// that covers the window, so the rows read stay few).
+/// The tenant's keys (of `environment`, when given) with the most verifications since `since`,
+/// read at `grain` (the coarsest that covers the window, so the rows read stay few).
 pub async fn busiest_keys(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
+    environment: Option<Environment>,
     since: OffsetDateTime,
     grain: Grain,
     limit: i64,
@@ -121,6 +122,8 @@ pub async fn busiest_keys(
                         coalesce(sum(count) FILTER (WHERE outcome = 'VALID'), 0)::bigint AS valid,
                         sum(count)::bigint AS total
                  FROM counts
+                 WHERE $5::text IS NULL
+                    OR api_key_id IN (SELECT api_key_id FROM api_key WHERE tenant_id = $1 AND environment = $5)
                  GROUP BY api_key_id
                  ORDER BY total DESC
                  LIMIT $4) u
@@ -130,6 +133,7 @@ pub async fn busiest_keys(
         since,
         grain.as_str(),
         limit,
+        environment.map(Environment::as_str),
     )
     .fetch_all(db)
     .await

@@ -301,3 +301,83 @@ async fn the_key_filter_leads_to_that_keys_usage_and_never_to_another_tenants(po
     let response = app.get(&world.viewer, "/t/acme/usage?key=not-a-key").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[sqlx::test]
+async fn the_environment_filter_counts_that_environments_keys_only_in_every_range_and_the_csv(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let (_, live) = create_key(&app, &world.admin, "acme", "Production key", "live").await;
+    let (_, test) = create_key(&app, &world.admin, "acme", "Sandbox key", "test").await;
+    record_usage(&app.pool, live, 1, Code::Valid, 40).await;
+    record_usage(&app.pool, test, 2, Code::Valid, 3).await;
+    record_usage(&app.pool, test, 2, Code::NotFound, 2).await;
+
+    let both = app.get_html(&world.viewer, "/t/acme/usage?range=1h").await;
+    assert!(both.contains(r#"<span class="stat-value">45</span>"#));
+    for range in ["1h", "24h", "30d"] {
+        let page = app
+            .get_html(
+                &world.viewer,
+                &format!("/t/acme/usage?range={range}&environment=test"),
+            )
+            .await;
+        assert!(
+            page.contains(
+                r#"<span class="stat-value">5</span><span class="stat-label">verifications</span>"#
+            ),
+            "{range}: the test key's 5 only"
+        );
+        assert!(
+            page.contains("test keys</h2>"),
+            "{range}: the heading says so"
+        );
+        let busiest = &page[page.find("Busiest keys").unwrap()..];
+        assert!(busiest.contains("Sandbox key") && !busiest.contains("Production key"));
+        // The period links and the download keep the filter.
+        let links = page.replace("&#38;", "&").replace("&amp;", "&");
+        assert!(links.contains(r#"href="/t/acme/usage?range=24h&environment=test""#));
+        assert!(links.contains(&format!(
+            r#"href="/t/acme/usage.csv?range={range}&environment=test""#
+        )));
+    }
+    let live_page = app
+        .get_html(&world.viewer, "/t/acme/usage?range=24h&environment=live")
+        .await;
+    assert!(live_page.contains(
+        r#"<span class="stat-value">40</span><span class="stat-label">verifications</span>"#
+    ));
+    assert!(
+        !live_page.contains("unknown key"),
+        "the test key's refusals are left out"
+    );
+
+    let csv = app
+        .get(
+            &world.viewer,
+            "/t/acme/usage.csv?range=24h&environment=test",
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.lines().last().unwrap().ends_with(",5"), "{csv}");
+}
+
+#[sqlx::test]
+async fn the_environment_filter_never_counts_another_tenants_keys(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let (_, ours) = create_key(&app, &world.admin, "acme", "Ours", "test").await;
+    let (_, theirs) = create_key(&app, &world.outsider, "other", "Theirs", "test").await;
+    record_usage(&app.pool, ours, 1, Code::Valid, 2).await;
+    record_usage(&app.pool, theirs, 1, Code::Valid, 50).await;
+    let page = app
+        .get_html(&world.viewer, "/t/acme/usage?range=1h&environment=test")
+        .await;
+    assert!(page.contains(
+        r#"<span class="stat-value">2</span><span class="stat-label">verifications</span>"#
+    ));
+    assert!(!page.contains("Theirs"));
+}
