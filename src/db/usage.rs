@@ -32,7 +32,7 @@ impl Grain {
         }
     }
 
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Minute => "minute",
             Self::Hour => "hour",
@@ -107,19 +107,21 @@ pub struct BusyKey {
     pub total: i64,
 }
 
-/// The tenant's keys with the most verifications since `since`, read at `grain` (the coarsest
-/// that covers the window, so the rows read stay few). Within the grain's own window (the last
-/// hour by minute, 24 hours by hour, 30 days by day) from the summary the metering batch keeps,
-/// one row per key active in it; a longer window sums every key's counters.
+/// The tenant's keys (of `environment`, when given) with the most verifications since `since`,
+/// read at `grain` (the coarsest that covers the window, so the rows read stay few). Unfiltered
+/// and within the grain's own window (the last hour by minute, 24 hours by hour, 30 days by day),
+/// from the summary the metering batch keeps, one row per key active in it; a longer window or an
+/// environment filter sums the keys' counters.
 pub async fn busiest_keys(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
+    environment: Option<Environment>,
     since: OffsetDateTime,
     grain: Grain,
     limit: i64,
 ) -> sqlx::Result<Vec<BusyKey>> {
-    if since < grain.window().start(OffsetDateTime::now_utc()) {
-        return busiest_keys_summed(db, tenant_id, since, grain, limit).await;
+    if environment.is_some() || since < grain.window().start(OffsetDateTime::now_utc()) {
+        return busiest_keys_summed(db, tenant_id, environment, since, grain, limit).await;
     }
     // A row counts from its own `since`, the window's start when the batch last moved it: the
     // buckets between that and this window's start are added or taken off.
@@ -175,6 +177,7 @@ pub async fn busiest_keys(
 async fn busiest_keys_summed(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
+    environment: Option<Environment>,
     since: OffsetDateTime,
     grain: Grain,
     limit: i64,
@@ -197,6 +200,8 @@ async fn busiest_keys_summed(
                         coalesce(sum(count) FILTER (WHERE outcome = 'VALID'), 0)::bigint AS valid,
                         sum(count)::bigint AS total
                  FROM counts
+                 WHERE $5::text IS NULL
+                    OR api_key_id IN (SELECT api_key_id FROM api_key WHERE tenant_id = $1 AND environment = $5)
                  GROUP BY api_key_id
                  ORDER BY total DESC
                  LIMIT $4) u
@@ -206,6 +211,7 @@ async fn busiest_keys_summed(
         since,
         grain.as_str(),
         limit,
+        environment.map(Environment::as_str),
     )
     .fetch_all(db)
     .await

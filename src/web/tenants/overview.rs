@@ -110,6 +110,7 @@ pub(super) async fn show_tenant(
         crate::db::usage::busiest_keys(
             &state.pool,
             member.tenant_id(),
+            None,
             since,
             usage::grain(Window::Day),
             5,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::keys as db_keys;
+use crate::db::management as db_management;
 use crate::db::usage::{self as db_usage, BusyKey, Grain};
 use crate::domain::key_format::masked;
 use crate::domain::usage::{Counts, Window, nice_ceiling, series};
@@ -26,10 +27,43 @@ pub struct UsageQuery {
     range: Option<String>,
     /// The key filter of the tenant's page: its figures are the key's own page.
     key: Option<String>,
+    /// The environment filter of the tenant's page: `live` or `test`; anything else shows both.
+    environment: Option<String>,
+}
+
+impl UsageQuery {
+    fn environment(&self) -> Option<Environment> {
+        self.environment.as_deref().and_then(Environment::parse)
+    }
 }
 
 /// Keys offered by the tenant usage page's key filter (newest first).
 const KEY_CHOICES: i64 = 100;
+
+/// A window's figures for a tenant's keys of one environment, or for all of them.
+async fn load_tenant(
+    state: &AppState,
+    tenant_id: Uuid,
+    environment: Option<Environment>,
+    window: Window,
+) -> AppResult<Vec<(OffsetDateTime, Counts)>> {
+    let Some(environment) = environment else {
+        return load(state, tenant_id, None, window).await;
+    };
+    // The tenant roll-ups have no environment: summed from its keys' counters, as the
+    // management API's usage does (this grows with the number of keys; the unfiltered page not).
+    let now = OffsetDateTime::now_utc();
+    let rows = db_management::usage(
+        &state.pool,
+        tenant_id,
+        (window.start(now), now + time::Duration::DAY),
+        grain(window).as_str(),
+        None,
+        Some(environment),
+    )
+    .await?;
+    Ok(series(window, now, rows))
+}
 
 /// A window's figures for a tenant, or one key of it.
 pub async fn load(
@@ -358,6 +392,10 @@ struct UsagePage {
     base: String,
     window: Window,
     windows: [Window; Window::ALL.len()],
+    /// The environment filter (tenant page only), and the query text that keeps it in links.
+    environment: Option<Environment>,
+    environment_query: String,
+    environments: [Environment; 2],
     /// What the table's first column holds: "Time (Europe/Berlin)", "Day (UTC)".
     period_heading: String,
     chart: Chart,
@@ -377,6 +415,7 @@ async fn usage_page(
     state: &AppState,
     member: &TenantMember,
     key_id: Option<Uuid>,
+    environment: Option<Environment>,
     window: Window,
 ) -> AppResult<Response> {
     let tenant_id = member.membership.tenant_id;
@@ -398,7 +437,10 @@ async fn usage_page(
         }
         None => (None, format!("/t/{slug}/usage")),
     };
-    let buckets = load(state, tenant_id, key_id, window).await?;
+    let buckets = match key_id {
+        Some(_) => load(state, tenant_id, key_id, window).await?,
+        None => load_tenant(state, tenant_id, environment, window).await?,
+    };
     let clock = Clock::of(&member.user);
     let totals = Counts::sum(buckets.iter().map(|(_, counts)| counts));
     let outcomes = shown_outcomes(&totals);
@@ -408,6 +450,7 @@ async fn usage_page(
             db_usage::busiest_keys(
                 &state.pool,
                 tenant_id,
+                environment,
                 window.start(OffsetDateTime::now_utc()),
                 grain(window),
                 10,
@@ -441,6 +484,11 @@ async fn usage_page(
         base,
         window,
         windows: Window::ALL,
+        environment,
+        environment_query: environment
+            .map(|environment| format!("&environment={environment}"))
+            .unwrap_or_default(),
+        environments: Environment::ALL,
         chart: chart(window, &buckets, &clock),
         period_heading: if daily(window) {
             "Day (UTC)".to_owned()
@@ -523,7 +571,7 @@ pub async fn show_tenant_usage(
         let to = format!("/t/{slug}/keys/{key}/usage?range={}", window.as_str());
         return Ok(Redirect::to(&to).into_response());
     }
-    usage_page(&state, &member, None, window).await
+    usage_page(&state, &member, None, query.environment(), window).await
 }
 
 pub async fn tenant_usage_csv(
@@ -532,7 +580,8 @@ pub async fn tenant_usage_csv(
     Query(query): Query<UsageQuery>,
 ) -> AppResult<Response> {
     let window = Window::parse(query.range.as_deref());
-    let buckets = load(&state, member.membership.tenant_id, None, window).await?;
+    let tenant_id = member.membership.tenant_id;
+    let buckets = load_tenant(&state, tenant_id, query.environment(), window).await?;
     Ok(csv(&member.membership.slug, None, window, &buckets))
 }
 
@@ -546,6 +595,7 @@ pub async fn show_key_usage(
         &state,
         &member,
         Some(key_id),
+        None,
         Window::parse(query.range.as_deref()),
     )
     .await

@@ -337,12 +337,13 @@ async fn summed(
 async fn assert_busiest_exact(pool: &PgPool, tenant: Uuid, now: OffsetDateTime, when: &str) {
     for grain in Grain::ALL {
         let since = grain.window().start(now);
-        let busiest: Vec<(Uuid, i64, i64)> = db_usage::busiest_keys(pool, tenant, since, grain, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|key| (key.api_key_id, key.valid, key.total))
-            .collect();
+        let busiest: Vec<(Uuid, i64, i64)> =
+            db_usage::busiest_keys(pool, tenant, None, since, grain, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|key| (key.api_key_id, key.valid, key.total))
+                .collect();
         assert_eq!(
             busiest,
             summed(pool, tenant, grain, since).await,
@@ -425,4 +426,84 @@ async fn the_busiest_keys_summary_stays_exact_across_flushes_and_as_its_windows_
             .await
             .unwrap();
     assert_eq!(rows, ["day", "day"], "emptied windows are deleted");
+}
+
+#[sqlx::test]
+async fn the_environment_filter_counts_that_environments_keys_only_in_every_range_and_the_csv(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let (_, live) = create_key(&app, &world.admin, "acme", "Production key", "live").await;
+    let (_, test) = create_key(&app, &world.admin, "acme", "Sandbox key", "test").await;
+    record_usage(&app.pool, live, 1, Code::Valid, 40).await;
+    record_usage(&app.pool, test, 2, Code::Valid, 3).await;
+    record_usage(&app.pool, test, 2, Code::NotFound, 2).await;
+
+    let both = app.get_html(&world.viewer, "/t/acme/usage?range=1h").await;
+    assert!(both.contains(r#"<span class="stat-value">45</span>"#));
+    for range in ["1h", "24h", "30d"] {
+        let page = app
+            .get_html(
+                &world.viewer,
+                &format!("/t/acme/usage?range={range}&environment=test"),
+            )
+            .await;
+        assert!(
+            page.contains(
+                r#"<span class="stat-value">5</span><span class="stat-label">verifications</span>"#
+            ),
+            "{range}: the test key's 5 only"
+        );
+        assert!(
+            page.contains("test keys</h2>"),
+            "{range}: the heading says so"
+        );
+        let busiest = &page[page.find("Busiest keys").unwrap()..];
+        assert!(busiest.contains("Sandbox key") && !busiest.contains("Production key"));
+        // The period links and the download keep the filter.
+        let links = page.replace("&#38;", "&").replace("&amp;", "&");
+        assert!(links.contains(r#"href="/t/acme/usage?range=24h&environment=test""#));
+        assert!(links.contains(&format!(
+            r#"href="/t/acme/usage.csv?range={range}&environment=test""#
+        )));
+    }
+    let live_page = app
+        .get_html(&world.viewer, "/t/acme/usage?range=24h&environment=live")
+        .await;
+    assert!(live_page.contains(
+        r#"<span class="stat-value">40</span><span class="stat-label">verifications</span>"#
+    ));
+    assert!(
+        !live_page.contains("unknown key"),
+        "the test key's refusals are left out"
+    );
+
+    let csv = app
+        .get(
+            &world.viewer,
+            "/t/acme/usage.csv?range=24h&environment=test",
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.lines().last().unwrap().ends_with(",5"), "{csv}");
+}
+
+#[sqlx::test]
+async fn the_environment_filter_never_counts_another_tenants_keys(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let world = World::build(&app).await;
+    let (_, ours) = create_key(&app, &world.admin, "acme", "Ours", "test").await;
+    let (_, theirs) = create_key(&app, &world.outsider, "other", "Theirs", "test").await;
+    record_usage(&app.pool, ours, 1, Code::Valid, 2).await;
+    record_usage(&app.pool, theirs, 1, Code::Valid, 50).await;
+    let page = app
+        .get_html(&world.viewer, "/t/acme/usage?range=1h&environment=test")
+        .await;
+    assert!(page.contains(
+        r#"<span class="stat-value">2</span><span class="stat-label">verifications</span>"#
+    ));
+    assert!(!page.contains("Theirs"));
 }
