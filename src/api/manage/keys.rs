@@ -549,9 +549,13 @@ pub async fn whoami(
     JsonBody(body): JsonBody<Whoami>,
 ) -> ApiResult<Json<WhoamiAnswer>> {
     caller.operator_only()?;
-    let parsed = key_format::parse(&state.config.key_prefix, body.key.trim())
-        .map_err(|_| ApiError::invalid("key", "This is not an API key of this deployment."))?;
-    let (tenant_id, key_id) = management::identify_key(&state.pool, &parsed.hash, &caller.actor)
+    let hash = key_format::lookup_hash(
+        &state.config.key_prefix,
+        state.config.legacy_key_pattern.as_ref(),
+        body.key.trim(),
+    )
+    .ok_or_else(|| ApiError::invalid("key", "This is not an API key of this deployment."))?;
+    let (tenant_id, key_id) = management::identify_key(&state.pool, &hash, &caller.actor)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let tenant = db_management::tenant(&state.pool, Some(tenant_id), None, None)
