@@ -85,6 +85,43 @@ pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Resul
     .await
 }
 
+/// Which of `hashes` some key of any tenant already has.
+pub async fn taken_hashes(
+    db: impl PgExecutor<'_>,
+    hashes: &[Vec<u8>],
+) -> sqlx::Result<Vec<Vec<u8>>> {
+    sqlx::query_scalar!(
+        "SELECT secret_hash FROM api_key WHERE secret_hash = ANY($1)",
+        hashes,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Keys of a tenant by id, in creation order (for answers about many new keys at once).
+pub async fn by_ids(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_ids: &[Uuid],
+) -> sqlx::Result<Vec<Key>> {
+    sqlx::query_as!(
+        Key,
+        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, NULL::text AS "created_by_name?",
+                  k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
+                  k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
+                  k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
+                  k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
+                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy
+           FROM api_key k
+           WHERE k.tenant_id = $1 AND k.api_key_id = ANY($2)
+           ORDER BY k.created_at, k.api_key_id"#,
+        tenant_id,
+        api_key_ids,
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// One key of a tenant, with the names of the people in its history.
 pub async fn get(
     db: impl PgExecutor<'_>,

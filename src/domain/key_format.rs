@@ -155,6 +155,15 @@ pub fn is_key(prefix: &str, presented: &str, stored_hash: &[u8]) -> Result<bool,
     Ok(parsed.hash.as_slice() == stored_hash)
 }
 
+/// How a key is shown: [`masked`], or `••••4f2a` for a legacy key (its format is the platform's).
+pub fn shown(prefix: &str, environment: Environment, last_four: &str, legacy: bool) -> String {
+    if legacy {
+        format!("••••{last_four}")
+    } else {
+        masked(prefix, environment, last_four)
+    }
+}
+
 /// How a key is listed: `ak_live_••••4f2a`.
 pub fn masked(prefix: &str, environment: Environment, last_four: &str) -> String {
     format!("{prefix}_{environment}_••••{last_four}")
