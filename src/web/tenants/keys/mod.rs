@@ -66,7 +66,11 @@ impl KeyView {
             name: key.name.clone(),
             environment: key.environment,
             scopes: Access::stored(key.full_access, key.scopes.clone()).label(),
-            creator: member_name(key.created_by_name.clone()),
+            creator: if key.legacy && key.created_by.is_none() {
+                "an import".to_owned()
+            } else {
+                member_name(key.created_by_name.clone())
+            },
             created: clock.day(key.created_at),
             last_used: key.last_used_at.map(|at| clock.at(at)),
             expires: key.expires_at.map(|at| clock.at(at)),
