@@ -110,6 +110,8 @@ pub struct KeyView<'a> {
     pub expires_at: Option<time::OffsetDateTime>,
     /// The key's metadata object (`{}` when it has none).
     pub meta: &'a serde_json::Value,
+    /// Imported in the platform's old format (`GATEHOUSE_LEGACY_KEY_PATTERN`).
+    pub legacy: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -139,6 +141,7 @@ impl<'a> KeyView<'a> {
             scopes: &key.scopes,
             expires_at: key.expires_at,
             meta: &key.meta,
+            legacy: key.legacy,
         }
     }
 }

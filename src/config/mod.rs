@@ -56,6 +56,9 @@ pub struct Config {
     /// Management API calls per minute per token (each instance counts its own).
     pub management_rate_limit: u32,
     pub key_prefix: String,
+    /// Keys of the platform's old format that import takes and the key API looks up
+    /// (`GATEHOUSE_LEGACY_KEY_PATTERN`, anchored as a whole match); none when unset.
+    pub legacy_key_pattern: Option<regex::Regex>,
     pub scopes: Vec<String>,
     pub key_headers: Vec<String>,
     /// The platform's API address, for the portal's quick start (`None`: a placeholder is shown).
@@ -239,6 +242,18 @@ impl Config {
             ));
         }
 
+        let legacy_key_pattern = get("GATEHOUSE_LEGACY_KEY_PATTERN")
+            .filter(|pattern| !pattern.trim().is_empty())
+            .map(|pattern| {
+                regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|err| {
+                    invalid(
+                        "GATEHOUSE_LEGACY_KEY_PATTERN",
+                        format!("is not a regular expression: {err}"),
+                    )
+                })
+            })
+            .transpose()?;
+
         let scopes = match env.list("GATEHOUSE_SCOPES") {
             scopes if get("GATEHOUSE_SCOPES").is_some() => scopes,
             _ => vec!["read".to_owned(), "write".to_owned()],
@@ -337,6 +352,7 @@ impl Config {
             operator_tokens,
             management_rate_limit,
             key_prefix,
+            legacy_key_pattern,
             scopes,
             key_headers,
             api_base_url,
@@ -646,6 +662,25 @@ mod tests {
 
     pub(super) fn config_of(pairs: &[(&str, &str)]) -> Config {
         config(pairs).unwrap()
+    }
+
+    #[test]
+    fn the_legacy_key_pattern_matches_whole_keys_and_a_bad_one_is_named() {
+        const DB: (&str, &str) = ("DATABASE_URL", "postgres://localhost/db");
+        assert!(config_of(&[DB]).legacy_key_pattern.is_none());
+        let pattern = config_of(&[DB, ("GATEHOUSE_LEGACY_KEY_PATTERN", "sk_[0-9a-f]{32}")])
+            .legacy_key_pattern
+            .unwrap();
+        assert!(pattern.is_match(&format!("sk_{}", "a".repeat(32))));
+        assert!(!pattern.is_match(&format!("xsk_{}", "a".repeat(32))));
+        assert!(!pattern.is_match(&format!("sk_{}0", "a".repeat(32))));
+        // An alternation is anchored as a whole too.
+        let either = config_of(&[DB, ("GATEHOUSE_LEGACY_KEY_PATTERN", "a|b")]);
+        assert!(!either.legacy_key_pattern.unwrap().is_match("ab"));
+        let err = config(&[DB, ("GATEHOUSE_LEGACY_KEY_PATTERN", "sk_[0-9")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GATEHOUSE_LEGACY_KEY_PATTERN"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Key {
     pub ip_allowlist: Vec<String>,
     pub disabled_at: Option<OffsetDateTime>,
     pub disabled_by_name: Option<String>,
+    /// Imported in the platform's old format (`GATEHOUSE_LEGACY_KEY_PATTERN`).
+    pub legacy: bool,
 }
 
 pub struct NewKeyRow<'a> {
@@ -53,14 +55,15 @@ pub struct NewKeyRow<'a> {
     pub note: &'a str,
     pub meta: &'a serde_json::Value,
     pub ip_allowlist: &'a [String],
+    pub legacy: bool,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Result<Uuid> {
     sqlx::query_scalar!(
         r#"INSERT INTO api_key (tenant_id, created_by, name, environment, secret_hash, last_four,
                                 full_access, scopes, rate_limit, expires_at, rolled_from,
-                                note, meta, ip_allowlist)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                note, meta, ip_allowlist, legacy)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
            RETURNING api_key_id"#,
         key.tenant_id,
         key.created_by,
@@ -76,8 +79,46 @@ pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Resul
         key.note,
         key.meta,
         key.ip_allowlist,
+        key.legacy,
     )
     .fetch_one(db)
+    .await
+}
+
+/// Which of `hashes` some key of any tenant already has.
+pub async fn taken_hashes(
+    db: impl PgExecutor<'_>,
+    hashes: &[Vec<u8>],
+) -> sqlx::Result<Vec<Vec<u8>>> {
+    sqlx::query_scalar!(
+        "SELECT secret_hash FROM api_key WHERE secret_hash = ANY($1)",
+        hashes,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Keys of a tenant by id, in creation order (for answers about many new keys at once).
+pub async fn by_ids(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_ids: &[Uuid],
+) -> sqlx::Result<Vec<Key>> {
+    sqlx::query_as!(
+        Key,
+        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, NULL::text AS "created_by_name?",
+                  k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
+                  k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
+                  k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
+                  k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
+                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy
+           FROM api_key k
+           WHERE k.tenant_id = $1 AND k.api_key_id = ANY($2)
+           ORDER BY k.created_at, k.api_key_id"#,
+        tenant_id,
+        api_key_ids,
+    )
+    .fetch_all(db)
     .await
 }
 
@@ -94,7 +135,7 @@ pub async fn get(
                   k.expires_at, k.revoked_at, r.display_name AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, o.display_name AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, d.display_name AS "disabled_by_name?"
+                  k.disabled_at, d.display_name AS "disabled_by_name?", k.legacy
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by
            LEFT JOIN app_user r ON r.app_user_id = k.revoked_by
@@ -171,7 +212,7 @@ pub async fn list(
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, NULL::text AS "disabled_by_name?"
+                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by
            WHERE k.tenant_id = $1

@@ -25,6 +25,7 @@ pub struct KeyForVerification {
     pub ip_allowlist: Vec<String>,
     pub meta: serde_json::Value,
     pub tenant_suspended: bool,
+    pub legacy: bool,
 }
 
 /// One index lookup on `api_key_secret_hash_key` joined to the tenant by primary key.
@@ -37,7 +38,7 @@ pub async fn find_by_hash(
         r#"SELECT k.api_key_id, k.tenant_id, t.slug AS tenant_slug, k.name, k.environment AS "environment: Environment",
                   k.full_access, k.scopes, k.rate_limit, k.expires_at, k.revoked_at,
                   k.disabled_at, k.ip_allowlist, k.meta,
-                  t.suspended_at IS NOT NULL AS "tenant_suspended!"
+                  t.suspended_at IS NOT NULL AS "tenant_suspended!", k.legacy
            FROM api_key k
            JOIN tenant t ON t.tenant_id = k.tenant_id
            WHERE k.secret_hash = $1"#,

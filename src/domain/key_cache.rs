@@ -184,6 +184,7 @@ mod tests {
             ip_allowlist: Default::default(),
             meta: serde_json::json!({}),
             tenant_suspended: false,
+            legacy: false,
         })
     }
 

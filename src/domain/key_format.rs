@@ -91,6 +91,18 @@ pub fn parse(prefix: &str, key: &str) -> Result<ParsedKey, Malformed> {
     })
 }
 
+/// The SHA-256 to look a presented key up by: a key in Gatehouse's format with a good checksum,
+/// or one matching the legacy pattern (`GATEHOUSE_LEGACY_KEY_PATTERN`); none otherwise, and then
+/// the key is no key at all and never reaches the database.
+pub fn lookup_hash(prefix: &str, legacy: Option<&regex::Regex>, key: &str) -> Option<[u8; 32]> {
+    match parse(prefix, key) {
+        Ok(parsed) => Some(parsed.hash),
+        Err(_) => legacy
+            .is_some_and(|pattern| pattern.is_match(key))
+            .then(|| hash(key)),
+    }
+}
+
 /// `head` + 32 random base62 characters + their checksum: the shape of keys and of management
 /// tokens (`<prefix>_mgmt_…`).
 pub fn checksummed(head: &str) -> String {
@@ -141,6 +153,15 @@ pub fn last_four(key: &str) -> String {
 pub fn is_key(prefix: &str, presented: &str, stored_hash: &[u8]) -> Result<bool, Malformed> {
     let parsed = parse(prefix, presented)?;
     Ok(parsed.hash.as_slice() == stored_hash)
+}
+
+/// How a key is shown: [`masked`], or `••••4f2a` for a legacy key (its format is the platform's).
+pub fn shown(prefix: &str, environment: Environment, last_four: &str, legacy: bool) -> String {
+    if legacy {
+        format!("••••{last_four}")
+    } else {
+        masked(prefix, environment, last_four)
+    }
 }
 
 /// How a key is listed: `ak_live_••••4f2a`.

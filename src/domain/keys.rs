@@ -506,6 +506,7 @@ async fn insert_key(
             note: &settings.note,
             meta: &settings.meta,
             ip_allowlist: &settings.ip_allowlist.entries(),
+            legacy: false,
         },
     )
     .await?;

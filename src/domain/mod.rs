@@ -9,6 +9,7 @@ pub mod invitations;
 pub mod ip_allowlist;
 pub mod key_cache;
 pub mod key_format;
+pub mod key_import;
 pub mod key_policy;
 pub mod key_requests;
 pub mod keys;

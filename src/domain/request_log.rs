@@ -444,6 +444,7 @@ mod tests {
             ip_allowlist: Default::default(),
             meta: serde_json::json!({}),
             tenant_suspended: false,
+            legacy: false,
         })
     }
 

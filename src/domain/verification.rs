@@ -162,6 +162,8 @@ pub struct KeyRecord {
     pub meta: serde_json::Value,
     /// The key's tenant is suspended by the operator.
     pub tenant_suspended: bool,
+    /// Imported in the platform's old format; answered as `key.legacy`.
+    pub legacy: bool,
 }
 
 impl KeyRecord {
@@ -185,6 +187,7 @@ impl KeyRecord {
             ip_allowlist: IpAllowlist::stored(&row.ip_allowlist),
             meta: row.meta,
             tenant_suspended: row.tenant_suspended,
+            legacy: row.legacy,
         }
     }
 
@@ -266,6 +269,8 @@ pub struct Unavailable;
 /// the rate-limit windows, the usage counters and the lookup connections.
 pub struct Verifier {
     key_prefix: String,
+    /// Keys of the platform's old format, looked up like Gatehouse's own.
+    legacy_pattern: Option<regex::Regex>,
     /// The scope catalogue, which full-access keys hold.
     scopes: Vec<String>,
     /// Verified keys, at most 10 s old; emptied of a key at once when it changes.
@@ -281,6 +286,7 @@ impl Verifier {
     pub fn new(config: &Config, pool: PgPool) -> Self {
         Self {
             key_prefix: config.key_prefix.clone(),
+            legacy_pattern: config.legacy_key_pattern.clone(),
             scopes: config.scopes.clone(),
             cache: Arc::new(KeyCache::new(config.key_cache_ttl)),
             limits: Arc::new(RateLimits::new(config.bad_keys_per_client)),
@@ -315,7 +321,7 @@ impl Verifier {
     ) -> Result<Verdict, Unavailable> {
         let now = OffsetDateTime::now_utc();
         let limits = &self.limits;
-        let Ok(parsed) = key_format::parse(&self.key_prefix, presented) else {
+        let Some(hash) = self.secret_hash(presented) else {
             if let Some(quota) = limits.client_throttled(client, now) {
                 return Ok(Verdict::without_key(Code::RateLimited, Some(quota)));
             }
@@ -323,7 +329,7 @@ impl Verifier {
             return Ok(Verdict::without_key(Code::Malformed, None));
         };
 
-        let cached = self.cache.get(&parsed.hash);
+        let cached = self.cache.get(&hash);
         self.metrics.cache_hit(cached.is_some());
         let key = match cached {
             Some(key) => key,
@@ -332,12 +338,12 @@ impl Verifier {
                     return Ok(Verdict::without_key(Code::RateLimited, Some(quota)));
                 }
                 let generation = self.cache.generation();
-                let Some(key) = self.lookup(&parsed.hash).await? else {
+                let Some(key) = self.lookup(&hash).await? else {
                     limits.record_bad_key(client, now);
                     return Ok(Verdict::without_key(Code::NotFound, None));
                 };
                 let key = Arc::new(key);
-                self.cache.insert(parsed.hash, Arc::clone(&key), generation);
+                self.cache.insert(hash, Arc::clone(&key), generation);
                 key
             }
         };
@@ -359,6 +365,11 @@ impl Verifier {
             key: Some(key),
             quota,
         })
+    }
+
+    /// See [`key_format::lookup_hash`].
+    fn secret_hash(&self, presented: &str) -> Option<[u8; 32]> {
+        key_format::lookup_hash(&self.key_prefix, self.legacy_pattern.as_ref(), presented)
     }
 
     /// The key with this secret hash: one lookup on the unique index, on the key API's own
@@ -398,6 +409,7 @@ mod tests {
             ip_allowlist: IpAllowlist::default(),
             meta: serde_json::json!({}),
             tenant_suspended: false,
+            legacy: false,
         }
     }
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key as KeyRow};
 use crate::db::management as db_management;
-use crate::domain::key_format::{self, masked};
+use crate::domain::key_format::{self, shown};
 use crate::domain::keys::{self as domain_keys, Access, KeyName, KeyProblem, KeySettings, Status};
 use crate::domain::management::{self, KeyChange, Scope};
 use crate::domain::vocabulary::{Environment, Role};
@@ -62,14 +62,16 @@ pub struct Key {
     pub ip_allowlist: Vec<String>,
     #[schema(format = DateTime)]
     pub disabled_at: Option<String>,
+    /// Imported in the platform's old format (`GATEHOUSE_LEGACY_KEY_PATTERN`).
+    pub legacy: bool,
 }
 
 impl Key {
-    fn view(prefix: &str, key: KeyRow) -> Self {
+    pub(super) fn view(prefix: &str, key: KeyRow) -> Self {
         let status = Status::of_key(&key, OffsetDateTime::now_utc());
         Self {
             id: key.api_key_id,
-            masked: masked(prefix, key.environment, &key.last_four),
+            masked: shown(prefix, key.environment, &key.last_four, key.legacy),
             name: key.name,
             environment: key.environment,
             status: status.as_str().to_owned(),
@@ -85,6 +87,7 @@ impl Key {
             meta: key.meta,
             ip_allowlist: key.ip_allowlist,
             disabled_at: key.disabled_at.map(rfc3339),
+            legacy: key.legacy,
         }
     }
 }
@@ -193,7 +196,7 @@ fn parse_time(field: &'static str, value: &str) -> ApiResult<OffsetDateTime> {
     })
 }
 
-fn future_time(field: &'static str, value: &str) -> ApiResult<OffsetDateTime> {
+pub(super) fn future_time(field: &'static str, value: &str) -> ApiResult<OffsetDateTime> {
     let at = parse_time(field, value)?;
     if at <= OffsetDateTime::now_utc() {
         return Err(ApiError::invalid(
@@ -204,14 +207,18 @@ fn future_time(field: &'static str, value: &str) -> ApiResult<OffsetDateTime> {
     Ok(at)
 }
 
-fn environment(value: &str) -> ApiResult<Environment> {
+pub(super) fn environment(value: &str) -> ApiResult<Environment> {
     Environment::parse(value).ok_or_else(|| {
         ApiError::invalid("environment", "environment must be \"live\" or \"test\".")
     })
 }
 
 /// The access asked for: full access, or scopes of the catalogue; never both, never nothing.
-fn access(catalogue: &[String], full_access: bool, scopes: &[String]) -> ApiResult<Access> {
+pub(super) fn access(
+    catalogue: &[String],
+    full_access: bool,
+    scopes: &[String],
+) -> ApiResult<Access> {
     if let Some(unknown) = scopes.iter().find(|scope| !catalogue.contains(scope)) {
         return Err(ApiError::invalid(
             "scopes",
@@ -549,9 +556,13 @@ pub async fn whoami(
     JsonBody(body): JsonBody<Whoami>,
 ) -> ApiResult<Json<WhoamiAnswer>> {
     caller.operator_only()?;
-    let parsed = key_format::parse(&state.config.key_prefix, body.key.trim())
-        .map_err(|_| ApiError::invalid("key", "This is not an API key of this deployment."))?;
-    let (tenant_id, key_id) = management::identify_key(&state.pool, &parsed.hash, &caller.actor)
+    let hash = key_format::lookup_hash(
+        &state.config.key_prefix,
+        state.config.legacy_key_pattern.as_ref(),
+        body.key.trim(),
+    )
+    .ok_or_else(|| ApiError::invalid("key", "This is not an API key of this deployment."))?;
+    let (tenant_id, key_id) = management::identify_key(&state.pool, &hash, &caller.actor)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let tenant = db_management::tenant(&state.pool, Some(tenant_id), None, None)

@@ -5,6 +5,7 @@
 
 pub mod caller;
 pub mod idempotency;
+pub mod import;
 pub mod keys;
 pub mod members;
 pub mod openapi;
@@ -44,6 +45,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/v1/tenants/{tenant}/keys",
             get(keys::list_keys).post(keys::create_key),
+        )
+        .route(
+            "/v1/tenants/{tenant}/keys/import",
+            post(import::import_keys),
         )
         .route(
             "/v1/tenants/{tenant}/keys/{key_id}",
@@ -86,6 +91,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/openapi.json", get(openapi::serve_document))
 }
 
+/// The request body limit of `path` when it needs more than [`crate::app::MAX_BODY_BYTES`]:
+/// an import of 1,000 keys.
+pub fn body_limit(path: &str) -> Option<usize> {
+    (path.starts_with("/v1/tenants/") && path.ends_with("/keys/import"))
+        .then_some(import::MAX_BODY_BYTES)
+}
+
 /// The body of every management API error.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -110,7 +122,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub field: Option<&'static str>,
+    pub field: Option<std::borrow::Cow<'static, str>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -144,7 +156,7 @@ impl ApiError {
     /// 422 about one field.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self {
-            field: Some(field),
+            field: Some(field.into()),
             ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID", message)
         }
     }
@@ -173,7 +185,7 @@ impl From<FieldProblem> for ApiError {
                 "INVALID"
             },
             message: problem.message,
-            field: Some(problem.field),
+            field: Some(problem.field.into()),
         }
     }
 }
@@ -202,7 +214,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
-                field: self.field.map(str::to_owned),
+                field: self.field.map(std::borrow::Cow::into_owned),
             },
         };
         let mut response = (self.status, Json(body)).into_response();

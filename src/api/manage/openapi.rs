@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api::{authorize, verify};
 
-use super::{ErrorBody, ErrorDetail, keys, members, tenants, usage};
+use super::{ErrorBody, ErrorDetail, import, keys, members, tenants, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,7 @@ use super::{ErrorBody, ErrorDetail, keys, members, tenants, usage};
         keys::roll_key,
         keys::revoke_key,
         keys::whoami,
+        import::import_keys,
         usage::read_usage,
         members::list_members,
         members::change_role,

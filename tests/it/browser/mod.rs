@@ -2,6 +2,7 @@
 
 mod account;
 mod key_controls;
+mod legacy;
 mod logs;
 mod pages;
 mod sso;

@@ -6,6 +6,7 @@ mod conformance;
 mod controls;
 mod fail_closed;
 mod gateway;
+mod legacy;
 mod logs;
 mod metering;
 mod metrics;

@@ -160,6 +160,23 @@ pub async fn revoke_unnoticed(pool: &PgPool, key_id: Uuid) {
         .unwrap();
 }
 
+/// A key of the platform's old format in `tenant_id`, stored as an import stores it (SHA-256,
+/// legacy).
+pub async fn legacy_key(pool: &PgPool, tenant_id: Uuid, secret: &str) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO api_key (tenant_id, name, environment, secret_hash, last_four, scopes,
+                              rate_limit, legacy)
+         VALUES ($1, 'old key', 'live', $2, $3, ARRAY['read'], 100, true)
+         RETURNING api_key_id",
+    )
+    .bind(tenant_id)
+    .bind(key_format::hash(secret).as_slice())
+    .bind(key_format::last_four(secret))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 /// A well-formed key (right prefix, length and checksum) that was never issued.
 pub fn unknown_key() -> String {
     key_format::NewKey::generate("ak", Environment::Live)

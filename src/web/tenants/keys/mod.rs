@@ -21,7 +21,7 @@ use crate::db::key_policies;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
 use crate::db::request_log::{self as db_log, LogFilter};
 use crate::domain::ip_allowlist::IpAllowlist;
-use crate::domain::key_format::masked;
+use crate::domain::key_format::shown;
 use crate::domain::key_policy;
 use crate::domain::keys::{self, Access, KeyProblem, Status};
 use crate::domain::usage::{Counts, Window};
@@ -53,6 +53,8 @@ pub struct KeyView {
     pub ip_allowlist: String,
     /// Lives longer than the tenant's maximum key lifetime (set by the list).
     pub over_policy: bool,
+    /// Imported in the platform's old format: marked, and offered a roll into a checksummed key.
+    pub legacy: bool,
 }
 
 impl KeyView {
@@ -60,11 +62,15 @@ impl KeyView {
         let clock = Clock::of(&member.user);
         Self {
             id: key.api_key_id,
-            masked: masked(prefix, key.environment, &key.last_four),
+            masked: shown(prefix, key.environment, &key.last_four, key.legacy),
             name: key.name.clone(),
             environment: key.environment,
             scopes: Access::stored(key.full_access, key.scopes.clone()).label(),
-            creator: member_name(key.created_by_name.clone()),
+            creator: if key.legacy && key.created_by.is_none() {
+                "an import".to_owned()
+            } else {
+                member_name(key.created_by_name.clone())
+            },
             created: clock.day(key.created_at),
             last_used: key.last_used_at.map(|at| clock.at(at)),
             expires: key.expires_at.map(|at| clock.at(at)),
@@ -79,6 +85,7 @@ impl KeyView {
             meta: pretty_meta(&key.meta),
             ip_allowlist: IpAllowlist::stored(&key.ip_allowlist).label(),
             over_policy: false,
+            legacy: key.legacy,
         }
     }
 
@@ -237,7 +244,12 @@ async fn masked_key(
 ) -> AppResult<Option<(Uuid, String)>> {
     let key = db_keys::get(&state.pool, tenant_id, key_id).await?;
     Ok(key.map(|k| {
-        let masked = masked(&state.config.key_prefix, k.environment, &k.last_four);
+        let masked = shown(
+            &state.config.key_prefix,
+            k.environment,
+            &k.last_four,
+            k.legacy,
+        );
         (k.api_key_id, masked)
     }))
 }

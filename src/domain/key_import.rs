@@ -1,0 +1,103 @@
+//! Importing keys a platform already handed out (`POST /v1/tenants/{tenant}/keys/import`): all
+//! or nothing, in one transaction, one audit event for the batch. Only their SHA-256 is stored.
+
+use std::collections::HashMap;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::db::keys::{self as db_keys, NewKeyRow};
+use crate::domain::audit::Actor;
+use crate::domain::error::DomainResult;
+use crate::domain::keys::KeySettings;
+
+/// The most keys one import takes.
+pub const MAX_KEYS: usize = 1_000;
+
+/// One key to import, checked by the caller (format, pattern, settings).
+pub struct ImportedKey {
+    pub secret_hash: [u8; 32],
+    /// Empty when only the hash was given.
+    pub last_four: String,
+    /// In the platform's old format rather than Gatehouse's.
+    pub legacy: bool,
+    pub settings: KeySettings,
+}
+
+/// Why an import was refused: the key at `index` is already in Gatehouse (in some tenant, never
+/// said which) or given before in the same import (at `earlier`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Taken {
+    pub index: usize,
+    pub earlier: Option<usize>,
+}
+
+/// Stores every key of `keys` in `tenant_id`, or none; the new ids in the order given.
+pub async fn import_keys(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    keys: &[ImportedKey],
+    actor: &Actor,
+) -> DomainResult<Result<Vec<Uuid>, Taken>> {
+    let mut seen = HashMap::with_capacity(keys.len());
+    for (index, key) in keys.iter().enumerate() {
+        if let Some(earlier) = seen.insert(key.secret_hash, index) {
+            return Ok(Err(Taken {
+                index,
+                earlier: Some(earlier),
+            }));
+        }
+    }
+    let hashes: Vec<Vec<u8>> = keys.iter().map(|key| key.secret_hash.to_vec()).collect();
+    let mut tx = pool.begin().await?;
+    let taken = db_keys::taken_hashes(&mut *tx, &hashes).await?;
+    if let Some(index) = keys
+        .iter()
+        .position(|key| taken.iter().any(|hash| hash.as_slice() == key.secret_hash))
+    {
+        return Ok(Err(Taken {
+            index,
+            earlier: None,
+        }));
+    }
+    let mut ids = Vec::with_capacity(keys.len());
+    for key in keys {
+        let settings = &key.settings;
+        ids.push(
+            db_keys::insert(
+                &mut *tx,
+                &NewKeyRow {
+                    tenant_id,
+                    created_by: actor.user_id,
+                    name: settings.name.as_str(),
+                    environment: settings.environment.as_str(),
+                    secret_hash: &key.secret_hash,
+                    last_four: &key.last_four,
+                    full_access: settings.access.is_full(),
+                    scopes: settings.access.chosen(),
+                    rate_limit: i32::try_from(settings.rate_limit).unwrap_or(i32::MAX),
+                    expires_at: settings.expires_at,
+                    rolled_from: None,
+                    note: &settings.note,
+                    meta: &settings.meta,
+                    ip_allowlist: &settings.ip_allowlist.entries(),
+                    legacy: key.legacy,
+                },
+            )
+            .await?,
+        );
+    }
+    let legacy = keys.iter().filter(|key| key.legacy).count();
+    crate::db::audit::insert(
+        &mut *tx,
+        &actor.event(
+            tenant_id,
+            "keys.imported",
+            format!("{} keys", keys.len()),
+            serde_json::json!({ "count": keys.len(), "legacy": legacy }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(ids))
+}
