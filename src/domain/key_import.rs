@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::keys::{self as db_keys, NewKeyRow};
+use crate::db::keys as db_keys;
 use crate::domain::audit::Actor;
 use crate::domain::error::DomainResult;
-use crate::domain::keys::KeySettings;
+use crate::domain::keys::{KeySettings, StoredSecret, insert_row};
 
 /// The most keys one import takes.
 pub const MAX_KEYS: usize = 1_000;
@@ -62,30 +62,12 @@ pub async fn import_keys(
     }
     let mut ids = Vec::with_capacity(keys.len());
     for key in keys {
-        let settings = &key.settings;
-        ids.push(
-            db_keys::insert(
-                &mut *tx,
-                &NewKeyRow {
-                    tenant_id,
-                    created_by: actor.user_id,
-                    name: settings.name.as_str(),
-                    environment: settings.environment.as_str(),
-                    secret_hash: &key.secret_hash,
-                    last_four: &key.last_four,
-                    full_access: settings.access.is_full(),
-                    scopes: settings.access.chosen(),
-                    rate_limit: i32::try_from(settings.rate_limit).unwrap_or(i32::MAX),
-                    expires_at: settings.expires_at,
-                    rolled_from: None,
-                    note: &settings.note,
-                    meta: &settings.meta,
-                    ip_allowlist: &settings.ip_allowlist.entries(),
-                    legacy: key.legacy,
-                },
-            )
-            .await?,
-        );
+        let secret = StoredSecret {
+            hash: key.secret_hash,
+            last_four: key.last_four.clone(),
+            legacy: key.legacy,
+        };
+        ids.push(insert_row(&mut tx, tenant_id, &secret, &key.settings, None, actor).await?);
     }
     let legacy = keys.iter().filter(|key| key.legacy).count();
     crate::db::audit::insert(

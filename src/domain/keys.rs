@@ -488,7 +488,32 @@ async fn insert_key(
     rolled_from: Option<Uuid>,
     actor: &Actor,
 ) -> DomainResult<Uuid> {
-    let hash = key.hash();
+    let stored = StoredSecret {
+        hash: key.hash(),
+        last_four: key.last_four(),
+        legacy: false,
+    };
+    insert_row(tx, tenant_id, &stored, settings, rolled_from, actor).await
+}
+
+/// What is stored of a key's secret.
+pub(crate) struct StoredSecret {
+    pub hash: [u8; 32],
+    /// Empty when only the hash is known.
+    pub last_four: String,
+    /// In the platform's old format rather than Gatehouse's.
+    pub legacy: bool,
+}
+
+/// The `api_key` row of a key with `settings`.
+pub(crate) async fn insert_row(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    secret: &StoredSecret,
+    settings: &KeySettings,
+    rolled_from: Option<Uuid>,
+    actor: &Actor,
+) -> DomainResult<Uuid> {
     let id = db_keys::insert(
         &mut *tx,
         &NewKeyRow {
@@ -496,8 +521,8 @@ async fn insert_key(
             created_by: actor.user_id,
             name: settings.name.as_str(),
             environment: settings.environment.as_str(),
-            secret_hash: &hash,
-            last_four: &key.last_four(),
+            secret_hash: &secret.hash,
+            last_four: &secret.last_four,
             full_access: settings.access.is_full(),
             scopes: settings.access.chosen(),
             rate_limit: i32::try_from(settings.rate_limit).unwrap_or(i32::MAX),
@@ -506,7 +531,7 @@ async fn insert_key(
             note: &settings.note,
             meta: &settings.meta,
             ip_allowlist: &settings.ip_allowlist.entries(),
-            legacy: false,
+            legacy: secret.legacy,
         },
     )
     .await?;
