@@ -19,8 +19,21 @@ use crate::{db, oidc_client};
 /// Largest request body accepted anywhere (portal forms, key API calls).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Cloned for every request (axum's `State`), so one reference count, not one per part: some
+/// parts own strings (the session store's table name) that a field-by-field clone would copy.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler and background task shares, behind [`AppState`].
+pub struct Shared {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub passwords: Passwords,
@@ -78,7 +91,7 @@ impl AppState {
         }
         let webhooks = WebhookCourier::new(&config, pool.clone()).map_err(AppError::unexpected)?;
         let metrics = Arc::new(Metrics::new(config.metrics_listen.is_some()));
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             webhooks: Arc::new(webhooks),
             management_limits: Arc::new(RateLimits::new(0)),
             api_document: crate::api::manage::openapi::document_json(),
@@ -94,6 +107,6 @@ impl AppState {
             passwords: Passwords::new(hashers)?,
             sessions,
             oidc,
-        })
+        })))
     }
 }

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{OriginalUri, RawQuery, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::Response;
 
@@ -39,10 +39,11 @@ pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-veri
 pub async fn authorize(
     State(state): State<AppState>,
     ClientIp(peer_client): ClientIp,
-    RawQuery(query): RawQuery,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    // The request itself, not extractors that copy the headers, the URI and the query.
+    let headers = request.headers();
+    let uri = request.uri();
     let started = state.metrics.start();
     let verifier = headers
         .get(&VERIFIER_HEADER)
@@ -54,7 +55,7 @@ pub async fn authorize(
             "The gateway must send a verifier token in `Gatehouse-Verifier`.",
         );
     }
-    let query = query.as_deref().unwrap_or("");
+    let query = uri.query().unwrap_or("");
     let (mut required, profile) = match requirements(query).and_then(|required| {
         let name = profile_name(query)?;
         let profile = state.config.profiles.get(name.as_deref()).ok_or_else(|| {
@@ -71,9 +72,9 @@ pub async fn authorize(
         }
     };
     // The gateway presented a verifier token: its word for the client's address is trusted.
-    let client = forwarded_client(&headers).unwrap_or(peer_client);
+    let client = forwarded_client(headers).unwrap_or(peer_client);
     required.client_ip = Some(client);
-    let Some(presented) = contract::locate_key(&headers, profile, &state.config.key_prefix) else {
+    let Some(presented) = contract::locate_key(headers, profile, &state.config.key_prefix) else {
         state.request_log.count_unknown_key();
         let message = contract::missing_key_message(profile);
         return contract::refusal(profile, contract::MISSING_KEY, &message, None);
@@ -97,14 +98,14 @@ pub async fn authorize(
     state
         .request_log
         .record(&verdict, &required, client, Via::Authorize, || {
-            let (method, path) = client_request(&headers, uri.path());
+            let (method, path) = client_request(headers, uri.path());
             CallInfo::new(
                 method,
                 path,
                 headers
                     .get(axum::http::header::USER_AGENT)
                     .and_then(|value| value.to_str().ok()),
-                edge::request_id(&headers),
+                edge::request_id(headers),
                 &presented.key,
             )
         });
@@ -113,7 +114,7 @@ pub async fn authorize(
             profile,
             key,
             verdict.quota.as_ref(),
-            &headers,
+            headers,
             presented.header,
         ),
         (code, _) => contract::refusal(

@@ -1,8 +1,7 @@
 //! `POST /v1/keys/verify`: the platform's servers ask whether a key is good. A judged key always
 //! gets 200 with `{"valid", "code", "key"?, "ratelimit"?}`.
 
-use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -158,11 +157,13 @@ impl<'a> KeyView<'a> {
 pub async fn verify_key(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
     let started = state.metrics.start();
-    if !edge::verifier_accepted(&state.config.verifier_token_digests, edge::bearer(&headers)) {
+    // The request itself, not the `HeaderMap` extractor: that one copies every header.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    if !edge::verifier_accepted(&state.config.verifier_token_digests, edge::bearer(headers)) {
         return edge::error_response(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
@@ -244,7 +245,7 @@ pub async fn verify_key(
                         given.method.as_deref(),
                         given.path.as_deref(),
                         given.user_agent.as_deref(),
-                        edge::request_id(&headers),
+                        edge::request_id(headers),
                         &request.key,
                     )
                 });
