@@ -1,9 +1,12 @@
 //! The key API's one hot-path query: a key by the SHA-256 of its secret (unique index).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
+use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
 use crate::domain::vocabulary::Environment;
@@ -48,53 +51,208 @@ pub async fn find_by_hash(
     .await
 }
 
-/// Connections of the key API's own for the lookup above. A lookup through the pool costs two
-/// round trips (sqlx pings every connection it takes back); through these, one. Connections are
-/// opened on first use with the pool's options, dropped on any error (the next lookup opens a new
-/// one), and refused once the pool is closed.
+/// The rows of every key whose secret hash is in `secret_hashes`, each with its hash: one index
+/// scan for a batch of lookups.
+async fn find_by_hashes(
+    db: impl PgExecutor<'_>,
+    secret_hashes: &[Vec<u8>],
+) -> sqlx::Result<Vec<(Vec<u8>, KeyForVerification)>> {
+    let rows = sqlx::query!(
+        r#"SELECT k.secret_hash, k.api_key_id, k.tenant_id, t.slug AS tenant_slug, k.name,
+                  k.environment AS "environment: Environment",
+                  k.full_access, k.scopes, k.rate_limit, k.expires_at, k.revoked_at,
+                  k.disabled_at, k.ip_allowlist, k.meta,
+                  t.suspended_at IS NOT NULL AS "tenant_suspended!", k.legacy
+           FROM api_key k
+           JOIN tenant t ON t.tenant_id = k.tenant_id
+           WHERE k.secret_hash = ANY($1)"#,
+        secret_hashes,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let key = KeyForVerification {
+                api_key_id: row.api_key_id,
+                tenant_id: row.tenant_id,
+                tenant_slug: row.tenant_slug,
+                name: row.name,
+                environment: row.environment,
+                full_access: row.full_access,
+                scopes: row.scopes,
+                rate_limit: row.rate_limit,
+                expires_at: row.expires_at,
+                revoked_at: row.revoked_at,
+                disabled_at: row.disabled_at,
+                ip_allowlist: row.ip_allowlist,
+                meta: row.meta,
+                tenant_suspended: row.tenant_suspended,
+                legacy: row.legacy,
+            };
+            (row.secret_hash, key)
+        })
+        .collect())
+}
+
+/// Why a lookup found no answer: the database failed, or the pool is closed.
+#[derive(Debug, Clone)]
+pub struct LookupFailed(Arc<str>);
+
+impl std::fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<sqlx::Error> for LookupFailed {
+    fn from(err: sqlx::Error) -> Self {
+        Self(err.to_string().into())
+    }
+}
+
+type Answer = Result<Option<KeyForVerification>, LookupFailed>;
+
+/// A lookup waiting for a batch to take it.
+struct Waiting {
+    secret_hash: [u8; 32],
+    answer: oneshot::Sender<Answer>,
+}
+
+/// Most lookups one query takes.
+const MAX_BATCH: usize = 64;
+
+/// The key API's lookups, on connections of its own, batched: a lookup joins a queue, and whoever
+/// holds one of the `lanes` takes everything queued (up to [`MAX_BATCH`]) into one query. A lone
+/// lookup is one query at once; under load, lookups that arrive while the lanes are busy share the
+/// next query, so the round trip, the wake-up of a PostgreSQL backend and sqlx's per-query work
+/// are paid once per batch, not once per lookup. No lookup waits on a timer.
+///
+/// Through the pool a lookup would cost two round trips (sqlx pings every connection it takes
+/// back); through these, one. Connections are opened on first use with the pool's options,
+/// dropped on any error (the next batch opens a new one), and refused once the pool is closed.
 pub struct LookupConnections {
     pool: PgPool,
-    lanes: Vec<tokio::sync::Mutex<Option<PgConnection>>>,
-    next: AtomicUsize,
+    lanes: Semaphore,
+    idle: Mutex<Vec<PgConnection>>,
+    queue: Mutex<VecDeque<Waiting>>,
+    /// Queries run, against lookups answered: how well lookups share queries.
+    queries: AtomicU64,
+    lookups: AtomicU64,
 }
 
 impl LookupConnections {
-    pub fn new(pool: PgPool, size: usize) -> Self {
+    pub fn new(pool: PgPool, lanes: usize) -> Self {
         Self {
             pool,
-            lanes: (0..size.max(1))
-                .map(|_| tokio::sync::Mutex::new(None))
-                .collect(),
-            next: AtomicUsize::new(0),
+            lanes: Semaphore::new(lanes.max(1)),
+            idle: Mutex::new(Vec::new()),
+            queue: Mutex::new(VecDeque::new()),
+            queries: AtomicU64::new(0),
+            lookups: AtomicU64::new(0),
         }
     }
 
-    /// As [`find_by_hash`], on a free connection of its own (or the next one to come free).
-    pub async fn find_by_hash(
-        &self,
-        secret_hash: &[u8],
-    ) -> sqlx::Result<Option<KeyForVerification>> {
-        if self.pool.is_closed() {
-            return Err(sqlx::Error::PoolClosed);
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
-        let free = (0..self.lanes.len()).find_map(|offset| {
-            self.lanes[(start + offset) % self.lanes.len()]
-                .try_lock()
-                .ok()
-        });
-        let mut lane = match free {
-            Some(lane) => lane,
-            None => self.lanes[start].lock().await,
-        };
-        // Taken out while in use: if this future is dropped mid-query (a timeout), the
-        // connection goes with it instead of being reused in an unknown state.
-        let mut conn = match lane.take() {
-            Some(conn) => conn,
-            None => PgConnection::connect_with(&self.pool.connect_options()).await?,
-        };
-        let found = find_by_hash(&mut conn, secret_hash).await?;
-        *lane = Some(conn);
-        Ok(found)
+    /// Queries run and lookups answered so far.
+    pub fn queries_and_lookups(&self) -> (u64, u64) {
+        (
+            self.queries.load(Ordering::Relaxed),
+            self.lookups.load(Ordering::Relaxed),
+        )
     }
+
+    /// As [`find_by_hash`], in the next batch.
+    pub async fn find_by_hash(&self, secret_hash: &[u8; 32]) -> Answer {
+        loop {
+            if self.pool.is_closed() {
+                return Err(sqlx::Error::PoolClosed.into());
+            }
+            let (answer, mut answered) = oneshot::channel();
+            lock(&self.queue).push_back(Waiting {
+                secret_hash: *secret_hash,
+                answer,
+            });
+            loop {
+                tokio::select! {
+                    biased;
+                    found = &mut answered => match found {
+                        Ok(found) => return found,
+                        // The batch that took this lookup was dropped mid-query (its own caller
+                        // went away): queue it again.
+                        Err(_) => break,
+                    },
+                    lane = self.lanes.acquire() => {
+                        let _lane = lane.map_err(|_| LookupFailed::from(sqlx::Error::PoolClosed))?;
+                        self.run_batch().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes what is queued and answers it with one query. Dropped mid-query, the batch's
+    /// lookups see their answer channel close and queue again; the connection goes with it
+    /// instead of being reused in an unknown state.
+    async fn run_batch(&self) {
+        let mut batch: Vec<Waiting> = {
+            let mut queue = lock(&self.queue);
+            let taken = queue.len().min(MAX_BATCH);
+            queue
+                .drain(..taken)
+                .filter(|waiting| !waiting.answer.is_closed())
+                .collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        batch.sort_unstable_by_key(|waiting| waiting.secret_hash);
+        let mut hashes: Vec<Vec<u8>> = batch.iter().map(|w| w.secret_hash.to_vec()).collect();
+        hashes.dedup();
+        let idle = lock(&self.idle).pop();
+        let found = async {
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => PgConnection::connect_with(&self.pool.connect_options()).await?,
+            };
+            self.queries.fetch_add(1, Ordering::Relaxed);
+            let rows = find_by_hashes(&mut conn, &hashes).await?;
+            lock(&self.idle).push(conn);
+            Ok::<_, sqlx::Error>(rows)
+        }
+        .await;
+        let mut rows = match found {
+            Ok(rows) => rows,
+            Err(err) => {
+                let failed = LookupFailed::from(err);
+                for waiting in batch {
+                    let _ = waiting.answer.send(Err(failed.clone()));
+                }
+                return;
+            }
+        };
+        self.lookups
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // Waiters are sorted by hash: the last one of each hash takes the row, the others a copy.
+        while let Some(waiting) = batch.pop() {
+            let position = rows
+                .iter()
+                .position(|(hash, _)| hash.as_slice() == waiting.secret_hash);
+            let same_next = batch
+                .last()
+                .is_some_and(|next| next.secret_hash == waiting.secret_hash);
+            let row = match position {
+                Some(at) if same_next => Some(rows[at].1.clone()),
+                Some(at) => Some(rows.swap_remove(at).1),
+                None => None,
+            };
+            let _ = waiting.answer.send(Ok(row));
+        }
+    }
+}
+
+/// A lock that a panicking holder cannot poison for everyone after it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -21,6 +21,11 @@ use crate::domain::rate_limit::{Quota, RateLimits};
 use crate::domain::vocabulary::Environment;
 use crate::metrics::Metrics;
 
+/// Queries the key API runs at once. Lookups that arrive while all are busy share the next
+/// query (`LookupConnections`), so a few lanes keep up with any rate: more would only split the
+/// batches and wake more PostgreSQL backends per lookup.
+const LOOKUP_LANES: usize = 4;
+
 /// Longest a lookup may take (pool wait included) before the key API answers 503.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -293,7 +298,7 @@ impl Verifier {
             meter: Arc::new(Meter::new()),
             lookups: LookupConnections::new(
                 pool,
-                usize::try_from(config.database_max_connections).unwrap_or(16),
+                LOOKUP_LANES.min(usize::try_from(config.database_max_connections).unwrap_or(1)),
             ),
             metrics: Arc::new(Metrics::new(false)),
         }

@@ -1,6 +1,7 @@
 //! The key API under `/v1/`, its cache, its usage metering, and the gateway in front of it.
 
 mod authorize;
+mod batching;
 mod cache;
 mod conformance;
 mod controls;
