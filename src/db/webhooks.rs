@@ -174,6 +174,67 @@ pub async fn roll_secret(
     Ok(done.rows_affected() == 1)
 }
 
+/// Deletes the tenant's endpoint (its delivery log goes with it); false when it is not the tenant's.
+pub async fn delete(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    webhook_endpoint_id: Uuid,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "DELETE FROM webhook_endpoint WHERE tenant_id = $1 AND webhook_endpoint_id = $2",
+        tenant_id,
+        webhook_endpoint_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives up the deliveries to an endpoint that have not been sent yet.
+pub async fn cancel_deliveries(
+    db: impl PgExecutor<'_>,
+    webhook_endpoint_id: Uuid,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE outbox_message
+         SET failed_at = now(), last_error = 'the endpoint was deleted'
+         WHERE kind = 'webhook' AND sent_at IS NULL AND failed_at IS NULL
+           AND payload->>'endpoint_id' = $1::uuid::text",
+        webhook_endpoint_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Endpoints of the tenant in creation order, after a cursor position: a page of the management API.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<Endpoint>> {
+    let (after_at, after_id) = after.unzip();
+    sqlx::query_as!(
+        Endpoint,
+        r#"SELECT webhook_endpoint_id, tenant_id, name, url, environment AS "environment: Environment",
+                  event_types, enabled, disabled_reason, seed_signature, auth_kind, auth_sealed,
+                  secret_sealed, previous_secret_sealed, previous_secret_until, failing_since,
+                  failures_in_row, last_delivery_at, last_status, created_at
+           FROM webhook_endpoint
+           WHERE tenant_id = $1
+             AND ($2::timestamptz IS NULL OR (created_at, webhook_endpoint_id) > ($2, $3))
+           ORDER BY created_at, webhook_endpoint_id
+           LIMIT $4"#,
+        tenant_id,
+        after_at,
+        after_id,
+        limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// Turns an endpoint on (clearing its run of failures) or off, with the reason shown on its page.
 pub async fn set_enabled(
     db: impl PgExecutor<'_>,
