@@ -88,17 +88,18 @@ async fn schemathesis_finds_nothing_with_an_operator_token_or_a_tenant_token(poo
         ],
     )
     .await;
-    let endpoint = post(
-        &app,
-        "/v1/tenants/acme/webhooks",
-        OPERATOR,
-        serde_json::json!({ "name": "Fuzzed", "url": "https://hooks.example.com/in", "environment": "live" }),
-    )
-    .await;
-    assert_eq!(endpoint.status, 201, "{}", endpoint.body);
-    let webhook_id = endpoint.body["endpoint"]["id"].as_str().unwrap().to_owned();
     let started = std::time::Instant::now();
     for token in [OPERATOR.to_owned(), tenant] {
+        // A webhook endpoint for each run: the operator's run may delete its one.
+        let endpoint = post(
+            &app,
+            "/v1/tenants/acme/webhooks",
+            OPERATOR,
+            serde_json::json!({ "name": "Fuzzed", "url": "https://hooks.example.com/in", "environment": "live" }),
+        )
+        .await;
+        assert_eq!(endpoint.status, 201, "{}", endpoint.body);
+        let webhook_id = endpoint.body["endpoint"]["id"].as_str().unwrap().to_owned();
         if let Err(report) = fuzz(&app, &token, key_id, &webhook_id).await {
             panic!("schemathesis found problems:\n{report}");
         }
