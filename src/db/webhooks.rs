@@ -50,7 +50,7 @@ pub async fn any_endpoint(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
 }
 
 pub async fn list(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<Vec<Endpoint>> {
-    select(db, Some(tenant_id), None).await
+    select(db, Some(tenant_id), None, None, None).await
 }
 
 /// One endpoint of the tenant; another tenant's id finds nothing.
@@ -59,9 +59,11 @@ pub async fn get(
     tenant_id: Uuid,
     webhook_endpoint_id: Uuid,
 ) -> sqlx::Result<Option<Endpoint>> {
-    Ok(select(db, Some(tenant_id), Some(webhook_endpoint_id))
-        .await?
-        .pop())
+    Ok(
+        select(db, Some(tenant_id), Some(webhook_endpoint_id), None, None)
+            .await?
+            .pop(),
+    )
 }
 
 /// The endpoint a delivery is for, whichever tenant: for the courier only.
@@ -69,15 +71,21 @@ pub async fn for_delivery(
     db: impl PgExecutor<'_>,
     webhook_endpoint_id: Uuid,
 ) -> sqlx::Result<Option<Endpoint>> {
-    Ok(select(db, None, Some(webhook_endpoint_id)).await?.pop())
+    Ok(select(db, None, Some(webhook_endpoint_id), None, None)
+        .await?
+        .pop())
 }
 
-/// Endpoints of a tenant and/or with an id, oldest first.
+/// Endpoints of a tenant and/or with an id, oldest first; after a (created_at, id) position and at
+/// most `limit` of them when given.
 async fn select(
     db: impl PgExecutor<'_>,
     tenant_id: Option<Uuid>,
     webhook_endpoint_id: Option<Uuid>,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: Option<i64>,
 ) -> sqlx::Result<Vec<Endpoint>> {
+    let (after_at, after_id) = after.unzip();
     sqlx::query_as!(
         Endpoint,
         r#"SELECT webhook_endpoint_id, tenant_id, name, url, environment AS "environment: Environment",
@@ -86,9 +94,14 @@ async fn select(
                   failures_in_row, last_delivery_at, last_status, created_at
            FROM webhook_endpoint
            WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::uuid IS NULL OR webhook_endpoint_id = $2)
-           ORDER BY created_at, name"#,
+             AND ($3::timestamptz IS NULL OR (created_at, webhook_endpoint_id) > ($3, $4))
+           ORDER BY created_at, webhook_endpoint_id
+           LIMIT $5"#,
         tenant_id,
         webhook_endpoint_id,
+        after_at,
+        after_id,
+        limit,
     )
     .fetch_all(db)
     .await
@@ -214,25 +227,7 @@ pub async fn page(
     after: Option<(OffsetDateTime, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<Endpoint>> {
-    let (after_at, after_id) = after.unzip();
-    sqlx::query_as!(
-        Endpoint,
-        r#"SELECT webhook_endpoint_id, tenant_id, name, url, environment AS "environment: Environment",
-                  event_types, enabled, disabled_reason, seed_signature, auth_kind, auth_sealed,
-                  secret_sealed, previous_secret_sealed, previous_secret_until, failing_since,
-                  failures_in_row, last_delivery_at, last_status, created_at
-           FROM webhook_endpoint
-           WHERE tenant_id = $1
-             AND ($2::timestamptz IS NULL OR (created_at, webhook_endpoint_id) > ($2, $3))
-           ORDER BY created_at, webhook_endpoint_id
-           LIMIT $4"#,
-        tenant_id,
-        after_at,
-        after_id,
-        limit,
-    )
-    .fetch_all(db)
-    .await
+    select(db, Some(tenant_id), None, after, Some(limit)).await
 }
 
 /// Turns an endpoint on (clearing its run of failures) or off, with the reason shown on its page.

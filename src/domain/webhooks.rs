@@ -350,14 +350,7 @@ impl EndpointInput {
         allow_private: bool,
     ) -> Result<EndpointForm, EndpointErrors> {
         let mut errors = EndpointErrors::default();
-        let name = check_name(&self.name).unwrap_or_else(|why| {
-            errors.name = Some(why);
-            String::new()
-        });
-        let url = self.url.trim().to_owned();
-        if let Err(why) = check_url(&url, allow_private) {
-            errors.url = Some(why);
-        }
+        let (name, url) = check_name_and_url(&self.name, &self.url, allow_private, &mut errors);
         let environment = Environment::parse(&self.environment);
         if environment.is_none() {
             errors.environment = Some("Choose live or test events.".into());
@@ -467,14 +460,7 @@ impl EndpointSpec {
 
     pub fn check(&self, allow_private: bool) -> Result<EndpointForm, EndpointErrors> {
         let mut errors = EndpointErrors::default();
-        let name = check_name(&self.name).unwrap_or_else(|why| {
-            errors.name = Some(why);
-            String::new()
-        });
-        let url = self.url.trim().to_owned();
-        if let Err(why) = check_url(&url, allow_private) {
-            errors.url = Some(why);
-        }
+        let (name, url) = check_name_and_url(&self.name, &self.url, allow_private, &mut errors);
         let event_types = match &self.event_types {
             None => None,
             Some(types) => check_event_types(types)
@@ -503,6 +489,23 @@ impl EndpointSpec {
             auth,
         })
     }
+}
+
+fn check_name_and_url(
+    name: &str,
+    url: &str,
+    allow_private: bool,
+    errors: &mut EndpointErrors,
+) -> (String, String) {
+    let name = check_name(name).unwrap_or_else(|why| {
+        errors.name = Some(why);
+        String::new()
+    });
+    let url = url.trim().to_owned();
+    if let Err(why) = check_url(&url, allow_private) {
+        errors.url = Some(why);
+    }
+    (name, url)
 }
 
 /// The stored or typed receiver authentication kind; anything unknown is "none".
