@@ -130,7 +130,7 @@ pub struct TestSent {
 /// `none`; `headers` with `headers`; `basic` with `username` and `password`; `bearer` with `token`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Auth {
+pub struct WebhookAuth {
     /// `none`, `headers`, `basic` or `bearer`.
     pub kind: String,
     /// Header name → value, sent with every delivery (`headers`).
@@ -140,7 +140,7 @@ pub struct Auth {
     pub token: Option<String>,
 }
 
-impl Auth {
+impl WebhookAuth {
     /// The credentials this names, before the domain's checks; only the fields of its kind.
     fn receiver_auth(self) -> ApiResult<ReceiverAuth> {
         let extra = |fields: &[&Option<String>], headers: bool| {
@@ -206,7 +206,7 @@ pub struct CreateWebhook {
     #[serde(default)]
     pub seed_signature: bool,
     /// How to authenticate to the receiver; absent: `none`.
-    pub auth: Option<Auth>,
+    pub auth: Option<WebhookAuth>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -222,7 +222,7 @@ pub struct UpdateWebhook {
     pub event_types: Option<Option<Vec<String>>>,
     pub seed_signature: Option<bool>,
     /// New receiver credentials; absent: the stored ones stay.
-    pub auth: Option<Auth>,
+    pub auth: Option<WebhookAuth>,
     /// `false` stops deliveries; `true` resumes them (and forgets the run of failures).
     pub enabled: Option<bool>,
 }
@@ -348,7 +348,7 @@ pub async fn create_webhook(
         seed_signature: body.seed_signature,
         auth: Some(
             body.auth
-                .map(Auth::receiver_auth)
+                .map(WebhookAuth::receiver_auth)
                 .transpose()?
                 .unwrap_or(ReceiverAuth::None),
         ),
@@ -455,7 +455,7 @@ pub async fn update_webhook(
         if let Some(seed_signature) = body.seed_signature {
             spec.seed_signature = seed_signature;
         }
-        spec.auth = body.auth.map(Auth::receiver_auth).transpose()?;
+        spec.auth = body.auth.map(WebhookAuth::receiver_auth).transpose()?;
         Some(checked(&state, &spec)?)
     } else {
         None
