@@ -4,7 +4,7 @@
 //! Every attempt goes into the endpoint's delivery log; the rules (schedule, disabling) are the
 //! domain's (`domain::webhooks`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -181,16 +181,9 @@ impl WebhookCourier {
             retry_after: None,
         };
         // Names are checked by the resolver; an address written in the URL is checked here.
-        let literal = reqwest::Url::parse(url).ok().and_then(|url| {
-            let host = url
-                .host_str()?
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            host.parse::<IpAddr>().ok()
-        });
-        if let Some(ip) = literal
+        if let Some(ip) = webhooks::literal_address(url)
             && !self.allow_private
-            && is_internal(ip)
+            && webhooks::is_internal(ip)
         {
             return failed(format!("refused: {ip} is an internal address"));
         }
@@ -307,7 +300,7 @@ impl Resolve for GuardedResolver {
             let allowed: Vec<SocketAddr> = found
                 .iter()
                 .copied()
-                .filter(|addr| allow_private || !is_internal(addr.ip()))
+                .filter(|addr| allow_private || !webhooks::is_internal(addr.ip()))
                 .collect();
             if allowed.is_empty() {
                 let shown = found
@@ -320,72 +313,5 @@ impl Resolve for GuardedResolver {
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
         })
-    }
-}
-
-/// Loopback, private, link-local (cloud metadata), multicast, unspecified and other
-/// not-publicly-routed addresses: what a webhook must not reach unless allowed.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => is_internal_v4(ip),
-        IpAddr::V6(ip) => {
-            if let Some(v4) = ip.to_ipv4_mapped() {
-                return is_internal_v4(v4);
-            }
-            let first = ip.segments()[0];
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local (fd00:ec2::254 metadata too)
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || ip == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xa9fe, 0xa9fe)
-        }
-    }
-}
-
-fn is_internal_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_unspecified()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space (carrier NAT)
-        || a >= 240
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn internal_addresses_are_told_from_public_ones() {
-        for internal in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "224.0.0.1",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00:ec2::254",
-            "::ffff:127.0.0.1",
-            "ff02::1",
-        ] {
-            assert!(is_internal(internal.parse().unwrap()), "{internal}");
-        }
-        for public in [
-            "93.184.216.34",
-            "1.1.1.1",
-            "2606:4700:4700::1111",
-            "172.32.0.1",
-        ] {
-            assert!(!is_internal(public.parse().unwrap()), "{public}");
-        }
     }
 }

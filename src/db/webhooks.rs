@@ -50,7 +50,7 @@ pub async fn any_endpoint(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
 }
 
 pub async fn list(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<Vec<Endpoint>> {
-    select(db, Some(tenant_id), None).await
+    select(db, Some(tenant_id), None, None, None).await
 }
 
 /// One endpoint of the tenant; another tenant's id finds nothing.
@@ -59,9 +59,11 @@ pub async fn get(
     tenant_id: Uuid,
     webhook_endpoint_id: Uuid,
 ) -> sqlx::Result<Option<Endpoint>> {
-    Ok(select(db, Some(tenant_id), Some(webhook_endpoint_id))
-        .await?
-        .pop())
+    Ok(
+        select(db, Some(tenant_id), Some(webhook_endpoint_id), None, None)
+            .await?
+            .pop(),
+    )
 }
 
 /// The endpoint a delivery is for, whichever tenant: for the courier only.
@@ -69,15 +71,21 @@ pub async fn for_delivery(
     db: impl PgExecutor<'_>,
     webhook_endpoint_id: Uuid,
 ) -> sqlx::Result<Option<Endpoint>> {
-    Ok(select(db, None, Some(webhook_endpoint_id)).await?.pop())
+    Ok(select(db, None, Some(webhook_endpoint_id), None, None)
+        .await?
+        .pop())
 }
 
-/// Endpoints of a tenant and/or with an id, oldest first.
+/// Endpoints of a tenant and/or with an id, oldest first; after a (created_at, id) position and at
+/// most `limit` of them when given.
 async fn select(
     db: impl PgExecutor<'_>,
     tenant_id: Option<Uuid>,
     webhook_endpoint_id: Option<Uuid>,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: Option<i64>,
 ) -> sqlx::Result<Vec<Endpoint>> {
+    let (after_at, after_id) = after.unzip();
     sqlx::query_as!(
         Endpoint,
         r#"SELECT webhook_endpoint_id, tenant_id, name, url, environment AS "environment: Environment",
@@ -86,9 +94,14 @@ async fn select(
                   failures_in_row, last_delivery_at, last_status, created_at
            FROM webhook_endpoint
            WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::uuid IS NULL OR webhook_endpoint_id = $2)
-           ORDER BY created_at, name"#,
+             AND ($3::timestamptz IS NULL OR (created_at, webhook_endpoint_id) > ($3, $4))
+           ORDER BY created_at, webhook_endpoint_id
+           LIMIT $5"#,
         tenant_id,
         webhook_endpoint_id,
+        after_at,
+        after_id,
+        limit,
     )
     .fetch_all(db)
     .await
@@ -172,6 +185,49 @@ pub async fn roll_secret(
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Deletes the tenant's endpoint (its delivery log goes with it); false when it is not the tenant's.
+pub async fn delete(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    webhook_endpoint_id: Uuid,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "DELETE FROM webhook_endpoint WHERE tenant_id = $1 AND webhook_endpoint_id = $2",
+        tenant_id,
+        webhook_endpoint_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives up the deliveries to an endpoint that have not been sent yet.
+pub async fn cancel_deliveries(
+    db: impl PgExecutor<'_>,
+    webhook_endpoint_id: Uuid,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE outbox_message
+         SET failed_at = now(), last_error = 'the endpoint was deleted'
+         WHERE kind = 'webhook' AND sent_at IS NULL AND failed_at IS NULL
+           AND payload->>'endpoint_id' = $1::uuid::text",
+        webhook_endpoint_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Endpoints of the tenant in creation order, after a cursor position: a page of the management API.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<Endpoint>> {
+    select(db, Some(tenant_id), None, after, Some(limit)).await
 }
 
 /// Turns an endpoint on (clearing its run of failures) or off, with the reason shown on its page.

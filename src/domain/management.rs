@@ -73,8 +73,8 @@ impl Scope {
             Self::MembersWrite => "invite, change roles, remove members",
             Self::UsageRead => "read usage counts (billing)",
             Self::AuditRead => "read the audit log",
-            Self::WebhooksRead => "list webhook endpoints",
-            Self::WebhooksWrite => "create, change and delete webhook endpoints",
+            Self::WebhooksRead => "list and read webhook endpoints",
+            Self::WebhooksWrite => "create, change, test, roll and delete webhook endpoints",
         }
     }
 }

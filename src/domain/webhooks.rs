@@ -2,6 +2,7 @@
 //! at rest), Standard Webhooks signatures, publishing an event in the change's transaction, and the
 //! delivery rules the courier (`crate::webhook_courier`) follows: retry schedule, health, disabling.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use base64::Engine;
@@ -138,7 +139,7 @@ async fn publish_to(
     environment: Option<Environment>,
     only: Option<Uuid>,
     data: Value,
-) -> DomainResult<i64> {
+) -> DomainResult<(String, i64)> {
     let id = format!("evt_{}", Uuid::new_v4().simple());
     let created_at = rfc3339(OffsetDateTime::now_utc());
     let queued = db_webhooks::publish(
@@ -155,7 +156,7 @@ async fn publish_to(
     if queued > 0 {
         db_outbox::notify_due(tx).await?;
     }
-    Ok(queued)
+    Ok((id, queued))
 }
 
 /// A time as events carry it: RFC 3339 in UTC, whole seconds.
@@ -341,36 +342,23 @@ pub struct EndpointForm {
 
 impl EndpointInput {
     /// Checks the form. `stored_auth_kind` is the endpoint's current kind when editing: the same
-    /// kind with empty credentials keeps the stored ones.
-    pub fn check(&self, stored_auth_kind: Option<&str>) -> Result<EndpointForm, EndpointErrors> {
+    /// kind with empty credentials keeps the stored ones. `allow_private` is
+    /// `GATEHOUSE_WEBHOOK_ALLOW_PRIVATE`.
+    pub fn check(
+        &self,
+        stored_auth_kind: Option<&str>,
+        allow_private: bool,
+    ) -> Result<EndpointForm, EndpointErrors> {
         let mut errors = EndpointErrors::default();
-        let name = self.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 100 {
-            errors.name = Some("Give the endpoint a name of 1 to 100 characters.".into());
-        }
-        let url = self.url.trim().to_owned();
-        if let Err(why) = check_url(&url) {
-            errors.url = Some(why);
-        }
+        let (name, url) = check_name_and_url(&self.name, &self.url, allow_private, &mut errors);
         let environment = Environment::parse(&self.environment);
         if environment.is_none() {
             errors.environment = Some("Choose live or test events.".into());
         }
         let event_types = if self.events == "chosen" {
-            let mut chosen = Vec::new();
-            for value in &self.event_types {
-                match EventType::parse(value) {
-                    Some(t) if !chosen.contains(&t.as_str().to_owned()) => {
-                        chosen.push(t.as_str().to_owned())
-                    }
-                    Some(_) => {}
-                    None => errors.events = Some(format!("{value:?} is not an event type.")),
-                }
-            }
-            if chosen.is_empty() && errors.events.is_none() {
-                errors.events = Some("Choose at least one event type, or all events.".into());
-            }
-            Some(chosen)
+            check_event_types(&self.event_types)
+                .map_err(|why| errors.events = Some(why))
+                .ok()
         } else {
             None
         };
@@ -394,13 +382,8 @@ impl EndpointInput {
         stored_kind: Option<&str>,
         errors: &mut EndpointErrors,
     ) -> (&'static str, Option<ReceiverAuth>) {
-        let kind = AUTH_KINDS
-            .iter()
-            .map(|(kind, _)| *kind)
-            .find(|kind| *kind == self.auth_kind)
-            .unwrap_or("none");
-        let keep = stored_kind == Some(kind);
-        let auth = match kind {
+        let kind = auth_kind(&self.auth_kind);
+        let candidate = match kind {
             "headers" => {
                 let mut headers = Vec::new();
                 for line in self
@@ -410,58 +393,220 @@ impl EndpointInput {
                     .filter(|l| !l.is_empty())
                 {
                     match line.split_once(':') {
-                        Some((name, value))
-                            if is_header_name(name.trim()) && !value.trim().is_empty() =>
-                        {
-                            headers
-                                .push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                        Some((name, value)) => {
+                            headers.push((name.trim().to_owned(), value.trim().to_owned()));
                         }
-                        _ => {
+                        None => {
                             errors.auth = Some(
                                 "Write one header a line as \"Name: value\" (letters, digits and - in names)."
                                     .into(),
                             );
+                            return (kind, None);
                         }
                     }
                 }
-                if let Some((name, _)) = headers.iter().find(|(name, _)| is_reserved_header(name)) {
-                    errors.auth = Some(format!(
-                        "{name:?} is set by Gatehouse itself; choose another header."
-                    ));
-                }
-                (!headers.is_empty()).then_some(ReceiverAuth::Headers { headers })
+                ReceiverAuth::Headers { headers }
             }
-            "basic" => {
-                let username = self.auth_username.trim();
-                if username.contains(':') {
-                    errors.auth = Some("A Basic user name cannot contain \":\".".into());
-                }
-                (!username.is_empty() && !self.auth_password.is_empty()).then(|| {
-                    ReceiverAuth::Basic {
-                        username: username.to_owned(),
-                        password: self.auth_password.clone(),
-                    }
-                })
-            }
-            "bearer" => {
-                let token = self.auth_token.trim();
-                if token.chars().any(|c| c.is_control() || c == ' ') {
-                    errors.auth = Some("A bearer token cannot contain spaces.".into());
-                }
-                (!token.is_empty()).then(|| ReceiverAuth::Bearer {
-                    token: token.to_owned(),
-                })
-            }
-            _ => Some(ReceiverAuth::None),
+            "basic" => ReceiverAuth::Basic {
+                username: self.auth_username.trim().to_owned(),
+                password: self.auth_password.clone(),
+            },
+            "bearer" => ReceiverAuth::Bearer {
+                token: self.auth_token.trim().to_owned(),
+            },
+            _ => ReceiverAuth::None,
         };
-        if auth.is_none() && !keep && errors.auth.is_none() {
-            errors.auth = Some(match kind {
-                "headers" => "Add at least one header, one a line as \"Name: value\".".into(),
-                "basic" => "Give the user name and password the receiver expects.".into(),
-                _ => "Give the token the receiver expects.".into(),
-            });
+        if stored_kind == Some(kind) && candidate.is_blank() {
+            return (kind, None);
         }
-        (kind, auth)
+        match candidate.check() {
+            Ok(auth) => (kind, Some(auth)),
+            Err(why) => {
+                errors.auth = Some(why);
+                (kind, None)
+            }
+        }
+    }
+}
+
+/// Endpoint settings as an API client gives them, typed: checked by the same rules as the form.
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    pub name: String,
+    pub url: String,
+    pub environment: Environment,
+    /// `None`: every event type.
+    pub event_types: Option<Vec<String>>,
+    pub seed_signature: bool,
+    /// `None` keeps the stored credentials (when changing an endpoint).
+    pub auth: Option<ReceiverAuth>,
+    /// The stored kind, when `auth` is `None`.
+    pub stored_auth_kind: &'static str,
+}
+
+impl EndpointSpec {
+    /// The spec of a stored endpoint, to change some of its settings.
+    pub fn of(endpoint: &Endpoint) -> Self {
+        Self {
+            name: endpoint.name.clone(),
+            url: endpoint.url.clone(),
+            environment: endpoint.environment,
+            event_types: endpoint.event_types.clone(),
+            seed_signature: endpoint.seed_signature,
+            auth: None,
+            stored_auth_kind: auth_kind(&endpoint.auth_kind),
+        }
+    }
+
+    pub fn check(&self, allow_private: bool) -> Result<EndpointForm, EndpointErrors> {
+        let mut errors = EndpointErrors::default();
+        let (name, url) = check_name_and_url(&self.name, &self.url, allow_private, &mut errors);
+        let event_types = match &self.event_types {
+            None => None,
+            Some(types) => check_event_types(types)
+                .map_err(|why| errors.events = Some(why))
+                .ok(),
+        };
+        let auth = match self.auth.clone().map(ReceiverAuth::check).transpose() {
+            Ok(auth) => auth,
+            Err(why) => {
+                errors.auth = Some(why);
+                None
+            }
+        };
+        if errors != EndpointErrors::default() {
+            return Err(errors);
+        }
+        Ok(EndpointForm {
+            name,
+            url,
+            environment: self.environment,
+            event_types,
+            seed_signature: self.seed_signature,
+            auth_kind: auth
+                .as_ref()
+                .map_or(self.stored_auth_kind, ReceiverAuth::kind),
+            auth,
+        })
+    }
+}
+
+fn check_name_and_url(
+    name: &str,
+    url: &str,
+    allow_private: bool,
+    errors: &mut EndpointErrors,
+) -> (String, String) {
+    let name = check_name(name).unwrap_or_else(|why| {
+        errors.name = Some(why);
+        String::new()
+    });
+    let url = url.trim().to_owned();
+    if let Err(why) = check_url(&url, allow_private) {
+        errors.url = Some(why);
+    }
+    (name, url)
+}
+
+/// The stored or typed receiver authentication kind; anything unknown is "none".
+pub fn auth_kind(kind: &str) -> &'static str {
+    AUTH_KINDS
+        .iter()
+        .map(|(known, _)| *known)
+        .find(|known| *known == kind)
+        .unwrap_or("none")
+}
+
+/// An endpoint name: 1 to 100 characters, trimmed.
+pub fn check_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err("Give the endpoint a name of 1 to 100 characters.".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// Chosen event types: known ones, at least one, each once.
+pub fn check_event_types(values: &[String]) -> Result<Vec<String>, String> {
+    let mut chosen: Vec<String> = Vec::new();
+    for value in values {
+        let Some(event_type) = EventType::parse(value) else {
+            return Err(format!("{value:?} is not an event type."));
+        };
+        if !chosen.iter().any(|t| t == event_type.as_str()) {
+            chosen.push(event_type.as_str().to_owned());
+        }
+    }
+    if chosen.is_empty() {
+        return Err("Choose at least one event type, or all events.".into());
+    }
+    Ok(chosen)
+}
+
+impl ReceiverAuth {
+    /// No credentials typed at all (a form that keeps the stored ones).
+    fn is_blank(&self) -> bool {
+        match self {
+            Self::None => false,
+            Self::Headers { headers } => headers.is_empty(),
+            Self::Basic { username, password } => username.is_empty() && password.is_empty(),
+            Self::Bearer { token } => token.is_empty(),
+        }
+    }
+
+    /// The credentials, checked: header names of letters, digits and `-` (lower-cased), none
+    /// Gatehouse sets itself, values of visible characters; a Basic user name without `:`.
+    pub fn check(self) -> Result<Self, String> {
+        let visible = |value: &str| value.chars().all(|c| !c.is_control());
+        match self {
+            Self::None => Ok(Self::None),
+            Self::Headers { headers } => {
+                if headers.is_empty() {
+                    return Err("Add at least one header, as \"Name: value\".".into());
+                }
+                let mut checked = Vec::new();
+                for (name, value) in headers {
+                    let name = name.trim().to_ascii_lowercase();
+                    let value = value.trim().to_owned();
+                    if !is_header_name(&name) || value.is_empty() || !visible(&value) {
+                        return Err(
+                            "Give each header as \"Name: value\" (letters, digits and - in names)."
+                                .into(),
+                        );
+                    }
+                    if is_reserved_header(&name) {
+                        return Err(format!(
+                            "{name:?} is set by Gatehouse itself; choose another header."
+                        ));
+                    }
+                    checked.push((name, value));
+                }
+                Ok(Self::Headers { headers: checked })
+            }
+            Self::Basic { username, password } => {
+                let username = username.trim().to_owned();
+                if username.contains(':') {
+                    return Err("A Basic user name cannot contain \":\".".into());
+                }
+                if !visible(&username) || !visible(&password) {
+                    return Err("The user name and password cannot hold control characters.".into());
+                }
+                if username.is_empty() || password.is_empty() {
+                    return Err("Give the user name and password the receiver expects.".into());
+                }
+                Ok(Self::Basic { username, password })
+            }
+            Self::Bearer { token } => {
+                let token = token.trim().to_owned();
+                if token.chars().any(|c| c.is_control() || c == ' ') {
+                    return Err("A bearer token cannot contain spaces.".into());
+                }
+                if token.is_empty() {
+                    return Err("Give the token the receiver expects.".into());
+                }
+                Ok(Self::Bearer { token })
+            }
+        }
     }
 }
 
@@ -476,8 +621,10 @@ fn is_reserved_header(name: &str) -> bool {
     ) || name.starts_with("webhook-")
 }
 
-/// An endpoint URL: http or https, a host, no credentials in it (receiver authentication is for that).
-pub fn check_url(url: &str) -> Result<(), String> {
+/// An endpoint URL: http or https, a host, no credentials in it (receiver authentication is for
+/// that), and no internal address written in it unless `allow_private`. A name is checked again
+/// at every delivery, against the address it then resolves to.
+pub fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|_| "Give a full URL like https://example.com/hooks/gatehouse.".to_owned())?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
@@ -489,7 +636,58 @@ pub fn check_url(url: &str) -> Result<(), String> {
     if url.len() > 2000 {
         return Err("The URL is too long (2000 characters at most).".into());
     }
+    if let Some(ip) = literal_address(url)
+        && !allow_private
+        && is_internal(ip)
+    {
+        return Err(format!(
+            "{ip} is an internal address: webhooks go to public addresses only."
+        ));
+    }
     Ok(())
+}
+
+/// The IP address written as the URL's host, if one is.
+pub fn literal_address(url: &str) -> Option<IpAddr> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url.host_str()?;
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// Loopback, private, link-local (cloud metadata), multicast, unspecified and other
+/// not-publicly-routed addresses: what a webhook must not reach unless allowed.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => is_internal_v4(ip),
+        IpAddr::V6(ip) => {
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return is_internal_v4(v4);
+            }
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local (fd00:ec2::254 metadata too)
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || ip == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xa9fe, 0xa9fe)
+        }
+    }
+}
+
+fn is_internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_unspecified()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (carrier NAT)
+        || a >= 240
 }
 
 /// Why webhook settings cannot be changed at all.
@@ -694,16 +892,17 @@ pub async fn set_enabled(
     Ok(())
 }
 
-/// Sends `webhook.test` to one endpoint (enabled or not: a disabled endpoint gets nothing).
+/// Sends `webhook.test` to one endpoint; returns the event's id, or `None` when the endpoint is
+/// disabled (it gets nothing).
 pub async fn send_test(
     pool: &PgPool,
     tenant_id: Uuid,
     endpoint_id: Uuid,
     actor: &Actor,
-) -> DomainResult<bool> {
+) -> DomainResult<Option<String>> {
     let mut tx = pool.begin().await?;
     let endpoint = endpoint_of(&mut tx, tenant_id, endpoint_id).await?;
-    let queued = publish_to(
+    let (event_id, queued) = publish_to(
         &mut tx,
         tenant_id,
         EventType::WebhookTest,
@@ -712,6 +911,10 @@ pub async fn send_test(
         json!({ "endpoint": { "id": endpoint_id, "name": endpoint.name }, "message": "A test event from Gatehouse." }),
     )
     .await?;
+    if queued == 0 {
+        // Nothing was sent, so nothing is recorded.
+        return Ok(None);
+    }
     actor
         .commit_with_event(
             tx,
@@ -721,7 +924,32 @@ pub async fn send_test(
             json!({}),
         )
         .await?;
-    Ok(queued > 0)
+    Ok(Some(event_id))
+}
+
+/// Deletes an endpoint with its delivery log; deliveries waiting for it are cancelled in the same
+/// transaction, so nothing is sent to it afterwards (only a POST already on the wire at that
+/// moment can still arrive; the courier skips a message whose endpoint is gone).
+pub async fn delete_endpoint(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    endpoint_id: Uuid,
+    actor: &Actor,
+) -> DomainResult<()> {
+    let mut tx = pool.begin().await?;
+    let endpoint = endpoint_of(&mut tx, tenant_id, endpoint_id).await?;
+    db_webhooks::cancel_deliveries(&mut *tx, endpoint_id).await?;
+    db_webhooks::delete(&mut *tx, tenant_id, endpoint_id).await?;
+    actor
+        .commit_with_event(
+            tx,
+            tenant_id,
+            "webhook.deleted",
+            format!("webhook:{}", endpoint.name),
+            json!({ "url": endpoint.url }),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Queues an event again for one endpoint: the same `webhook-id`, a new attempt.
@@ -918,6 +1146,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn internal_addresses_are_told_from_public_ones() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "224.0.0.1",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "ff02::1",
+        ] {
+            assert!(is_internal(internal.parse().unwrap()), "{internal}");
+        }
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "172.32.0.1",
+        ] {
+            assert!(!is_internal(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
     fn a_signature_matches_the_standard_webhooks_example() {
         // The example in the Standard Webhooks specification's test vectors.
         let secret =
@@ -965,7 +1222,7 @@ mod tests {
 
     #[test]
     fn the_form_needs_a_name_a_web_url_and_an_environment() {
-        let errors = EndpointInput::default().check(None).unwrap_err();
+        let errors = EndpointInput::default().check(None, false).unwrap_err();
         assert!(errors.name.is_some() && errors.url.is_some() && errors.environment.is_some());
         for bad in [
             "ftp://x.example/",
@@ -974,11 +1231,102 @@ mod tests {
         ] {
             let mut form = input("none");
             form.url = bad.into();
-            assert!(form.check(None).unwrap_err().url.is_some(), "{bad}");
+            assert!(form.check(None, false).unwrap_err().url.is_some(), "{bad}");
         }
         assert_eq!(
-            input("none").check(None).unwrap().auth,
+            input("none").check(None, false).unwrap().auth,
             Some(ReceiverAuth::None)
+        );
+    }
+
+    #[test]
+    fn an_internal_address_in_the_url_is_refused_unless_allowed() {
+        for internal in [
+            "http://127.0.0.1:8080/in",
+            "http://[::1]/in",
+            "http://169.254.169.254/",
+        ] {
+            let mut form = input("none");
+            form.url = internal.into();
+            assert!(
+                form.check(None, false)
+                    .unwrap_err()
+                    .url
+                    .unwrap()
+                    .contains("internal")
+            );
+            assert!(
+                form.check(None, true).is_ok(),
+                "{internal} is allowed by the setting"
+            );
+        }
+        // A name is judged at delivery, by the address it resolves to then.
+        let mut form = input("none");
+        form.url = "http://localhost:8080/in".into();
+        assert!(form.check(None, false).is_ok());
+    }
+
+    #[test]
+    fn typed_settings_follow_the_forms_rules() {
+        let spec = EndpointSpec {
+            name: " Billing ".into(),
+            url: "https://hooks.example.com/in".into(),
+            environment: Environment::Live,
+            event_types: Some(vec!["key.revoked".into(), "key.revoked".into()]),
+            seed_signature: true,
+            auth: Some(ReceiverAuth::Headers {
+                headers: vec![("X-Api-Key".into(), "abc".into())],
+            }),
+            stored_auth_kind: "none",
+        };
+        let form = spec.check(false).unwrap();
+        assert_eq!(form.name, "Billing");
+        assert_eq!(form.event_types, Some(vec!["key.revoked".to_owned()]));
+        assert_eq!(form.auth_kind, "headers");
+        let bad = |change: fn(&mut EndpointSpec)| {
+            let mut spec = spec.clone();
+            change(&mut spec);
+            spec.check(false).unwrap_err()
+        };
+        assert!(bad(|s| s.url = "http://10.0.0.1/".into()).url.is_some());
+        assert!(
+            bad(|s| s.event_types = Some(vec!["key.deleted".into()]))
+                .events
+                .is_some()
+        );
+        assert!(bad(|s| s.event_types = Some(Vec::new())).events.is_some());
+        assert!(
+            bad(|s| s.auth = Some(ReceiverAuth::Headers {
+                headers: vec![("webhook-id".into(), "1".into())]
+            }))
+            .auth
+            .is_some()
+        );
+        assert!(
+            bad(|s| s.auth = Some(ReceiverAuth::Basic {
+                username: "a:b".into(),
+                password: "pw".into()
+            }))
+            .auth
+            .is_some()
+        );
+        assert!(
+            bad(|s| s.auth = Some(ReceiverAuth::Bearer {
+                token: String::new()
+            }))
+            .auth
+            .is_some()
+        );
+        let kept = EndpointSpec {
+            auth: None,
+            stored_auth_kind: "bearer",
+            ..spec.clone()
+        };
+        let form = kept.check(false).unwrap();
+        assert_eq!(
+            (form.auth_kind, form.auth),
+            ("bearer", None),
+            "stored credentials kept"
         );
     }
 
@@ -986,10 +1334,10 @@ mod tests {
     fn chosen_events_must_be_known_and_not_empty() {
         let mut form = input("none");
         form.events = "chosen".into();
-        assert!(form.check(None).unwrap_err().events.is_some());
+        assert!(form.check(None, false).unwrap_err().events.is_some());
         form.event_types = vec!["key.revoked".into(), "key.deleted".into()];
         assert!(
-            form.check(None)
+            form.check(None, false)
                 .unwrap_err()
                 .events
                 .unwrap()
@@ -997,7 +1345,7 @@ mod tests {
         );
         form.event_types = vec!["key.revoked".into()];
         assert_eq!(
-            form.check(None).unwrap().event_types,
+            form.check(None, false).unwrap().event_types,
             Some(vec!["key.revoked".to_owned()])
         );
     }
@@ -1005,10 +1353,14 @@ mod tests {
     #[test]
     fn receiver_credentials_are_required_unless_kept() {
         let mut form = input("bearer");
-        assert!(form.check(None).unwrap_err().auth.is_some());
-        assert_eq!(form.check(Some("bearer")).unwrap().auth, None, "kept");
+        assert!(form.check(None, false).unwrap_err().auth.is_some());
+        assert_eq!(
+            form.check(Some("bearer"), false).unwrap().auth,
+            None,
+            "kept"
+        );
         form.auth_token = "tok-123".into();
-        let auth = form.check(None).unwrap().auth.unwrap();
+        let auth = form.check(None, false).unwrap().auth.unwrap();
         assert_eq!(
             auth.headers(),
             [("authorization".to_owned(), "Bearer tok-123".to_owned())]
@@ -1016,18 +1368,18 @@ mod tests {
         let mut form = input("headers");
         form.auth_headers = "X-Api-Key: abc\nwebhook-id: 1".into();
         assert!(
-            form.check(None)
+            form.check(None, false)
                 .unwrap_err()
                 .auth
                 .unwrap()
                 .contains("webhook-id")
         );
         form.auth_headers = "X-Api-Key: abc".into();
-        assert!(form.check(None).is_ok());
+        assert!(form.check(None, false).is_ok());
         let mut form = input("basic");
         form.auth_username = "gate".into();
         form.auth_password = "pw".into();
-        let auth = form.check(None).unwrap().auth.unwrap();
+        let auth = form.check(None, false).unwrap().auth.unwrap();
         assert_eq!(
             auth.headers()[0].1,
             format!("Basic {}", STANDARD.encode("gate:pw"))

@@ -160,7 +160,7 @@ pub struct UpdateKey {
 }
 
 /// Tells `"field": null` (Some(None)) from an absent field (None).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)

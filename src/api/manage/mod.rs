@@ -11,6 +11,7 @@ pub mod members;
 pub mod openapi;
 pub mod tenants;
 pub mod usage;
+pub mod webhooks;
 
 use axum::Json;
 use axum::Router;
@@ -79,6 +80,24 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/v1/tenants/{tenant}/audit",
             get(members::list_audit_events),
+        )
+        .route(
+            "/v1/tenants/{tenant}/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/v1/tenants/{tenant}/webhooks/{webhook_id}",
+            get(webhooks::get_webhook)
+                .patch(webhooks::update_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/v1/tenants/{tenant}/webhooks/{webhook_id}/test",
+            post(webhooks::send_test_event),
+        )
+        .route(
+            "/v1/tenants/{tenant}/webhooks/{webhook_id}/roll_secret",
+            post(webhooks::roll_webhook_secret),
         )
         .route("/v1/keys/whoami", post(keys::whoami))
         .layer(middleware::from_fn_with_state(

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api::{authorize, verify};
 
-use super::{ErrorBody, ErrorDetail, import, keys, members, tenants, usage};
+use super::{ErrorBody, ErrorDetail, import, keys, members, tenants, usage, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +45,13 @@ use super::{ErrorBody, ErrorDetail, import, keys, members, tenants, usage};
         members::create_invitation,
         members::revoke_invitation,
         members::list_audit_events,
+        webhooks::list_webhooks,
+        webhooks::create_webhook,
+        webhooks::get_webhook,
+        webhooks::update_webhook,
+        webhooks::delete_webhook,
+        webhooks::send_test_event,
+        webhooks::roll_webhook_secret,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -55,6 +62,7 @@ use super::{ErrorBody, ErrorDetail, import, keys, members, tenants, usage};
         (name = "usage", description = "usage:read"),
         (name = "members", description = "members:read, members:write"),
         (name = "audit", description = "audit:read"),
+        (name = "webhooks", description = "webhooks:read, webhooks:write"),
     )
 )]
 pub struct ApiDoc;
@@ -147,6 +155,10 @@ mod tests {
             "/v1/tenants/{tenant}/invitations",
             "/v1/tenants/{tenant}/invitations/{invitation_id}/revoke",
             "/v1/tenants/{tenant}/audit",
+            "/v1/tenants/{tenant}/webhooks",
+            "/v1/tenants/{tenant}/webhooks/{webhook_id}",
+            "/v1/tenants/{tenant}/webhooks/{webhook_id}/test",
+            "/v1/tenants/{tenant}/webhooks/{webhook_id}/roll_secret",
         ] {
             assert!(json["paths"].get(path).is_some(), "{path} is documented");
         }

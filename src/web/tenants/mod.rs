@@ -104,6 +104,8 @@ tenant_routes! {
     post "/t/{slug}/webhooks/{id}/disable" => Admin webhooks::disable_webhook;
     post "/t/{slug}/webhooks/{id}/test" => Admin webhooks::send_test_event;
     post "/t/{slug}/webhooks/{id}/resend" => Admin webhooks::resend_event;
+    get  "/t/{slug}/webhooks/{id}/delete" => Admin webhooks::confirm_delete_webhook;
+    post "/t/{slug}/webhooks/{id}/delete" => Admin webhooks::delete_webhook;
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {

@@ -1,6 +1,6 @@
 //! `/t/{slug}/webhooks…`: a tenant's webhook endpoints with their health, an endpoint's page with
 //! its delivery log, and the admin's changes (register, edit, roll the secret, disable and
-//! enable, send a test event, resend a delivery). Signing secrets are shown once, on the page
+//! enable, send a test event, resend a delivery, delete). Signing secrets are shown once, on the page
 //! that follows registering or rolling; receivers' credentials never after they are typed.
 
 use askama::Template;
@@ -310,7 +310,7 @@ pub async fn create_webhook(
     body: Bytes,
 ) -> AppResult<Response> {
     let (input, form_id) = read_form(&body);
-    let form = match input.check(None) {
+    let form = match input.check(None, state.config.webhook_allow_private) {
         Ok(form) => form,
         Err(errors) => {
             let problem = WebhookProblem::Invalid(errors);
@@ -430,7 +430,10 @@ pub async fn update_webhook(
 ) -> AppResult<Response> {
     let endpoint = load(&state, &member, id).await?;
     let (input, _) = read_form(&body);
-    let form = match input.check(Some(&endpoint.auth_kind)) {
+    let form = match input.check(
+        Some(&endpoint.auth_kind),
+        state.config.webhook_allow_private,
+    ) {
         Ok(form) => form,
         Err(errors) => {
             return form_again(
@@ -521,7 +524,7 @@ pub async fn send_test_event(
     Path((_, id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
     let queued = webhooks::send_test(&state.pool, member.tenant_id(), id, &member.actor).await?;
-    let message = if queued {
+    let message = if queued.is_some() {
         "Test event queued: its delivery appears in the log below within seconds."
     } else {
         "The endpoint is disabled: enable it to send a test event."
@@ -551,4 +554,45 @@ pub async fn resend_event(
     .await?;
     session::flash(&member.session, "Queued again, with the same webhook-id.").await?;
     Ok(Redirect::to(&endpoint_path(&member, id)).into_response())
+}
+
+pub async fn confirm_delete_webhook(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let endpoint = load(&state, &member, id).await?;
+    let page = ConfirmPage {
+        layout: member.layout().await?,
+        tenant: member.nav("webhooks"),
+        title: format!("Delete {}?", endpoint.name),
+        message: format!(
+            "Gatehouse stops sending events to {} at once: deliveries not yet sent are cancelled, \
+             and the endpoint's delivery log is deleted with it. This cannot be undone; to pause \
+             deliveries instead, disable the endpoint.",
+            endpoint.url
+        ),
+        action: format!("{}/delete", endpoint_path(&member, id)),
+        button: "Delete endpoint",
+        cancel: endpoint_path(&member, id),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    member: TenantMember,
+    Path((_, id)): Path<(String, Uuid)>,
+) -> AppResult<Response> {
+    let endpoint = load(&state, &member, id).await?;
+    webhooks::delete_endpoint(&state.pool, member.tenant_id(), id, &member.actor).await?;
+    session::flash(
+        &member.session,
+        format!(
+            "Endpoint {} deleted: it gets no more events.",
+            endpoint.name
+        ),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/t/{}/webhooks", member.membership.slug)).into_response())
 }

@@ -1,5 +1,5 @@
 //! A tenant admin registers a webhook endpoint in Chromium, copies its secret, sends a test event
-//! and reads the delivery log; screenshots at 1280 and 390 px wide.
+//! and reads the delivery log, then deletes the endpoint; screenshots at 1280 and 390 px wide.
 
 use sqlx::PgPool;
 
@@ -71,5 +71,22 @@ async fn an_admin_registers_an_endpoint_and_its_test_event_arrives_signed(pool: 
     chrome.client.set_window_size(1280, 900).await.unwrap();
     chrome.goto(&app.url("/t/acme/webhooks")).await;
     chrome.screenshot("60-webhooks").await;
+
+    // Deleting asks first, on a page of its own.
+    chrome.goto(&app.url(&path)).await;
+    chrome.screenshot("64-webhook-page").await;
+    chrome.click(".page-head a.button.danger").await;
+    chrome
+        .expect_text(".confirm h2", "Delete Billing sync?")
+        .await;
+    let problems = chrome.check_page("65-webhook-delete").await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    chrome.click(".confirm button[type=submit]").await;
+    chrome
+        .expect_text(".flash", "Endpoint Billing sync deleted")
+        .await;
+    chrome
+        .expect_text(".empty-state", "No webhook endpoints yet")
+        .await;
     chrome.close().await;
 }

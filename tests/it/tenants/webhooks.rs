@@ -511,19 +511,21 @@ async fn a_private_address_is_refused_without_the_setting(pool: PgPool) {
     let app = webhook_app_with(pool, &[]).await;
     let admin = TenantAdmin::acme(&app).await.client;
     let receiver = Receiver::start().await;
-    // By address, and by a name that resolves to loopback.
+    // An address written in the URL is refused by the form (the API's rule too)…
+    let by_ip = submit_endpoint(&app, &admin, &receiver.url, &[]).await;
+    assert_eq!(by_ip.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        by_ip
+            .text()
+            .await
+            .unwrap()
+            .contains("127.0.0.1 is an internal address"),
+        "the form says why"
+    );
+    // …and a name that resolves to loopback is refused when a delivery resolves it.
     let by_name = receiver.url.replace("127.0.0.1", "localhost");
-    let (by_ip, _) = register(&app, &admin, &receiver.url, &[]).await;
     let (named, _) = register(&app, &admin, &by_name, &[]).await;
-    post_action(&app, &admin, by_ip, "test").await;
     post_action(&app, &admin, named, "test").await;
-    wait_for_page(
-        &app,
-        &admin,
-        &format!("/t/acme/webhooks/{by_ip}"),
-        "internal address",
-    )
-    .await;
     wait_for_page(
         &app,
         &admin,
@@ -1088,7 +1090,7 @@ async fn webhook_delivery_figures(pool: PgPool) {
         auth_kind: "none".into(),
         ..EndpointInput::default()
     }
-    .check(None)
+    .check(None, true)
     .unwrap();
     let (endpoint, _) =
         webhooks::create_endpoint(&pool, Some(&key), tenant.id, &form, &tenant.actor())
@@ -1176,4 +1178,66 @@ async fn disabling_a_key_sends_key_disabled_and_enabling_it_sends_nothing(pool: 
             .await
             .unwrap();
     assert_eq!(queued, 2, "key.created and key.disabled only");
+}
+
+#[sqlx::test]
+async fn deleting_an_endpoint_asks_first_then_cancels_its_pending_deliveries(pool: PgPool) {
+    let app = webhook_app_with(pool.clone(), &[("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true")]).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let (id, _) = register(&app, &admin, &receiver.url, &[]).await;
+    // The first delivery fails, so its retry waits in the outbox.
+    receiver.answer(vec![(503, Vec::new())]);
+    post_action(&app, &admin, id, "test").await;
+    receiver.wait_for(1).await;
+
+    let endpoint_page = app
+        .get_html(&admin, &format!("/t/acme/webhooks/{id}"))
+        .await;
+    assert!(endpoint_page.contains(&format!("/t/acme/webhooks/{id}/delete")));
+    let confirm = app
+        .get_html(&admin, &format!("/t/acme/webhooks/{id}/delete"))
+        .await;
+    assert!(confirm.contains("Delete Receiver?"), "{confirm}");
+    assert!(confirm.contains("Delete endpoint"));
+
+    // Without the form's CSRF token nothing happens.
+    let forged = admin
+        .post(app.url(&format!("/t/acme/webhooks/{id}/delete")))
+        .form(&[("csrf_token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get(&admin, &format!("/t/acme/webhooks/{id}"))
+            .await
+            .status(),
+        StatusCode::OK,
+        "still there"
+    );
+
+    let deleted = app
+        .submit(
+            &admin,
+            &format!("/t/acme/webhooks/{id}/delete"),
+            &format!("/t/acme/webhooks/{id}/delete"),
+            &[],
+        )
+        .await;
+    assert_redirect(&deleted, "/t/acme/webhooks");
+    let list = app.get_html(&admin, "/t/acme/webhooks").await;
+    assert!(list.contains("Endpoint Receiver deleted"), "{list}");
+    assert!(!list.contains(&id.to_string()));
+    assert_eq!(
+        app.get(&admin, &format!("/t/acme/webhooks/{id}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // The retry (due 300 ms after the failure) never comes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1, "nothing after the delete");
+    let audit = app.get_html(&admin, "/t/acme/audit").await;
+    assert!(audit.contains("webhook.deleted"), "audited");
 }

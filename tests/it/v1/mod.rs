@@ -8,3 +8,4 @@ mod members;
 mod schemathesis;
 mod script;
 mod tenants;
+mod webhooks;

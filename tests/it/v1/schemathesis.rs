@@ -10,19 +10,22 @@ use uuid::Uuid;
 
 use crate::support::app::TestApp;
 use crate::support::fixtures::Tenant;
-use crate::support::management::{OPERATOR, management_api, tenant_token};
+use crate::support::management::{OPERATOR, management_api, post, tenant_token};
 
 fn tools() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/schemathesis")
 }
 
 /// Runs schemathesis against `app` with `token`; returns its report when it found something.
-async fn fuzz(app: &TestApp, token: &str, key_id: Uuid) -> Result<(), String> {
+async fn fuzz(app: &TestApp, token: &str, key_id: Uuid, webhook_id: &str) -> Result<(), String> {
     // Real path values, so requests reach the handlers rather than stopping at a 404.
     let config = std::env::temp_dir().join(format!("schemathesis-{}.toml", Uuid::new_v4()));
     std::fs::write(
         &config,
-        format!("[parameters]\n\"path.tenant\" = \"acme\"\n\"path.key_id\" = \"{key_id}\"\n"),
+        format!(
+            "[parameters]\n\"path.tenant\" = \"acme\"\n\"path.key_id\" = \"{key_id}\"\n\
+             \"path.webhook_id\" = \"{webhook_id}\"\n"
+        ),
     )
     .unwrap();
     let output = tokio::process::Command::new(tools().join("bin/st"))
@@ -73,10 +76,31 @@ async fn schemathesis_finds_nothing_with_an_operator_token_or_a_tenant_token(poo
     .await;
     let acme = Tenant::create(&pool, "acme").await;
     let (_, key_id) = acme.key(&pool, Environment::Live, &["read"], 100).await;
-    let tenant = tenant_token(&pool, &acme, &["keys:read", "keys:write", "usage:read"]).await;
+    let tenant = tenant_token(
+        &pool,
+        &acme,
+        &[
+            "keys:read",
+            "keys:write",
+            "usage:read",
+            "webhooks:read",
+            "webhooks:write",
+        ],
+    )
+    .await;
     let started = std::time::Instant::now();
     for token in [OPERATOR.to_owned(), tenant] {
-        if let Err(report) = fuzz(&app, &token, key_id).await {
+        // A webhook endpoint for each run: the operator's run may delete its one.
+        let endpoint = post(
+            &app,
+            "/v1/tenants/acme/webhooks",
+            OPERATOR,
+            serde_json::json!({ "name": "Fuzzed", "url": "https://hooks.example.com/in", "environment": "live" }),
+        )
+        .await;
+        assert_eq!(endpoint.status, 201, "{}", endpoint.body);
+        let webhook_id = endpoint.body["endpoint"]["id"].as_str().unwrap().to_owned();
+        if let Err(report) = fuzz(&app, &token, key_id, &webhook_id).await {
             panic!("schemathesis found problems:\n{report}");
         }
     }
