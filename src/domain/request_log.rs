@@ -370,7 +370,8 @@ pub async fn run_writer(
         receiver,
         pending: Vec::new(),
     };
-    let mut ticker = tokio::time::interval(interval);
+    // The first flush one interval after the start (nothing is buffered before).
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_maintenance: Option<tokio::time::Instant> = None;
     let mut failing = false;
