@@ -47,6 +47,21 @@ async fn scrape(State(state): State<AppState>) -> Response {
         "Keys in this instance's cache.",
         state.verifier.cache.len(),
     );
+    let (queries, lookups) = state.verifier.lookup_queries_and_lookups();
+    gauge_or_counter(
+        &mut out,
+        "gatehouse_key_lookups_total",
+        "counter",
+        "Cache misses looked up in the database.",
+        lookups,
+    );
+    gauge_or_counter(
+        &mut out,
+        "gatehouse_key_lookup_queries_total",
+        "counter",
+        "Queries those lookups took (lookups that arrive while every lane is busy share one).",
+        queries,
+    );
     let size = state.pool.size();
     let idle = u32::try_from(state.pool.num_idle()).unwrap_or(u32::MAX);
     family(

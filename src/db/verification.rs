@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use crate::domain::vocabulary::Environment;
@@ -51,8 +51,10 @@ pub async fn find_by_hash(
     .await
 }
 
-/// The rows of every key whose secret hash is in `secret_hashes`, each with its hash: one index
-/// scan for a batch of lookups.
+/// The rows of every key whose secret hash is in `secret_hashes`, each with its hash: one probe
+/// of the unique index per hash, for a batch of lookups. (`secret_hash = ANY($1)` plans as a
+/// bitmap scan whose generic plan PostgreSQL deems worse than a custom one, so it would plan
+/// every execution anew.)
 async fn find_by_hashes(
     db: impl PgExecutor<'_>,
     secret_hashes: &[Vec<u8>],
@@ -63,9 +65,9 @@ async fn find_by_hashes(
                   k.full_access, k.scopes, k.rate_limit, k.expires_at, k.revoked_at,
                   k.disabled_at, k.ip_allowlist, k.meta,
                   t.suspended_at IS NOT NULL AS "tenant_suspended!", k.legacy
-           FROM api_key k
-           JOIN tenant t ON t.tenant_id = k.tenant_id
-           WHERE k.secret_hash = ANY($1)"#,
+           FROM unnest($1::bytea[]) AS wanted(secret_hash)
+           JOIN api_key k ON k.secret_hash = wanted.secret_hash
+           JOIN tenant t ON t.tenant_id = k.tenant_id"#,
         secret_hashes,
     )
     .fetch_all(db)
@@ -119,23 +121,35 @@ struct Waiting {
     answer: oneshot::Sender<Answer>,
 }
 
+/// Longest a lane waits for its query (connecting included) before it drops the connection and
+/// answers the batch with an error: a database that stops answering must not hold a lane forever.
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Most lookups one query takes.
 const MAX_BATCH: usize = 64;
 
-/// The key API's lookups, on connections of its own, batched: a lookup joins a queue, and whoever
-/// holds one of the `lanes` takes everything queued (up to [`MAX_BATCH`]) into one query. A lone
-/// lookup is one query at once; under load, lookups that arrive while the lanes are busy share the
-/// next query, so the round trip, the wake-up of a PostgreSQL backend and sqlx's per-query work
-/// are paid once per batch, not once per lookup. No lookup waits on a timer.
+/// The key API's lookups, on connections of its own, batched: a lookup joins a queue and waits
+/// for its answer; each of `lanes` worker tasks takes everything queued (up to [`MAX_BATCH`]) into
+/// one query, answers it, and goes back for more. A lone lookup is one query at once; under load,
+/// lookups that arrive while the lanes are busy share the next query, so the round trip, the
+/// wake-up of a PostgreSQL backend and sqlx's per-query work are paid once per batch, not once
+/// per lookup. No lookup waits on a timer.
 ///
 /// Through the pool a lookup would cost two round trips (sqlx pings every connection it takes
-/// back); through these, one. Connections are opened on first use with the pool's options,
-/// dropped on any error (the next batch opens a new one), and refused once the pool is closed.
+/// back); through these, one. A lane opens its connection on first use with the pool's options,
+/// drops it on any error (the next batch opens a new one), and answers errors once the pool is
+/// closed. The lanes start with the first lookup and end when this is dropped.
 pub struct LookupConnections {
+    lanes: Arc<Lanes>,
+    count: usize,
+    workers: std::sync::OnceLock<Vec<tokio::task::AbortHandle>>,
+}
+
+/// What the lane workers share with the lookups.
+struct Lanes {
     pool: PgPool,
-    lanes: Semaphore,
-    idle: Mutex<Vec<PgConnection>>,
     queue: Mutex<VecDeque<Waiting>>,
+    queued: Notify,
     /// Queries run, against lookups answered: how well lookups share queries.
     queries: AtomicU64,
     lookups: AtomicU64,
@@ -144,82 +158,111 @@ pub struct LookupConnections {
 impl LookupConnections {
     pub fn new(pool: PgPool, lanes: usize) -> Self {
         Self {
-            pool,
-            lanes: Semaphore::new(lanes.max(1)),
-            idle: Mutex::new(Vec::new()),
-            queue: Mutex::new(VecDeque::new()),
-            queries: AtomicU64::new(0),
-            lookups: AtomicU64::new(0),
+            lanes: Arc::new(Lanes {
+                pool,
+                queue: Mutex::new(VecDeque::new()),
+                queued: Notify::new(),
+                queries: AtomicU64::new(0),
+                lookups: AtomicU64::new(0),
+            }),
+            count: lanes.max(1),
+            workers: std::sync::OnceLock::new(),
         }
     }
 
     /// Queries run and lookups answered so far.
     pub fn queries_and_lookups(&self) -> (u64, u64) {
         (
-            self.queries.load(Ordering::Relaxed),
-            self.lookups.load(Ordering::Relaxed),
+            self.lanes.queries.load(Ordering::Relaxed),
+            self.lanes.lookups.load(Ordering::Relaxed),
         )
     }
 
     /// As [`find_by_hash`], in the next batch.
     pub async fn find_by_hash(&self, secret_hash: &[u8; 32]) -> Answer {
+        if self.lanes.pool.is_closed() {
+            return Err(sqlx::Error::PoolClosed.into());
+        }
+        self.workers.get_or_init(|| {
+            (0..self.count)
+                .map(|_| tokio::spawn(Arc::clone(&self.lanes).serve()).abort_handle())
+                .collect()
+        });
+        let (answer, answered) = oneshot::channel();
+        lock(&self.lanes.queue).push_back(Waiting {
+            secret_hash: *secret_hash,
+            answer,
+        });
+        self.lanes.queued.notify_one();
+        answered
+            .await
+            .unwrap_or_else(|_| Err(sqlx::Error::WorkerCrashed.into()))
+    }
+}
+
+impl Drop for LookupConnections {
+    fn drop(&mut self) {
+        for worker in self.workers.get().into_iter().flatten() {
+            worker.abort();
+        }
+    }
+}
+
+impl Lanes {
+    /// A lane: answers batches for as long as it lives, on a connection of its own.
+    async fn serve(self: Arc<Self>) {
+        let mut conn: Option<PgConnection> = None;
         loop {
-            if self.pool.is_closed() {
-                return Err(sqlx::Error::PoolClosed.into());
+            let batch: Vec<Waiting> = {
+                let mut queue = lock(&self.queue);
+                let taken = queue.len().min(MAX_BATCH);
+                queue
+                    .drain(..taken)
+                    .filter(|waiting| !waiting.answer.is_closed())
+                    .collect()
+            };
+            if batch.is_empty() {
+                self.queued.notified().await;
+                continue;
             }
-            let (answer, mut answered) = oneshot::channel();
-            lock(&self.queue).push_back(Waiting {
-                secret_hash: *secret_hash,
-                answer,
-            });
-            loop {
-                tokio::select! {
-                    biased;
-                    found = &mut answered => match found {
-                        Ok(found) => return found,
-                        // The batch that took this lookup was dropped mid-query (its own caller
-                        // went away): queue it again.
-                        Err(_) => break,
-                    },
-                    lane = self.lanes.acquire() => {
-                        let _lane = lane.map_err(|_| LookupFailed::from(sqlx::Error::PoolClosed))?;
-                        self.run_batch().await;
-                    }
-                }
-            }
+            self.answer(batch, &mut conn).await;
         }
     }
 
-    /// Takes what is queued and answers it with one query. Dropped mid-query, the batch's
-    /// lookups see their answer channel close and queue again; the connection goes with it
-    /// instead of being reused in an unknown state.
-    async fn run_batch(&self) {
-        let mut batch: Vec<Waiting> = {
-            let mut queue = lock(&self.queue);
-            let taken = queue.len().min(MAX_BATCH);
-            queue
-                .drain(..taken)
-                .filter(|waiting| !waiting.answer.is_closed())
-                .collect()
-        };
-        if batch.is_empty() {
-            return;
-        }
+    /// Answers `batch` with one query on `conn` (opened when there is none; dropped on an error).
+    async fn answer(&self, mut batch: Vec<Waiting>, conn: &mut Option<PgConnection>) {
         batch.sort_unstable_by_key(|waiting| waiting.secret_hash);
         let mut hashes: Vec<Vec<u8>> = batch.iter().map(|w| w.secret_hash.to_vec()).collect();
         hashes.dedup();
-        let idle = lock(&self.idle).pop();
         let found = async {
-            let mut conn = match idle {
-                Some(conn) => conn,
-                None => PgConnection::connect_with(&self.pool.connect_options()).await?,
+            if self.pool.is_closed() {
+                return Err(sqlx::Error::PoolClosed);
+            }
+            let mut open = match conn.take() {
+                Some(open) => open,
+                None => {
+                    // The statements' plans do not depend on their arguments: plan them once.
+                    let options = (*self.pool.connect_options())
+                        .clone()
+                        .options([("plan_cache_mode", "force_generic_plan")]);
+                    PgConnection::connect_with(&options).await?
+                }
             };
             self.queries.fetch_add(1, Ordering::Relaxed);
-            let rows = find_by_hashes(&mut conn, &hashes).await?;
-            lock(&self.idle).push(conn);
-            Ok::<_, sqlx::Error>(rows)
-        }
-        .await;
+            let rows = match hashes.as_slice() {
+                [alone] => find_by_hash(&mut open, alone)
+                    .await?
+                    .map(|key| (alone.clone(), key))
+                    .into_iter()
+                    .collect(),
+                _ => find_by_hashes(&mut open, &hashes).await?,
+            };
+            *conn = Some(open);
+            Ok(rows)
+        };
+        let found = tokio::time::timeout(QUERY_TIMEOUT, found)
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut));
         let mut rows = match found {
             Ok(rows) => rows,
             Err(err) => {

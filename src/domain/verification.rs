@@ -304,6 +304,11 @@ impl Verifier {
         }
     }
 
+    /// Queries run for lookups, and lookups answered, so far.
+    pub fn lookup_queries_and_lookups(&self) -> (u64, u64) {
+        self.lookups.queries_and_lookups()
+    }
+
     /// Records cache hits and misses in `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;

@@ -83,6 +83,9 @@ async fn verifications_move_the_counters_by_exactly_what_was_answered(pool: PgPo
     // The first VALID and the NOT_FOUND looked the key up; the rest came from the cache.
     assert_eq!(moved("gatehouse_key_cache_misses_total"), 2.0);
     assert_eq!(moved("gatehouse_key_cache_hits_total"), 3.0);
+    // Two misses, one after the other: two lookups, each its own query.
+    assert_eq!(moved("gatehouse_key_lookups_total"), 2.0);
+    assert_eq!(moved("gatehouse_key_lookup_queries_total"), 2.0);
     assert!(after.contains("# TYPE gatehouse_verification_duration_seconds histogram"));
     assert!(after.contains("gatehouse_usage_flush_lag_seconds "));
     assert!(after.contains("gatehouse_usage_flush_failures_total 0"));
