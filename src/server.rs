@@ -107,12 +107,53 @@ fn key_api_router() -> Router<AppState> {
     api::key_api_router()
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
+            api::NO_STORE.clone(),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
+            api::NOSNIFF.clone(),
         ))
+}
+
+/// One connection's service: the key API's hot routes answered at once ([`api::HotRoute`]),
+/// everything else through the router with the peer's address as `ConnectInfo`, as
+/// `into_make_service_with_connect_info` would give it.
+#[derive(Clone)]
+struct Connection {
+    state: AppState,
+    router: Router,
+    peer: SocketAddr,
+}
+
+impl tower::Service<Request> for Connection {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        match api::HotRoute::of(request.method(), request.uri().path()) {
+            Some(route) => {
+                let state = self.state.clone();
+                let peer = self.peer.ip();
+                Box::pin(async move { Ok(route.answer(&state, peer, request).await) })
+            }
+            None => {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(self.peer));
+                Box::pin(tower::ServiceExt::oneshot(self.router.clone(), request))
+            }
+        }
+    }
 }
 
 /// Gives every error response a body: JSON for the key API and operations endpoints, the error
@@ -334,7 +375,17 @@ pub async fn serve(
         }
         None => None,
     };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let router = router(state.clone());
+    let app = tower::service_fn(
+        move |incoming: axum::serve::IncomingStream<'_, TcpListener>| {
+            let connection = Connection {
+                state: state.clone(),
+                router: router.clone(),
+                peer: *incoming.remote_addr(),
+            };
+            std::future::ready(Ok::<_, std::convert::Infallible>(connection))
+        },
+    );
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

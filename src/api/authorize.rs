@@ -41,6 +41,11 @@ pub async fn authorize(
     ClientIp(peer_client): ClientIp,
     request: Request,
 ) -> Response {
+    answer_authorize(&state, peer_client, request).await
+}
+
+/// The handler's work, also called directly for the key API's hot routes (`server.rs`).
+pub async fn answer_authorize(state: &AppState, peer_client: IpAddr, request: Request) -> Response {
     // The request itself, not extractors that copy the headers, the URI and the query.
     let headers = request.headers();
     let uri = request.uri();

@@ -91,7 +91,7 @@ pub fn error_response(status: StatusCode, code: &'static str, message: &str) -> 
 pub fn json_response(body: &impl serde::Serialize) -> Response {
     let mut buffer = Vec::with_capacity(512);
     match serde_json::to_writer(&mut buffer, body) {
-        Ok(()) => ([(header::CONTENT_TYPE, JSON.clone())], buffer).into_response(),
+        Ok(()) => json_bytes_response(buffer),
         Err(err) => {
             tracing::error!(error = %err, "cannot serialize an answer");
             error_response(
@@ -101,6 +101,11 @@ pub fn json_response(body: &impl serde::Serialize) -> Response {
             )
         }
     }
+}
+
+/// `body`, already JSON, as an `application/json` answer.
+pub fn json_bytes_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, JSON.clone())], body).into_response()
 }
 
 static JSON: HeaderValue = HeaderValue::from_static("application/json");

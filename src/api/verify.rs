@@ -15,6 +15,7 @@ use crate::api::{self, contract, edge};
 use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::client_ip::ClientIp;
 use crate::config::Profile;
+use crate::domain::rate_limit::Quota;
 use crate::domain::request_log::{CallInfo, Via};
 use crate::domain::verification::{Code, KeyRecord, Requirements, Unavailable, Verdict};
 use crate::domain::vocabulary::Environment;
@@ -159,6 +160,11 @@ pub async fn verify_key(
     ClientIp(client): ClientIp,
     request: Request,
 ) -> Response {
+    answer_verify(&state, client, request).await
+}
+
+/// The handler's work, also called directly for the key API's hot routes (`server.rs`).
+pub async fn answer_verify(state: &AppState, client: IpAddr, request: Request) -> Response {
     let started = state.metrics.start();
     // The request itself, not the `HeaderMap` extractor: that one copies every header.
     let (parts, body) = request.into_parts();
@@ -309,6 +315,14 @@ fn in_profile(verdict: &Verdict, client_ip: Option<IpAddr>, profile: &Profile) -
 }
 
 fn answer(verdict: &Verdict, client_ip: Option<IpAddr>, profile: Option<&Profile>) -> Response {
+    if let (Code::Valid, Some(key), None) = (verdict.code, &verdict.key, profile)
+        && let Some(mut response) = valid_answer(key, verdict.quota.as_ref())
+    {
+        if let Some(quota) = &verdict.quota {
+            edge::add_ratelimit_headers(response.headers_mut(), quota);
+        }
+        return response;
+    }
     let body = VerifyAnswer {
         valid: verdict.code.is_valid(),
         code: verdict.code.as_str(),
@@ -329,6 +343,32 @@ fn answer(verdict: &Verdict, client_ip: Option<IpAddr>, profile: Option<&Profile
     response
 }
 
+/// A `VALID` answer written around the key's view serialized once per cached record: the same
+/// JSON as [`VerifyAnswer`] gives (`valid`, `code`, `key`, `ratelimit`, in that order), without
+/// serializing the key's fields on every call. `None` if the view cannot be serialized.
+fn valid_answer(key: &KeyRecord, quota: Option<&Quota>) -> Option<Response> {
+    use std::io::Write;
+    let view = match key.answer_view.get() {
+        Some(view) => view,
+        None => {
+            let view = serde_json::to_vec(&KeyView::of(key)).ok()?;
+            key.answer_view.get_or_init(|| view.into_boxed_slice())
+        }
+    };
+    let mut body = Vec::with_capacity(view.len() + 96);
+    body.extend_from_slice(br#"{"valid":true,"code":"VALID","key":"#);
+    body.extend_from_slice(view);
+    if let Some(quota) = quota {
+        let _ = write!(
+            body,
+            r#","ratelimit":{{"limit":{},"remaining":{},"reset":{}}}"#,
+            quota.limit, quota.remaining, quota.reset
+        );
+    }
+    body.push(b'}');
+    Some(edge::json_bytes_response(body))
+}
+
 fn bad_request(message: &str) -> Response {
     edge::error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
 }
@@ -340,5 +380,81 @@ fn describe(err: &serde_json::Error) -> String {
         Category::Data => "a field is missing or has the wrong type (`key` is required)".into(),
         Category::Syntax | Category::Eof => "it is not valid JSON".into(),
         Category::Io => "it could not be read".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::verification::KeyForVerification;
+    use crate::domain::rate_limit::Policy;
+
+    fn key(meta: serde_json::Value, expires: bool) -> KeyRecord {
+        KeyRecord::from_row(
+            KeyForVerification {
+                api_key_id: Uuid::new_v4(),
+                tenant_id: Uuid::new_v4(),
+                tenant_slug: "acme".into(),
+                name: "CI \"deploy\" key ✓".into(),
+                environment: Environment::Live,
+                full_access: false,
+                scopes: vec!["read".into(), "write".into()],
+                rate_limit: 100,
+                expires_at: expires
+                    .then(|| time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()),
+                revoked_at: None,
+                disabled_at: None,
+                ip_allowlist: Vec::new(),
+                meta,
+                tenant_suspended: false,
+                legacy: false,
+            },
+            &[],
+        )
+    }
+
+    #[test]
+    fn a_valid_answer_written_around_the_cached_view_is_the_serialized_answer() {
+        let quota = Quota {
+            policy: Policy::Key,
+            limit: 100,
+            remaining: 99,
+            reset: 42,
+        };
+        for (record, quota) in [
+            (key(json!({}), false), Some(quota)),
+            (key(json!({"plan": "pro", "n": [1, 2]}), true), Some(quota)),
+            (key(json!({}), true), None),
+        ] {
+            let expected = serde_json::to_value(VerifyAnswer {
+                valid: true,
+                code: "VALID",
+                message: None,
+                key: Some(KeyView::of(&record)),
+                ratelimit: quota.map(|quota| RateLimitView {
+                    limit: quota.limit,
+                    remaining: quota.remaining,
+                    reset: quota.reset,
+                }),
+                response: None,
+            })
+            .unwrap();
+            // Twice: the first serializes the view, the second reuses it.
+            for _ in 0..2 {
+                let response = valid_answer(&record, quota.as_ref()).unwrap();
+                let body = body_of(response);
+                let written: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(written, expected);
+            }
+        }
+    }
+
+    fn body_of(response: Response) -> Vec<u8> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .unwrap()
+            .to_vec()
     }
 }

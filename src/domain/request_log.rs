@@ -446,6 +446,7 @@ mod tests {
             meta: serde_json::json!({}),
             tenant_suspended: false,
             legacy: false,
+            answer_view: Default::default(),
         })
     }
 

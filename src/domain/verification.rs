@@ -169,6 +169,9 @@ pub struct KeyRecord {
     pub tenant_suspended: bool,
     /// Imported in the platform's old format; answered as `key.legacy`.
     pub legacy: bool,
+    /// The key API's JSON view of this record, serialized on first use. A cached record is
+    /// replaced when its key changes, never changed, so the view cannot go stale.
+    pub answer_view: std::sync::OnceLock<Box<[u8]>>,
 }
 
 impl KeyRecord {
@@ -193,6 +196,7 @@ impl KeyRecord {
             meta: row.meta,
             tenant_suspended: row.tenant_suspended,
             legacy: row.legacy,
+            answer_view: std::sync::OnceLock::new(),
         }
     }
 
@@ -420,6 +424,7 @@ mod tests {
             meta: serde_json::json!({}),
             tenant_suspended: false,
             legacy: false,
+            answer_view: Default::default(),
         }
     }
 

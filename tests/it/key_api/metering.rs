@@ -215,6 +215,7 @@ async fn a_failed_flush_keeps_its_counts_and_writes_them_once_later(pool: PgPool
         meta: serde_json::json!({}),
         tenant_suspended: false,
         legacy: false,
+        answer_view: Default::default(),
     };
     let meter = Meter::new();
     let limits = RateLimits::new(100);
