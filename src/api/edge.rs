@@ -54,23 +54,41 @@ pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// `RateLimit-Policy: "key";q=1000;w=60` and `RateLimit: "key";r=998;t=42`
 /// (draft-ietf-httpapi-ratelimit-headers).
 pub fn add_ratelimit_headers(headers: &mut HeaderMap, quota: &Quota) {
-    use std::fmt::Write;
     let name = quota.policy.name();
-    // Written once into a buffer the header value then owns (no second copy).
-    let value = |args: std::fmt::Arguments| {
-        let mut text = String::with_capacity(48);
-        let _ = text.write_fmt(args);
-        HeaderValue::from_maybe_shared(axum::body::Bytes::from(text)).ok()
-    };
-    if let Some(policy) = value(format_args!("\"{name}\";q={};w=60", quota.limit)) {
-        headers.insert(RATELIMIT_POLICY.clone(), policy);
+    let mut policy = Vec::with_capacity(32);
+    policy.push(b'"');
+    policy.extend_from_slice(name.as_bytes());
+    policy.extend_from_slice(b"\";q=");
+    push_number(&mut policy, quota.limit);
+    policy.extend_from_slice(b";w=60");
+    let mut left = Vec::with_capacity(32);
+    left.push(b'"');
+    left.extend_from_slice(name.as_bytes());
+    left.extend_from_slice(b"\";r=");
+    push_number(&mut left, quota.remaining);
+    left.extend_from_slice(b";t=");
+    push_number(&mut left, quota.reset);
+    // Digits, quotes and a known name: always a valid header value; the buffer becomes its bytes.
+    for (header, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, left)] {
+        if let Ok(value) = HeaderValue::from_maybe_shared(axum::body::Bytes::from(value)) {
+            headers.insert(header.clone(), value);
+        }
     }
-    if let Some(left) = value(format_args!(
-        "\"{name}\";r={};t={}",
-        quota.remaining, quota.reset
-    )) {
-        headers.insert(RATELIMIT.clone(), left);
+}
+
+/// Appends `n` in decimal (the rate-limit headers are written on every answer: no formatter).
+fn push_number(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// An error answer with its body `{"error": {"code", "message"}}` (the key API's own stack has
@@ -167,5 +185,16 @@ mod tests {
         );
         assert_eq!(headers["ratelimit-policy"], "\"key\";q=100;w=60");
         assert_eq!(headers["ratelimit"], "\"key\";r=7;t=42");
+        add_ratelimit_headers(
+            &mut headers,
+            &Quota {
+                policy: crate::domain::rate_limit::Policy::Client,
+                limit: u32::MAX,
+                remaining: 0,
+                reset: 60,
+            },
+        );
+        assert_eq!(headers["ratelimit-policy"], "\"client\";q=4294967295;w=60");
+        assert_eq!(headers["ratelimit"], "\"client\";r=0;t=60");
     }
 }
