@@ -8,9 +8,6 @@ use gatehouse::config::{Config, LogFormat};
 use gatehouse::server;
 use tracing_subscriber::EnvFilter;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let format = match LogFormat::from_env() {
