@@ -55,25 +55,27 @@ pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// (draft-ietf-httpapi-ratelimit-headers).
 pub fn add_ratelimit_headers(headers: &mut HeaderMap, quota: &Quota) {
     let name = quota.policy.name();
-    let mut policy = Vec::with_capacity(32);
-    policy.push(b'"');
-    policy.extend_from_slice(name.as_bytes());
-    policy.extend_from_slice(b"\";q=");
-    push_number(&mut policy, quota.limit);
-    policy.extend_from_slice(b";w=60");
-    let mut left = Vec::with_capacity(32);
-    left.push(b'"');
-    left.extend_from_slice(name.as_bytes());
-    left.extend_from_slice(b"\";r=");
-    push_number(&mut left, quota.remaining);
-    left.extend_from_slice(b";t=");
-    push_number(&mut left, quota.reset);
+    let policy = ratelimit_value(name, (b";q=", quota.limit), (b";w=", 60));
+    let left = ratelimit_value(name, (b";r=", quota.remaining), (b";t=", quota.reset));
     // Digits, quotes and a known name: always a valid header value; the buffer becomes its bytes.
     for (header, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, left)] {
         if let Ok(value) = HeaderValue::from_maybe_shared(axum::body::Bytes::from(value)) {
             headers.insert(header.clone(), value);
         }
     }
+}
+
+/// `"name";a=1;b=2`, written without the formatter (on every answer).
+fn ratelimit_value(name: &str, first: (&[u8], u32), second: (&[u8], u32)) -> Vec<u8> {
+    let mut value = Vec::with_capacity(32);
+    value.push(b'"');
+    value.extend_from_slice(name.as_bytes());
+    value.push(b'"');
+    for (label, number) in [first, second] {
+        value.extend_from_slice(label);
+        push_number(&mut value, number);
+    }
+    value
 }
 
 /// Appends `n` in decimal (the rate-limit headers are written on every answer: no formatter).
