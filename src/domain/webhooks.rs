@@ -523,6 +523,9 @@ pub fn check_name(name: &str) -> Result<String, String> {
     if name.is_empty() || name.chars().count() > 100 {
         return Err("Give the endpoint a name of 1 to 100 characters.".into());
     }
+    if name.chars().any(char::is_control) {
+        return Err("The name cannot contain control characters.".into());
+    }
     Ok(name.to_owned())
 }
 
@@ -625,6 +628,9 @@ fn is_reserved_header(name: &str) -> bool {
 /// that), and no internal address written in it unless `allow_private`. A name is checked again
 /// at every delivery, against the address it then resolves to.
 pub fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
+    if url.chars().any(char::is_control) {
+        return Err("The URL cannot contain control characters.".into());
+    }
     let parsed = reqwest::Url::parse(url)
         .map_err(|_| "Give a full URL like https://example.com/hooks/gatehouse.".to_owned())?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
@@ -1384,5 +1390,18 @@ mod tests {
             auth.headers()[0].1,
             format!("Basic {}", STANDARD.encode("gate:pw"))
         );
+    }
+
+    #[test]
+    fn endpoint_names_refuse_control_characters() {
+        assert_eq!(check_name("  Billing  "), Ok("Billing".to_owned()));
+        assert!(
+            check_name("n\u{0}x").is_err(),
+            "PostgreSQL text cannot hold NUL"
+        );
+        assert!(check_name("tab\there").is_err());
+        assert!(check_name("").is_err());
+        assert!(check_url("https://hooks.example.com/in\u{0}", false).is_err());
+        assert!(check_url("https://hooks.example.com/in", false).is_ok());
     }
 }
