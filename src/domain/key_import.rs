@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db::keys as db_keys;
 use crate::domain::audit::Actor;
-use crate::domain::error::DomainResult;
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::{KeySettings, StoredSecret, insert_row};
 
 /// The most keys one import takes.
@@ -61,13 +61,26 @@ pub async fn import_keys(
         }));
     }
     let mut ids = Vec::with_capacity(keys.len());
-    for key in keys {
+    for (index, key) in keys.iter().enumerate() {
         let secret = StoredSecret {
             hash: key.secret_hash,
             last_four: key.last_four.clone(),
             legacy: key.legacy,
         };
-        ids.push(insert_row(&mut tx, tenant_id, &secret, &key.settings, None, actor).await?);
+        match insert_row(&mut tx, tenant_id, &secret, &key.settings, None, actor).await {
+            Ok(id) => ids.push(id),
+            // Stored by someone else since the check above (a concurrent import or key): taken,
+            // like any key found by the check.
+            Err(DomainError::Database(sqlx::Error::Database(err)))
+                if err.constraint() == Some("api_key_secret_hash_key") =>
+            {
+                return Ok(Err(Taken {
+                    index,
+                    earlier: None,
+                }));
+            }
+            Err(err) => return Err(err),
+        }
     }
     let legacy = keys.iter().filter(|key| key.legacy).count();
     crate::db::audit::insert(

@@ -300,3 +300,42 @@ async fn a_keys_read_token_cannot_import_and_another_tenant_is_not_found(pool: P
     assert_eq!(answer.status, 404);
     assert_eq!(app.count("api_key").await, 0);
 }
+
+#[sqlx::test]
+async fn a_key_stored_while_an_import_runs_is_refused_as_taken_never_a_server_error(pool: PgPool) {
+    let app = management_api(pool.clone(), &[PATTERN]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let other = Tenant::create(&pool, "other").await;
+    let token = tenant_token(&pool, &acme, &["keys:write"]).await;
+    let secret = legacy_secret('f');
+
+    // Another writer stores the same secret and has not committed yet: the import's check cannot
+    // see it, and its insert waits on the unique index until that writer commits.
+    let mut writer = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO api_key (tenant_id, name, environment, secret_hash, last_four, scopes, rate_limit)
+         VALUES ($1, 'elsewhere', 'live', $2, 'ffff', '{read}', 10)",
+    )
+    .bind(other.id)
+    .bind(key_format::hash(&secret).to_vec())
+    .execute(&mut *writer)
+    .await
+    .unwrap();
+    let body =
+        json!({ "keys": [with_secret(&legacy_secret('a'), "live"), with_secret(&secret, "live")] });
+    let import = post(&app, "/v1/tenants/acme/keys/import", &token, body);
+    tokio::pin!(import);
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut import).await;
+    assert!(early.is_err(), "the import waits for the other writer");
+    writer.commit().await.unwrap();
+
+    let answer = import.await;
+    assert_eq!(answer.status, 409, "{:?}", answer.body);
+    assert_eq!(answer.body["error"]["field"], "keys[1].secret");
+    let imported: i64 = sqlx::query_scalar("SELECT count(*) FROM api_key WHERE tenant_id = $1")
+        .bind(acme.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(imported, 0, "nothing of the import is kept");
+}
