@@ -141,11 +141,7 @@ impl tower::Service<Request> for Connection {
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         match api::HotRoute::of(request.method(), request.uri().path()) {
-            Some(route) => {
-                let state = self.state.clone();
-                let peer = self.peer.ip();
-                Box::pin(async move { Ok(route.answer(&state, peer, request).await) })
-            }
+            Some(route) => Box::pin(route.answer(self.state.clone(), self.peer.ip(), request)),
             None => {
                 request
                     .extensions_mut()

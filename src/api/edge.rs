@@ -45,8 +45,10 @@ pub fn strip_bearer(value: &str) -> Option<&str> {
 
 /// The request's id: the caller's `X-Request-Id`, or the one the request-id layer assigned.
 pub fn request_id(headers: &HeaderMap) -> Option<&str> {
-    headers.get("x-request-id")?.to_str().ok()
+    headers.get(REQUEST_ID)?.to_str().ok()
 }
+
+pub const REQUEST_ID: &str = "x-request-id";
 
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -79,7 +81,7 @@ fn ratelimit_value(name: &str, first: (&[u8], u32), second: (&[u8], u32)) -> Vec
 }
 
 /// Appends `n` in decimal (the rate-limit headers are written on every answer: no formatter).
-fn push_number(out: &mut Vec<u8>, mut n: u32) {
+pub fn push_number(out: &mut Vec<u8>, mut n: u32) {
     let mut digits = [0u8; 10];
     let mut at = digits.len();
     loop {

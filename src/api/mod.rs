@@ -84,18 +84,20 @@ impl HotRoute {
 
     /// Answers `request` from a client at `peer` with what the router's route would answer: no
     /// route matching, no extensions (connection info, matched path, original URI), no layers.
+    /// Takes what it needs by value and cannot fail, so the connection's service boxes this
+    /// future as it is (one move of it per call, no wrapper).
     pub async fn answer(
         self,
-        state: &AppState,
+        state: AppState,
         peer: std::net::IpAddr,
         request: axum::extract::Request,
-    ) -> Response {
+    ) -> Result<Response, std::convert::Infallible> {
         let client =
             crate::client_ip::resolve(peer, request.headers(), &state.config.trusted_proxies);
         let mut response = match self {
-            Self::Verify => verify::answer_verify(state, client, request).await,
+            Self::Verify => verify::answer_verify(&state, client, request).await,
             Self::Authorize | Self::AuthorizeBelow => {
-                authorize::answer_authorize(state, client, request).await
+                authorize::answer_authorize(&state, client, request).await
             }
         };
         let headers = response.headers_mut();
@@ -106,7 +108,7 @@ impl HotRoute {
             status = response.status().as_u16(),
             "key API answer"
         );
-        response
+        Ok(response)
     }
 }
 

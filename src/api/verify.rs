@@ -7,6 +7,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
@@ -23,10 +24,14 @@ use crate::error::ErrorReport;
 use crate::metrics::Endpoint;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct VerifyRequest {
-    key: String,
-    #[serde(default)]
-    environment: Option<String>,
+pub struct VerifyRequest<'a> {
+    /// Read in place from the body unless it holds escapes.
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    key: Cow<'a, str>,
+    #[serde(default, borrow)]
+    #[schema(value_type = Option<String>)]
+    environment: Option<Cow<'a, str>>,
     #[serde(default)]
     tenant: Option<String>,
     #[serde(default)]
@@ -166,16 +171,10 @@ pub async fn verify_key(
 /// The handler's work, also called directly for the key API's hot routes (`server.rs`).
 pub async fn answer_verify(state: &AppState, client: IpAddr, request: Request) -> Response {
     let started = state.metrics.start();
-    // The request itself, not the `HeaderMap` extractor: that one copies every header.
-    let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
-    if !edge::verifier_accepted(&state.config.verifier_token_digests, edge::bearer(headers)) {
-        return edge::error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "Send a verifier token as `Authorization: Bearer <token>`.",
-        );
-    }
+    let (body, request_id) = match admit(state, request) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
     let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
     {
@@ -251,7 +250,7 @@ pub async fn answer_verify(state: &AppState, client: IpAddr, request: Request) -
                         given.method.as_deref(),
                         given.path.as_deref(),
                         given.user_agent.as_deref(),
-                        edge::request_id(headers),
+                        request_id.as_ref().and_then(|id| id.to_str().ok()),
                         &request.key,
                     )
                 });
@@ -263,6 +262,28 @@ pub async fn answer_verify(state: &AppState, client: IpAddr, request: Request) -
         }
         Err(Unavailable) => edge::unavailable(),
     }
+}
+
+/// The body of a request that presented a verifier token, and its `X-Request-Id`: all the
+/// answer needs of the head, so the head is not held (nor moved) across the awaits. Reads the
+/// `Request` itself, not the `HeaderMap` extractor: that one copies every header.
+#[allow(clippy::result_large_err)] // the refusal is the answer itself
+fn admit(
+    state: &AppState,
+    request: Request,
+) -> Result<(axum::body::Body, Option<axum::http::HeaderValue>), Response> {
+    let (parts, body) = request.into_parts();
+    if !edge::verifier_accepted(
+        &state.config.verifier_token_digests,
+        edge::bearer(&parts.headers),
+    ) {
+        return Err(edge::error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Send a verifier token as `Authorization: Bearer <token>`.",
+        ));
+    }
+    Ok((body, parts.headers.get(edge::REQUEST_ID).cloned()))
 }
 
 /// Longest a caller may take to send its body (the portal's stack has the same bound for the
@@ -347,7 +368,9 @@ fn answer(verdict: &Verdict, client_ip: Option<IpAddr>, profile: Option<&Profile
 /// JSON as [`VerifyAnswer`] gives (`valid`, `code`, `key`, `ratelimit`, in that order), without
 /// serializing the key's fields on every call. `None` if the view cannot be serialized.
 fn valid_answer(key: &KeyRecord, quota: Option<&Quota>) -> Option<Response> {
-    use std::io::Write;
+    const START: &[u8] = br#"{"valid":true,"code":"VALID","key":"#;
+    // `,"ratelimit":{"limit":…,"remaining":…,"reset":…}}` with three u32s at most.
+    const RATELIMIT_MAX: usize = 80;
     let view = match key.answer_view.get() {
         Some(view) => view,
         None => {
@@ -355,15 +378,18 @@ fn valid_answer(key: &KeyRecord, quota: Option<&Quota>) -> Option<Response> {
             key.answer_view.get_or_init(|| view.into_boxed_slice())
         }
     };
-    let mut body = Vec::with_capacity(view.len() + 96);
-    body.extend_from_slice(br#"{"valid":true,"code":"VALID","key":"#);
+    // Written once into a buffer of its final size, the numbers without the formatter.
+    let mut body = Vec::with_capacity(START.len() + view.len() + RATELIMIT_MAX);
+    body.extend_from_slice(START);
     body.extend_from_slice(view);
     if let Some(quota) = quota {
-        let _ = write!(
-            body,
-            r#","ratelimit":{{"limit":{},"remaining":{},"reset":{}}}"#,
-            quota.limit, quota.remaining, quota.reset
-        );
+        body.extend_from_slice(br#","ratelimit":{"limit":"#);
+        edge::push_number(&mut body, quota.limit);
+        body.extend_from_slice(br#","remaining":"#);
+        edge::push_number(&mut body, quota.remaining);
+        body.extend_from_slice(br#","reset":"#);
+        edge::push_number(&mut body, quota.reset);
+        body.push(b'}');
     }
     body.push(b'}');
     Some(edge::json_bytes_response(body))
@@ -425,6 +451,15 @@ mod tests {
             (key(json!({}), false), Some(quota)),
             (key(json!({"plan": "pro", "n": [1, 2]}), true), Some(quota)),
             (key(json!({}), true), None),
+            (
+                key(json!({}), false),
+                Some(Quota {
+                    limit: u32::MAX,
+                    remaining: 0,
+                    reset: 0,
+                    ..quota
+                }),
+            ),
         ] {
             let expected = serde_json::to_value(VerifyAnswer {
                 valid: true,

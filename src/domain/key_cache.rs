@@ -2,7 +2,6 @@
 //! key changes, emptied of a key at once when it is revoked or rolled (here, or anywhere through
 //! PostgreSQL `LISTEN/NOTIFY`).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -23,7 +22,8 @@ pub type SecretHash = [u8; 32];
 
 pub struct KeyCache {
     ttl: Duration,
-    entries: RwLock<HashMap<SecretHash, (Instant, Arc<KeyRecord>)>>,
+    /// Keyed by SHA-256 digests of stored keys: a fast hasher, no SipHash per verification.
+    entries: RwLock<foldhash::HashMap<SecretHash, (Instant, Arc<KeyRecord>)>>,
     /// Bumped by every invalidation, so a lookup that started before it does not cache its result.
     generation: AtomicU64,
     /// True only while the `LISTEN` connection is up: without it, changes elsewhere go unheard.
@@ -35,7 +35,7 @@ impl KeyCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl: ttl.min(MAX_TTL),
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(foldhash::HashMap::default()),
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
         }

@@ -41,8 +41,9 @@ struct Bucket {
 
 #[derive(Debug, Default)]
 struct Counts {
-    buckets: HashMap<Bucket, u64>,
-    last_used: HashMap<Uuid, OffsetDateTime>,
+    // Keyed by ids the server made: a fast hasher (every verification hashes both).
+    buckets: foldhash::HashMap<Bucket, u64>,
+    last_used: foldhash::HashMap<Uuid, OffsetDateTime>,
 }
 
 #[derive(Default)]

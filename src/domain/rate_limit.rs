@@ -65,7 +65,8 @@ struct ClientWindow {
 }
 
 pub struct RateLimits {
-    keys: Mutex<HashMap<Uuid, KeyWindow>>,
+    /// Keyed by key ids the server made: a fast hasher. Client addresses keep SipHash.
+    keys: Mutex<foldhash::HashMap<Uuid, KeyWindow>>,
     clients: Mutex<HashMap<IpAddr, ClientWindow>>,
     bad_keys_per_client: u32,
 }
@@ -73,7 +74,7 @@ pub struct RateLimits {
 impl RateLimits {
     pub fn new(bad_keys_per_client: u32) -> Self {
         Self {
-            keys: Mutex::new(HashMap::new()),
+            keys: Mutex::new(foldhash::HashMap::default()),
             clients: Mutex::new(HashMap::new()),
             bad_keys_per_client,
         }

@@ -169,7 +169,7 @@ impl RequestLog {
             self.count_unknown_key();
             return;
         };
-        let at = OffsetDateTime::now_utc();
+        let at = verdict.at;
         if verdict.code.is_valid() && !self.first_this_minute(key.id, client, at) {
             return;
         }
@@ -460,6 +460,7 @@ mod tests {
                 remaining: 0,
                 reset: 10,
             }),
+            at: OffsetDateTime::now_utc(),
         }
     }
 
@@ -558,6 +559,7 @@ mod tests {
             code: Code::NotFound,
             key: None,
             quota: None,
+            at: OffsetDateTime::now_utc(),
         };
         log.record(
             &unknown,

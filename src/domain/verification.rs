@@ -258,14 +258,18 @@ pub struct Verdict {
     pub key: Option<Arc<KeyRecord>>,
     /// The rate limit that was consulted: the key's, or the client's when it is throttled.
     pub quota: Option<Quota>,
+    /// When it was judged: the one clock reading the call's rate limit, expiry, metering and
+    /// request log share.
+    pub at: OffsetDateTime,
 }
 
 impl Verdict {
-    fn without_key(code: Code, quota: Option<Quota>) -> Self {
+    fn without_key(code: Code, quota: Option<Quota>, at: OffsetDateTime) -> Self {
         Self {
             code,
             key: None,
             quota,
+            at,
         }
     }
 }
@@ -337,10 +341,10 @@ impl Verifier {
         let limits = &self.limits;
         let Some(hash) = self.secret_hash(presented) else {
             if let Some(quota) = limits.client_throttled(client, now) {
-                return Ok(Verdict::without_key(Code::RateLimited, Some(quota)));
+                return Ok(Verdict::without_key(Code::RateLimited, Some(quota), now));
             }
             limits.record_bad_key(client, now);
-            return Ok(Verdict::without_key(Code::Malformed, None));
+            return Ok(Verdict::without_key(Code::Malformed, None, now));
         };
 
         let cached = self.cache.get(&hash);
@@ -349,12 +353,12 @@ impl Verifier {
             Some(key) => key,
             None => {
                 if let Some(quota) = limits.client_throttled(client, now) {
-                    return Ok(Verdict::without_key(Code::RateLimited, Some(quota)));
+                    return Ok(Verdict::without_key(Code::RateLimited, Some(quota), now));
                 }
                 let generation = self.cache.generation();
                 let Some(key) = self.lookup(&hash).await? else {
                     limits.record_bad_key(client, now);
-                    return Ok(Verdict::without_key(Code::NotFound, None));
+                    return Ok(Verdict::without_key(Code::NotFound, None, now));
                 };
                 let key = Arc::new(key);
                 self.cache.insert(hash, Arc::clone(&key), generation);
@@ -378,6 +382,7 @@ impl Verifier {
             code,
             key: Some(key),
             quota,
+            at: now,
         })
     }
 
