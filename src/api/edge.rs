@@ -57,32 +57,51 @@ pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// (draft-ietf-httpapi-ratelimit-headers).
 pub fn add_ratelimit_headers(headers: &mut HeaderMap, quota: &Quota) {
     let name = quota.policy.name();
-    let policy = ratelimit_value(name, (b";q=", quota.limit), (b";w=", 60));
-    let left = ratelimit_value(name, (b";r=", quota.remaining), (b";t=", quota.reset));
-    // Digits, quotes and a known name: always a valid header value; the buffer becomes its bytes.
-    for (header, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, left)] {
-        if let Ok(value) = HeaderValue::from_maybe_shared(axum::body::Bytes::from(value)) {
+    for (header, first, second) in [
+        (
+            &RATELIMIT_POLICY,
+            (&b";q="[..], quota.limit),
+            (&b";w="[..], 60),
+        ),
+        (&RATELIMIT, (b";r=", quota.remaining), (b";t=", quota.reset)),
+    ] {
+        let mut value = std::io::Cursor::new([0u8; RATELIMIT_VALUE_MAX]);
+        ratelimit_value(&mut value, name, first, second);
+        let written = usize::try_from(value.position()).unwrap_or(0);
+        // Digits, quotes and a known name: always a valid header value (its one allocation).
+        if let Ok(value) = HeaderValue::from_bytes(&value.get_ref()[..written]) {
             headers.insert(header.clone(), value);
         }
     }
 }
 
-/// `"name";a=1;b=2`, written without the formatter (on every answer).
-fn ratelimit_value(name: &str, first: (&[u8], u32), second: (&[u8], u32)) -> Vec<u8> {
-    let mut value = Vec::with_capacity(32);
-    value.push(b'"');
-    value.extend_from_slice(name.as_bytes());
-    value.push(b'"');
+/// `"client";q=4294967295;w=4294967295`: the longest rate-limit header value.
+const RATELIMIT_VALUE_MAX: usize = 40;
+
+/// `"name";a=1;b=2`, written on the stack without the formatter (on every answer).
+fn ratelimit_value(
+    value: &mut impl std::io::Write,
+    name: &str,
+    first: (&[u8], u32),
+    second: (&[u8], u32),
+) {
+    let mut digits = [0u8; 10];
+    let _ = value.write_all(b"\"");
+    let _ = value.write_all(name.as_bytes());
+    let _ = value.write_all(b"\"");
     for (label, number) in [first, second] {
-        value.extend_from_slice(label);
-        push_number(&mut value, number);
+        let _ = value.write_all(label);
+        let _ = value.write_all(decimal(number, &mut digits));
     }
-    value
 }
 
-/// Appends `n` in decimal (the rate-limit headers are written on every answer: no formatter).
-pub fn push_number(out: &mut Vec<u8>, mut n: u32) {
-    let mut digits = [0u8; 10];
+/// Appends `n` in decimal (on every answer: no formatter).
+pub fn push_number(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(decimal(n, &mut [0u8; 10]));
+}
+
+/// `n` in decimal, written at the end of `digits`.
+fn decimal(mut n: u32, digits: &mut [u8; 10]) -> &[u8] {
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -92,7 +111,7 @@ pub fn push_number(out: &mut Vec<u8>, mut n: u32) {
             break;
         }
     }
-    out.extend_from_slice(&digits[at..]);
+    &digits[at..]
 }
 
 /// An error answer with its body `{"error": {"code", "message"}}` (the key API's own stack has
