@@ -21,6 +21,8 @@ pub mod metrics;
 pub mod oidc_client;
 /// The router, its layers, serving and shutdown.
 pub mod server;
+/// Accepting connections and serving them with hyper (as `axum::serve`, wakes coalesced).
+pub mod serving;
 /// The portal.
 pub mod web;
 /// The outbox's webhook courier (HTTP, signatures, the SSRF guard).

@@ -372,19 +372,12 @@ pub async fn serve(
         None => None,
     };
     let router = router(state.clone());
-    let app = tower::service_fn(
-        move |incoming: axum::serve::IncomingStream<'_, TcpListener>| {
-            let connection = Connection {
-                state: state.clone(),
-                router: router.clone(),
-                peer: *incoming.remote_addr(),
-            };
-            std::future::ready(Ok::<_, std::convert::Infallible>(connection))
-        },
-    );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let connection = |peer| Connection {
+        state: state.clone(),
+        router: router.clone(),
+        peer,
+    };
+    crate::serving::serve(listener, connection, shutdown).await;
     // Every request has been answered: the counters are complete. Write them. The sender
     // finishes the message in hand; whatever is still due waits in the outbox for any instance.
     let _ = stop_metering.send(true);
@@ -399,7 +392,7 @@ pub async fn serve(
     if let Err(err) = (&mut request_log_writer.0).await {
         tracing::error!(error = %err, "the request log writer failed");
     }
-    served
+    Ok(())
 }
 
 /// Says where mail goes; warns when a public deployment would only log it.

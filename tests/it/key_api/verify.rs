@@ -338,3 +338,123 @@ async fn bad_keys_count_against_the_client_ip_the_caller_names(pool: PgPool) {
     let response = verify(&app, from("not an address")).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Connections are served with their wakes coalesced (`serving::Coalesced`): a body handed over
+/// while the connection is polled is read in the same poll, one handed over later wakes the task.
+/// Every way a body can come late or in pieces must be answered, on one kept-alive connection,
+/// well before the 30 s body timeout.
+#[sqlx::test]
+async fn bodies_that_come_late_in_pieces_chunked_or_after_100_continue_are_read(pool: PgPool) {
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let app = key_api(pool.clone(), &[]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let (key, _) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
+    let body = json!({ "key": key, "scopes": ["read"] }).to_string();
+    let (first, second) = body.split_at(body.len() / 2);
+    let head = |extra: &str| {
+        format!(
+            "POST /v1/keys/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VERIFIER}\r\n\
+             Content-Type: application/json\r\n{extra}\r\n"
+        )
+    };
+    let length = format!("Content-Length: {}\r\n", body.len());
+    let pause = || tokio::time::sleep(Duration::from_millis(150));
+
+    let stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    // One answer: its status and body (the connection stays open for the next).
+    async fn answer(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> (u16, String) {
+        let read = async {
+            let mut status = String::new();
+            reader.read_line(&mut status).await.unwrap();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).await.unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).await.unwrap();
+            let code = status.split(' ').nth(1).unwrap().parse().unwrap();
+            (code, String::from_utf8(body).unwrap())
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("an answer within 5 s")
+    }
+
+    // The head, then the whole body after a pause.
+    writer.write_all(head(&length).as_bytes()).await.unwrap();
+    pause().await;
+    writer.write_all(body.as_bytes()).await.unwrap();
+    let (status, answered) = answer(&mut reader).await;
+    assert_eq!(status, 200, "{answered}");
+    assert!(answered.contains(r#""code":"VALID""#), "{answered}");
+
+    // The head with half the body, the other half after a pause.
+    writer
+        .write_all(format!("{}{first}", head(&length)).as_bytes())
+        .await
+        .unwrap();
+    pause().await;
+    writer.write_all(second.as_bytes()).await.unwrap();
+    let (status, answered) = answer(&mut reader).await;
+    assert_eq!(status, 200, "{answered}");
+    assert!(answered.contains(r#""code":"VALID""#), "{answered}");
+
+    // Chunked, each chunk after a pause, then the last chunk after another.
+    writer
+        .write_all(head("Transfer-Encoding: chunked\r\n").as_bytes())
+        .await
+        .unwrap();
+    for part in [first, second] {
+        pause().await;
+        writer
+            .write_all(format!("{:x}\r\n{part}\r\n", part.len()).as_bytes())
+            .await
+            .unwrap();
+    }
+    pause().await;
+    writer.write_all(b"0\r\n\r\n").await.unwrap();
+    let (status, answered) = answer(&mut reader).await;
+    assert_eq!(status, 200, "{answered}");
+    assert!(answered.contains(r#""code":"VALID""#), "{answered}");
+
+    // `Expect: 100-continue`: the body only after the server asks for it.
+    writer
+        .write_all(head(&format!("{length}Expect: 100-continue\r\n")).as_bytes())
+        .await
+        .unwrap();
+    let mut interim = String::new();
+    tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut interim))
+        .await
+        .expect("100 Continue within 5 s")
+        .unwrap();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    let mut blank = String::new();
+    reader.read_line(&mut blank).await.unwrap();
+    writer.write_all(body.as_bytes()).await.unwrap();
+    let (status, answered) = answer(&mut reader).await;
+    assert_eq!(status, 200, "{answered}");
+    assert!(answered.contains(r#""code":"VALID""#), "{answered}");
+
+    // A body over the limit, announced or not, is refused as too large.
+    let huge = "x".repeat(20 * 1024);
+    writer
+        .write_all(head(&format!("Content-Length: {}\r\n", huge.len())).as_bytes())
+        .await
+        .unwrap();
+    writer.write_all(huge.as_bytes()).await.unwrap();
+    let (status, answered) = answer(&mut reader).await;
+    assert_eq!(status, 413, "{answered}");
+}
