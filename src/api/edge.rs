@@ -48,6 +48,7 @@ pub fn request_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(REQUEST_ID)?.to_str().ok()
 }
 
+/// The header a caller's request id comes in.
 pub const REQUEST_ID: &str = "x-request-id";
 
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -75,7 +76,7 @@ pub fn add_ratelimit_headers(headers: &mut HeaderMap, quota: &Quota) {
     }
 }
 
-/// `"client";q=4294967295;w=4294967295`: the longest rate-limit header value.
+/// Room for the longest rate-limit header value, `"client";r=4294967295;t=4294967295` (34 bytes).
 const RATELIMIT_VALUE_MAX: usize = 40;
 
 /// `"name";a=1;b=2`, written on the stack without the formatter (on every answer).

@@ -393,13 +393,18 @@ async fn bodies_that_come_late_in_pieces_chunked_or_after_100_continue_are_read(
             .expect("an answer within 5 s")
     }
 
+    // One answer, and it must be a 200 saying the key is valid.
+    async fn answered_valid(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) {
+        let (status, answered) = answer(reader).await;
+        assert_eq!(status, 200, "{answered}");
+        assert!(answered.contains(r#""code":"VALID""#), "{answered}");
+    }
+
     // The head, then the whole body after a pause.
     writer.write_all(head(&length).as_bytes()).await.unwrap();
     pause().await;
     writer.write_all(body.as_bytes()).await.unwrap();
-    let (status, answered) = answer(&mut reader).await;
-    assert_eq!(status, 200, "{answered}");
-    assert!(answered.contains(r#""code":"VALID""#), "{answered}");
+    answered_valid(&mut reader).await;
 
     // The head with half the body, the other half after a pause.
     writer
@@ -408,9 +413,7 @@ async fn bodies_that_come_late_in_pieces_chunked_or_after_100_continue_are_read(
         .unwrap();
     pause().await;
     writer.write_all(second.as_bytes()).await.unwrap();
-    let (status, answered) = answer(&mut reader).await;
-    assert_eq!(status, 200, "{answered}");
-    assert!(answered.contains(r#""code":"VALID""#), "{answered}");
+    answered_valid(&mut reader).await;
 
     // Chunked, each chunk after a pause, then the last chunk after another.
     writer
@@ -426,9 +429,7 @@ async fn bodies_that_come_late_in_pieces_chunked_or_after_100_continue_are_read(
     }
     pause().await;
     writer.write_all(b"0\r\n\r\n").await.unwrap();
-    let (status, answered) = answer(&mut reader).await;
-    assert_eq!(status, 200, "{answered}");
-    assert!(answered.contains(r#""code":"VALID""#), "{answered}");
+    answered_valid(&mut reader).await;
 
     // `Expect: 100-continue`: the body only after the server asks for it.
     writer
@@ -444,9 +445,7 @@ async fn bodies_that_come_late_in_pieces_chunked_or_after_100_continue_are_read(
     let mut blank = String::new();
     reader.read_line(&mut blank).await.unwrap();
     writer.write_all(body.as_bytes()).await.unwrap();
-    let (status, answered) = answer(&mut reader).await;
-    assert_eq!(status, 200, "{answered}");
-    assert!(answered.contains(r#""code":"VALID""#), "{answered}");
+    answered_valid(&mut reader).await;
 
     // A body over the limit, announced or not, is refused as too large.
     let huge = "x".repeat(20 * 1024);
