@@ -4,10 +4,18 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// Who changed a row: a person, or the label of an actor that is not one (a management token, the
+/// operator), which pages show in place of a person's name.
+#[derive(Debug, Clone, Default)]
+pub struct By {
+    pub user: Option<Uuid>,
+    pub label: Option<String>,
+}
+
 pub struct NewEvent<'a> {
     pub tenant_id: Uuid,
     pub actor_id: Option<Uuid>,
-    pub actor_token: Option<&'a str>,
+    pub actor_token: Option<String>,
     pub action: &'a str,
     pub target: String,
     pub request_id: Option<&'a str>,

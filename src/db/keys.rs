@@ -5,6 +5,7 @@ use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::db::audit::By;
 use crate::domain::vocabulary::Environment;
 
 /// PostgreSQL channel on which every instance hears that a key changed (payload: hex SHA-256).
@@ -38,11 +39,25 @@ pub struct Key {
     pub disabled_by_name: Option<String>,
     /// Imported in the platform's old format (`GATEHOUSE_LEGACY_KEY_PATTERN`).
     pub legacy: bool,
+    /// As of the query, by `api_key_status` (the one definition of a key's status).
+    pub status: KeyStatus,
+}
+
+/// A key's state as lists show it, computed by the SQL function `api_key_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Expiring,
+    Expired,
+    Disabled,
+    Rolled,
+    Revoked,
 }
 
 pub struct NewKeyRow<'a> {
     pub tenant_id: Uuid,
-    pub created_by: Option<Uuid>,
+    pub created_by: &'a By,
     pub name: &'a str,
     pub environment: &'a str,
     pub secret_hash: &'a [u8],
@@ -62,11 +77,11 @@ pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Resul
     sqlx::query_scalar!(
         r#"INSERT INTO api_key (tenant_id, created_by, name, environment, secret_hash, last_four,
                                 full_access, scopes, rate_limit, expires_at, rolled_from,
-                                note, meta, ip_allowlist, legacy)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                note, meta, ip_allowlist, legacy, created_by_label)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
            RETURNING api_key_id"#,
         key.tenant_id,
-        key.created_by,
+        key.created_by.user,
         key.name,
         key.environment,
         key.secret_hash,
@@ -80,6 +95,7 @@ pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Resul
         key.meta,
         key.ip_allowlist,
         key.legacy,
+        key.created_by.label,
     )
     .fetch_one(db)
     .await
@@ -106,12 +122,13 @@ pub async fn by_ids(
 ) -> sqlx::Result<Vec<Key>> {
     sqlx::query_as!(
         Key,
-        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, NULL::text AS "created_by_name?",
+        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, k.created_by_label AS "created_by_name?",
                   k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy
+                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy,
+                  api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            WHERE k.tenant_id = $1 AND k.api_key_id = ANY($2)
            ORDER BY k.created_at, k.api_key_id"#,
@@ -130,12 +147,13 @@ pub async fn get(
 ) -> sqlx::Result<Option<Key>> {
     sqlx::query_as!(
         Key,
-        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, c.display_name AS "created_by_name?",
+        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, COALESCE(c.display_name, k.created_by_label) AS "created_by_name?",
                   k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
-                  k.expires_at, k.revoked_at, r.display_name AS "revoked_by_name?",
-                  k.rolled_from, k.rolled_at, o.display_name AS "rolled_by_name?",
+                  k.expires_at, k.revoked_at, COALESCE(r.display_name, k.revoked_by_label) AS "revoked_by_name?",
+                  k.rolled_from, k.rolled_at, COALESCE(o.display_name, k.rolled_by_label) AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, d.display_name AS "disabled_by_name?", k.legacy
+                  k.disabled_at, COALESCE(d.display_name, k.disabled_by_label) AS "disabled_by_name?", k.legacy,
+                  api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by
            LEFT JOIN app_user r ON r.app_user_id = k.revoked_by
@@ -207,24 +225,19 @@ pub async fn list(
     });
     sqlx::query_as!(
         Key,
-        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, c.display_name AS "created_by_name?",
+        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, COALESCE(c.display_name, k.created_by_label) AS "created_by_name?",
                   k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy
+                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy,
+                  api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by
            WHERE k.tenant_id = $1
              AND ($2::text IS NULL OR k.environment = $2)
              AND ($3::text IS NULL OR k.name ILIKE $3)
-             AND ($4::text IS NULL OR $4 = CASE
-                   WHEN k.revoked_at IS NOT NULL THEN 'revoked'
-                   WHEN k.expires_at <= now() THEN 'expired'
-                   WHEN k.disabled_at IS NOT NULL THEN 'disabled'
-                   WHEN k.rolled_at IS NOT NULL THEN 'rolled'
-                   WHEN k.expires_at <= now() + interval '7 days' THEN 'expiring'
-                   ELSE 'active' END)
+             AND ($4::text IS NULL OR $4 = api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()))
            ORDER BY k.created_at DESC, k.api_key_id
            LIMIT $5 OFFSET $6"#,
         tenant_id,
@@ -249,7 +262,7 @@ pub struct KeyUpdate<'a> {
     pub meta: &'a serde_json::Value,
     pub ip_allowlist: &'a [String],
     pub disabled: bool,
-    pub changed_by: Option<Uuid>,
+    pub changed_by: &'a By,
 }
 
 pub async fn update(
@@ -263,7 +276,8 @@ pub async fn update(
            SET name = $3, note = $4, full_access = $5, scopes = $6, rate_limit = $7, expires_at = $8,
                meta = $9, ip_allowlist = $10,
                disabled_at = CASE WHEN NOT $11 THEN NULL WHEN disabled_at IS NULL THEN now() ELSE disabled_at END,
-               disabled_by = CASE WHEN NOT $11 THEN NULL WHEN disabled_at IS NULL THEN $12 ELSE disabled_by END
+               disabled_by = CASE WHEN NOT $11 THEN NULL WHEN disabled_at IS NULL THEN $12 ELSE disabled_by END,
+               disabled_by_label = CASE WHEN NOT $11 THEN NULL WHEN disabled_at IS NULL THEN $13 ELSE disabled_by_label END
            WHERE tenant_id = $1 AND api_key_id = $2"#,
         tenant_id,
         api_key_id,
@@ -276,7 +290,8 @@ pub async fn update(
         key.meta,
         key.ip_allowlist,
         key.disabled,
-        key.changed_by,
+        key.changed_by.user,
+        key.changed_by.label,
     )
     .execute(db)
     .await
@@ -288,14 +303,15 @@ pub async fn revoke(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     api_key_id: Uuid,
-    revoked_by: Option<Uuid>,
+    revoked_by: &By,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
-        r#"UPDATE api_key SET revoked_at = now(), revoked_by = $3
+        r#"UPDATE api_key SET revoked_at = now(), revoked_by = $3, revoked_by_label = $4
            WHERE tenant_id = $1 AND api_key_id = $2 AND revoked_at IS NULL"#,
         tenant_id,
         api_key_id,
-        revoked_by,
+        revoked_by.user,
+        revoked_by.label,
     )
     .execute(db)
     .await?;
@@ -306,14 +322,15 @@ pub async fn revoke(
 pub async fn revoke_all(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
-    revoked_by: Option<Uuid>,
+    revoked_by: &By,
 ) -> sqlx::Result<Vec<Vec<u8>>> {
     sqlx::query_scalar!(
-        r#"UPDATE api_key SET revoked_at = now(), revoked_by = $2
+        r#"UPDATE api_key SET revoked_at = now(), revoked_by = $2, revoked_by_label = $3
            WHERE tenant_id = $1 AND revoked_at IS NULL
            RETURNING secret_hash"#,
         tenant_id,
-        revoked_by,
+        revoked_by.user,
+        revoked_by.label,
     )
     .fetch_all(db)
     .await
@@ -324,18 +341,19 @@ pub async fn mark_rolled(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     api_key_id: Uuid,
-    rolled_by: Option<Uuid>,
+    rolled_by: &By,
     works_until: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         r#"UPDATE api_key
-           SET rolled_at = now(), rolled_by = $3,
+           SET rolled_at = now(), rolled_by = $3, rolled_by_label = $5,
                expires_at = CASE WHEN expires_at IS NULL OR expires_at > $4 THEN $4 ELSE expires_at END
            WHERE tenant_id = $1 AND api_key_id = $2"#,
         tenant_id,
         api_key_id,
-        rolled_by,
+        rolled_by.user,
         works_until,
+        rolled_by.label,
     )
     .execute(db)
     .await

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::keys::Key;
+use crate::db::keys::{Key, KeyStatus};
 use crate::domain::vocabulary::Environment;
 
 /// The unique constraint on `tenant.external_id`.
@@ -147,22 +147,17 @@ pub async fn keys(
     let (after_at, after_id) = after.unzip();
     sqlx::query_as!(
         Key,
-        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, NULL::text AS "created_by_name?",
+        r#"SELECT k.api_key_id, k.tenant_id, k.created_by, k.created_by_label AS "created_by_name?",
                   k.name, k.environment AS "environment: Environment", k.secret_hash, k.last_four, k.full_access, k.scopes, k.rate_limit,
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist, k.disabled_at,
-                  NULL::text AS "disabled_by_name?", k.legacy
+                  NULL::text AS "disabled_by_name?", k.legacy,
+                  api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            WHERE k.tenant_id = $1
              AND ($2::text IS NULL OR k.environment = $2)
-             AND ($3::text IS NULL OR $3 = CASE
-                   WHEN k.revoked_at IS NOT NULL THEN 'revoked'
-                   WHEN k.expires_at <= now() THEN 'expired'
-                   WHEN k.disabled_at IS NOT NULL THEN 'disabled'
-                   WHEN k.rolled_at IS NOT NULL THEN 'rolled'
-                   WHEN k.expires_at <= now() + interval '7 days' THEN 'expiring'
-                   ELSE 'active' END)
+             AND ($3::text IS NULL OR $3 = api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()))
              AND ($4::timestamptz IS NULL OR (k.created_at, k.api_key_id) > ($4, $5))
            ORDER BY k.created_at, k.api_key_id
            LIMIT $6"#,
@@ -185,6 +180,7 @@ pub struct Token {
     pub name: String,
     pub scopes: Vec<String>,
     pub last_four: String,
+    pub created_by: Option<Uuid>,
     pub created_by_name: Option<String>,
     pub created_at: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
@@ -222,7 +218,7 @@ pub async fn insert_token(db: impl PgExecutor<'_>, token: &NewToken<'_>) -> sqlx
 pub async fn tokens(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<Vec<Token>> {
     sqlx::query_as!(
         Token,
-        r#"SELECT t.management_token_id, t.tenant_id, t.name, t.scopes, t.last_four,
+        r#"SELECT t.management_token_id, t.tenant_id, t.name, t.scopes, t.last_four, t.created_by,
                   u.display_name AS "created_by_name?", t.created_at, t.expires_at, t.last_used_at, t.revoked_at
            FROM management_token t LEFT JOIN app_user u ON u.app_user_id = t.created_by
            WHERE t.tenant_id = $1
@@ -240,7 +236,7 @@ pub async fn token_by_hash(
 ) -> sqlx::Result<Option<Token>> {
     sqlx::query_as!(
         Token,
-        r#"SELECT t.management_token_id, t.tenant_id, t.name, t.scopes, t.last_four,
+        r#"SELECT t.management_token_id, t.tenant_id, t.name, t.scopes, t.last_four, t.created_by,
                   NULL::text AS "created_by_name?", t.created_at, t.expires_at, t.last_used_at, t.revoked_at
            FROM management_token t JOIN tenant n ON n.tenant_id = t.tenant_id
            WHERE t.secret_hash = $1 AND n.deleted_at IS NULL"#,

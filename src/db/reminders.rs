@@ -120,23 +120,23 @@ pub struct KeyNoticeFacts {
     pub name: String,
     pub tenant_slug: String,
     pub tenant_name: String,
-    pub actor_name: String,
+    pub actor_name: Option<String>,
 }
 
 pub async fn key_notice_facts(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     creator: Uuid,
-    actor: Uuid,
+    actor: Option<Uuid>,
 ) -> sqlx::Result<Option<KeyNoticeFacts>> {
     sqlx::query_as!(
         KeyNoticeFacts,
         r#"SELECT u.email, u.display_name AS name, t.slug AS tenant_slug, t.name AS tenant_name,
-                  a.display_name AS actor_name
+                  a.display_name AS "actor_name?"
            FROM app_user u
            JOIN membership m ON m.app_user_id = u.app_user_id AND m.tenant_id = $1
            JOIN tenant t ON t.tenant_id = $1
-           JOIN app_user a ON a.app_user_id = $3
+           LEFT JOIN app_user a ON a.app_user_id = $3
            WHERE u.app_user_id = $2 AND u.disabled_at IS NULL"#,
         tenant_id,
         creator,

@@ -8,18 +8,79 @@ use uuid::Uuid;
 use crate::db::audit::{self, NewEvent};
 use crate::domain::error::DomainResult;
 
-/// Who did something, from where: what every audit event records. A person (`user_id`), or a
-/// management API token (`token`, what the audit page calls it) when the platform's backend acted.
+/// Who acted: a person signed in to the portal, a tenant management token (by its name), an
+/// operator token, or Gatehouse itself (reminders, expiry). Every change records one; pages, audit
+/// events, webhooks and mails name it through [`Actor::label`] and [`Actor::describe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    Person(Uuid),
+    /// A tenant management token; `created_by` is the person who made it (the rules that
+    /// depend on a person, such as a confirmed email for live keys, follow that person).
+    Token {
+        id: Uuid,
+        name: String,
+        created_by: Option<Uuid>,
+    },
+    Operator,
+    System,
+}
+
+/// Who did something, from where: what every audit event records.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub user_id: Option<Uuid>,
-    pub token: Option<String>,
+    pub who: Who,
     pub request_id: String,
     pub client_ip: IpAddr,
     pub user_agent: Option<String>,
 }
 
 impl Actor {
+    /// Gatehouse itself, acting on a schedule (no request, no address).
+    pub fn system() -> Self {
+        Self {
+            who: Who::System,
+            request_id: String::new(),
+            client_ip: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            user_agent: None,
+        }
+    }
+
+    /// The person acting, if it is a person.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.who {
+            Who::Person(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The person answerable for the change: the person acting, or the one who made the token.
+    pub fn answerable(&self) -> Option<Uuid> {
+        match &self.who {
+            Who::Person(id) => Some(*id),
+            Who::Token { created_by, .. } => *created_by,
+            Who::Operator | Who::System => None,
+        }
+    }
+
+    /// What pages and audit events call an actor that is not a person: `API token “Billing
+    /// backend”`, `Operator`, `Gatehouse`. None for a person (pages show the person's name).
+    pub fn machine_label(&self) -> Option<String> {
+        match &self.who {
+            Who::Person(_) => None,
+            Who::Token { name, .. } => Some(token_label(name)),
+            Who::Operator => Some(OPERATOR_LABEL.into()),
+            Who::System => Some(SYSTEM_LABEL.into()),
+        }
+    }
+
+    /// The actor as the columns that say who changed a row store it.
+    pub fn by(&self) -> crate::db::audit::By {
+        crate::db::audit::By {
+            user: self.user_id(),
+            label: self.machine_label(),
+        }
+    }
+
     pub fn event<'a>(
         &'a self,
         tenant_id: Uuid,
@@ -29,8 +90,8 @@ impl Actor {
     ) -> NewEvent<'a> {
         NewEvent {
             tenant_id,
-            actor_id: self.user_id,
-            actor_token: self.token.as_deref(),
+            actor_id: self.user_id(),
+            actor_token: self.machine_label(),
             action,
             target,
             request_id: Some(&self.request_id),
@@ -57,12 +118,26 @@ impl Actor {
 }
 
 impl Actor {
-    /// The actor as webhook payloads describe it: `{"id"}` for a person, `{"id": null, "token"}`
-    /// for a management API token.
+    /// The actor as webhook payloads describe it: `{"type": "person", "id"}`,
+    /// `{"type": "token", "id", "name"}`, `{"type": "operator"}` or `{"type": "system"}`.
     pub fn describe(&self) -> serde_json::Value {
-        match &self.user_id {
-            Some(id) => serde_json::json!({ "id": id }),
-            None => serde_json::json!({ "id": null, "token": self.token }),
+        match &self.who {
+            Who::Person(id) => serde_json::json!({ "type": "person", "id": id }),
+            Who::Token { id, name, .. } => {
+                serde_json::json!({ "type": "token", "id": id, "name": name })
+            }
+            Who::Operator => serde_json::json!({ "type": "operator" }),
+            Who::System => serde_json::json!({ "type": "system" }),
         }
     }
+}
+
+/// How pages name an operator token's changes.
+pub const OPERATOR_LABEL: &str = "Operator";
+/// How pages name Gatehouse's own scheduled changes.
+pub const SYSTEM_LABEL: &str = "Gatehouse";
+
+/// The label stored for a management token acting: `API token “name”`.
+pub fn token_label(name: &str) -> String {
+    format!("API token \u{201c}{name}\u{201d}")
 }

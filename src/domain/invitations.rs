@@ -74,7 +74,7 @@ pub async fn invite(
         email.as_str(),
         role,
         &sha256(&token),
-        actor.user_id,
+        actor.user_id(),
         expires_at,
     )
     .await
@@ -131,7 +131,7 @@ pub async fn revoke_invitation(
     actor: &Actor,
 ) -> DomainResult<()> {
     let mut tx = pool.begin().await?;
-    let invitation = db_invitations::revoke(&mut *tx, tenant_id, invitation_id, actor.user_id)
+    let invitation = db_invitations::revoke(&mut *tx, tenant_id, invitation_id, actor.user_id())
         .await?
         .ok_or(DomainError::NotFound)?;
     actor

@@ -105,14 +105,26 @@ pub struct IpAllowlist {
 }
 
 impl IpAllowlist {
-    /// Entries separated by commas, spaces or new lines. The message names the first bad entry.
-    pub fn parse(input: &str) -> Result<Self, String> {
-        let mut nets: Vec<IpNet> = Vec::new();
-        for entry in input
+    /// Entries as a form holds them: separated by commas, spaces or new lines.
+    pub fn split(input: &str) -> Vec<String> {
+        input
             .split([',', ' ', '\n', '\r', '\t'])
             .filter(|entry| !entry.is_empty())
-        {
-            let net = IpNet::parse(entry).map_err(|_| {
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Entries separated by commas, spaces or new lines. The message names the first bad entry.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        Self::from_entries(&Self::split(input))
+    }
+
+    /// One address or CIDR block an entry (surrounding blanks ignored; an empty entry is refused).
+    /// The message names the first bad entry.
+    pub fn from_entries(entries: &[String]) -> Result<Self, String> {
+        let mut nets: Vec<IpNet> = Vec::new();
+        for entry in entries {
+            let net = IpNet::parse(entry.trim()).map_err(|_| {
                 format!(
                     "{entry:?} is not an IP address or CIDR block (write e.g. 203.0.113.0/24 or 2001:db8::/32)."
                 )

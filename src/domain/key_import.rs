@@ -6,22 +6,25 @@ use std::collections::HashMap;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::config::Config;
 use crate::db::keys as db_keys;
-use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::keys::{KeySettings, StoredSecret, insert_row};
+use crate::domain::keys::{
+    self, Admission, KeyErrors, KeyField, NewKeyRequest, Requester, StoredSecret, insert_row,
+};
 
 /// The most keys one import takes.
 pub const MAX_KEYS: usize = 1_000;
 
-/// One key to import, checked by the caller (format, pattern, settings).
+/// One key to import: its secret as the door read it (format, pattern), its settings as asked.
 pub struct ImportedKey {
     pub secret_hash: [u8; 32],
     /// Empty when only the hash was given.
     pub last_four: String,
     /// In the platform's old format rather than Gatehouse's.
     pub legacy: bool,
-    pub settings: KeySettings,
+    /// The settings, through the same rules as any new key.
+    pub request: NewKeyRequest,
 }
 
 /// Why an import was refused: the key at `index` is already in Gatehouse (in some tenant, never
@@ -32,24 +35,58 @@ pub struct Taken {
     pub earlier: Option<usize>,
 }
 
-/// Stores every key of `keys` in `tenant_id`, or none; the new ids in the order given.
+/// Why an import stored nothing: a key is taken, or the rules refuse the settings of the key at
+/// `index`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ImportRefusal {
+    Taken(Taken),
+    Invalid { index: usize, errors: KeyErrors },
+}
+
+impl From<Taken> for ImportRefusal {
+    fn from(taken: Taken) -> Self {
+        Self::Taken(taken)
+    }
+}
+
+/// Stores every key of `keys` in `tenant_id`, or none; the new ids in the order given. Each key's
+/// settings pass the rules of any new key ([`keys::admit`]), as the requester (a management or
+/// operator token acts as an admin: a key that would need approval is refused).
 pub async fn import_keys(
     pool: &PgPool,
+    config: &Config,
     tenant_id: Uuid,
     keys: &[ImportedKey],
-    actor: &Actor,
-) -> DomainResult<Result<Vec<Uuid>, Taken>> {
+    by: Requester<'_>,
+) -> DomainResult<Result<Vec<Uuid>, ImportRefusal>> {
+    let actor = by.actor;
     let mut seen = HashMap::with_capacity(keys.len());
     for (index, key) in keys.iter().enumerate() {
         if let Some(earlier) = seen.insert(key.secret_hash, index) {
             return Ok(Err(Taken {
                 index,
                 earlier: Some(earlier),
-            }));
+            }
+            .into()));
         }
     }
     let hashes: Vec<Vec<u8>> = keys.iter().map(|key| key.secret_hash.to_vec()).collect();
     let mut tx = pool.begin().await?;
+    let rules = keys::Rules::load(&mut tx, config, tenant_id, by, false).await?;
+    let mut admitted = Vec::with_capacity(keys.len());
+    for (index, key) in keys.iter().enumerate() {
+        match rules.admit(&key.request) {
+            Ok(Admission::Create(key)) => admitted.push(key),
+            Ok(Admission::NeedsApproval(_)) => {
+                let errors = KeyErrors::of(
+                    KeyField::Environment,
+                    "In this tenant a developer's live keys need an admin's approval.",
+                );
+                return Ok(Err(ImportRefusal::Invalid { index, errors }));
+            }
+            Err(errors) => return Ok(Err(ImportRefusal::Invalid { index, errors })),
+        }
+    }
     let taken = db_keys::taken_hashes(&mut *tx, &hashes).await?;
     if let Some(index) = keys
         .iter()
@@ -58,16 +95,26 @@ pub async fn import_keys(
         return Ok(Err(Taken {
             index,
             earlier: None,
-        }));
+        }
+        .into()));
     }
     let mut ids = Vec::with_capacity(keys.len());
-    for (index, key) in keys.iter().enumerate() {
+    for (index, (key, admitted)) in keys.iter().zip(&admitted).enumerate() {
         let secret = StoredSecret {
             hash: key.secret_hash,
             last_four: key.last_four.clone(),
             legacy: key.legacy,
         };
-        match insert_row(&mut tx, tenant_id, &secret, &key.settings, None, actor).await {
+        match insert_row(
+            &mut tx,
+            tenant_id,
+            &secret,
+            admitted.settings(),
+            None,
+            actor,
+        )
+        .await
+        {
             Ok(id) => ids.push(id),
             // Stored by someone else since the check above (a concurrent import or key): taken,
             // like any key found by the check.
@@ -77,7 +124,8 @@ pub async fn import_keys(
                 return Ok(Err(Taken {
                     index,
                     earlier: None,
-                }));
+                }
+                .into()));
             }
             Err(err) => return Err(err),
         }

@@ -12,9 +12,10 @@ use crate::db::key_requests::{self as db_requests, KeyRequest, NewRequest, Reque
 use crate::db::reminders;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::ip_allowlist::IpAllowlist;
 use crate::domain::key_format::NewKey;
-use crate::domain::keys::{self, Access, KeyName, KeySettings};
+use crate::domain::keys::{
+    self, AccessChoice, Admission, KeyErrors, NewKeyRequest, Pending, Requester,
+};
 use crate::domain::mail::{self, Mail};
 use crate::domain::vocabulary::Environment;
 use crate::domain::webhooks::{self, EventType};
@@ -73,14 +74,15 @@ fn reason(input: &str, needed: Option<&'static str>) -> Result<String, RequestPr
     Ok(reason.to_owned())
 }
 
-/// Files a developer's request for a live key with `settings`; the key waits for an admin.
+/// Files a developer's request for a live key the rules sent to approval; the key waits for an
+/// admin.
 pub async fn request_key(
     pool: &PgPool,
-    tenant_id: Uuid,
-    settings: &KeySettings,
+    pending: &Pending,
     why: &str,
     actor: &Actor,
 ) -> DomainResult<Result<Uuid, RequestProblem>> {
+    let (tenant_id, settings) = (pending.tenant_id, &pending.settings);
     let why = match reason(why, Some("for the live key, so an admin can decide")) {
         Ok(why) => why,
         Err(problem) => return Ok(Err(problem)),
@@ -90,7 +92,7 @@ pub async fn request_key(
         &mut *tx,
         &NewRequest {
             tenant_id,
-            requested_by: actor.user_id,
+            requested_by: actor.user_id(),
             name: settings.name.as_str(),
             full_access: settings.access.is_full(),
             scopes: settings.access.chosen(),
@@ -153,18 +155,20 @@ pub async fn decide(
     } else {
         RequestStatus::Denied
     };
-    db_requests::decide(&mut *tx, key_request_id, status, actor.user_id, &why).await?;
+    db_requests::decide(&mut *tx, key_request_id, status, actor.user_id(), &why).await?;
     if let Some(requester) = request.requested_by
-        && let Some(acting) = actor.user_id
         && let Some(facts) =
-            reminders::key_notice_facts(&mut *tx, tenant_id, requester, acting).await?
+            reminders::key_notice_facts(&mut *tx, tenant_id, requester, actor.user_id()).await?
     {
         let notice = Mail::KeyRequestDecided {
             name: facts.name,
             tenant: facts.tenant_name,
             key_name: request.name.clone(),
             approved: approve,
-            by: facts.actor_name,
+            by: actor
+                .machine_label()
+                .or(facts.actor_name)
+                .unwrap_or_else(|| "a former member".into()),
             reason: why.clone(),
             link: config.public_url.link(&format!(
                 "/t/{}/key-requests/{key_request_id}",
@@ -190,7 +194,7 @@ pub async fn decide(
                 "reason": request.reason,
             },
             "decision_reason": why,
-            "actor": { "id": actor.user_id },
+            "actor": actor.describe(),
         }),
     )
     .await?;
@@ -210,35 +214,59 @@ pub async fn decide(
     Ok(Ok(()))
 }
 
-/// The requester reveals an approved request's key: it is made now (shown once by the caller) and
-/// the request marked revealed, so it cannot be revealed again.
+/// Why a reveal made no key: the request's state, or a rule the key no longer meets (the tenant's
+/// policy or the requester's account changed since the approval).
+#[derive(Debug, PartialEq, Eq)]
+pub enum RevealRefusal {
+    Request(RequestProblem),
+    Rules(KeyErrors),
+}
+
+/// The requester reveals an approved request's key: the rules are applied again now (the approval
+/// stands in for the policy's "with approval"), the key is made (shown once by the caller) and the
+/// request marked revealed, so it cannot be revealed again.
 pub async fn reveal(
     pool: &PgPool,
     config: &Config,
     tenant_id: Uuid,
     key_request_id: Uuid,
-    actor: &Actor,
-) -> DomainResult<Result<(NewKey, Uuid, String), RequestProblem>> {
+    by: Requester<'_>,
+) -> DomainResult<Result<(NewKey, Uuid, String), RevealRefusal>> {
+    let actor = by.actor;
     let mut tx = pool.begin().await?;
     let request = lock(&mut tx, tenant_id, key_request_id).await?;
-    if actor.user_id.is_none() || request.requested_by != actor.user_id {
-        return Ok(Err(RequestProblem::NotTheRequester));
+    if actor.user_id().is_none() || request.requested_by != actor.user_id() {
+        return Ok(Err(RevealRefusal::Request(RequestProblem::NotTheRequester)));
     }
     if request.status != RequestStatus::Approved {
-        return Ok(Err(RequestProblem::NotRevealable(request.status)));
+        return Ok(Err(RevealRefusal::Request(RequestProblem::NotRevealable(
+            request.status,
+        ))));
     }
-    let settings = KeySettings {
-        name: KeyName::parse(&request.name).map_err(DomainError::unexpected)?,
-        environment: Environment::Live,
-        access: Access::stored(request.full_access, request.scopes.clone()),
-        expires_at: request.expires_at,
-        rate_limit: config.rate_limit_live,
-        ip_allowlist: IpAllowlist::stored(&request.ip_allowlist),
+    let asked = NewKeyRequest {
+        name: request.name.clone(),
+        environment: Ok(Environment::Live),
+        access: AccessChoice {
+            full: Some(request.full_access),
+            scopes: request.scopes.clone(),
+        },
+        expires_at: Ok(request.expires_at),
+        rate_limit: Ok(None),
         note: format!("Approved request: {}", request.reason),
-        meta: json!({}),
+        meta: Ok(None),
+        ip_allowlist: Some(request.ip_allowlist.clone()),
     };
-    let (key, id) =
-        keys::create_in(&mut tx, &config.key_prefix, tenant_id, &settings, actor).await?;
+    let admitted = match keys::admit(&mut tx, config, tenant_id, &asked, by, true).await? {
+        Ok(Admission::Create(admitted)) => admitted,
+        // An approved request is never sent to approval again.
+        Ok(Admission::NeedsApproval(_)) => {
+            return Err(DomainError::unexpected(
+                "an approved key request needs approval",
+            ));
+        }
+        Err(errors) => return Ok(Err(RevealRefusal::Rules(errors))),
+    };
+    let (key, id) = keys::create_in(&mut tx, &config.key_prefix, &admitted, actor).await?;
     db_requests::mark_revealed(&mut *tx, key_request_id, id).await?;
     tx.commit().await?;
     Ok(Ok((key, id, request.name)))

@@ -1,6 +1,6 @@
 //! The management API's rules: token scopes and the `<prefix>_mgmt_` token format, tenant
 //! management tokens (create, revoke), tenants provisioned by the platform (external ids, the
-//! invited first admin, suspension) and key changes made through the API.
+//! invited first admin, suspension). Keys made and changed through the API follow `domain::keys`.
 
 use serde_json::json;
 use sqlx::PgPool;
@@ -15,12 +15,10 @@ use crate::domain::accounts::Email;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::invitations::{self, InvitationMail};
-use crate::domain::ip_allowlist::IpAllowlist;
 use crate::domain::key_format;
-use crate::domain::keys::{self, Access, KeyName};
+use crate::domain::keys::KeyName;
 use crate::domain::tenants::{Slug, TenantName};
 use crate::domain::tokens::sha256;
-use crate::domain::vocabulary::Role;
 
 /// What a tenant management token may do. Operator tokens may do everything, everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +149,7 @@ pub async fn create_token(
             scopes: &scopes,
             secret_hash: &sha256(&secret),
             last_four: &last_four,
-            created_by: actor.user_id,
+            created_by: actor.user_id(),
             expires_at,
         },
     )
@@ -183,7 +181,7 @@ pub async fn revoke_token(
     actor: &Actor,
 ) -> DomainResult<()> {
     let mut tx = pool.begin().await?;
-    let name = db_management::revoke_token(&mut *tx, tenant_id, token_id, actor.user_id)
+    let name = db_management::revoke_token(&mut *tx, tenant_id, token_id, actor.user_id())
         .await?
         .ok_or(DomainError::NotFound)?;
     actor
@@ -378,113 +376,6 @@ pub async fn set_external_id(
         )
         .await?;
     Ok(Ok(()))
-}
-
-/// A key change asked for through the API; `None` leaves a setting as it is. (The PATCH body of
-/// `/v1/tenants/{tenant}/keys/{id}`; more settings join it here.)
-#[derive(Debug, Clone, Default)]
-pub struct KeyChange {
-    pub name: Option<String>,
-    pub access: Option<Access>,
-    pub rate_limit: Option<u32>,
-    /// `Some(None)` removes the expiry.
-    pub expires_at: Option<Option<OffsetDateTime>>,
-    pub note: Option<String>,
-    pub meta: Option<serde_json::Value>,
-    pub ip_allowlist: Option<Vec<String>>,
-    pub disabled: Option<bool>,
-}
-
-/// Changes a key's settings through the portal's own rules (`keys::edit_key`, acting as a tenant
-/// admin): audited, the tenant's key policy applied, `key.disabled` published, every instance
-/// forgetting the key at commit. Returns the key's secret hash, so the caller can make this
-/// instance forget it at once.
-pub async fn change_key(
-    pool: &PgPool,
-    config: &Config,
-    tenant_id: Uuid,
-    api_key_id: Uuid,
-    change: &KeyChange,
-    actor: &Actor,
-) -> DomainResult<Result<Vec<u8>, FieldProblem>> {
-    let name = match change.name.as_deref().map(KeyName::parse) {
-        None => None,
-        Some(Ok(name)) => Some(name),
-        Some(Err(why)) => return Ok(Err(FieldProblem::invalid("name", why))),
-    };
-    if let Some(Access::Scopes(scopes)) = &change.access {
-        if scopes.is_empty() {
-            return Ok(Err(FieldProblem::invalid(
-                "scopes",
-                "Give at least one scope, or full_access: true.",
-            )));
-        }
-        if let Some(unknown) = scopes.iter().find(|s| !config.scopes.contains(s)) {
-            return Ok(Err(FieldProblem::invalid(
-                "scopes",
-                format!("{unknown:?} is not a scope of this deployment."),
-            )));
-        }
-    }
-    if change
-        .rate_limit
-        .is_some_and(|limit| !(1..=1_000_000).contains(&limit))
-    {
-        return Ok(Err(FieldProblem::invalid(
-            "rate_limit",
-            "rate_limit is a whole number of requests per minute from 1 to 1000000.",
-        )));
-    }
-    let note = match change.note.as_deref().map(keys::parse_note) {
-        None => None,
-        Some(Ok(note)) => Some(note),
-        Some(Err(why)) => return Ok(Err(FieldProblem::invalid("note", why))),
-    };
-    let meta = match change.meta.clone().map(keys::check_meta) {
-        None => None,
-        Some(Ok(meta)) => Some(meta),
-        Some(Err(why)) => return Ok(Err(FieldProblem::invalid("meta", why))),
-    };
-    let ip_allowlist = match change
-        .ip_allowlist
-        .as_ref()
-        .map(|entries| IpAllowlist::parse(&entries.join(",")))
-    {
-        None => None,
-        Some(Ok(list)) => Some(list),
-        Some(Err(why)) => return Ok(Err(FieldProblem::invalid("ip_allowlist", why))),
-    };
-    let edit = keys::KeyEdit {
-        name,
-        note,
-        access: change.access.clone(),
-        rate_limit: change.rate_limit,
-        expires_at: change.expires_at,
-        meta,
-        ip_allowlist,
-        disabled: change.disabled,
-    };
-    match keys::edit_key(
-        pool,
-        config,
-        tenant_id,
-        api_key_id,
-        &edit,
-        Role::Admin,
-        actor,
-    )
-    .await?
-    {
-        Ok(edited) => Ok(Ok(edited.secret_hash)),
-        Err(problem @ keys::KeyProblem::ExpiryPastPolicy(_)) => {
-            Ok(Err(FieldProblem::invalid("expires_at", problem.message())))
-        }
-        Err(problem) => Ok(Err(FieldProblem {
-            field: "key",
-            message: problem.message(),
-            conflict: true,
-        })),
-    }
 }
 
 /// Leak triage: whose key has this hash. The lookup is audited in the key's tenant (the tenant

@@ -241,7 +241,7 @@ pub async fn remove_member(
         None,
         json!({
             "member": member_event(&member),
-            "left": Some(member.app_user_id) == actor.user_id,
+            "left": Some(member.app_user_id) == actor.user_id(),
             "actor": actor.describe(),
         }),
     )
@@ -302,7 +302,7 @@ pub async fn delete_tenant(
     }
     let mut tx = pool.begin().await?;
     db_tenants::lock_tenant(&mut *tx, tenant_id).await?;
-    let revoked = db_keys::revoke_all(&mut *tx, tenant_id, actor.user_id).await?;
+    let revoked = db_keys::revoke_all(&mut *tx, tenant_id, &actor.by()).await?;
     for hash in &revoked {
         db_keys::notify_changed(&mut *tx, hash).await?;
     }

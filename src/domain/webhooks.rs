@@ -778,7 +778,7 @@ pub async fn create_endpoint(
         tenant_id,
         &settings(form, auth_sealed.as_deref()),
         &secret_sealed,
-        actor.user_id,
+        actor.user_id(),
     )
     .await?;
     actor

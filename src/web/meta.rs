@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::db::users::User;
-use crate::domain::audit::Actor;
+use crate::domain::audit::{Actor, Who};
 use crate::error::AppError;
 
 pub struct RequestMeta {
@@ -19,8 +19,7 @@ pub struct RequestMeta {
 impl RequestMeta {
     pub fn actor(&self, user: &User) -> Actor {
         Actor {
-            user_id: Some(user.app_user_id),
-            token: None,
+            who: Who::Person(user.app_user_id),
             request_id: self.request_id.clone(),
             client_ip: self.client_ip.0,
             user_agent: self.user_agent.clone(),

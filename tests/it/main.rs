@@ -12,6 +12,7 @@ mod browser;
 mod key_api;
 mod operations;
 mod outbox;
+mod rulebook;
 mod scripts;
 mod security;
 mod support;

@@ -14,7 +14,7 @@ use crate::api::edge;
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::db::management::{self as db_management, ApiTenant};
-use crate::domain::audit::Actor;
+use crate::domain::audit::{Actor, Who as ActorWho};
 use crate::domain::management::{self, Scope};
 use crate::domain::rate_limit::{Policy, Quota};
 use crate::domain::tokens::sha256;
@@ -62,9 +62,8 @@ impl FromRequestParts<AppState> for Caller {
                 .and_then(|value| value.to_str().ok())
                 .map(|value| value.chars().take(256).collect::<String>())
         };
-        let actor = |token: String| Actor {
-            user_id: None,
-            token: Some(token),
+        let actor = |who: ActorWho| Actor {
+            who,
             request_id: header_text("x-request-id").unwrap_or_default(),
             client_ip,
             user_agent: header_text(header::USER_AGENT.as_str()),
@@ -72,7 +71,7 @@ impl FromRequestParts<AppState> for Caller {
         if edge::verifier_accepted(&state.config.operator_token_digests, Some(presented)) {
             return Ok(Self {
                 who: Who::Operator,
-                actor: actor("operator token".into()),
+                actor: actor(ActorWho::Operator),
             });
         }
         let refused = || unauthorized("This token is not valid for the management API.");
@@ -98,7 +97,11 @@ impl FromRequestParts<AppState> for Caller {
                 tenant_id: token.tenant_id,
                 scopes: token.scopes,
             },
-            actor: actor(format!("API token \u{201c}{}\u{201d}", token.name)),
+            actor: actor(ActorWho::Token {
+                id: token.management_token_id,
+                name: token.name,
+                created_by: token.created_by,
+            }),
         })
     }
 }

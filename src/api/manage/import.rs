@@ -1,6 +1,7 @@
 //! `POST /v1/tenants/{tenant}/keys/import` (keys:write): keys a platform already handed out, as
 //! the secret or its SHA-256. Every entry is checked first; the first problem (in entry order)
-//! is the answer, naming its field (`keys[3].secret`), and then nothing is imported.
+//! is the answer, naming its field (`keys[3].secret`), and then nothing is imported. Settings
+//! follow the rules of any new key (`domain::keys::admit`).
 
 use std::borrow::Cow;
 
@@ -12,13 +13,12 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::db::keys as db_keys;
 use crate::domain::key_format;
-use crate::domain::key_import::{self, ImportedKey, MAX_KEYS, Taken};
-use crate::domain::keys::{KeyName, KeySettings};
+use crate::domain::key_import::{self, ImportRefusal, ImportedKey, MAX_KEYS, Taken};
+use crate::domain::keys::{AccessChoice, NewKeyRequest, Requester};
 use crate::domain::management::Scope;
-use crate::domain::vocabulary::Environment;
 
 use super::caller::Caller;
-use super::keys::{Key, access, environment, future_time};
+use super::keys::{Key, environment, invalid, read_time};
 use super::{ApiError, ApiResult, ErrorBody, JsonBody, created};
 
 /// The body limit of an import: 1,000 keys with room to spare.
@@ -51,9 +51,20 @@ pub struct ImportKey {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub full_access: bool,
-    /// When the key stops working (RFC 3339, in the future); never when absent.
+    /// When the key stops working (RFC 3339, in the future); never when absent (refused when the
+    /// tenant's policy sets a maximum lifetime).
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    /// Verifications per minute (1-1000000); the environment's default when absent.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub rate_limit: Option<u32>,
+    /// A note for the tenant's people.
+    pub note: Option<String>,
+    /// Metadata: a JSON object of at most 1 KB.
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+    /// IP addresses or CIDR blocks the key works from; the tenant's default when absent.
+    pub ip_allowlist: Option<Vec<String>>,
 }
 
 /// The imported keys, in the order given (never their secrets).
@@ -161,28 +172,24 @@ fn entry(state: &AppState, key: &ImportKey) -> ApiResult<ImportedKey> {
             ));
         }
     };
-    let settings = KeySettings {
-        name: KeyName::parse(&key.name).map_err(|why| ApiError::invalid("name", why))?,
-        environment,
-        access: access(&config.scopes, key.full_access, &key.scopes)?,
-        expires_at: key
-            .expires_at
-            .as_deref()
-            .map(|at| future_time("expires_at", at))
-            .transpose()?,
-        rate_limit: match environment {
-            Environment::Live => config.rate_limit_live,
-            Environment::Test => config.rate_limit_test,
+    let request = NewKeyRequest {
+        name: key.name.clone(),
+        environment: Ok(environment),
+        access: AccessChoice {
+            full: Some(key.full_access),
+            scopes: key.scopes.clone(),
         },
-        ip_allowlist: Default::default(),
-        note: String::new(),
-        meta: serde_json::json!({}),
+        expires_at: key.expires_at.as_deref().map(read_time).transpose(),
+        rate_limit: Ok(key.rate_limit),
+        note: key.note.clone().unwrap_or_default(),
+        meta: Ok(key.meta.clone()),
+        ip_allowlist: key.ip_allowlist.clone(),
     };
     Ok(ImportedKey {
         secret_hash,
         last_four,
         legacy,
-        settings,
+        request,
     })
 }
 
@@ -224,9 +231,17 @@ pub async fn import_keys(
         .enumerate()
         .map(|(index, key)| entry(&state, key).map_err(|err| at(index, err)))
         .collect::<ApiResult<Vec<_>>>()?;
-    let ids = key_import::import_keys(&state.pool, tenant.tenant_id, &keys, &caller.actor)
-        .await?
-        .map_err(|Taken { index, earlier }| {
+    let ids = key_import::import_keys(
+        &state.pool,
+        &state.config,
+        tenant.tenant_id,
+        &keys,
+        Requester::machine(&caller.actor),
+    )
+    .await?
+    .map_err(|refusal| match refusal {
+        ImportRefusal::Invalid { index, errors } => at(index, invalid(&errors)),
+        ImportRefusal::Taken(Taken { index, earlier }) => {
             let field = if body.keys[index].secret.is_some() {
                 "secret"
             } else {
@@ -242,7 +257,8 @@ pub async fn import_keys(
                     })
                 },
             )
-        })?;
+        }
+    })?;
     let mut rows = db_keys::by_ids(&state.pool, tenant.tenant_id, &ids).await?;
     let order: std::collections::HashMap<_, _> =
         ids.iter().enumerate().map(|(at, id)| (*id, at)).collect();

@@ -15,9 +15,12 @@ use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key as KeyRow};
 use crate::db::management as db_management;
 use crate::domain::key_format::{self, shown};
-use crate::domain::keys::{self as domain_keys, Access, KeyName, KeyProblem, KeySettings, Status};
-use crate::domain::management::{self, KeyChange, Scope};
-use crate::domain::vocabulary::{Environment, Role};
+use crate::domain::keys::{
+    self as domain_keys, AccessChoice, Admission, KeyChangeRequest, KeyErrors, KeyProblem,
+    NewKeyRequest, Read, Refusal, Requester,
+};
+use crate::domain::management::{self, Scope};
+use crate::domain::vocabulary::Environment;
 
 use super::caller::Caller;
 use super::tenants::Tenant;
@@ -68,7 +71,7 @@ pub struct Key {
 
 impl Key {
     pub(super) fn view(prefix: &str, key: KeyRow) -> Self {
-        let status = Status::of_key(&key, OffsetDateTime::now_utc());
+        let status = key.status;
         Self {
             id: key.api_key_id,
             masked: shown(prefix, key.environment, &key.last_four, key.legacy),
@@ -128,9 +131,18 @@ pub struct CreateKey {
     /// Verifications per minute (1-1000000); the environment's default when absent.
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub rate_limit: Option<u32>,
-    /// When the key stops working (RFC 3339, in the future); never when absent.
+    /// When the key stops working (RFC 3339, in the future); never when absent (refused when the
+    /// tenant's policy sets a maximum lifetime).
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    /// A note for the tenant's people (never sent to the platform).
+    pub note: Option<String>,
+    /// Metadata: a JSON object of at most 1 KB, returned by the key API as `key.meta`.
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+    /// IP addresses or CIDR blocks, IPv4 or IPv6, the key works from; `[]`: any address. The
+    /// tenant's default allowlist when absent.
+    pub ip_allowlist: Option<Vec<String>>,
 }
 
 /// The settings to change; absent fields stay as they are.
@@ -187,56 +199,39 @@ pub struct WhoamiAnswer {
     pub key: Key,
 }
 
-fn parse_time(field: &'static str, value: &str) -> ApiResult<OffsetDateTime> {
-    OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
-        ApiError::invalid(
-            field,
-            format!("{field} must be an RFC 3339 time like 2027-01-31T00:00:00Z."),
-        )
-    })
+/// An RFC 3339 time as the rules take it (they decide whether it may be in the past).
+pub(super) fn read_time(value: &str) -> Read<OffsetDateTime> {
+    OffsetDateTime::parse(value, &Rfc3339)
+        .map_err(|_| "expires_at must be an RFC 3339 time like 2027-01-31T00:00:00Z.".to_owned())
 }
 
-pub(super) fn future_time(field: &'static str, value: &str) -> ApiResult<OffsetDateTime> {
-    let at = parse_time(field, value)?;
-    if at <= OffsetDateTime::now_utc() {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} must be in the future."),
-        ));
-    }
-    Ok(at)
+/// `live` or `test`, as the rules take it.
+pub(super) fn read_environment(value: &str) -> Read<Environment> {
+    Environment::parse(value).ok_or_else(|| "environment must be \"live\" or \"test\".".to_owned())
 }
 
 pub(super) fn environment(value: &str) -> ApiResult<Environment> {
-    Environment::parse(value).ok_or_else(|| {
-        ApiError::invalid("environment", "environment must be \"live\" or \"test\".")
-    })
+    read_environment(value).map_err(|why| ApiError::invalid("environment", why))
 }
 
-/// The access asked for: full access, or scopes of the catalogue; never both, never nothing.
-pub(super) fn access(
-    catalogue: &[String],
-    full_access: bool,
-    scopes: &[String],
-) -> ApiResult<Access> {
-    if let Some(unknown) = scopes.iter().find(|scope| !catalogue.contains(scope)) {
-        return Err(ApiError::invalid(
-            "scopes",
-            format!("{unknown:?} is not a scope of this deployment."),
-        ));
+/// The rules' refusal of a setting: 422 naming the (first) field.
+pub(super) fn invalid(errors: &KeyErrors) -> ApiError {
+    match errors.first() {
+        Some((field, message)) => ApiError::invalid(field.json_name(), message),
+        None => ApiError::invalid("key", "The key's settings were refused."),
     }
-    match (full_access, scopes.is_empty()) {
-        (true, true) => Ok(Access::Full),
-        (true, false) => Err(ApiError::invalid(
-            "scopes",
-            "Give either full_access: true or scopes, not both.",
-        )),
-        (false, false) => Ok(Access::Scopes(scopes.to_vec())),
-        (false, true) => Err(ApiError::invalid(
-            "scopes",
-            "Give the key scopes, or full_access: true.",
-        )),
+}
+
+/// The rules' refusal of a change to a key: a setting (422) or the key's state (409).
+fn refused(refusal: &Refusal) -> ApiError {
+    match refusal {
+        Refusal::Invalid(errors) => invalid(errors),
+        Refusal::Problem(problem) => conflict(problem),
     }
+}
+
+fn conflict(problem: &KeyProblem) -> ApiError {
+    ApiError::conflict(problem.message())
 }
 
 async fn load(state: &AppState, tenant_id: Uuid, key_id: Uuid) -> ApiResult<Key> {
@@ -244,10 +239,6 @@ async fn load(state: &AppState, tenant_id: Uuid, key_id: Uuid) -> ApiResult<Key>
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(Key::view(&state.config.key_prefix, row))
-}
-
-fn refused(problem: &KeyProblem) -> ApiError {
-    ApiError::conflict(problem.message())
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/keys", tag = "keys",
@@ -273,11 +264,11 @@ pub async fn list_keys(
     let after = decode_cursor(query.cursor.as_deref())?;
     let environment = query.environment.as_deref().map(environment).transpose()?;
     if let Some(status) = &query.status
-        && Status::parse(status).is_none()
+        && domain_keys::Status::parse(status).is_none()
     {
         return Err(ApiError::invalid(
             "status",
-            "status must be active, expiring, expired, rolled or revoked.",
+            "status must be active, expiring, expired, disabled, rolled or revoked.",
         ));
     }
     let rows = db_management::keys(
@@ -320,42 +311,44 @@ pub async fn create_key(
     JsonBody(body): JsonBody<CreateKey>,
 ) -> ApiResult<Response> {
     let tenant = caller.tenant_with(&state, &named, Scope::KeysWrite).await?;
-    let name = KeyName::parse(&body.name).map_err(|why| ApiError::invalid("name", why))?;
-    let environment = environment(&body.environment)?;
-    let access = access(&state.config.scopes, body.full_access, &body.scopes)?;
-    let expires_at = body
-        .expires_at
-        .as_deref()
-        .map(|at| future_time("expires_at", at))
-        .transpose()?;
-    let rate_limit = match body.rate_limit {
-        None => match environment {
-            Environment::Live => state.config.rate_limit_live,
-            Environment::Test => state.config.rate_limit_test,
+    let request = NewKeyRequest {
+        name: body.name,
+        environment: read_environment(&body.environment),
+        access: AccessChoice {
+            full: Some(body.full_access),
+            scopes: body.scopes,
         },
-        Some(limit) if (1..=1_000_000).contains(&limit) => limit,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "rate_limit",
-                "rate_limit is a whole number of requests per minute from 1 to 1000000.",
+        expires_at: body.expires_at.as_deref().map(read_time).transpose(),
+        rate_limit: Ok(body.rate_limit),
+        note: body.note.unwrap_or_default(),
+        meta: Ok(body.meta),
+        ip_allowlist: body.ip_allowlist,
+    };
+    let by = Requester::machine(&caller.actor);
+    let mut conn = state.pool.acquire().await?;
+    let admitted = match domain_keys::admit(
+        &mut conn,
+        &state.config,
+        tenant.tenant_id,
+        &request,
+        by,
+        false,
+    )
+    .await?
+    {
+        Ok(Admission::Create(admitted)) => admitted,
+        Ok(Admission::NeedsApproval(_)) => {
+            return Err(ApiError::conflict(
+                "In this tenant a developer's live keys need an admin's approval.",
             ));
         }
+        Err(errors) => return Err(invalid(&errors)),
     };
-    let settings = KeySettings {
-        name,
-        environment,
-        access,
-        expires_at,
-        rate_limit,
-        ip_allowlist: Default::default(),
-        note: String::new(),
-        meta: serde_json::json!({}),
-    };
+    drop(conn);
     let (secret, id) = domain_keys::create_key(
         &state.pool,
         &state.config.key_prefix,
-        tenant.tenant_id,
-        &settings,
+        admitted,
         &caller.actor,
     )
     .await?;
@@ -416,38 +409,36 @@ pub async fn update_key(
 ) -> ApiResult<Json<Key>> {
     let tenant = caller.tenant_with(&state, &named, Scope::KeysWrite).await?;
     let key_id = key_id_of(&key_id)?;
-    let access = match (body.full_access, &body.scopes) {
+    let access = match (body.full_access, body.scopes) {
         (None, None) => None,
-        (full, scopes) => Some(access(
-            &state.config.scopes,
-            full.unwrap_or(false),
-            scopes.as_deref().unwrap_or_default(),
-        )?),
+        (full, scopes) => Some(AccessChoice {
+            full,
+            scopes: scopes.unwrap_or_default(),
+        }),
     };
-    let expires_at = match &body.expires_at {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(at)) => Some(Some(future_time("expires_at", at)?)),
-    };
-    let change = KeyChange {
+    let change = KeyChangeRequest {
         name: body.name,
-        access,
-        rate_limit: body.rate_limit,
-        expires_at,
         note: body.note,
-        meta: body.meta,
+        access,
+        rate_limit: body.rate_limit.map(Ok),
+        expires_at: body
+            .expires_at
+            .map(|at| at.as_deref().map(read_time).transpose()),
+        meta: body.meta.map(Ok),
         ip_allowlist: body.ip_allowlist,
         disabled: body.disabled,
     };
-    let hash = management::change_key(
+    let hash = domain_keys::edit_key(
         &state.pool,
         &state.config,
         tenant.tenant_id,
         key_id,
         &change,
-        &caller.actor,
+        Requester::machine(&caller.actor),
     )
-    .await??;
+    .await?
+    .map_err(|refusal| refused(&refusal))?
+    .secret_hash;
     state.verifier.forget(&hash);
     Ok(Json(load(&state, tenant.tenant_id, key_id).await?))
 }
@@ -476,12 +467,6 @@ pub async fn roll_key(
 ) -> ApiResult<Response> {
     let tenant = caller.tenant_with(&state, &named, Scope::KeysWrite).await?;
     let key_id = key_id_of(&key_id)?;
-    if body.grace_seconds > 604_800 {
-        return Err(ApiError::invalid(
-            "grace_seconds",
-            "grace_seconds must be from 0 to 604800 (7 days).",
-        ));
-    }
     let grace = time::Duration::seconds(i64::from(body.grace_seconds));
     let rolled = domain_keys::roll_key(
         &state.pool,
@@ -489,11 +474,10 @@ pub async fn roll_key(
         tenant.tenant_id,
         key_id,
         grace,
-        Role::Admin,
-        &caller.actor,
+        Requester::machine(&caller.actor),
     )
     .await?
-    .map_err(|problem| refused(&problem))?;
+    .map_err(|refusal| refused(&refusal))?;
     state.verifier.forget(&rolled.old_hash);
     Ok(created(KeyWithSecret {
         key: load(&state, tenant.tenant_id, rolled.new_id).await?,
@@ -527,11 +511,10 @@ pub async fn revoke_key(
         &state.config,
         tenant.tenant_id,
         key_id,
-        Role::Admin,
-        &caller.actor,
+        Requester::machine(&caller.actor),
     )
     .await?
-    .map_err(|problem| refused(&problem))?;
+    .map_err(|problem| conflict(&problem))?;
     state.verifier.forget(&hash);
     Ok(Json(load(&state, tenant.tenant_id, key_id).await?))
 }

@@ -126,6 +126,14 @@ pub struct TenantMember {
 }
 
 impl TenantMember {
+    /// The member as the domain's rules see who asks: their actor and role in the tenant.
+    pub fn requester(&self) -> crate::domain::keys::Requester<'_> {
+        crate::domain::keys::Requester {
+            actor: &self.actor,
+            role: self.role,
+        }
+    }
+
     pub async fn layout(&self) -> AppResult<Layout> {
         Layout::build(&self.session, Some(&self.user), true).await
     }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use gatehouse::domain::ip_allowlist::IpAllowlist;
-use gatehouse::domain::keys::{Access, KeyEdit};
+use gatehouse::domain::keys::{AccessChoice, KeyChangeRequest};
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -14,17 +14,17 @@ use crate::support::app::TestApp;
 use crate::support::fixtures::Tenant;
 use crate::support::key_api::{VERIFIER, authorize, code_of, key_api, verify};
 
-fn disabled(yes: bool) -> KeyEdit {
-    KeyEdit {
+fn disabled(yes: bool) -> KeyChangeRequest {
+    KeyChangeRequest {
         disabled: Some(yes),
-        ..KeyEdit::default()
+        ..KeyChangeRequest::default()
     }
 }
 
-fn allowlist(entries: &str) -> KeyEdit {
-    KeyEdit {
-        ip_allowlist: Some(IpAllowlist::parse(entries).unwrap()),
-        ..KeyEdit::default()
+fn allowlist(entries: &str) -> KeyChangeRequest {
+    KeyChangeRequest {
+        ip_allowlist: Some(IpAllowlist::split(entries)),
+        ..KeyChangeRequest::default()
     }
 }
 
@@ -185,10 +185,13 @@ async fn metadata_is_returned_as_key_meta_and_a_scope_removed_by_an_edit_is_miss
     acme.edit(
         &pool,
         id,
-        KeyEdit {
-            access: Some(Access::Scopes(vec!["read".into()])),
-            meta: Some(json!({ "plan": "pro", "customer": "cus_42" })),
-            ..KeyEdit::default()
+        KeyChangeRequest {
+            access: Some(AccessChoice {
+                full: Some(false),
+                scopes: vec!["read".into()],
+            }),
+            meta: Some(Ok(json!({ "plan": "pro", "customer": "cus_42" }))),
+            ..KeyChangeRequest::default()
         },
     )
     .await;
@@ -257,10 +260,13 @@ async fn edits_and_disabling_are_seen_by_another_instance_within_a_second(pool: 
     acme.edit(
         &pool,
         id,
-        KeyEdit {
-            access: Some(Access::Scopes(vec!["read".into()])),
-            ip_allowlist: Some(IpAllowlist::default()),
-            ..KeyEdit::default()
+        KeyChangeRequest {
+            access: Some(AccessChoice {
+                full: Some(false),
+                scopes: vec!["read".into()],
+            }),
+            ip_allowlist: Some(vec![]),
+            ..KeyChangeRequest::default()
         },
     )
     .await;

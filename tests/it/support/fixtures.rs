@@ -6,14 +6,13 @@ use std::net::IpAddr;
 
 use gatehouse::db::request_log::{LogRow, insert_batch};
 use gatehouse::db::verification;
-use gatehouse::domain::audit::Actor;
+use gatehouse::domain::audit::{Actor, Who};
 use gatehouse::domain::key_format;
-use gatehouse::domain::keys::{self, Access, KeyName, KeySettings};
+use gatehouse::domain::keys::{self, AccessChoice, Admission, NewKeyRequest, Requester};
 use gatehouse::domain::metering::Meter;
 use gatehouse::domain::rate_limit::RateLimits;
 use gatehouse::domain::verification::{Code, KeyRecord};
 use gatehouse::domain::vocabulary::Environment;
-use gatehouse::domain::vocabulary::Role;
 use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -30,7 +29,8 @@ pub struct Tenant {
 impl Tenant {
     pub async fn create(pool: &PgPool, slug: &str) -> Self {
         let admin: Uuid = sqlx::query_scalar(
-            "INSERT INTO app_user (email, display_name) VALUES ($1, 'Admin') RETURNING app_user_id",
+            "INSERT INTO app_user (email, display_name, email_verified_at) VALUES ($1, 'Admin', now())
+             RETURNING app_user_id",
         )
         .bind(format!("admin@{slug}.example"))
         .fetch_one(pool)
@@ -60,8 +60,7 @@ impl Tenant {
 
     pub fn actor(&self) -> Actor {
         Actor {
-            user_id: Some(self.admin),
-            token: None,
+            who: Who::Person(self.admin),
             request_id: "test".into(),
             client_ip: IpAddr::from([127, 0, 0, 1]),
             user_agent: None,
@@ -76,32 +75,47 @@ impl Tenant {
         scopes: &[&str],
         rate_limit: u32,
     ) -> (String, Uuid) {
-        let settings = KeySettings {
-            name: KeyName::parse(&format!("{environment} key")).unwrap(),
-            environment,
-            access: Access::Scopes(scopes.iter().map(|scope| (*scope).to_owned()).collect()),
-            expires_at: None,
-            rate_limit,
-            ip_allowlist: Default::default(),
-            note: String::new(),
-            meta: serde_json::json!({}),
+        let request = NewKeyRequest {
+            name: format!("{environment} key"),
+            environment: Ok(environment),
+            access: AccessChoice {
+                full: Some(false),
+                scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+            },
+            rate_limit: Ok(Some(rate_limit)),
+            ..NewKeyRequest::default()
         };
-        let (key, id) = keys::create_key(pool, "ak", self.id, &settings, &self.actor())
+        let actor = self.actor();
+        let mut conn = pool.acquire().await.unwrap();
+        let admission = keys::admit(
+            &mut conn,
+            &config(),
+            self.id,
+            &request,
+            Requester::machine(&actor),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let Admission::Create(admitted) = admission else {
+            panic!("an admin's key needs no approval")
+        };
+        let (key, id) = keys::create_key(pool, "ak", admitted, &actor)
             .await
             .unwrap();
         (key.expose().to_owned(), id)
     }
 
     /// Changes a key as an admin would (the domain's rules apply; a refusal panics).
-    pub async fn edit(&self, pool: &PgPool, key_id: Uuid, edit: keys::KeyEdit) {
+    pub async fn edit(&self, pool: &PgPool, key_id: Uuid, edit: keys::KeyChangeRequest) {
         keys::edit_key(
             pool,
             &config(),
             self.id,
             key_id,
             &edit,
-            Role::Admin,
-            &self.actor(),
+            Requester::machine(&self.actor()),
         )
         .await
         .unwrap()
@@ -109,10 +123,16 @@ impl Tenant {
     }
 
     pub async fn revoke(&self, pool: &PgPool, key_id: Uuid) {
-        keys::revoke_key(pool, &config(), self.id, key_id, Role::Admin, &self.actor())
-            .await
-            .unwrap()
-            .unwrap();
+        keys::revoke_key(
+            pool,
+            &config(),
+            self.id,
+            key_id,
+            Requester::machine(&self.actor()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
     }
 
     /// Rolls a key with a grace of `grace`; returns the successor's secret.
@@ -123,8 +143,7 @@ impl Tenant {
             self.id,
             key_id,
             grace,
-            Role::Admin,
-            &self.actor(),
+            Requester::machine(&self.actor()),
         )
         .await
         .unwrap()

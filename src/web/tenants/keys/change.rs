@@ -7,7 +7,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::create::{already_shown, created_page};
-use super::{KeyView, load_key, manageable_key, refuse};
+use super::form::{DEFAULT_GRACE, GRACE_CHOICES, read_grace};
+use super::{KeyView, load_key, manageable_key, refuse, refuse_change};
 use crate::app::AppState;
 use crate::domain::key_format::masked;
 use crate::domain::keys::{self, Status};
@@ -43,8 +44,8 @@ pub async fn roll_key_form(
         tenant: member.nav("keys"),
         key: view,
         form_id: new_form_id(),
-        graces: keys::GRACE_CHOICES,
-        default_grace: keys::DEFAULT_GRACE,
+        graces: GRACE_CHOICES,
+        default_grace: DEFAULT_GRACE,
     };
     Ok(render(&page)?.into_response())
 }
@@ -62,7 +63,7 @@ pub async fn roll_key(
     Path((_, key_id)): Path<(String, Uuid)>,
     axum::Form(form): axum::Form<RollForm>,
 ) -> AppResult<Response> {
-    let grace = keys::parse_grace(&form.grace).map_err(AppError::Validation)?;
+    let grace = read_grace(&form.grace).map_err(AppError::Validation)?;
     if !first_use(&member.session, &form.form_id).await? {
         return already_shown(&member, member.layout().await?);
     }
@@ -72,11 +73,10 @@ pub async fn roll_key(
         member.membership.tenant_id,
         key_id,
         grace,
-        member.role,
-        &member.actor,
+        member.requester(),
     )
     .await?;
-    let rolled = outcome.map_err(|problem| refuse(&problem))?;
+    let rolled = outcome.map_err(|refusal| refuse_change(&refusal))?;
     // Every instance hears of it through NOTIFY; this one need not wait.
     state.verifier.forget(&rolled.old_hash);
     let (key, new_id) = (rolled.key, rolled.new_id);
@@ -128,8 +128,7 @@ pub async fn revoke_key(
         &state.config,
         member.membership.tenant_id,
         key_id,
-        member.role,
-        &member.actor,
+        member.requester(),
     )
     .await?
     .map_err(|problem| refuse(&problem))?;

@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
+use super::form::{EXPIRY_CHOICES, KeyInput};
 use crate::app::AppState;
 use crate::db::key_policies::{self, KeyPolicy};
 use crate::domain::key_format::{NewKey, masked};
-use crate::domain::key_policy::{self, Admission};
 use crate::domain::key_requests;
-use crate::domain::keys::{self, KeyErrors, KeyInput};
+use crate::domain::keys::{self, Admission, KeyErrors};
 use crate::domain::vocabulary::{Environment, LiveKeys, Role};
 use crate::error::AppResult;
 use crate::web::page::{ConfirmPage, Layout, render};
@@ -72,7 +72,7 @@ fn new_key_page(
         default_live: state.config.rate_limit_live,
         default_test: state.config.rate_limit_test,
         environments: ENVIRONMENT_CHOICES,
-        expiries: keys::EXPIRY_CHOICES,
+        expiries: EXPIRY_CHOICES,
     }
 }
 
@@ -189,52 +189,32 @@ pub async fn create_key(
     body: Bytes,
 ) -> AppResult<Response> {
     let (input, form_id, reason) = read_form(&body);
-    let config = &state.config;
     let tenant_id = member.membership.tenant_id;
-    let policy = key_policies::get(&state.pool, tenant_id).await?;
-    let settings = keys::validate(
-        &input,
-        &config.scopes,
-        |env| match env {
-            Environment::Live => config.rate_limit_live,
-            Environment::Test => config.rate_limit_test,
-        },
-        member.role >= Role::Admin,
-        member.user.is_verified(),
-    );
-    let now = time::OffsetDateTime::now_utc();
-    let admitted = match settings {
-        Ok(settings) => match key_policy::admit(&policy, member.role, &settings, now) {
-            Ok(admission) => Ok((settings, admission)),
-            Err(errors) => Err(errors),
-        },
-        Err(errors) => Err(errors),
-    };
+    let by = member.requester();
+    let mut conn = state.pool.acquire().await?;
+    let admission = keys::admit(
+        &mut conn,
+        &state.config,
+        tenant_id,
+        &input.request(),
+        by,
+        false,
+    )
+    .await?;
+    drop(conn);
     let refused = |errors: KeyErrors, reason: String, reason_error: Option<String>| async {
         let layout = member.layout().await?;
-        let mut page = new_key_page(
-            &state,
-            &member,
-            layout,
-            input.clone(),
-            errors,
-            policy.clone(),
-        );
+        let policy = key_policies::get(&state.pool, tenant_id).await?;
+        let mut page = new_key_page(&state, &member, layout, input.clone(), errors, policy);
         page.reason = reason;
         page.reason_error = reason_error;
         AppResult::Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
     };
-    let settings = match admitted {
-        Ok((settings, Admission::Create)) => settings,
-        Ok((settings, Admission::NeedsApproval)) => {
-            return match key_requests::request_key(
-                &state.pool,
-                tenant_id,
-                &settings,
-                &reason,
-                &member.actor,
-            )
-            .await?
+    let admitted = match admission {
+        Ok(Admission::Create(admitted)) => admitted,
+        Ok(Admission::NeedsApproval(pending)) => {
+            return match key_requests::request_key(&state.pool, &pending, &reason, &member.actor)
+                .await?
             {
                 Ok(request_id) => {
                     session::flash(
@@ -263,24 +243,16 @@ pub async fn create_key(
     if !first_use(&member.session, &form_id).await? {
         return already_shown(&member, member.layout().await?);
     }
+    let name = admitted.settings().name.as_str().to_owned();
     let (key, key_id) = keys::create_key(
         &state.pool,
-        &config.key_prefix,
-        tenant_id,
-        &settings,
+        &state.config.key_prefix,
+        admitted,
         &member.actor,
     )
     .await?;
     tracing::info!(key.id = %key_id, tenant.slug = %member.membership.slug, "key created");
     let layout = member.layout().await?;
-    let page = created_page(
-        &state,
-        &member,
-        layout,
-        &key,
-        key_id,
-        settings.name.into_string(),
-        None,
-    );
+    let page = created_page(&state, &member, layout, &key, key_id, name, None);
     Ok(render(&page)?.into_response())
 }

@@ -8,11 +8,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
-use super::{KeyView, load_key, manageable_key, pretty_meta, refuse};
+use super::form::{EXPIRY_CHOICES, EditInput};
+use super::{KeyView, load_key, manageable_key, pretty_meta, refuse, refuse_change};
 use crate::app::AppState;
 use crate::db::key_policies;
 use crate::domain::ip_allowlist::IpAllowlist;
-use crate::domain::keys::{self, EditErrors, EditInput, KeyEdit, Status};
+use crate::domain::keys::{self, KeyChangeRequest, KeyErrors, Refusal, Status};
 use crate::domain::vocabulary::Role;
 use crate::error::AppResult;
 use crate::web::page::{ConfirmPage, Layout, render};
@@ -26,7 +27,7 @@ struct EditKeyPage {
     tenant: TenantNav,
     key: KeyView,
     input: EditInput,
-    errors: EditErrors,
+    errors: KeyErrors,
     catalogue: Vec<String>,
     is_admin: bool,
     expiries: [(&'static str, &'static str); 5],
@@ -55,7 +56,7 @@ pub async fn edit_key_form(
         meta: pretty_meta(&key.meta),
         ip_allowlist: IpAllowlist::stored(&key.ip_allowlist).entries().join("\n"),
     };
-    let page = edit_page(&state, &member, view, input, EditErrors::default()).await?;
+    let page = edit_page(&state, &member, view, input, KeyErrors::default()).await?;
     Ok(render(&page)?.into_response())
 }
 
@@ -64,7 +65,7 @@ async fn edit_page(
     member: &TenantMember,
     key: KeyView,
     input: EditInput,
-    errors: EditErrors,
+    errors: KeyErrors,
 ) -> AppResult<EditKeyPage> {
     Ok(EditKeyPage {
         layout: member.layout().await?,
@@ -74,7 +75,7 @@ async fn edit_page(
         errors,
         catalogue: state.config.scopes.clone(),
         is_admin: member.role >= Role::Admin,
-        expiries: keys::EXPIRY_CHOICES,
+        expiries: EXPIRY_CHOICES,
         max_lifetime_days: max_lifetime_days(state, member).await?,
     })
 }
@@ -116,28 +117,21 @@ pub async fn update_key(
 ) -> AppResult<Response> {
     let view = manageable_key(&state, &member, key_id, finished).await?;
     let input = read_form(&body);
-    let edit = match keys::validate_edit(&input, &state.config.scopes) {
-        Ok(edit) => edit,
-        Err(errors) => return invalid(&state, &member, view, input, errors).await,
-    };
     let outcome = keys::edit_key(
         &state.pool,
         &state.config,
         member.membership.tenant_id,
         key_id,
-        &edit,
-        member.role,
-        &member.actor,
+        &input.request(),
+        member.requester(),
     )
     .await?;
     let edited = match outcome {
         Ok(edited) => edited,
-        Err(problem) => {
-            return match EditErrors::from_problem(&problem) {
-                Some(errors) => invalid(&state, &member, view, input, errors).await,
-                None => Err(refuse(&problem)),
-            };
+        Err(Refusal::Invalid(errors)) => {
+            return invalid(&state, &member, view, input, errors).await;
         }
+        Err(Refusal::Problem(problem)) => return Err(refuse(&problem)),
     };
     state.verifier.forget(&edited.secret_hash);
     let message = if edited.changed.is_empty() {
@@ -155,7 +149,7 @@ async fn invalid(
     member: &TenantMember,
     view: KeyView,
     input: EditInput,
-    errors: EditErrors,
+    errors: KeyErrors,
 ) -> AppResult<Response> {
     let page = edit_page(state, member, view, input, errors).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
@@ -211,21 +205,20 @@ async fn switch(
     Path((_, key_id)): Path<(String, Uuid)>,
     disabled: bool,
 ) -> AppResult<Response> {
-    let edit = KeyEdit {
+    let change = KeyChangeRequest {
         disabled: Some(disabled),
-        ..KeyEdit::default()
+        ..KeyChangeRequest::default()
     };
     let edited = keys::edit_key(
         &state.pool,
         &state.config,
         member.membership.tenant_id,
         key_id,
-        &edit,
-        member.role,
-        &member.actor,
+        &change,
+        member.requester(),
     )
     .await?
-    .map_err(|problem| refuse(&problem))?;
+    .map_err(|refusal| refuse_change(&refusal))?;
     state.verifier.forget(&edited.secret_hash);
     let message = match (disabled, edited.changed.is_empty()) {
         (true, false) => "Key disabled. It is refused everywhere until you enable it.",

@@ -4,13 +4,13 @@ pub(super) mod change;
 pub(super) mod check;
 pub(super) mod create;
 pub(super) mod edit;
+mod form;
 pub(super) mod requests;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::logs::{CallRow, RECENT_CALLS};
@@ -23,7 +23,7 @@ use crate::db::request_log::{self as db_log, LogFilter};
 use crate::domain::ip_allowlist::IpAllowlist;
 use crate::domain::key_format::shown;
 use crate::domain::key_policy;
-use crate::domain::keys::{self, Access, KeyProblem, Status};
+use crate::domain::keys::{self, Access, KeyProblem, Refusal, Status};
 use crate::domain::usage::{Counts, Window};
 use crate::domain::vocabulary::Environment;
 use crate::domain::vocabulary::Role;
@@ -58,7 +58,7 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    fn new(key: &Key, prefix: &str, member: &TenantMember, now: OffsetDateTime) -> Self {
+    fn new(key: &Key, prefix: &str, member: &TenantMember) -> Self {
         let clock = Clock::of(&member.user);
         Self {
             id: key.api_key_id,
@@ -74,7 +74,7 @@ impl KeyView {
             created: clock.day(key.created_at),
             last_used: key.last_used_at.map(|at| clock.at(at)),
             expires: key.expires_at.map(|at| clock.at(at)),
-            status: Status::of_key(key, now),
+            status: key.status,
             rate_limit: key.rate_limit,
             can_manage: keys::may_manage(
                 member.role,
@@ -171,7 +171,6 @@ pub async fn list_keys(
             ("q", q.as_deref()),
         ],
     );
-    let now = OffsetDateTime::now_utc();
     let prefix = &state.config.key_prefix;
     let policy = key_policies::get(&state.pool, member.membership.tenant_id).await?;
     let view = KeysPage {
@@ -181,7 +180,7 @@ pub async fn list_keys(
         keys: rows
             .iter()
             .map(|key| {
-                let mut view = KeyView::new(key, prefix, &member, now);
+                let mut view = KeyView::new(key, prefix, &member);
                 view.over_policy = view.status.works()
                     && key_policy::over_policy(&policy, key.created_at, key.expires_at);
                 view
@@ -281,12 +280,7 @@ async fn key_page(
         Some((id, _)) => masked_key(state, tenant_id, id).await?,
         None => None,
     };
-    let view = KeyView::new(
-        &key,
-        &state.config.key_prefix,
-        member,
-        OffsetDateTime::now_utc(),
-    );
+    let view = KeyView::new(&key, &state.config.key_prefix, member);
     let clock = Clock::of(&member.user);
     let day = usage::load(state, tenant_id, Some(key_id), Window::Day).await?;
     let key_masked = view.masked.clone();
@@ -337,8 +331,18 @@ fn refuse(problem: &KeyProblem) -> AppError {
     match problem {
         KeyProblem::NotYours => AppError::Forbidden(problem.message()),
         KeyProblem::Finished(_) => AppError::Conflict(problem.message()),
-        KeyProblem::RateLimitForAdmins => AppError::Forbidden(problem.message()),
-        KeyProblem::ExpiryPastPolicy(_) => AppError::Validation(problem.message()),
+    }
+}
+
+/// A refusal of a change to a key: a setting (the form's field errors, or a page saying what is
+/// wrong where the page has no form) or the key itself.
+fn refuse_change(refusal: &Refusal) -> AppError {
+    match refusal {
+        Refusal::Problem(problem) => refuse(problem),
+        Refusal::Invalid(errors) => AppError::Validation(errors.first().map_or_else(
+            || "This change was refused.".to_owned(),
+            |(_, why)| why.to_owned(),
+        )),
     }
 }
 
@@ -351,12 +355,7 @@ async fn manageable_key(
     finished: impl Fn(Status) -> bool,
 ) -> AppResult<KeyView> {
     let key = load_key(state, member, key_id).await?;
-    let view = KeyView::new(
-        &key,
-        &state.config.key_prefix,
-        member,
-        OffsetDateTime::now_utc(),
-    );
+    let view = KeyView::new(&key, &state.config.key_prefix, member);
     if !view.can_manage {
         return Err(refuse(&KeyProblem::NotYours));
     }

@@ -12,7 +12,7 @@ use super::create::created_page;
 use crate::app::AppState;
 use crate::db::key_requests::{self as db_requests, KeyRequest, RequestStatus};
 use crate::domain::ip_allowlist::IpAllowlist;
-use crate::domain::key_requests::{self, RequestProblem};
+use crate::domain::key_requests::{self, RequestProblem, RevealRefusal};
 use crate::domain::keys::Access;
 use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
@@ -205,12 +205,26 @@ pub async fn reveal_key(
         &state.config,
         member.membership.tenant_id,
         id,
-        &member.actor,
+        member.requester(),
     )
     .await?;
     let (key, key_id, name) = match revealed {
         Ok(revealed) => revealed,
-        Err(problem) => return refused(&state, &member, id, &problem).await,
+        Err(RevealRefusal::Request(problem)) => {
+            return refused(&state, &member, id, &problem).await;
+        }
+        // The tenant's policy or the account changed since the approval: say what now stands in
+        // the way, on the request's page.
+        Err(RevealRefusal::Rules(errors)) => {
+            let why = errors
+                .all()
+                .into_iter()
+                .map(|(_, why)| why)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let page = request_page(&state, &member, id, Some(why)).await?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+        }
     };
     tracing::info!(key.id = %key_id, request.id = %id, "approved key revealed");
     let layout = member.layout().await?;

@@ -235,7 +235,7 @@ async fn viewers_cannot_edit_and_developers_edit_only_their_own_keys_without_rat
             .text()
             .await
             .unwrap()
-            .contains("Only tenant admins can change a key&#39;s rate limit")
+            .contains("Only tenant admins can choose a key&#39;s rate limit")
     );
     let response = submit_edit(
         &app,

@@ -88,7 +88,7 @@ async fn bad_key_settings_are_refused_with_reasons_and_nothing_is_made(pool: PgP
         ),
         (
             &[("name", "k"), ("environment", "test"), ("expiry", "never")],
-            "tick the scopes this key may use",
+            "Choose full access, or the scopes this key may use",
         ),
         (
             &[
@@ -98,7 +98,7 @@ async fn bad_key_settings_are_refused_with_reasons_and_nothing_is_made(pool: PgP
                 ("scopes", "read"),
                 ("expiry", "never"),
             ],
-            "either Full access or some scopes, not both",
+            "either full access or some scopes, not both",
         ),
         (
             &[
