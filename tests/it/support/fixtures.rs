@@ -98,6 +98,7 @@ impl Tenant {
         .await
         .unwrap()
         .unwrap();
+        drop(conn);
         let Admission::Create(admitted) = admission else {
             panic!("an admin's key needs no approval")
         };

@@ -114,8 +114,8 @@ async fn throwaway_request(
     status: &str,
 ) -> Uuid {
     sqlx::query_scalar(
-        "INSERT INTO key_request (tenant_id, requested_by, name, reason, status)
-         SELECT $1, app_user_id, 'Throwaway', 'because', $3 FROM app_user WHERE email = $2
+        "INSERT INTO key_request (tenant_id, requested_by, name, reason, status, full_access)
+         SELECT $1, app_user_id, 'Throwaway', 'because', $3, true FROM app_user WHERE email = $2
          RETURNING key_request_id",
     )
     .bind(tenant_id)

@@ -251,7 +251,7 @@ async fn changes_made_with_a_token_are_audited_with_the_token_as_the_actor(pool:
         page.contains("API token \u{201c}acme backend\u{201d}"),
         "{page}"
     );
-    assert!(page.contains("operator token"));
+    assert!(page.contains("Operator"));
     assert!(page.contains("key.created") && page.contains("key.revoked"));
     assert!(!page.contains("a deleted user"));
 }

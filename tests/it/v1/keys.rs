@@ -258,7 +258,18 @@ async fn bad_key_requests_are_refused_with_the_field_at_fault(pool: PgPool) {
             Some("expires_at"),
         ),
         (
-            json!({ "name": "k", "environment": "test", "full_access": true, "ip_allowlist": [] }),
+            json!({ "name": "k", "environment": "test", "full_access": true, "ip_allowlist": ["nope"] }),
+            422,
+            Some("ip_allowlist"),
+        ),
+        (
+            json!({ "name": "k", "environment": "test", "full_access": true, "meta": { "x": "a".repeat(2000) } }),
+            422,
+            Some("meta"),
+        ),
+        // What only a change can say is refused when making a key.
+        (
+            json!({ "name": "k", "environment": "test", "full_access": true, "disabled": true }),
             400,
             None,
         ),
@@ -446,7 +457,7 @@ async fn whoami_names_the_tenant_and_key_of_a_leaked_secret_and_tells_the_tenant
     assert_eq!(found.body["tenant"]["slug"], "acme");
     assert_eq!(found.body["key"]["id"], id.to_string());
     let audited: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_event WHERE action = 'key.identified' AND actor_token = 'operator token'",
+        "SELECT count(*) FROM audit_event WHERE action = 'key.identified' AND actor_token = 'Operator'",
     )
     .fetch_one(&pool)
     .await

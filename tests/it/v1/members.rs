@@ -171,7 +171,7 @@ async fn the_audit_log_pages_oldest_first_and_needs_audit_read(pool: PgPool) {
     let data = first.body["data"].as_array().unwrap();
     assert_eq!(data.len(), 2);
     assert!(data[0]["target"].as_str().unwrap().contains("one"));
-    assert_eq!(data[0]["actor_token"], "operator token");
+    assert_eq!(data[0]["actor_token"], "Operator");
     let cursor = first.body["next_cursor"].as_str().unwrap();
     let second = get(
         &app,

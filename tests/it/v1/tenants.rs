@@ -59,14 +59,8 @@ async fn an_operator_creates_a_tenant_with_an_external_id_and_its_admin_gets_the
     assert_eq!(
         audit,
         [
-            (
-                "tenant.created".to_owned(),
-                Some("operator token".to_owned())
-            ),
-            (
-                "invitation.created".to_owned(),
-                Some("operator token".to_owned())
-            ),
+            ("tenant.created".to_owned(), Some("Operator".to_owned())),
+            ("invitation.created".to_owned(), Some("Operator".to_owned())),
         ]
     );
 }
