@@ -9,6 +9,7 @@
 mod account;
 mod auth;
 mod browser;
+mod docs;
 mod key_api;
 mod operations;
 mod outbox;

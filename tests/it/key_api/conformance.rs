@@ -1,5 +1,6 @@
-//! The seeds' documented answers, through a real gateway with the README's profiles: a client of
-//! each platform gets exactly the status, body and headers its platform documents.
+//! The seeds' documented answers, through a real gateway with the example profiles
+//! (`examples/profiles.toml`) and configurations: a client of each platform gets exactly the
+//! status, body and headers its platform documents.
 
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;

@@ -1,5 +1,6 @@
-//! Real nginx, Traefik and Caddy, each configured with the README's configuration and profile
-//! `api`, in front of a tiny upstream that echoes the headers it receives.
+//! Real nginx, Traefik and Caddy, each configured with its file in `examples/` and profile `api`,
+//! in front of a tiny upstream that echoes the headers it receives; and the Envoy example, which
+//! has no binary here, read for its structure.
 
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;
@@ -8,21 +9,22 @@ use sqlx::PgPool;
 
 use crate::support::app::retry_after;
 use crate::support::fixtures::Tenant;
-use crate::support::gateways::{Kind, Through};
+use crate::support::gateways::{Kind, Through, example};
 use crate::support::key_api::keep_within_one_minute;
+use crate::support::yaml::{self, Yaml};
 
 #[sqlx::test]
-async fn nginx_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
+async fn nginx_with_the_example_configuration_guards_the_platforms_api(pool: PgPool) {
     guards_the_platforms_api(Kind::Nginx, pool).await;
 }
 
 #[sqlx::test]
-async fn traefik_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
+async fn traefik_with_the_example_configuration_guards_the_platforms_api(pool: PgPool) {
     guards_the_platforms_api(Kind::Traefik, pool).await;
 }
 
 #[sqlx::test]
-async fn caddy_with_the_readme_configuration_guards_the_platforms_api(pool: PgPool) {
+async fn caddy_with_the_example_configuration_guards_the_platforms_api(pool: PgPool) {
     guards_the_platforms_api(Kind::Caddy, pool).await;
 }
 
@@ -62,7 +64,7 @@ async fn guards_the_platforms_api(kind: Kind, pool: PgPool) {
             "{kind:?}: {ratelimit}"
         );
     } else {
-        // The limitation README states: were Traefik to pass them, README should say so.
+        // The limitation docs/gateways.md states: were Traefik to pass them, the docs should say so.
         assert!(!response.headers().contains_key("ratelimit"), "{kind:?}");
     }
     let echoed: Value = response.json().await.unwrap();
@@ -178,4 +180,100 @@ async fn guards_the_platforms_api(kind: Kind, pool: PgPool) {
 async fn get(gateway: &Through, path: &str, key: Option<&str>) -> reqwest::Response {
     let headers: Vec<(&str, &str)> = key.map(|key| ("X-Api-Key", key)).into_iter().collect();
     gateway.get(path, &headers).await
+}
+
+/// Envoy has no binary here: its example is read for the structure Envoy needs. A listener whose
+/// HTTP filters are ext_authz, asking Gatehouse's `/v1/authorize` with the verifier token and
+/// failing closed, then the router; the clusters it names exist.
+#[test]
+fn the_envoy_example_asks_v1_authorize_with_the_verifier_token_and_fails_closed() {
+    let text = example(
+        "envoy.yaml",
+        &[
+            ("LISTEN_ADDRESS", "0.0.0.0"),
+            ("LISTEN_PORT", "8000"),
+            ("GATEHOUSE_HOST", "127.0.0.1"),
+            ("GATEHOUSE_PORT", "8080"),
+            ("UPSTREAM_HOST", "127.0.0.1"),
+            ("UPSTREAM_PORT", "9000"),
+            ("VERIFIER_TOKEN", "a-verifier-token-for-envoy"),
+        ],
+    );
+    let config = yaml::parse(&text);
+    let resources = config.at(&["static_resources"]);
+    let clusters: Vec<&str> = resources
+        .at(&["clusters"])
+        .items()
+        .iter()
+        .map(|cluster| cluster.at(&["name"]).scalar())
+        .collect();
+    let listener = &resources.at(&["listeners"]).items()[0];
+    let manager = &listener.at(&["filter_chains"]).items()[0]
+        .at(&["filters"])
+        .items()[0];
+    assert_eq!(
+        manager.at(&["name"]).scalar(),
+        "envoy.filters.network.http_connection_manager"
+    );
+    let manager = manager.at(&["typed_config"]);
+    let routes = &manager.at(&["route_config", "virtual_hosts"]).items()[0].at(&["routes"]);
+    let upstream = routes.items()[0].at(&["route", "cluster"]).scalar();
+    assert!(clusters.contains(&upstream), "{upstream} in {clusters:?}");
+    let removed = routes.items()[0]
+        .at(&["request_headers_to_remove"])
+        .scalar();
+    for key_header in ["authorization", "x-api-key", "apikey"] {
+        assert!(removed.contains(key_header), "{removed}");
+    }
+
+    let filters = manager.at(&["http_filters"]).items();
+    let names: Vec<&str> = filters.iter().map(|f| f.at(&["name"]).scalar()).collect();
+    assert_eq!(
+        names,
+        ["envoy.filters.http.ext_authz", "envoy.filters.http.router"]
+    );
+    let authz = filters[0].at(&["typed_config"]);
+    assert_eq!(
+        authz.at(&["@type"]).scalar(),
+        "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
+    );
+    assert_eq!(authz.at(&["failure_mode_allow"]).scalar(), "false");
+    assert_eq!(
+        authz.at(&["status_on_error", "code"]).scalar(),
+        "ServiceUnavailable"
+    );
+    let service = authz.at(&["http_service"]);
+    assert_eq!(
+        service.at(&["server_uri", "uri"]).scalar(),
+        "http://127.0.0.1:8080"
+    );
+    let gatehouse = service.at(&["server_uri", "cluster"]).scalar();
+    assert!(clusters.contains(&gatehouse), "{gatehouse} in {clusters:?}");
+    let prefix = service.at(&["path_prefix"]).scalar();
+    assert!(prefix.starts_with("/v1/authorize?"), "{prefix}");
+    assert!(prefix.ends_with("&path="), "{prefix}");
+    let added = service
+        .at(&["authorization_request", "headers_to_add"])
+        .items();
+    assert!(
+        added.contains(&Yaml::Map(vec![
+            ("key".into(), Yaml::Scalar("gatehouse-verifier".into())),
+            (
+                "value".into(),
+                Yaml::Scalar("a-verifier-token-for-envoy".into())
+            ),
+        ])),
+        "{added:?}"
+    );
+    let upstream_headers = service
+        .at(&[
+            "authorization_response",
+            "allowed_upstream_headers",
+            "patterns",
+        ])
+        .scalar();
+    assert!(
+        upstream_headers.contains("gatehouse-"),
+        "{upstream_headers}"
+    );
 }

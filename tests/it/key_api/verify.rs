@@ -286,10 +286,12 @@ async fn bad_key_attempts_are_throttled_per_client_address(pool: PgPool) {
 
 #[sqlx::test]
 async fn with_a_profile_verify_says_what_to_answer_the_client(pool: PgPool) {
-    let profiles = crate::support::gateways::ProfilesFile::from_readme();
     let app = key_api(
         pool.clone(),
-        &[("GATEHOUSE_PROFILES_FILE", profiles.path())],
+        &[(
+            "GATEHOUSE_PROFILES_FILE",
+            crate::support::gateways::PROFILES,
+        )],
     )
     .await;
     let acme = Tenant::create(&pool, "acme").await;

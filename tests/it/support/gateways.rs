@@ -1,6 +1,6 @@
-//! Real gateways in front of a tiny upstream, configured from the README's blocks: nginx
-//! (`auth_request`), Traefik (ForwardAuth), Caddy (`forward_auth`), with the README's contract
-//! profiles loaded into Gatehouse.
+//! Real gateways in front of a tiny upstream, configured from the files in `examples/`: nginx
+//! (`auth_request`), Traefik (ForwardAuth), Caddy (`forward_auth`), with the contract profiles of
+//! `examples/profiles.toml` loaded into Gatehouse. What the docs show is what these tests run.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,41 +18,28 @@ use super::app::TestApp;
 use super::free_port;
 use super::key_api::key_api;
 
-/// The README's text between `<!-- NAME-begin -->` and `<!-- NAME-end -->`, inside its code fence.
-pub fn readme_block(name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme
-        .find(&format!("<!-- {name}-begin -->"))
-        .unwrap_or_else(|| panic!("README marks its {name} block"));
-    let end = readme.find(&format!("<!-- {name}-end -->")).unwrap();
-    let block = &readme[start..end];
-    let body_start = block.find("```").unwrap();
-    let body_start = body_start + block[body_start..].find('\n').unwrap() + 1;
-    let body_end = block.rfind("```").unwrap();
-    block[body_start..body_end].to_owned()
-}
+/// The contract profiles the docs show, for `GATEHOUSE_PROFILES_FILE`.
+pub const PROFILES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/profiles.toml");
 
-/// The README's profiles written to a file, for `GATEHOUSE_PROFILES_FILE`; removed when dropped.
-pub struct ProfilesFile(pub PathBuf);
-
-impl ProfilesFile {
-    pub fn from_readme() -> Self {
-        let path =
-            std::env::temp_dir().join(format!("gatehouse-profiles-{}.toml", uuid::Uuid::new_v4()));
-        std::fs::write(&path, readme_block("profiles")).unwrap();
-        Self(path)
+/// A file of `examples/` with each `{{PLACEHOLDER}}` replaced by its value; every placeholder
+/// the file holds must be given one.
+pub fn example(file: &str, values: &[(&str, &str)]) -> String {
+    let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {path}: {err}"));
+    for (name, value) in values {
+        let placeholder = format!("{{{{{name}}}}}");
+        assert!(text.contains(&placeholder), "{file} has no {placeholder}");
+        text = text.replace(&placeholder, value);
     }
-
-    pub fn path(&self) -> &str {
-        self.0.to_str().unwrap()
+    if let Some(at) = text.find("{{") {
+        let rest = &text[at..];
+        panic!(
+            "{file} keeps a placeholder the test does not fill: {}",
+            &rest[..rest.find("}}").map_or(rest.len(), |end| end + 2)]
+        );
     }
-}
-
-impl Drop for ProfilesFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+    text
 }
 
 /// Which real gateway stands in front of the platform's API.
@@ -64,7 +51,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Traefik's forwardAuth copies a 200's headers only onto the upstream request (README).
+    /// Traefik's forwardAuth copies a 200's headers only onto the upstream request (docs/gateways.md).
     pub fn shows_ratelimit_on_success(self) -> bool {
         self != Kind::Traefik
     }
@@ -78,11 +65,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// The README's configuration of `kind` for Gatehouse at `gatehouse`, the upstream at `api`,
+    /// The example configuration of `kind` for Gatehouse at `gatehouse`, the upstream at `api`,
     /// on `port`, with `profile` (and more query, e.g. `seed004&tenant=acme`) in place of `api`.
-    /// Traefik and Caddy list the profile's `key_headers` (unless empty) where the README lists
+    /// Traefik and Caddy list the profile's `key_headers` (unless empty) where the examples list
     /// the defaults.
-    pub async fn from_readme(
+    pub async fn from_examples(
         kind: Kind,
         gatehouse: &str,
         api: SocketAddr,
@@ -90,41 +77,69 @@ impl Gateway {
         profile: &str,
         key_headers: &[&str],
     ) -> Self {
-        let fill = |block: &str| {
-            readme_block(block)
-                .replace("127.0.0.1:8080", gatehouse.trim_start_matches("http://"))
-                .replace("127.0.0.1:9000", &api.to_string())
-                .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"))
-                .replace("profile=api", &format!("profile={profile}"))
-                .replace("REPLACE-WITH-A-VERIFIER-TOKEN", super::key_api::VERIFIER)
-        };
+        let gatehouse = gatehouse.trim_start_matches("http://");
+        let api = api.to_string();
+        let listen = format!("127.0.0.1:{port}");
+        let verifier = super::key_api::VERIFIER;
+        let with_profile =
+            |config: String| config.replace("profile=api", &format!("profile={profile}"));
         let folder =
             std::env::temp_dir().join(format!("gatehouse-gateway-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&folder).unwrap();
         let f = folder.display();
         let command = match kind {
-            Kind::Nginx => nginx(&folder, &fill("nginx-config")),
+            Kind::Nginx => {
+                let config = example(
+                    "nginx.conf",
+                    &[
+                        ("LISTEN", &listen),
+                        ("GATEHOUSE", gatehouse),
+                        ("UPSTREAM", &api),
+                        ("VERIFIER_TOKEN", verifier),
+                    ],
+                );
+                nginx(&folder, &with_profile(config))
+            }
             Kind::Traefik => {
                 let dynamic = folder.join("gatehouse.yml");
-                let mut config = fill("traefik-config");
+                let mut config = with_profile(example(
+                    "traefik-dynamic.yml",
+                    &[
+                        ("GATEHOUSE", gatehouse),
+                        ("UPSTREAM", &api),
+                        ("VERIFIER_TOKEN", verifier),
+                    ],
+                ));
                 if !key_headers.is_empty() {
                     let listed = format!("{}]", key_headers.join(", "));
                     config = config.replace("Authorization, X-Api-Key, ApiKey]", &listed);
                 }
                 std::fs::write(&dynamic, config).unwrap();
-                let stat = fill("traefik-static")
-                    .replace("/etc/traefik/gatehouse.yml", dynamic.to_str().unwrap())
-                    + &format!(
-                        "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n\
-                         log:\n  level: ERROR\n  filePath: {f}/error.log\n"
-                    );
+                let stat = example(
+                    "traefik.yml",
+                    &[
+                        ("LISTEN", &listen),
+                        ("DYNAMIC_CONFIG", dynamic.to_str().unwrap()),
+                    ],
+                ) + &format!(
+                    "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n\
+                     log:\n  level: ERROR\n  filePath: {f}/error.log\n"
+                );
                 std::fs::write(folder.join("traefik.yml"), stat).unwrap();
                 let mut command = Command::new(tool("traefik"));
                 command.arg(format!("--configFile={f}/traefik.yml"));
                 command
             }
             Kind::Caddy => {
-                let mut config = fill("caddy-config");
+                let mut config = with_profile(example(
+                    "Caddyfile",
+                    &[
+                        ("SITE", &format!("http://{listen}")),
+                        ("GATEHOUSE", gatehouse),
+                        ("UPSTREAM", &api),
+                        ("VERIFIER_TOKEN", verifier),
+                    ],
+                ));
                 if !key_headers.is_empty() {
                     let listed = format!("{}\n", key_headers.join(" "));
                     config = config.replace("Authorization X-Api-Key ApiKey\n", &listed);
@@ -243,27 +258,21 @@ impl Drop for Gateway {
     }
 }
 
-/// Gatehouse with the README's profiles behind a real gateway with the README's configuration,
-/// in front of the echoing upstream.
+/// Gatehouse with the example profiles behind a real gateway with the example configuration, in
+/// front of the echoing upstream.
 pub struct Through {
     pub base: String,
     pub client: reqwest::Client,
     _gateway: Gateway,
     _gatehouse: TestApp,
-    _profiles: ProfilesFile,
 }
 
 impl Through {
     /// `kind` naming `profile` (and more query); Traefik and Caddy pass `key_headers` on.
     pub async fn gateway(kind: Kind, pool: &PgPool, profile: &str, key_headers: &[&str]) -> Self {
-        let profiles = ProfilesFile::from_readme();
-        let gatehouse = key_api(
-            pool.clone(),
-            &[("GATEHOUSE_PROFILES_FILE", profiles.path())],
-        )
-        .await;
+        let gatehouse = key_api(pool.clone(), &[("GATEHOUSE_PROFILES_FILE", PROFILES)]).await;
         let port = free_port();
-        let gateway = Gateway::from_readme(
+        let gateway = Gateway::from_examples(
             kind,
             &gatehouse.base,
             upstream().await,
@@ -277,7 +286,6 @@ impl Through {
             client: reqwest::Client::new(),
             _gateway: gateway,
             _gatehouse: gatehouse,
-            _profiles: profiles,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod key_api;
 pub mod management;
 pub mod smtp;
 pub mod webhooks;
+pub mod yaml;
 
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
