@@ -498,3 +498,93 @@ fn the_management_api_documents_key_fields_in_one_table() {
         }
     }
 }
+
+/// The key fields the table says a request takes: (create, update) field names.
+fn documented_key_fields() -> (BTreeSet<String>, BTreeSet<String>) {
+    let page = read(&root().join("docs/management-api.md"));
+    let header = "| field | create | update | meaning |";
+    let (mut create, mut update) = (BTreeSet::new(), BTreeSet::new());
+    for row in page
+        .lines()
+        .skip_while(|line| line.trim() != header)
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+    {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        let name = cells[0].trim_matches('`').to_owned();
+        if cells[1] == "yes" {
+            create.insert(name.clone());
+        }
+        if cells[2] == "yes" {
+            update.insert(name);
+        }
+    }
+    (create, update)
+}
+
+/// README's table, the OpenAPI document and the server agree on what making and changing a key
+/// take: the same fields, and the create body takes everything PATCH takes but `disabled`.
+#[sqlx::test]
+async fn the_key_fields_of_the_docs_the_openapi_document_and_the_server_agree(pool: sqlx::PgPool) {
+    use crate::support::management::{OPERATOR, management_api, post};
+    let app = management_api(pool, &[]).await;
+    let document: serde_json::Value = app
+        .client()
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let properties = |schema: &str| -> BTreeSet<String> {
+        document["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no schema {schema}"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let (create, update) = documented_key_fields();
+    assert_eq!(create, properties("CreateKey"), "create: docs vs OpenAPI");
+    assert_eq!(update, properties("UpdateKey"), "update: docs vs OpenAPI");
+    let mut patchable = update.clone();
+    patchable.remove("disabled");
+    assert!(
+        patchable.is_subset(&create),
+        "create takes everything PATCH takes: {patchable:?} vs {create:?}"
+    );
+    // The server takes each documented create field (an unknown one is refused with 400).
+    let made = post(
+        &app,
+        "/v1/tenants",
+        OPERATOR,
+        serde_json::json!({ "name": "Acme", "slug": "acme" }),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let sample = |field: &str| match field {
+        "name" => serde_json::json!("k"),
+        "environment" => serde_json::json!("test"),
+        "full_access" => serde_json::json!(false),
+        "scopes" => serde_json::json!(["read"]),
+        "rate_limit" => serde_json::json!(10),
+        "expires_at" => serde_json::json!("2030-01-01T00:00:00Z"),
+        "note" => serde_json::json!("a note"),
+        "meta" => serde_json::json!({ "plan": "pro" }),
+        "ip_allowlist" => serde_json::json!(["203.0.113.0/24"]),
+        other => panic!("no sample for the documented field {other}"),
+    };
+    let body: serde_json::Map<String, serde_json::Value> =
+        create.iter().map(|field| (field.clone(), sample(field))).collect();
+    let answer = post(&app, "/v1/tenants/acme/keys", OPERATOR, body.into()).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let unknown = post(
+        &app,
+        "/v1/tenants/acme/keys",
+        OPERATOR,
+        serde_json::json!({ "name": "k", "environment": "test", "full_access": true, "colour": "red" }),
+    )
+    .await;
+    assert_eq!(unknown.status, 400);
+}
