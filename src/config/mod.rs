@@ -505,7 +505,7 @@ impl fmt::Debug for PublicUrl {
 }
 
 /// Trusted proxies are CIDR blocks, the same type as key allowlists' entries.
-pub use crate::domain::ip_allowlist::IpNet;
+pub use crate::domain::keys::allowlist::IpNet;
 
 #[cfg(test)]
 mod tests {

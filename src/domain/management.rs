@@ -15,8 +15,8 @@ use crate::domain::accounts::Email;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::invitations::{self, InvitationMail};
-use crate::domain::key_format;
 use crate::domain::keys::KeyName;
+use crate::domain::keys::format as key_format;
 use crate::domain::tenants::{Slug, TenantName};
 use crate::domain::tokens::sha256;
 

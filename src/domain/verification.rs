@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::db::verification::{KeyForVerification, LookupConnections};
-use crate::domain::ip_allowlist::IpAllowlist;
 use crate::domain::key_cache::KeyCache;
-use crate::domain::key_format;
+use crate::domain::keys::allowlist::IpAllowlist;
+use crate::domain::keys::format as key_format;
 use crate::domain::metering::Meter;
 use crate::domain::rate_limit::{Quota, RateLimits};
 use crate::domain::vocabulary::Environment;

@@ -575,8 +575,10 @@ async fn the_key_fields_of_the_docs_the_openapi_document_and_the_server_agree(po
         "ip_allowlist" => serde_json::json!(["203.0.113.0/24"]),
         other => panic!("no sample for the documented field {other}"),
     };
-    let body: serde_json::Map<String, serde_json::Value> =
-        create.iter().map(|field| (field.clone(), sample(field))).collect();
+    let body: serde_json::Map<String, serde_json::Value> = create
+        .iter()
+        .map(|field| (field.clone(), sample(field)))
+        .collect();
     let answer = post(&app, "/v1/tenants/acme/keys", OPERATOR, body.into()).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     let unknown = post(

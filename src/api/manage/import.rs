@@ -12,8 +12,10 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::db::keys as db_keys;
-use crate::domain::key_format;
-use crate::domain::key_import::{self, ImportRefusal, ImportedKey, MAX_KEYS, Taken};
+use crate::domain::keys::format as key_format;
+use crate::domain::keys::import::{
+    self as key_import, ImportRefusal, ImportedKey, MAX_KEYS, Taken,
+};
 use crate::domain::keys::{AccessChoice, NewKeyRequest, Requester};
 use crate::domain::management::Scope;
 

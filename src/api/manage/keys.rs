@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, Key as KeyRow};
 use crate::db::management as db_management;
-use crate::domain::key_format::{self, shown};
+use crate::domain::keys::format::{self as key_format, shown};
 use crate::domain::keys::{
     self as domain_keys, AccessChoice, Admission, KeyChangeRequest, KeyErrors, KeyProblem,
     NewKeyRequest, Read, Refusal, Requester,

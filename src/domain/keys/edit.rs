@@ -16,8 +16,8 @@ use crate::config::Config;
 use crate::db::key_policies;
 use crate::db::keys as db_keys;
 use crate::domain::error::DomainResult;
-use crate::domain::ip_allowlist::IpAllowlist;
-use crate::domain::key_format::masked;
+use crate::domain::keys::allowlist::IpAllowlist;
+use crate::domain::keys::format::masked;
 use crate::domain::vocabulary::Role;
 use crate::domain::webhooks::{self, EventType};
 

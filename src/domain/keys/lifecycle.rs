@@ -17,9 +17,9 @@ use crate::db::keys as db_keys;
 use crate::db::{reminders, users};
 use crate::domain::audit::{Actor, Who};
 use crate::domain::error::DomainResult;
-use crate::domain::ip_allowlist::IpAllowlist;
-use crate::domain::key_format::{NewKey, masked};
-use crate::domain::key_policy;
+use crate::domain::keys::allowlist::IpAllowlist;
+use crate::domain::keys::format::{NewKey, masked};
+use crate::domain::keys::policy as key_policy;
 use crate::domain::mail::{self, Mail};
 use crate::domain::vocabulary::{Environment, Role};
 use crate::domain::webhooks::{self, EventType};
@@ -525,6 +525,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::result_large_err)]
     fn check(
         request: &NewKeyRequest,
         policy: &KeyPolicy,

@@ -4,8 +4,13 @@
 //! [`create_key`], [`edit_key`], [`roll_key`], [`revoke_key`]), which applies every rule and names
 //! the actor. Refusals come back typed, per field ([`KeyErrors`]) or about the key ([`KeyProblem`]).
 
+pub mod allowlist;
 mod edit;
+pub mod format;
+pub mod import;
 mod lifecycle;
+pub mod policy;
+pub mod requests;
 mod settings;
 mod status;
 
@@ -78,6 +83,8 @@ impl KeyProblem {
 }
 
 /// A refusal of a change to an existing key: a setting the rules refuse, or the key itself.
+// Made once per refused request: the size of the per-field messages costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     Invalid(KeyErrors),

@@ -4,7 +4,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::domain::ip_allowlist::IpAllowlist;
+use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::vocabulary::Environment;
 
 /// A key's name: what the key is for, 1-80 characters, no control characters.

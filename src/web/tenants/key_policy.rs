@@ -1,5 +1,5 @@
 //! `POST /t/{slug}/settings/keys`: the tenant's key policy, a section of the settings page
-//! (admins). The rules are `domain::key_policy`'s.
+//! (admins). The rules are `domain::keys::policy`'s.
 
 use axum::extract::{Form, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::TenantMember;
 use crate::app::AppState;
 use crate::db::key_policies;
-use crate::domain::key_policy::{self, PolicyErrors, PolicyInput};
+use crate::domain::keys::policy::{self as key_policy, PolicyErrors, PolicyInput};
 use crate::domain::vocabulary::LiveKeys;
 use crate::error::AppResult;
 use crate::web::session;

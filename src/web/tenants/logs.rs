@@ -15,7 +15,7 @@ use super::{TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::keys::{self as db_keys, KeyChoice};
 use crate::db::request_log::{self as db_log, LogEntry, LogFilter};
-use crate::domain::key_format::masked;
+use crate::domain::keys::format::masked;
 use crate::domain::verification::Code;
 use crate::error::AppResult;
 use crate::web::page::{Layout, Pager, render};

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::db::keys as db_keys;
 use crate::db::management as db_management;
 use crate::db::usage::{self as db_usage, BusyKey, Grain};
-use crate::domain::key_format::masked;
+use crate::domain::keys::format::masked;
 use crate::domain::usage::{Counts, Window, nice_ceiling, series};
 use crate::domain::verification::Code;
 use crate::domain::vocabulary::Environment;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse::db::verification::LookupConnections;
-use gatehouse::domain::key_format::hash;
+use gatehouse::domain::keys::format::hash;
 use gatehouse::domain::vocabulary::Environment;
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::domain::ip_allowlist::IpAllowlist;
+use gatehouse::domain::keys::allowlist::IpAllowlist;
 use gatehouse::domain::keys::{AccessChoice, KeyChangeRequest};
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::StatusCode;

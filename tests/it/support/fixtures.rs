@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use gatehouse::db::request_log::{LogRow, insert_batch};
 use gatehouse::db::verification;
 use gatehouse::domain::audit::{Actor, Who};
-use gatehouse::domain::key_format;
+use gatehouse::domain::keys::format as key_format;
 use gatehouse::domain::keys::{self, AccessChoice, Admission, NewKeyRequest, Requester};
 use gatehouse::domain::metering::Meter;
 use gatehouse::domain::rate_limit::RateLimits;

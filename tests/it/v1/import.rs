@@ -2,7 +2,7 @@
 //! format or the platform's old one (`GATEHOUSE_LEGACY_KEY_PATTERN`), as secrets or SHA-256s;
 //! all or nothing, each problem naming its entry.
 
-use gatehouse::domain::key_format::{self, NewKey};
+use gatehouse::domain::keys::format::{self as key_format, NewKey};
 use gatehouse::domain::vocabulary::Environment;
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -10,7 +10,7 @@ use super::create::{already_shown, created_page};
 use super::form::{DEFAULT_GRACE, GRACE_CHOICES, read_grace};
 use super::{KeyView, load_key, manageable_key, refuse, refuse_change};
 use crate::app::AppState;
-use crate::domain::key_format::masked;
+use crate::domain::keys::format::masked;
 use crate::domain::keys::{self, Status};
 use crate::error::{AppError, AppResult};
 use crate::web::page::{Clock, ConfirmPage, Layout, render};

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{key_page, load_key};
 use crate::app::AppState;
 use crate::config::Config;
-use crate::domain::key_format;
+use crate::domain::keys::format as key_format;
 use crate::domain::verification::{Code, Requirements, Unavailable};
 use crate::error::AppResult;
 use crate::web::page::render;

@@ -12,7 +12,7 @@ use super::form::{EXPIRY_CHOICES, EditInput};
 use super::{KeyView, load_key, manageable_key, pretty_meta, refuse, refuse_change};
 use crate::app::AppState;
 use crate::db::key_policies;
-use crate::domain::ip_allowlist::IpAllowlist;
+use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::{self, KeyChangeRequest, KeyErrors, Refusal, Status};
 use crate::domain::vocabulary::Role;
 use crate::error::AppResult;

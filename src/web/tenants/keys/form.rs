@@ -3,7 +3,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::domain::ip_allowlist::IpAllowlist;
+use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::{
     AccessChoice, KeyChangeRequest, NewKeyRequest, RATE_LIMIT_MESSAGE, Read, meta_from_text,
 };

@@ -6,7 +6,7 @@ mod quick_start;
 mod requests;
 mod roll_and_revoke;
 
-use gatehouse::domain::key_format;
+use gatehouse::domain::keys::format as key_format;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;

@@ -11,7 +11,7 @@ use crate::db::key_policies::{self, KeyPolicy};
 use crate::db::tenants as db_tenants;
 use crate::domain::audit::Actor;
 use crate::domain::error::DomainResult;
-use crate::domain::ip_allowlist::IpAllowlist;
+use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::{KeyErrors, KeySettings};
 use crate::domain::vocabulary::{Environment, LiveKeys, Role};
 

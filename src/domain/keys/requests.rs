@@ -12,7 +12,7 @@ use crate::db::key_requests::{self as db_requests, KeyRequest, NewRequest, Reque
 use crate::db::reminders;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::key_format::NewKey;
+use crate::domain::keys::format::NewKey;
 use crate::domain::keys::{
     self, AccessChoice, Admission, KeyErrors, NewKeyRequest, Pending, Requester,
 };
