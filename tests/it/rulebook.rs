@@ -481,7 +481,7 @@ async fn keys_made_by_machines_name_the_machine_everywhere(pool: PgPool) {
 
     // Every webhook event says who acted.
     let payloads: Vec<Value> = sqlx::query_scalar(
-        "SELECT payload FROM outbox_message WHERE kind = 'webhook' ORDER BY created_at",
+        "SELECT payload FROM webhook_event ORDER BY created_at",
     )
     .fetch_all(&pool)
     .await
