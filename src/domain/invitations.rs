@@ -16,7 +16,9 @@ use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::mail::Mail;
 use crate::domain::tokens::{random_token, sha256};
 use crate::domain::vocabulary::Role;
-use crate::domain::webhooks::{self, EventType};
+use crate::domain::webhooks::{
+    self, Event, EventTime, InvitationCreated, InvitationId, InvitationRef, MemberJoined, MemberRef,
+};
 
 /// How long an invitation link works.
 pub const INVITATION_LIFETIME: Duration = Duration::days(7);
@@ -95,22 +97,16 @@ pub async fn invite(
         link: mail.public_url.link(&invitation_path(&token)),
     };
     crate::domain::mail::send(&mut *tx, email.as_str(), invitation_mail).await?;
-    webhooks::publish(
-        &mut tx,
-        tenant_id,
-        EventType::InvitationCreated,
-        None,
-        json!({
-            "invitation": {
-                "id": invitation.invitation_id,
-                "email": email.as_str(),
-                "role": role,
-                "expires_at": webhooks::rfc3339(expires_at),
-            },
-            "actor": actor.describe(),
-        }),
-    )
-    .await?;
+    let event = Event::InvitationCreated(InvitationCreated {
+        invitation: InvitationRef {
+            id: invitation.invitation_id,
+            email: email.as_str().to_owned(),
+            role,
+            expires_at: EventTime(expires_at),
+        },
+        actor: actor.into(),
+    });
+    webhooks::publish(&mut tx, tenant_id, None, &event).await?;
     actor
         .commit_with_event(
             tx,
@@ -252,22 +248,19 @@ pub async fn accept_invitation(
         invitation.role,
     )
     .await?;
-    webhooks::publish(
-        &mut tx,
-        tenant.tenant_id,
-        EventType::MemberJoined,
-        None,
-        json!({
-            "member": {
-                "user_id": user.app_user_id,
-                "email": user.email,
-                "name": user.display_name,
-                "role": invitation.role,
-            },
-            "invitation": { "id": invitation.invitation_id },
-        }),
-    )
-    .await?;
+    let event = Event::MemberJoined(MemberJoined {
+        member: MemberRef {
+            user_id: user.app_user_id,
+            email: user.email.clone(),
+            name: user.display_name.clone(),
+            role: invitation.role,
+        },
+        invitation: InvitationId {
+            id: invitation.invitation_id,
+        },
+        actor: actor.into(),
+    });
+    webhooks::publish(&mut tx, tenant.tenant_id, None, &event).await?;
     actor
         .commit_with_event(
             tx,

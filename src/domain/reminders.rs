@@ -13,7 +13,9 @@ use crate::db::reminders;
 use crate::domain::error::DomainResult;
 use crate::domain::mail::{self, Mail};
 use crate::domain::vocabulary::Environment;
-use crate::domain::webhooks::{self, EventType};
+use crate::domain::webhooks::{
+    self, ActorRef, Event, EventTime, KeyExpired, KeyExpiring, SweptKey,
+};
 
 /// Claims the reminders now due and puts their mails in the outbox, in one transaction.
 /// Returns how many reminders went out.
@@ -51,18 +53,17 @@ pub async fn send_due(pool: &PgPool, public_url: &PublicUrl) -> DomainResult<usi
         } else {
             Environment::Test
         };
-        webhooks::publish(
-            &mut tx,
-            reminder.tenant_id,
-            EventType::KeyExpiring,
-            Some(environment),
-            serde_json::json!({
-                "key": { "id": reminder.api_key_id, "name": reminder.key_name, "environment": environment },
-                "expires_at": webhooks::rfc3339(reminder.expires_at),
-                "days_ahead": reminder.days_ahead,
-            }),
-        )
-        .await?;
+        let event = Event::KeyExpiring(KeyExpiring {
+            key: SweptKey {
+                id: reminder.api_key_id,
+                name: reminder.key_name.clone(),
+                environment,
+            },
+            expires_at: EventTime(reminder.expires_at),
+            days_ahead: reminder.days_ahead,
+            actor: ActorRef::System,
+        });
+        webhooks::publish(&mut tx, reminder.tenant_id, Some(environment), &event).await?;
         tracing::info!(key.id = %reminder.api_key_id, days_ahead = reminder.days_ahead, "key expiry reminder queued");
     }
     tx.commit().await?;
@@ -80,17 +81,16 @@ pub async fn announce_expired(pool: &PgPool) -> DomainResult<usize> {
         let mut tx = pool.begin().await?;
         let expired = reminders::claim_expired(&mut *tx, EXPIRED_BATCH).await?;
         for key in &expired {
-            webhooks::publish(
-                &mut tx,
-                key.tenant_id,
-                EventType::KeyExpired,
-                Some(key.environment),
-                serde_json::json!({
-                    "key": { "id": key.api_key_id, "name": key.name, "environment": key.environment },
-                    "expired_at": webhooks::rfc3339(key.expires_at),
-                }),
-            )
-            .await?;
+            let event = Event::KeyExpired(KeyExpired {
+                key: SweptKey {
+                    id: key.api_key_id,
+                    name: key.name.clone(),
+                    environment: key.environment,
+                },
+                expired_at: EventTime(key.expires_at),
+                actor: ActorRef::System,
+            });
+            webhooks::publish(&mut tx, key.tenant_id, Some(key.environment), &event).await?;
             tracing::info!(key.id = %key.api_key_id, "key expired: event published");
         }
         tx.commit().await?;

@@ -12,7 +12,7 @@ use crate::db::users::User;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::vocabulary::Role;
-use crate::domain::webhooks::{self, EventType};
+use crate::domain::webhooks::{self, Event, MemberRef, MemberRemoved, MemberRoleChanged};
 
 /// A tenant's display name.
 #[derive(Debug, Clone)]
@@ -146,8 +146,13 @@ pub async fn create_tenant(
 }
 
 /// A member as webhook events describe them.
-fn member_event(member: &Member) -> serde_json::Value {
-    json!({ "user_id": member.app_user_id, "email": member.email, "name": member.display_name, "role": member.role })
+fn member_ref(member: &Member) -> MemberRef {
+    MemberRef {
+        user_id: member.app_user_id,
+        email: member.email.clone(),
+        name: member.display_name.clone(),
+        role: member.role,
+    }
 }
 
 /// A member change refused by a rule.
@@ -200,14 +205,13 @@ pub async fn change_role(
         return Ok(Err(MemberProblem::LastAdmin));
     }
     db_tenants::set_role(&mut *tx, tenant_id, membership_id, role).await?;
-    webhooks::publish(
-        &mut tx,
-        tenant_id,
-        EventType::MemberRoleChanged,
-        None,
-        json!({ "member": member_event(&member), "from": old, "to": role, "actor": actor.describe() }),
-    )
-    .await?;
+    let event = Event::MemberRoleChanged(MemberRoleChanged {
+        member: member_ref(&member),
+        from: old,
+        to: role,
+        actor: actor.into(),
+    });
+    webhooks::publish(&mut tx, tenant_id, None, &event).await?;
     actor
         .commit_with_event(
             tx,
@@ -234,18 +238,12 @@ pub async fn remove_member(
         return Ok(Err(MemberProblem::LastAdmin));
     }
     db_tenants::delete_membership(&mut *tx, tenant_id, membership_id).await?;
-    webhooks::publish(
-        &mut tx,
-        tenant_id,
-        EventType::MemberRemoved,
-        None,
-        json!({
-            "member": member_event(&member),
-            "left": Some(member.app_user_id) == actor.user_id(),
-            "actor": actor.describe(),
-        }),
-    )
-    .await?;
+    let event = Event::MemberRemoved(MemberRemoved {
+        member: member_ref(&member),
+        left: Some(member.app_user_id) == actor.user_id(),
+        actor: actor.into(),
+    });
+    webhooks::publish(&mut tx, tenant_id, None, &event).await?;
     actor
         .commit_with_event(
             tx,

@@ -11,7 +11,7 @@ use super::settings::{
     Access, KeyChangeRequest, KeyErrors, KeyField, KeyName, RATE_LIMIT_ADMINS, check_expiry,
     check_meta, check_note, check_rate_limit,
 };
-use super::{Refusal, Requester, Status, key_event, key_target, lock_manageable};
+use super::{Refusal, Requester, Status, key_target, lock_manageable};
 use crate::config::Config;
 use crate::db::key_policies;
 use crate::db::keys as db_keys;
@@ -19,7 +19,7 @@ use crate::domain::error::DomainResult;
 use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::format::masked;
 use crate::domain::vocabulary::Role;
-use crate::domain::webhooks::{self, EventType};
+use crate::domain::webhooks::{self, Event, KeyDisabled, KeyRef};
 
 /// A change that passed the rules every setting follows on its own; `None` leaves a setting.
 #[derive(Debug, Default)]
@@ -250,17 +250,11 @@ pub async fn edit_key(
     db_keys::notify_changed(&mut *tx, &key.secret_hash).await?;
     let masked_key = masked(prefix, key.environment, &key.last_four);
     if disabled && !was_disabled {
-        webhooks::publish(
-            &mut tx,
-            tenant_id,
-            EventType::KeyDisabled,
-            Some(key.environment),
-            json!({
-                "key": key_event(api_key_id, name, key.environment, &masked_key),
-                "actor": actor.describe(),
-            }),
-        )
-        .await?;
+        let event = Event::KeyDisabled(KeyDisabled {
+            key: KeyRef::new(api_key_id, name, key.environment, &masked_key),
+            actor: actor.into(),
+        });
+        webhooks::publish(&mut tx, tenant_id, Some(key.environment), &event).await?;
     }
     let action = match (was_disabled, disabled) {
         (false, true) => "key.disabled",

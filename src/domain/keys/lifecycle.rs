@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use super::settings::{KeyErrors, KeyField, KeyName, KeySettings, NewKeyRequest};
 use super::{
-    KeyProblem, Refusal, Requester, Status, StoredSecret, insert_row, key_event, key_target,
-    lock_manageable,
+    KeyProblem, Refusal, Requester, Status, StoredSecret, insert_row, key_target, lock_manageable,
 };
 use crate::config::Config;
 use crate::db::key_policies::{self, KeyPolicy};
@@ -22,7 +21,7 @@ use crate::domain::keys::format::{NewKey, masked};
 use crate::domain::keys::policy as key_policy;
 use crate::domain::mail::{self, Mail};
 use crate::domain::vocabulary::{Environment, Role};
-use crate::domain::webhooks::{self, EventType};
+use crate::domain::webhooks::{self, Event, EventTime, KeyCreated, KeyRef, KeyRevoked, KeyRolled};
 
 /// What is said when an account without a confirmed email address asks for a live key (or a
 /// management token made by one does).
@@ -258,21 +257,20 @@ pub async fn create_in(
     let key = NewKey::generate(prefix, settings.environment);
     let id = insert_key(&mut *tx, tenant_id, &key, settings, None, actor).await?;
     let masked_key = masked(prefix, settings.environment, &key.last_four());
-    webhooks::publish(
-        &mut *tx,
-        tenant_id,
-        EventType::KeyCreated,
-        Some(settings.environment),
-        json!({
-            "key": key_event(id, settings.name.as_str(), settings.environment, &masked_key),
-            "full_access": settings.access.is_full(),
-            "scopes": settings.access.chosen(),
-            "rate_limit": settings.rate_limit,
-            "expires_at": settings.expires_at.map(webhooks::rfc3339),
-            "actor": actor.describe(),
-        }),
-    )
-    .await?;
+    let event = Event::KeyCreated(KeyCreated {
+        key: KeyRef::new(
+            id,
+            settings.name.as_str(),
+            settings.environment,
+            &masked_key,
+        ),
+        full_access: settings.access.is_full(),
+        scopes: settings.access.chosen().to_vec(),
+        rate_limit: settings.rate_limit,
+        expires_at: settings.expires_at.map(EventTime),
+        actor: actor.into(),
+    });
+    webhooks::publish(&mut *tx, tenant_id, Some(settings.environment), &event).await?;
     let details = json!({
         "environment": settings.environment.as_str(),
         "scopes": settings.access.label(),
@@ -377,19 +375,23 @@ pub async fn roll_key(
     .await?;
     db_keys::notify_changed(&mut *tx, &old.secret_hash).await?;
     tell_creator(&mut tx, config, tenant_id, &old, actor, "rolled").await?;
-    webhooks::publish(
-        &mut tx,
-        tenant_id,
-        EventType::KeyRolled,
-        Some(old.environment),
-        json!({
-            "key": key_event(old.api_key_id, &old.name, old.environment, &masked(prefix, old.environment, &old.last_four)),
-            "successor": key_event(new_id, &old.name, old.environment, &masked(prefix, old.environment, &key.last_four())),
-            "old_key_works_until": webhooks::rfc3339(now + grace),
-            "actor": actor.describe(),
-        }),
-    )
-    .await?;
+    let event = Event::KeyRolled(KeyRolled {
+        key: KeyRef::new(
+            old.api_key_id,
+            &old.name,
+            old.environment,
+            &masked(prefix, old.environment, &old.last_four),
+        ),
+        successor: KeyRef::new(
+            new_id,
+            &old.name,
+            old.environment,
+            &masked(prefix, old.environment, &key.last_four()),
+        ),
+        old_key_works_until: EventTime(now + grace),
+        actor: actor.into(),
+    });
+    webhooks::publish(&mut tx, tenant_id, Some(old.environment), &event).await?;
     actor
         .commit_with_event(
             tx,
@@ -476,17 +478,16 @@ pub async fn revoke_key(
     db_keys::revoke(&mut *tx, tenant_id, api_key_id, &actor.by()).await?;
     db_keys::notify_changed(&mut *tx, &key.secret_hash).await?;
     tell_creator(&mut tx, config, tenant_id, &key, actor, "revoked").await?;
-    webhooks::publish(
-        &mut tx,
-        tenant_id,
-        EventType::KeyRevoked,
-        Some(key.environment),
-        json!({
-            "key": key_event(api_key_id, &key.name, key.environment, &masked(prefix, key.environment, &key.last_four)),
-            "actor": actor.describe(),
-        }),
-    )
-    .await?;
+    let event = Event::KeyRevoked(KeyRevoked {
+        key: KeyRef::new(
+            api_key_id,
+            &key.name,
+            key.environment,
+            &masked(prefix, key.environment, &key.last_four),
+        ),
+        actor: actor.into(),
+    });
+    webhooks::publish(&mut tx, tenant_id, Some(key.environment), &event).await?;
     actor
         .commit_with_event(
             tx,

@@ -27,14 +27,13 @@ pub use settings::{
 };
 pub use status::Status;
 
-use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::db::keys::{self as db_keys, NewKeyRow};
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::vocabulary::{Environment, Role};
+use crate::domain::vocabulary::Role;
 
 /// Who asks for a change, and the role they act with in the tenant (a management or operator token
 /// acts as a tenant admin).
@@ -132,16 +131,6 @@ async fn lock_manageable(
         return Ok(Err(KeyProblem::Finished(status)));
     }
     Ok(Ok(key))
-}
-
-/// A key as webhook events describe it: never its secret, only the masked form.
-pub fn key_event(
-    id: Uuid,
-    name: &str,
-    environment: Environment,
-    masked: &str,
-) -> serde_json::Value {
-    json!({ "id": id, "name": name, "environment": environment, "masked": masked })
 }
 
 /// How audit events name a key.

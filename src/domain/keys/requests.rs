@@ -18,7 +18,7 @@ use crate::domain::keys::{
 };
 use crate::domain::mail::{self, Mail};
 use crate::domain::vocabulary::Environment;
-use crate::domain::webhooks::{self, EventType};
+use crate::domain::webhooks::{self, Event, KeyRequestDecided, KeyRequestRef};
 
 /// The most characters a request's or a decision's reason may have.
 pub const REASON_MAX_CHARS: usize = 500;
@@ -177,27 +177,22 @@ pub async fn decide(
         };
         mail::send(&mut *tx, &facts.email, notice).await?;
     }
-    webhooks::publish(
-        &mut tx,
-        tenant_id,
-        if approve {
-            EventType::KeyRequestApproved
-        } else {
-            EventType::KeyRequestDenied
+    let decided = KeyRequestDecided {
+        request: KeyRequestRef {
+            id: key_request_id,
+            name: request.name.clone(),
+            requested_by: request.requested_by,
+            reason: request.reason.clone(),
         },
-        Some(Environment::Live),
-        json!({
-            "request": {
-                "id": key_request_id,
-                "name": request.name,
-                "requested_by": request.requested_by,
-                "reason": request.reason,
-            },
-            "decision_reason": why,
-            "actor": actor.describe(),
-        }),
-    )
-    .await?;
+        decision_reason: why.clone(),
+        actor: actor.into(),
+    };
+    let event = if approve {
+        Event::KeyRequestApproved(decided)
+    } else {
+        Event::KeyRequestDenied(decided)
+    };
+    webhooks::publish(&mut tx, tenant_id, Some(Environment::Live), &event).await?;
     actor
         .commit_with_event(
             tx,

@@ -9,7 +9,7 @@ use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::app::{TestApp, assert_redirect, field_value};
+use crate::support::app::{TestApp, assert_redirect, field_value, location};
 use crate::support::binary::Binary;
 use crate::support::fixtures::{
     TenantAdmin, create_key, member_client, revealed, revoke_unnoticed, roll, submit_key,
@@ -147,21 +147,85 @@ async fn a_key_revoked_in_the_portal_reaches_the_receiver_signed_within_a_second
     assert_eq!(delivery.header("x-webhook-signature"), None);
 }
 
+/// Changes a key through one of its action buttons (`disable`, `revoke`, …).
+async fn key_action(app: &TestApp, admin: &Client, key_id: Uuid, action: &str) {
+    let response = app
+        .submit(
+            admin,
+            &format!("/t/acme/keys/{key_id}"),
+            &format!("/t/acme/keys/{key_id}/{action}"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{action}");
+}
+
+/// Files a developer's request for a live key; returns its id.
+async fn request_live_key(app: &TestApp, developer: &Client, name: &str) -> Uuid {
+    let response = submit_key(
+        app,
+        developer,
+        "acme",
+        &[
+            ("name", name),
+            ("environment", "live"),
+            ("access", "full"),
+            ("expiry", "never"),
+            ("reason", "Going live"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    location(&response)
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn decide_request(app: &TestApp, admin: &Client, id: Uuid, action: &str, reason: &str) {
+    let page = format!("/t/acme/key-requests/{id}");
+    let response = app
+        .submit(
+            admin,
+            &page,
+            &format!("{page}/{action}"),
+            &[("reason", reason)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{action}");
+}
+
 #[sqlx::test]
-async fn every_change_type_sends_its_event(pool: PgPool) {
-    let app = webhook_app(pool).await;
+async fn every_event_in_the_catalogue_reaches_the_receiver_and_names_who_acted(pool: PgPool) {
+    let tokens = format!("{VERIFIER},{OTHER_VERIFIER}");
+    let app = webhook_app_with(
+        pool,
+        &[
+            ("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("GATEHOUSE_VERIFIER_TOKENS", &tokens),
+            ("GATEHOUSE_USAGE_FLUSH_SECONDS", "1"),
+        ],
+    )
+    .await;
     let admin = TenantAdmin::acme(&app).await.client;
     let receiver = Receiver::start().await;
+    let live = Receiver::start().await;
     let (endpoint, secret) = register(&app, &admin, &receiver.url, &[]).await;
+    let (_, live_secret) = register(
+        &app,
+        &admin,
+        &live.url,
+        &[("name", "Live"), ("environment", "live")],
+    )
+    .await;
 
-    let (_, key_id) = create_key(&app, &admin, "acme", "Billing", "test").await;
-    assert_eq!(
-        roll(&app, &admin, "acme", key_id, "1h").await.status(),
-        StatusCode::OK
-    );
-    member_client(&app, &admin, "acme", "bob@example.com", "Bob", "viewer").await;
-    let bob: Uuid = sqlx::query_scalar(
-        "SELECT membership_id FROM membership JOIN app_user USING (app_user_id) WHERE email = 'bob@example.com'",
+    // Members: invited, joined, a role changed, removed.
+    let bob = member_client(&app, &admin, "acme", "bob@example.com", "Bob", "developer").await;
+    member_client(&app, &admin, "acme", "cy@example.com", "Cy", "viewer").await;
+    let cy: Uuid = sqlx::query_scalar(
+        "SELECT membership_id FROM membership JOIN app_user USING (app_user_id) WHERE email = 'cy@example.com'",
     )
     .fetch_one(&app.pool)
     .await
@@ -170,7 +234,7 @@ async fn every_change_type_sends_its_event(pool: PgPool) {
         .submit(
             &admin,
             "/t/acme/members",
-            &format!("/t/acme/members/{bob}/role"),
+            &format!("/t/acme/members/{cy}/role"),
             &[("role", "developer")],
         )
         .await;
@@ -179,38 +243,137 @@ async fn every_change_type_sends_its_event(pool: PgPool) {
         .submit(
             &admin,
             "/t/acme/members",
-            &format!("/t/acme/members/{bob}/remove"),
+            &format!("/t/acme/members/{cy}/remove"),
             &[],
         )
         .await;
     assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+
+    // Keys: created, rolled, disabled, revoked.
+    let (_, rolled) = create_key(&app, &admin, "acme", "Billing", "test").await;
+    assert_eq!(
+        roll(&app, &admin, "acme", rolled, "1h").await.status(),
+        StatusCode::OK
+    );
+    let (_, second) = create_key(&app, &admin, "acme", "Second", "test").await;
+    key_action(&app, &admin, second, "disable").await;
+    key_action(&app, &admin, second, "revoke").await;
+
+    // Requests for live keys: one approved, one denied.
+    let response = app
+        .submit(
+            &admin,
+            "/t/acme/settings",
+            "/t/acme/settings/keys",
+            &[("live_keys", "approval")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let approved = request_live_key(&app, &bob, "Payments").await;
+    let denied = request_live_key(&app, &bob, "Payouts").await;
+    decide_request(&app, &admin, approved, "approve", "").await;
+    decide_request(&app, &admin, denied, "deny", "Not before the audit").await;
+
+    // Gatehouse's own: a reminder, then the expiry; a rate limit reached.
+    let (_, soon) = create_key(&app, &admin, "acme", "Soon", "test").await;
+    let set_expiry = |interval: &'static str| {
+        sqlx::query(
+            "UPDATE api_key SET expires_at = now() + $2::text::interval WHERE api_key_id = $1",
+        )
+        .bind(soon)
+        .bind(interval)
+        .execute(&app.pool)
+    };
+    set_expiry("6 days").await.unwrap();
+    let public_url = gatehouse::config::PublicUrl::parse(&app.base).unwrap();
+    gatehouse::domain::reminders::send_due(&app.pool, &public_url)
+        .await
+        .unwrap();
+    set_expiry("-1 second").await.unwrap();
+    gatehouse::domain::reminders::announce_expired(&app.pool)
+        .await
+        .unwrap();
+    let response = submit_key(
+        &app,
+        &admin,
+        "acme",
+        &[
+            ("name", "Tight"),
+            ("environment", "test"),
+            ("access", "full"),
+            ("expiry", "never"),
+            ("rate_limit", "1"),
+        ],
+    )
+    .await;
+    let tight = revealed(&response.text().await.unwrap()).unwrap();
+    keep_within_one_minute(5).await;
+    assert!(
+        verify_codes(&app, &tight, 3)
+            .await
+            .contains(&"RATE_LIMITED".to_owned())
+    );
+
     assert_redirect(
         &post_action(&app, &admin, endpoint, "test").await,
         format!("/t/acme/webhooks/{endpoint}"),
     );
 
-    for (event_type, check) in [
-        ("key.created", "/data/key/name"),
-        ("key.rolled", "/data/successor/id"),
-        ("invitation.created", "/data/invitation/email"),
-        ("member.joined", "/data/member/email"),
-        ("member.role_changed", "/data/to"),
-        ("member.removed", "/data/member/email"),
-        ("webhook.test", "/data/endpoint/id"),
-    ] {
-        let delivery = receiver.event(event_type).await;
-        let payload = verify_with_library(&secret, &delivery)
+    let ada: Uuid = sqlx::query_scalar("SELECT app_user_id FROM app_user WHERE email = $1")
+        .bind("ada@example.com")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let ada = serde_json::json!({ "type": "person", "id": ada });
+    let system = serde_json::json!({ "type": "system" });
+    for (event_type, _) in gatehouse::domain::webhooks::catalogue() {
+        // Requests are for live keys: they reach the live endpoint only.
+        let (delivery, secret) = if event_type.starts_with("key_request.") {
+            (live.event(event_type).await, &live_secret)
+        } else {
+            (receiver.event(event_type).await, &secret)
+        };
+        let payload = verify_with_library(secret, &delivery)
             .unwrap_or_else(|why| panic!("{event_type}: {why}"));
+        let data = &payload["data"];
+        let (field, actor) = match event_type {
+            "key.created" => ("/key/masked", &ada),
+            "key.rolled" => ("/successor/id", &ada),
+            "key.revoked" => ("/key/id", &ada),
+            "key.disabled" => ("/key/id", &ada),
+            "key_request.approved" => ("/request/id", &ada),
+            "key_request.denied" => ("/decision_reason", &ada),
+            "key.expiring" => ("/days_ahead", &system),
+            "key.expired" => ("/expired_at", &system),
+            "key.rate_limited" => ("/rate_limit", &system),
+            "member.joined" => ("/member/email", &ada),
+            "member.removed" => ("/left", &ada),
+            "member.role_changed" => ("/to", &ada),
+            "invitation.created" => ("/invitation/email", &ada),
+            "webhook.test" => ("/endpoint/id", &ada),
+            other => panic!("{other}: make it happen in this test"),
+        };
         assert!(
-            payload.pointer(check).is_some_and(|v| !v.is_null()),
+            data.pointer(field).is_some_and(|v| !v.is_null()),
             "{event_type}: {payload}"
         );
+        if event_type == "member.joined" {
+            // The person who accepted the invitation.
+            let joined = serde_json::json!({ "type": "person", "id": data["member"]["user_id"] });
+            assert_eq!(data["actor"], joined, "{event_type}");
+        } else {
+            assert_eq!(&data["actor"], actor, "{event_type}");
+        }
     }
     let joined = receiver.event("member.joined").await.json();
     assert_eq!(joined["data"]["member"]["email"], "bob@example.com");
     assert_eq!(
         receiver.event("member.role_changed").await.json()["data"]["to"],
         "developer"
+    );
+    assert_eq!(
+        live.event("key_request.denied").await.json()["data"]["decision_reason"],
+        "Not before the audit"
     );
 
     // The log shows each attempt (logged once the receiver has answered).
@@ -1123,16 +1286,14 @@ async fn webhook_delivery_figures(pool: PgPool) {
     // Throughput: 500 events queued at once, one instance sending.
     let before = receiver.received().len();
     let mut tx = pool.begin().await.unwrap();
+    let event = webhooks::Event::KeyRevoked(webhooks::KeyRevoked {
+        key: webhooks::KeyRef::new(Uuid::nil(), "Bench", Environment::Test, "gh_test_••••0000"),
+        actor: (&tenant.actor()).into(),
+    });
     for _ in 0..500 {
-        webhooks::publish(
-            &mut tx,
-            tenant.id,
-            webhooks::EventType::KeyRevoked,
-            Some(Environment::Test),
-            serde_json::json!({}),
-        )
-        .await
-        .unwrap();
+        webhooks::publish(&mut tx, tenant.id, Some(Environment::Test), &event)
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     let start = Instant::now();

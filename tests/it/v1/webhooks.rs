@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::support::app::TestApp;
 use crate::support::fixtures::Tenant;
@@ -113,6 +114,13 @@ async fn an_endpoint_made_through_the_api_shows_its_secret_once_and_gets_signed_
     );
     let verified = verify_with_library(&secret, &test).expect("signed with the secret");
     assert_eq!(verified["data"]["endpoint"]["id"], id.as_str());
+    // The token that pressed the button is the event's actor.
+    let token_id: Uuid = sqlx::query_scalar("SELECT management_token_id FROM management_token")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let by_token = json!({ "type": "token", "id": token_id, "name": "acme backend" });
+    assert_eq!(verified["data"]["actor"], by_token);
 
     // A key revoked through the API arrives at the endpoint the API made.
     let key_id = api_key(&app, &token).await;
@@ -128,6 +136,7 @@ async fn an_endpoint_made_through_the_api_shows_its_secret_once_and_gets_signed_
     let event = receiver.event("key.revoked").await;
     let verified = verify_with_library(&secret, &event).expect("signed");
     assert_eq!(verified["data"]["key"]["id"], key_id.as_str());
+    assert_eq!(verified["data"]["actor"], by_token);
 
     let read = get(&app, &format!("/v1/tenants/acme/webhooks/{id}"), &token).await;
     assert_eq!(read.body["delivery"]["last_status"], 200);

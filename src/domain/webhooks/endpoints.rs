@@ -1,249 +1,24 @@
-//! Webhooks: the event catalogue, endpoints (settings, receiver credentials, signing secrets sealed
-//! at rest), Standard Webhooks signatures, publishing an event in the change's transaction, and the
-//! delivery rules the courier (`crate::webhook_courier`) follows: retry schedule, health, disabling.
-
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
+//! Webhook endpoints: their settings as a form or an API client gives them and the rules that check
+//! them, the receiver's credentials (sealed at rest, like the signing secret), and creating,
+//! changing, rolling, enabling and deleting an endpoint.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
-use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::config::PublicUrl;
-use crate::db::audit::{self, NewEvent};
-use crate::db::outbox as db_outbox;
-use crate::db::tenants as db_tenants;
 use crate::db::webhooks::{self as db_webhooks, Endpoint, EndpointSettings};
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::mail::{self, Mail};
 use crate::domain::sealing::SecretKey;
 use crate::domain::vocabulary::Environment;
 
-/// The outbox kind of webhook deliveries.
-pub const KIND: &str = "webhook";
-/// How long a rolled secret keeps signing beside the new one.
-pub const SECRET_OVERLAP: time::Duration = time::Duration::hours(24);
-/// After failing this long, an endpoint is disabled and the tenant's admins are told.
-pub const DISABLE_AFTER: time::Duration = time::Duration::days(3);
-/// Random bytes in a signing secret (Standard Webhooks allows 24 to 64).
-const SECRET_BYTES: usize = 32;
-const SECRET_PREFIX: &str = "whsec_";
-
-/// What happened, as receivers see it in `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    KeyCreated,
-    KeyRolled,
-    KeyRevoked,
-    KeyDisabled,
-    KeyRequestApproved,
-    KeyRequestDenied,
-    KeyExpiring,
-    KeyExpired,
-    KeyRateLimited,
-    MemberJoined,
-    MemberRemoved,
-    MemberRoleChanged,
-    InvitationCreated,
-    WebhookTest,
-}
-
-impl EventType {
-    pub const ALL: [EventType; 14] = [
-        Self::KeyCreated,
-        Self::KeyRolled,
-        Self::KeyRevoked,
-        Self::KeyDisabled,
-        Self::KeyRequestApproved,
-        Self::KeyRequestDenied,
-        Self::KeyExpiring,
-        Self::KeyExpired,
-        Self::KeyRateLimited,
-        Self::MemberJoined,
-        Self::MemberRemoved,
-        Self::MemberRoleChanged,
-        Self::InvitationCreated,
-        Self::WebhookTest,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::KeyCreated => "key.created",
-            Self::KeyRolled => "key.rolled",
-            Self::KeyRevoked => "key.revoked",
-            Self::KeyDisabled => "key.disabled",
-            Self::KeyRequestApproved => "key_request.approved",
-            Self::KeyRequestDenied => "key_request.denied",
-            Self::KeyExpiring => "key.expiring",
-            Self::KeyExpired => "key.expired",
-            Self::KeyRateLimited => "key.rate_limited",
-            Self::MemberJoined => "member.joined",
-            Self::MemberRemoved => "member.removed",
-            Self::MemberRoleChanged => "member.role_changed",
-            Self::InvitationCreated => "invitation.created",
-            Self::WebhookTest => "webhook.test",
-        }
-    }
-
-    pub fn description(self) -> &'static str {
-        match self {
-            Self::KeyCreated => "a key was created",
-            Self::KeyRolled => "a key was rolled (its successor created)",
-            Self::KeyRevoked => "a key was revoked",
-            Self::KeyDisabled => "a key was disabled (it can be enabled again)",
-            Self::KeyRequestApproved => "an admin approved a developer's request for a live key",
-            Self::KeyRequestDenied => "an admin denied a developer's request for a live key",
-            Self::KeyExpiring => "a key expires in 30, 7 or 1 days",
-            Self::KeyExpired => "a key passed its expiry",
-            Self::KeyRateLimited => "a key hit its rate limit (at most hourly)",
-            Self::MemberJoined => "someone joined the tenant",
-            Self::MemberRemoved => "a member was removed or left",
-            Self::MemberRoleChanged => "a member's role changed",
-            Self::InvitationCreated => "someone was invited",
-            Self::WebhookTest => "\"Send test event\" (always delivered)",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == value)
-    }
-}
-
-/// Publishes an event in the transaction of the change that causes it: one delivery for every
-/// enabled endpoint of the tenant that wants the type (key events only to endpoints of the key's
-/// environment). `data` must hold no secret.
-pub async fn publish(
-    tx: &mut PgConnection,
-    tenant_id: Uuid,
-    event_type: EventType,
-    environment: Option<Environment>,
-    data: Value,
-) -> DomainResult<()> {
-    publish_to(tx, tenant_id, event_type, environment, None, data).await?;
-    Ok(())
-}
-
-async fn publish_to(
-    tx: &mut PgConnection,
-    tenant_id: Uuid,
-    event_type: EventType,
-    environment: Option<Environment>,
-    only: Option<Uuid>,
-    data: Value,
-) -> DomainResult<(String, i64)> {
-    let id = format!("evt_{}", Uuid::new_v4().simple());
-    let created_at = rfc3339(OffsetDateTime::now_utc());
-    let queued = db_webhooks::publish(
-        &mut *tx,
-        tenant_id,
-        &id,
-        event_type.as_str(),
-        environment,
-        only,
-        &created_at,
-        &data,
-    )
-    .await?;
-    if queued > 0 {
-        db_outbox::notify_due(tx).await?;
-    }
-    Ok((id, queued))
-}
-
-/// A time as events carry it: RFC 3339 in UTC, whole seconds.
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    at.replace_nanosecond(0)
-        .unwrap_or(at)
-        .format(&Rfc3339)
-        .unwrap_or_default()
-}
-
-/// Keys that hit their rate limit (as the usage flusher saw them, off the key API's hot path):
-/// `key.rate_limited`, at most once per key per hour, whichever instance sees it first.
-pub async fn keys_rate_limited(pool: &PgPool, api_key_ids: &[Uuid]) -> DomainResult<()> {
-    if api_key_ids.is_empty() {
-        return Ok(());
-    }
-    let mut tx = pool.begin().await?;
-    for key in db_webhooks::claim_rate_limited_events(&mut *tx, api_key_ids).await? {
-        publish(
-            &mut tx,
-            key.tenant_id,
-            EventType::KeyRateLimited,
-            Some(key.environment),
-            json!({
-                "key": { "id": key.api_key_id, "name": key.name, "environment": key.environment },
-                "rate_limit": key.rate_limit,
-            }),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// A signing secret: `whsec_` and the base64 of random bytes.
-pub struct SigningSecret(Vec<u8>);
-
-impl SigningSecret {
-    pub fn generate() -> Self {
-        let mut bytes = vec![0u8; SECRET_BYTES];
-        rand::rng().fill_bytes(&mut bytes);
-        Self(bytes)
-    }
-
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// What the endpoint's owner copies once: `whsec_…`.
-    pub fn reveal(&self) -> String {
-        format!("{SECRET_PREFIX}{}", STANDARD.encode(&self.0))
-    }
-
-    /// The Standard Webhooks signature: `v1,` and the base64 HMAC-SHA256 of "{id}.{timestamp}.{body}".
-    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = self.mac();
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
-    }
-
-    /// The seeds' `X-Webhook-Signature`: `sha256=` and the hex HMAC-SHA256 of the body.
-    pub fn sign_seed(&self, body: &[u8]) -> String {
-        let mut mac = self.mac();
-        mac.update(body);
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256={hex}")
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC takes keys of any length.
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
-    }
-}
+use super::address::check_url;
+use super::events::check_event_types;
+use super::signing::{SECRET_OVERLAP, SigningSecret, seal_auth, secret_context};
 
 /// How Gatehouse authenticates to the receiver (seed 001): stored sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -529,23 +304,6 @@ pub fn check_name(name: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-/// Chosen event types: known ones, at least one, each once.
-pub fn check_event_types(values: &[String]) -> Result<Vec<String>, String> {
-    let mut chosen: Vec<String> = Vec::new();
-    for value in values {
-        let Some(event_type) = EventType::parse(value) else {
-            return Err(format!("{value:?} is not an event type."));
-        };
-        if !chosen.iter().any(|t| t == event_type.as_str()) {
-            chosen.push(event_type.as_str().to_owned());
-        }
-    }
-    if chosen.is_empty() {
-        return Err("Choose at least one event type, or all events.".into());
-    }
-    Ok(chosen)
-}
-
 impl ReceiverAuth {
     /// No credentials typed at all (a form that keeps the stored ones).
     fn is_blank(&self) -> bool {
@@ -624,104 +382,12 @@ fn is_reserved_header(name: &str) -> bool {
     ) || name.starts_with("webhook-")
 }
 
-/// An endpoint URL: http or https, a host, no credentials in it (receiver authentication is for
-/// that), and no internal address written in it unless `allow_private`. A name is checked again
-/// at every delivery, against the address it then resolves to.
-pub fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
-    if url.chars().any(char::is_control) {
-        return Err("The URL cannot contain control characters.".into());
-    }
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|_| "Give a full URL like https://example.com/hooks/gatehouse.".to_owned())?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-        return Err("The URL must start with https:// (or http://) and name a host.".into());
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("Put credentials under receiver authentication, not in the URL.".into());
-    }
-    if url.len() > 2000 {
-        return Err("The URL is too long (2000 characters at most).".into());
-    }
-    if let Some(ip) = literal_address(url)
-        && !allow_private
-        && is_internal(ip)
-    {
-        return Err(format!(
-            "{ip} is an internal address: webhooks go to public addresses only."
-        ));
-    }
-    Ok(())
-}
-
-/// The IP address written as the URL's host, if one is.
-pub fn literal_address(url: &str) -> Option<IpAddr> {
-    let url = reqwest::Url::parse(url).ok()?;
-    let host = url.host_str()?;
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
-}
-
-/// Loopback, private, link-local (cloud metadata), multicast, unspecified and other
-/// not-publicly-routed addresses: what a webhook must not reach unless allowed.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => is_internal_v4(ip),
-        IpAddr::V6(ip) => {
-            if let Some(v4) = ip.to_ipv4_mapped() {
-                return is_internal_v4(v4);
-            }
-            let first = ip.segments()[0];
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local (fd00:ec2::254 metadata too)
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || ip == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xa9fe, 0xa9fe)
-        }
-    }
-}
-
-fn is_internal_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_unspecified()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space (carrier NAT)
-        || a >= 240
-}
-
 /// Why webhook settings cannot be changed at all.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WebhookProblem {
     /// The deployment has no `GATEHOUSE_SECRET_KEY`.
     NoSecretKey,
     Invalid(EndpointErrors),
-}
-
-fn secret_context(endpoint_id: Uuid) -> String {
-    format!("webhook_endpoint.secret:{endpoint_id}")
-}
-
-fn auth_context(endpoint_id: Uuid) -> String {
-    format!("webhook_endpoint.auth:{endpoint_id}")
-}
-
-fn seal_auth(
-    key: &SecretKey,
-    endpoint_id: Uuid,
-    auth: &ReceiverAuth,
-) -> DomainResult<Option<Vec<u8>>> {
-    if *auth == ReceiverAuth::None {
-        return Ok(None);
-    }
-    let plain = serde_json::to_vec(auth).map_err(DomainError::unexpected)?;
-    Ok(Some(key.seal(&plain, &auth_context(endpoint_id))))
 }
 
 fn settings<'a>(form: &'a EndpointForm, auth_sealed: Option<&'a [u8]>) -> EndpointSettings<'a> {
@@ -746,7 +412,7 @@ fn audit_details(form: &EndpointForm) -> Value {
 }
 
 /// The tenant's endpoint, or `NotFound` (another tenant's id too).
-async fn endpoint_of(
+pub(super) async fn endpoint_of(
     tx: &mut PgConnection,
     tenant_id: Uuid,
     endpoint_id: Uuid,
@@ -898,41 +564,6 @@ pub async fn set_enabled(
     Ok(())
 }
 
-/// Sends `webhook.test` to one endpoint; returns the event's id, or `None` when the endpoint is
-/// disabled (it gets nothing).
-pub async fn send_test(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    endpoint_id: Uuid,
-    actor: &Actor,
-) -> DomainResult<Option<String>> {
-    let mut tx = pool.begin().await?;
-    let endpoint = endpoint_of(&mut tx, tenant_id, endpoint_id).await?;
-    let (event_id, queued) = publish_to(
-        &mut tx,
-        tenant_id,
-        EventType::WebhookTest,
-        None,
-        Some(endpoint_id),
-        json!({ "endpoint": { "id": endpoint_id, "name": endpoint.name }, "message": "A test event from Gatehouse." }),
-    )
-    .await?;
-    if queued == 0 {
-        // Nothing was sent, so nothing is recorded.
-        return Ok(None);
-    }
-    actor
-        .commit_with_event(
-            tx,
-            tenant_id,
-            "webhook.test_sent",
-            format!("webhook:{}", endpoint.name),
-            json!({}),
-        )
-        .await?;
-    Ok(Some(event_id))
-}
-
 /// Deletes an endpoint with its delivery log; deliveries waiting for it are cancelled in the same
 /// transaction, so nothing is sent to it afterwards (only a POST already on the wire at that
 /// moment can still arrive; the courier skips a message whose endpoint is gone).
@@ -958,262 +589,9 @@ pub async fn delete_endpoint(
     Ok(())
 }
 
-/// Queues an event again for one endpoint: the same `webhook-id`, a new attempt.
-pub async fn resend(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    endpoint_id: Uuid,
-    event_id: &str,
-    actor: &Actor,
-) -> DomainResult<()> {
-    let mut tx = pool.begin().await?;
-    let endpoint = endpoint_of(&mut tx, tenant_id, endpoint_id).await?;
-    if !db_webhooks::requeue(&mut *tx, tenant_id, endpoint_id, event_id).await? {
-        return Err(DomainError::NotFound);
-    }
-    actor
-        .commit_with_event(
-            tx,
-            tenant_id,
-            "webhook.resent",
-            format!("webhook:{}", endpoint.name),
-            json!({ "event": event_id }),
-        )
-        .await?;
-    Ok(())
-}
-
-/// The secrets a delivery to `endpoint` uses: the signing secrets (the previous one too while the
-/// overlap lasts) and the receiver's credentials.
-pub struct DeliverySecrets {
-    pub signing: Vec<SigningSecret>,
-    pub auth: ReceiverAuth,
-}
-
-pub fn open_secrets(
-    key: &SecretKey,
-    endpoint: &Endpoint,
-    now: OffsetDateTime,
-) -> Result<DeliverySecrets, String> {
-    let id = endpoint.webhook_endpoint_id;
-    let context = secret_context(id);
-    let mut signing = vec![SigningSecret::from_bytes(
-        key.open(&endpoint.secret_sealed, &context)
-            .map_err(|e| e.to_string())?,
-    )];
-    if let (Some(previous), Some(until)) = (
-        &endpoint.previous_secret_sealed,
-        endpoint.previous_secret_until,
-    ) && until > now
-    {
-        signing.push(SigningSecret::from_bytes(
-            key.open(previous, &context).map_err(|e| e.to_string())?,
-        ));
-    }
-    let auth = match &endpoint.auth_sealed {
-        None => ReceiverAuth::None,
-        Some(sealed) => {
-            let plain = key
-                .open(sealed, &auth_context(id))
-                .map_err(|e| e.to_string())?;
-            serde_json::from_slice(&plain)
-                .map_err(|_| "unreadable receiver credentials".to_owned())?
-        }
-    };
-    Ok(DeliverySecrets { signing, auth })
-}
-
-/// Records a delivery's outcome on the endpoint. A `410 Gone` disables it at once; failures for
-/// 3 days disable it too, and then the tenant's admins are mailed.
-pub async fn record_outcome(
-    pool: &PgPool,
-    endpoint: &Endpoint,
-    delivered: bool,
-    gone: bool,
-    status: Option<i32>,
-    public_url: &PublicUrl,
-) -> DomainResult<()> {
-    let mut tx = pool.begin().await?;
-    let id = endpoint.webhook_endpoint_id;
-    let failing_since = db_webhooks::record_outcome(&mut *tx, id, delivered, status).await?;
-    let reason = if gone {
-        Some("The receiver answered 410 Gone.".to_owned())
-    } else {
-        failing_since
-            .filter(|since| *since <= OffsetDateTime::now_utc() - DISABLE_AFTER)
-            .map(|since| format!("Every delivery failed since {}.", since.date()))
-    };
-    if let Some(reason) = reason
-        && db_webhooks::set_enabled(&mut *tx, id, false, Some(&reason)).await?
-    {
-        let tenant = db_tenants::by_id(&mut *tx, endpoint.tenant_id).await?;
-        let link = public_url.link(&format!("/t/{}/webhooks/{id}", tenant.slug));
-        for (email, name) in db_webhooks::admins(&mut *tx, endpoint.tenant_id).await? {
-            mail::send(
-                &mut *tx,
-                &email,
-                Mail::WebhookDisabled {
-                    name,
-                    tenant: tenant.name.clone(),
-                    endpoint: endpoint.name.clone(),
-                    reason: reason.clone(),
-                    link: link.clone(),
-                },
-            )
-            .await?;
-        }
-        audit::insert(
-            &mut *tx,
-            &NewEvent {
-                tenant_id: endpoint.tenant_id,
-                actor_id: None,
-                actor_token: None,
-                action: "webhook.disabled",
-                target: format!("webhook:{}", endpoint.name),
-                request_id: None,
-                client_ip: None,
-                user_agent: None,
-                details: json!({ "reason": reason }),
-            },
-        )
-        .await?;
-        tracing::warn!(webhook.id = %id, tenant.id = %endpoint.tenant_id, %reason, "webhook endpoint disabled");
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Steps of the retry schedule, in units of the first retry (5 s): 5 s, 5 min, 30 min, 2 h, 5 h,
-/// 10 h, 10 h: about 28 hours in all.
-const SCHEDULE: [u32; 7] = [1, 60, 360, 1440, 3600, 7200, 7200];
-/// The longest `Retry-After` honoured.
-pub const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(10 * 3600);
-
-/// The wait a receiver's `Retry-After` asks for (RFC 9110: delay seconds, or an HTTP date in
-/// IMF-fixdate or the two obsolete formats), at most `LONGEST_RETRY_AFTER`; a date already past
-/// asks for no wait. `None` when the value is neither.
-pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    let wait = match value.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => httpdate::parse_http_date(value)
-            .ok()?
-            .duration_since(now)
-            .unwrap_or(Duration::ZERO),
-    };
-    Some(wait.min(LONGEST_RETRY_AFTER))
-}
-
-/// The wait after the `attempts`-th failed attempt, with ±10 % jitter; `None` once the schedule is done.
-pub fn retry_in(attempts: i32, first: Duration) -> Option<Duration> {
-    let step = usize::try_from(attempts.checked_sub(1)?).ok()?;
-    let base = first.saturating_mul(*SCHEDULE.get(step)?);
-    Some(base.mul_f64(rand::rng().random_range(0.9..=1.1)))
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates_in_all_three_formats() {
-        use std::time::{Duration, SystemTime};
-        // Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example.
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777 - 90);
-        let ninety = Some(Duration::from_secs(90));
-        assert_eq!(
-            super::retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
-            ninety
-        );
-        assert_eq!(
-            super::retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now),
-            ninety
-        );
-        assert_eq!(super::retry_after("Sun Nov  6 08:49:37 1994", now), ninety);
-        assert_eq!(
-            super::retry_after(" 120 ", now),
-            Some(Duration::from_secs(120))
-        );
-        let later = now + Duration::from_secs(3600);
-        assert_eq!(
-            super::retry_after("Sun, 06 Nov 1994 08:49:37 GMT", later),
-            Some(Duration::ZERO),
-            "a date already past asks for no wait"
-        );
-        assert_eq!(
-            super::retry_after(
-                &httpdate::fmt_http_date(now + Duration::from_secs(86_400)),
-                now
-            ),
-            Some(super::LONGEST_RETRY_AFTER)
-        );
-        assert_eq!(super::retry_after("soon", now), None);
-        assert_eq!(super::retry_after("-5", now), None);
-    }
-
     use super::*;
-
-    #[test]
-    fn internal_addresses_are_told_from_public_ones() {
-        for internal in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "224.0.0.1",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00:ec2::254",
-            "::ffff:127.0.0.1",
-            "ff02::1",
-        ] {
-            assert!(is_internal(internal.parse().unwrap()), "{internal}");
-        }
-        for public in [
-            "93.184.216.34",
-            "1.1.1.1",
-            "2606:4700:4700::1111",
-            "172.32.0.1",
-        ] {
-            assert!(!is_internal(public.parse().unwrap()), "{public}");
-        }
-    }
-
-    #[test]
-    fn a_signature_matches_the_standard_webhooks_example() {
-        // The example in the Standard Webhooks specification's test vectors.
-        let secret =
-            SigningSecret::from_bytes(STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap());
-        let body = br#"{"test": 2432232314}"#;
-        assert_eq!(
-            secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
-    }
-
-    #[test]
-    fn secrets_are_whsec_and_32_random_bytes() {
-        let secret = SigningSecret::generate();
-        let shown = secret.reveal();
-        assert!(shown.starts_with("whsec_"));
-        assert_eq!(STANDARD.decode(&shown[6..]).unwrap().len(), 32);
-        assert_ne!(shown, SigningSecret::generate().reveal());
-    }
-
-    #[test]
-    fn retries_follow_the_schedule_with_jitter_then_stop() {
-        let first = Duration::from_secs(5);
-        let expected = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
-        for (attempt, secs) in (1..).zip(expected) {
-            let wait = retry_in(attempt, first).unwrap().as_secs_f64();
-            assert!(
-                wait >= f64::from(secs) * 0.9 && wait <= f64::from(secs) * 1.1,
-                "{attempt}: {wait}"
-            );
-        }
-        assert_eq!(retry_in(8, first), None);
-    }
 
     fn input(auth_kind: &str) -> EndpointInput {
         EndpointInput {
