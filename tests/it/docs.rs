@@ -590,3 +590,33 @@ async fn the_key_fields_of_the_docs_the_openapi_document_and_the_server_agree(po
     .await;
     assert_eq!(unknown.status, 400);
 }
+
+/// The event catalogue of the webhooks page is the code's: every type the code publishes is in the
+/// table, and the table names no type the code does not know.
+#[test]
+fn the_webhook_catalogue_in_the_docs_is_the_code_s() {
+    let page = read(&root().join("docs/webhooks.md"));
+    let header = "| `type` | when | `data` |";
+    let documented: BTreeSet<String> = page
+        .lines()
+        .skip_while(|line| line.trim() != header)
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .flat_map(|row| {
+            let first = row.trim_matches('|').split('|').next().unwrap_or_default();
+            first
+                .split(',')
+                .map(|name| name.trim().trim_matches('`').to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let code: BTreeSet<String> = gatehouse::domain::webhooks::catalogue()
+        .into_iter()
+        .map(|(event_type, _)| event_type.to_owned())
+        .collect();
+    assert_eq!(documented, code);
+    assert!(
+        page.matches("\"actor\"").count() >= code.len() - 1,
+        "every event's data shows its actor"
+    );
+}
