@@ -117,21 +117,6 @@ impl Actor {
     }
 }
 
-impl Actor {
-    /// The actor as webhook payloads describe it: `{"type": "person", "id"}`,
-    /// `{"type": "token", "id", "name"}`, `{"type": "operator"}` or `{"type": "system"}`.
-    pub fn describe(&self) -> serde_json::Value {
-        match &self.who {
-            Who::Person(id) => serde_json::json!({ "type": "person", "id": id }),
-            Who::Token { id, name, .. } => {
-                serde_json::json!({ "type": "token", "id": id, "name": name })
-            }
-            Who::Operator => serde_json::json!({ "type": "operator" }),
-            Who::System => serde_json::json!({ "type": "system" }),
-        }
-    }
-}
-
 /// How pages name an operator token's changes.
 pub const OPERATOR_LABEL: &str = "Operator";
 /// How pages name Gatehouse's own scheduled changes.
