@@ -12,7 +12,7 @@ ALTER TABLE api_key
 UPDATE api_key k SET created_by_label = e.actor_token
 FROM audit_event e
 WHERE k.created_by IS NULL AND e.tenant_id = k.tenant_id AND e.actor_token IS NOT NULL
-  AND e.action IN ('key.created', 'key.imported')
+  AND e.action = 'key.created'
   AND e.target LIKE 'key:' || replace(replace(replace(k.name, '\', '\\'), '%', '\%'), '_', '\_') || ' (%' || k.last_four || ')';
 
 -- A key's status at a moment: the one definition of it. Every query that shows or filters keys by
@@ -31,3 +31,10 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         ELSE 'active'
     END
 $$;
+
+-- Who invited, when no person did (an operator or a tenant token): its label, as for keys.
+ALTER TABLE invitation ADD COLUMN invited_by_label text;
+UPDATE invitation i SET invited_by_label = e.actor_token
+FROM audit_event e
+WHERE i.invited_by IS NULL AND e.tenant_id = i.tenant_id AND e.actor_token IS NOT NULL
+  AND e.action = 'invitation.created' AND e.target = 'email:' || i.email;

@@ -4,6 +4,8 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::db::audit::By;
+
 use crate::db::tenants::Tenant;
 use crate::domain::vocabulary::Role;
 
@@ -29,22 +31,23 @@ pub async fn insert(
     email: &str,
     role: Role,
     token_hash: &[u8],
-    invited_by: Option<Uuid>,
+    invited_by: &By,
     expires_at: OffsetDateTime,
 ) -> sqlx::Result<Invitation> {
     sqlx::query_as!(
         Invitation,
-        r#"INSERT INTO invitation (tenant_id, email, role, token_hash, invited_by, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6)
+        r#"INSERT INTO invitation (tenant_id, email, role, token_hash, invited_by, expires_at, invited_by_label)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
            RETURNING invitation_id, tenant_id, email, role AS "role: Role",
-                     (SELECT display_name FROM app_user WHERE app_user_id = $5) AS invited_by_name,
+                     COALESCE((SELECT display_name FROM app_user WHERE app_user_id = $5), $7) AS invited_by_name,
                      created_at, expires_at, accepted_at, revoked_at"#,
         tenant_id,
         email,
         role.as_str(),
         token_hash,
-        invited_by,
+        invited_by.user,
         expires_at,
+        invited_by.label,
     )
     .fetch_one(db)
     .await
@@ -55,7 +58,7 @@ pub async fn pending(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<V
     sqlx::query_as!(
         Invitation,
         r#"SELECT i.invitation_id, i.tenant_id, i.email, i.role AS "role: Role",
-                  u.display_name AS "invited_by_name?", i.created_at, i.expires_at,
+                  COALESCE(u.display_name, i.invited_by_label) AS "invited_by_name?", i.created_at, i.expires_at,
                   i.accepted_at, i.revoked_at
            FROM invitation i LEFT JOIN app_user u ON u.app_user_id = i.invited_by
            WHERE i.tenant_id = $1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL

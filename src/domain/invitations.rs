@@ -29,11 +29,21 @@ pub struct IssuedInvitation {
     pub token: String,
 }
 
-/// What the invitation mail names: the tenant, who invites, and where the link leads.
+/// What the invitation mail names besides who invites: the tenant, and where the link leads.
 pub struct InvitationMail<'a> {
     pub public_url: &'a PublicUrl,
     pub tenant_name: &'a str,
-    pub inviter_name: &'a str,
+}
+
+/// Who the invitation mail says invites: the person by name; a machine (an operator or a tenant
+/// token, which the invited person does not know) as the platform.
+async fn inviter(tx: &mut sqlx::PgConnection, actor: &Actor) -> DomainResult<String> {
+    Ok(match actor.user_id() {
+        Some(person) => crate::db::users::find_by_id(&mut *tx, person)
+            .await?
+            .map_or_else(|| "a member".to_owned(), |user| user.display_name),
+        None => "the platform".to_owned(),
+    })
 }
 
 /// The path an invitation link opens.
@@ -76,7 +86,7 @@ pub async fn invite(
         email.as_str(),
         role,
         &sha256(&token),
-        actor.user_id(),
+        &actor.by(),
         expires_at,
     )
     .await
@@ -92,7 +102,7 @@ pub async fn invite(
     };
     let invitation_mail = Mail::Invitation {
         tenant: mail.tenant_name.to_owned(),
-        inviter: mail.inviter_name.to_owned(),
+        inviter: inviter(&mut tx, actor).await?,
         role: role.as_str().to_owned(),
         link: mail.public_url.link(&invitation_path(&token)),
     };

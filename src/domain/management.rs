@@ -311,7 +311,6 @@ pub async fn provision_tenant(
         let mail = InvitationMail {
             public_url: &config.public_url,
             tenant_name: &tenant.name,
-            inviter_name: "the platform",
         };
         if let Err(why) =
             invitations::invite(pool, tenant.tenant_id, email, "admin", actor, &mail).await?

@@ -266,7 +266,6 @@ pub async fn create_invitation(
     let mail = InvitationMail {
         public_url: &state.config.public_url,
         tenant_name: &tenant.name,
-        inviter_name: "the platform",
     };
     let issued = invitations::invite(
         &state.pool,

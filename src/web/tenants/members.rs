@@ -141,7 +141,6 @@ pub(super) async fn create_invitation(
         &InvitationMail {
             public_url: &state.config.public_url,
             tenant_name: &member.membership.name,
-            inviter_name: &member.user.display_name,
         },
     )
     .await?
