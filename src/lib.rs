@@ -23,6 +23,8 @@ pub mod oidc_client;
 pub mod server;
 /// Accepting connections and serving them with hyper (as `axum::serve`, wakes coalesced).
 pub mod serving;
+/// The shared vocabulary: roles, environments, answer codes, the public URL (a leaf).
+pub mod vocabulary;
 /// The portal.
 pub mod web;
 /// The outbox's webhook courier (HTTP, signatures, the SSRF guard).

@@ -90,7 +90,10 @@ pub fn router(state: AppState) -> Router {
         ));
 
     let portal = Router::new()
-        .merge(web::router(state.clone()))
+        .merge(web::router(
+            state.clone(),
+            api::manage::openapi::document_json(),
+        ))
         .merge(api::router(state.clone()))
         .fallback(|| async { AppError::NotFound })
         .layer(layers);

@@ -14,8 +14,8 @@ use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::domain::request_log::{CallInfo, Via};
 use crate::domain::verification::{Code, Requirements, Unavailable};
-use crate::domain::vocabulary::Environment;
 use crate::metrics::Endpoint;
+use crate::vocabulary::Environment;
 
 pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-verifier");
 

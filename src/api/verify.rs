@@ -20,8 +20,8 @@ use crate::config::Profile;
 use crate::domain::rate_limit::Quota;
 use crate::domain::request_log::{CallInfo, Via};
 use crate::domain::verification::{Code, KeyRecord, Requirements, Unavailable, Verdict};
-use crate::domain::vocabulary::Environment;
 use crate::metrics::Endpoint;
+use crate::vocabulary::Environment;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest<'a> {

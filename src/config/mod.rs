@@ -1,12 +1,13 @@
 //! Typed configuration read once from the environment; a bad value stops the start naming the variable.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::sealing::SecretKey;
+use crate::domain::verification::VerifierSettings;
+pub use crate::vocabulary::PublicUrl;
 
 use env::Env;
 pub use oidc::OidcProviderConfig;
@@ -439,68 +440,17 @@ fn is_scope_name(scope: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-'))
 }
 
-/// The URL people reach the portal at: decides cookie `Secure`, HSTS and the allowed `Origin`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PublicUrl {
-    /// Scheme, host and port, without a trailing slash: what browsers send as `Origin`.
-    origin: String,
-    https: bool,
-}
-
-impl PublicUrl {
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let value = value.trim().trim_end_matches('/');
-        let (https, rest) = if let Some(rest) = value.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = value.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(format!("{value:?} must start with http:// or https://"));
-        };
-        if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
-            return Err(format!(
-                "{value:?} must be a scheme, host and optional port, with no path"
-            ));
+impl Config {
+    /// What the key API's pipeline takes of the configuration.
+    pub fn verifier_settings(&self) -> VerifierSettings {
+        VerifierSettings {
+            key_prefix: self.key_prefix.clone(),
+            legacy_pattern: self.legacy_key_pattern.clone(),
+            scopes: self.scopes.clone(),
+            key_cache_ttl: self.key_cache_ttl,
+            bad_keys_per_client: self.bad_keys_per_client,
+            database_max_connections: self.database_max_connections,
         }
-        Ok(Self {
-            origin: format!(
-                "{}://{}",
-                if https { "https" } else { "http" },
-                rest.to_ascii_lowercase()
-            ),
-            https,
-        })
-    }
-
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    pub fn is_https(&self) -> bool {
-        self.https
-    }
-
-    /// A link to `path` (which starts with `/`) on the portal: what mails carry, never built from
-    /// a request's `Host`.
-    pub fn link(&self, path: &str) -> String {
-        format!("{}{path}", self.origin)
-    }
-
-    /// The host name for a default `From` address: the public host when it is a name, else `localhost`.
-    fn mail_domain(&self) -> &str {
-        let host = self.origin.split_once("://").map_or("", |(_, rest)| rest);
-        let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
-        if host.contains(|c: char| c.is_ascii_alphabetic()) && !host.contains(['[', ']']) {
-            host
-        } else {
-            "localhost"
-        }
-    }
-}
-
-impl fmt::Debug for PublicUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.origin)
     }
 }
 

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::tenants::Tenant;
-use crate::domain::vocabulary::Role;
+use crate::vocabulary::Role;
 
 /// One pending invitation per tenant and email.
 pub const UNIQUE_PENDING_INVITATION: &str = "invitation_pending_key";

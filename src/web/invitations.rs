@@ -13,8 +13,8 @@ use super::session::{self, encode};
 use super::{CurrentUser, Visitor};
 use crate::app::AppState;
 use crate::domain::invitations::{self, InvitationProblem};
-use crate::domain::vocabulary::Role;
 use crate::error::AppResult;
+use crate::vocabulary::Role;
 
 pub fn router() -> Router<AppState> {
     Router::new().route(

@@ -16,8 +16,8 @@ use crate::app::AppState;
 use crate::db::keys::{self as db_keys, KeyChoice};
 use crate::db::request_log::{self as db_log, LogEntry, LogFilter};
 use crate::domain::key_format::masked;
-use crate::domain::verification::Code;
 use crate::error::AppResult;
+use crate::vocabulary::Code;
 use crate::web::page::{Layout, Pager, render};
 use crate::web::session::encode;
 
@@ -498,7 +498,7 @@ pub(super) async fn logs_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::vocabulary::Environment;
+    use crate::vocabulary::Environment;
     use time::macros::datetime;
 
     fn entry(code: &str, detail: Option<&str>) -> LogEntry {

@@ -13,8 +13,8 @@ use crate::db::invitations as db_invitations;
 use crate::db::tenants as db_tenants;
 use crate::domain::invitations::{self, InvitationMail};
 use crate::domain::tenants::{self, MemberProblem};
-use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
+use crate::vocabulary::Role;
 use crate::web::page::{Clock, ConfirmPage, Layout, When, render};
 use crate::web::session;
 

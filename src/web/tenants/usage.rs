@@ -16,10 +16,11 @@ use crate::db::keys as db_keys;
 use crate::db::management as db_management;
 use crate::db::usage::{self as db_usage, BusyKey, Grain};
 use crate::domain::key_format::masked;
-use crate::domain::usage::{Counts, Window, nice_ceiling, series};
-use crate::domain::verification::Code;
-use crate::domain::vocabulary::Environment;
+use crate::domain::usage::{Counts, nice_ceiling, series};
 use crate::error::{AppError, AppResult};
+use crate::vocabulary::Code;
+use crate::vocabulary::Environment;
+use crate::vocabulary::Window;
 use crate::web::page::{Clock, Layout, render};
 
 #[derive(Deserialize)]

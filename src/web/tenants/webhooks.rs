@@ -14,11 +14,11 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db::webhooks::{self as db_webhooks, Attempt, Endpoint};
-use crate::domain::vocabulary::{Environment, Role};
 use crate::domain::webhooks::{
     self, AUTH_KINDS, EndpointErrors, EndpointInput, EventType, SigningSecret, WebhookProblem,
 };
 use crate::error::{AppError, AppResult};
+use crate::vocabulary::{Environment, Role};
 use crate::web::page::{Clock, ConfirmPage, Layout, When, render};
 use crate::web::session;
 use crate::web::session::{first_use, new_form_id};

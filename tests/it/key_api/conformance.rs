@@ -1,7 +1,7 @@
 //! The seeds' documented answers, through a real gateway with the README's profiles: a client of
 //! each platform gets exactly the status, body and headers its platform documents.
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;

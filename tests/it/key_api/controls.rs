@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse::domain::ip_allowlist::IpAllowlist;
 use gatehouse::domain::keys::{Access, KeyEdit};
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;

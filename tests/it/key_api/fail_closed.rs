@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::domain::vocabulary::Environment;
 use gatehouse::error::RETRY_AFTER_SECONDS;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

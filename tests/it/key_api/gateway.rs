@@ -1,7 +1,7 @@
 //! Real nginx, Traefik and Caddy, each configured with the README's configuration and profile
 //! `api`, in front of a tiny upstream that echoes the headers it receives.
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;

@@ -1,6 +1,6 @@
 //! `POST /v1/keys/verify`: every code, status and header of the contract.
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
