@@ -18,7 +18,7 @@ use crate::db::request_log::{self as db_log, LogEntry, LogFilter};
 use crate::domain::key_format::masked;
 use crate::error::AppResult;
 use crate::vocabulary::Code;
-use crate::web::page::{Layout, Pager, render};
+use crate::web::page::{Layout, Pager, html};
 use crate::web::session::encode;
 
 const PAGE_SIZE: i64 = 50;
@@ -411,7 +411,7 @@ pub(super) async fn list_logs(
         problems: filters.problems,
         pager,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 fn key_options(keys: Vec<KeyChoice>, prefix: &str) -> Vec<KeyOption> {

@@ -18,7 +18,7 @@ use crate::vocabulary::Role;
 use crate::vocabulary::Window;
 use crate::web::CurrentUser;
 use crate::web::meta::RequestMeta;
-use crate::web::page::{Clock, Layout, When, render};
+use crate::web::page::{Clock, Layout, When, html, html_with_status};
 use crate::web::session;
 
 #[derive(Template)]
@@ -37,7 +37,7 @@ pub(super) async fn new_tenant_form(current: CurrentUser) -> AppResult<Response>
         slug: String::new(),
         errors: TenantErrors::default(),
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 #[derive(Deserialize)]
@@ -72,7 +72,7 @@ pub(super) async fn create_tenant(
                 slug: form.slug,
                 errors,
             };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }
@@ -144,5 +144,5 @@ pub(super) async fn show_tenant(
         today,
         busiest,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }

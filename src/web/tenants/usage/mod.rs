@@ -29,7 +29,7 @@ use crate::domain::key_format::masked;
 use crate::domain::usage::Counts;
 use crate::error::{AppError, AppResult};
 use crate::vocabulary::{Environment, Window};
-use crate::web::page::{Clock, Layout, render};
+use crate::web::page::{Clock, Layout, html};
 
 #[derive(Deserialize)]
 pub struct UsageQuery {
@@ -189,7 +189,7 @@ async fn usage_page(
         busiest,
         key_choices,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 fn csv(
