@@ -16,8 +16,9 @@ pub mod domain;
 pub mod error;
 /// The outbox's mail courier: templates/mail rendered, sent by SMTP (lettre) or to the log.
 pub mod mailer;
-/// OpenID Connect relying party: discovery, authorization requests, ID token validation.
+/// The metrics registry: counters and histograms on atomics, written in Prometheus' text format.
 pub mod metrics;
+/// OpenID Connect relying party: discovery, authorization requests, ID token validation.
 pub mod oidc_client;
 /// The router, its layers, serving and shutdown.
 pub mod server;
