@@ -136,7 +136,10 @@ pub fn refusal(
         .copied()
         .unwrap_or_else(|| usual_status(code));
     let templated = templated_body(profile, code, message, status);
-    let challenge = challenge(profile);
+    // Only a 401 carries the challenge (built on the refusals that need it).
+    let challenge = (status == StatusCode::UNAUTHORIZED)
+        .then(|| challenge(profile))
+        .flatten();
     let mut response = match &templated {
         Some(body) => {
             let mut response = (
@@ -145,9 +148,7 @@ pub fn refusal(
                 body.clone(),
             )
                 .into_response();
-            if status == StatusCode::UNAUTHORIZED
-                && let Some(challenge) = challenge
-            {
+            if let Some(challenge) = challenge {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, challenge);
