@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_public_url_is_an_origin_without_a_path() {
-        let url = PublicUrl::parse("HTTPS://Portal.Example.com/").unwrap();
+        let url = PublicUrl::parse("https://Portal.Example.com/").unwrap();
         assert_eq!(url.origin(), "https://portal.example.com");
         assert!(url.is_https());
         assert_eq!(url.link("/signin"), "https://portal.example.com/signin");
