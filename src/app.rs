@@ -51,9 +51,6 @@ pub struct Shared {
     pub webhooks: Arc<WebhookCourier>,
     /// The management API's rate windows, per token.
     pub management_limits: Arc<RateLimits>,
-    /// The OpenAPI document of `/v1` as JSON (built from the API's code), for the portal's
-    /// reference page.
-    pub api_document: &'static str,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Config> {
@@ -65,7 +62,7 @@ impl axum::extract::FromRef<AppState> for Arc<Config> {
 impl AppState {
     /// Connects, migrates and prepares everything a server needs.
     pub async fn connect(config: Config) -> Result<Self, AppError> {
-        let pool = db::connect(&config).await?;
+        let pool = db::connect(&config.database_url, config.database_max_connections).await?;
         db::MIGRATOR
             .run(&pool)
             .await
@@ -94,10 +91,11 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             webhooks: Arc::new(webhooks),
             management_limits: Arc::new(RateLimits::new(0)),
-            api_document: crate::api::manage::openapi::document_json(),
             mailer: Arc::new(mailer),
             pool: pool.clone(),
-            verifier: Arc::new(Verifier::new(&config, pool).with_metrics(Arc::clone(&metrics))),
+            verifier: Arc::new(
+                Verifier::new(config.verifier_settings(), pool).with_metrics(Arc::clone(&metrics)),
+            ),
             metrics,
             request_log: Arc::new(RequestLog::new(
                 config.request_log,

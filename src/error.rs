@@ -6,8 +6,19 @@ use axum::response::{IntoResponse, Response};
 
 use crate::domain::error::DomainError;
 
-/// What a 503 asks the client to wait before trying again.
-const RETRY_AFTER_SECONDS: &str = "2";
+/// What a 503 (and a 429 that no rate limiter timed) asks the client to wait, in seconds.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// The one `Retry-After` policy of every surface: a rate limiter's 429 waits until its window
+/// ends (`limiter_reset`), any other 429 and every 503 wait [`RETRY_AFTER_SECONDS`]; other
+/// statuses carry none.
+pub fn retry_after(status: StatusCode, limiter_reset: Option<u32>) -> Option<u32> {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => Some(limiter_reset.unwrap_or(RETRY_AFTER_SECONDS)),
+        StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECONDS),
+        _ => None,
+    }
+}
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -27,8 +38,6 @@ pub enum AppError {
     Validation(String),
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("too many requests: {0}")]
-    TooManyRequests(String),
     #[error("service unavailable")]
     Unavailable,
     #[error("database error: {0}")]
@@ -60,7 +69,6 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(err) if crate::db::is_unreachable(err) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -79,7 +87,6 @@ impl AppError {
             Self::Forbidden(why) => ("FORBIDDEN", why.clone()),
             Self::Validation(why) => ("INVALID", why.clone()),
             Self::Conflict(why) => ("CONFLICT", why.clone()),
-            Self::TooManyRequests(why) => ("TOO_MANY_REQUESTS", why.clone()),
             Self::Unavailable => (
                 "UNAVAILABLE",
                 "The service cannot answer right now. Please try again shortly.".to_owned(),
@@ -119,11 +126,10 @@ impl IntoResponse for AppError {
             tracing::error!(error = %self, status = report.status.as_u16(), "request failed");
         }
         let mut response = report.status.into_response();
-        if report.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+        if let Some(seconds) = retry_after(report.status, None) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(report);
         response

@@ -16,13 +16,16 @@ pub mod domain;
 pub mod error;
 /// The outbox's mail courier: templates/mail rendered, sent by SMTP (lettre) or to the log.
 pub mod mailer;
-/// OpenID Connect relying party: discovery, authorization requests, ID token validation.
+/// The metrics registry: counters and histograms on atomics, written in Prometheus' text format.
 pub mod metrics;
+/// OpenID Connect relying party: discovery, authorization requests, ID token validation.
 pub mod oidc_client;
 /// The router, its layers, serving and shutdown.
 pub mod server;
 /// Accepting connections and serving them with hyper (as `axum::serve`, wakes coalesced).
 pub mod serving;
+/// The shared vocabulary: roles, environments, answer codes, the public URL (a leaf).
+pub mod vocabulary;
 /// The portal.
 pub mod web;
 /// The outbox's webhook courier (HTTP, signatures, the SSRF guard).

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use crate::domain::verification::Code;
+use crate::vocabulary::Code;
 
 /// The key API's endpoints, as the `endpoint` label names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::ExpiredDeletion;
 
+use crate::api::error::ApiError;
 use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::db;
 use crate::domain::key_cache;
@@ -89,7 +90,10 @@ pub fn router(state: AppState) -> Router {
         ));
 
     let portal = Router::new()
-        .merge(web::router(state.clone()))
+        .merge(web::router(
+            state.clone(),
+            api::manage::openapi::document_json(),
+        ))
         .merge(api::router(state.clone()))
         .fallback(|| async { AppError::NotFound })
         .layer(layers);
@@ -198,21 +202,25 @@ fn finish_error(
     request_id: &str,
 ) -> Response {
     let (mut parts, _) = response.into_parts();
-    let body = if json {
-        api::error_body(report).into_response()
+    let written = if json {
+        ApiError::from(report).into_response()
     } else {
         web::page::error_page(report, request_id).into_response()
     };
-    let (body_parts, body) = body.into_parts();
+    let (written_parts, body) = written.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
-        body_parts
+        written_parts
             .headers
             .get(header::CONTENT_TYPE)
             .cloned()
             .unwrap_or(HeaderValue::from_static("text/plain")),
     );
-    parts.headers.remove(header::CONTENT_LENGTH);
+    // The writer's `Retry-After` and `WWW-Authenticate`, unless the response has its own.
+    for (name, value) in &written_parts.headers {
+        parts.headers.entry(name).or_insert_with(|| value.clone());
+    }
     Response::from_parts(parts, body)
 }
 

@@ -5,16 +5,17 @@
 use std::net::IpAddr;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName};
+use axum::response::{IntoResponse, Response};
 
+use crate::api::error::{ApiError, Challenge, ErrorBody};
 use crate::api::{contract, edge};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::domain::request_log::{CallInfo, Via};
 use crate::domain::verification::{Code, Requirements, Unavailable};
-use crate::domain::vocabulary::Environment;
 use crate::metrics::Endpoint;
+use crate::vocabulary::Environment;
 
 pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-verifier");
 
@@ -30,11 +31,11 @@ pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-veri
     security(("gateway_verifier" = [])),
     responses(
         (status = 200, description = "The key is good; identity headers (`Gatehouse-Key-Id`, `Gatehouse-Tenant`, …) follow"),
-        (status = 400, description = "Bad query", body = crate::api::manage::ErrorBody),
-        (status = 401, description = "No verifier token; no key, or a bad, expired, revoked or suspended one", body = crate::api::manage::ErrorBody),
-        (status = 403, description = "Environment, tenant or scope mismatch", body = crate::api::manage::ErrorBody),
-        (status = 429, description = "Rate limited", body = crate::api::manage::ErrorBody),
-        (status = 503, description = "Keys cannot be checked now (fail closed)", body = crate::api::manage::ErrorBody),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No verifier token; no key, or a bad, expired, revoked or suspended one", body = ErrorBody),
+        (status = 403, description = "Environment, tenant or scope mismatch", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "Keys cannot be checked now (fail closed)", body = ErrorBody),
     ))]
 pub async fn authorize(
     State(state): State<AppState>,
@@ -54,11 +55,11 @@ pub async fn answer_authorize(state: &AppState, peer_client: IpAddr, request: Re
         .get(&VERIFIER_HEADER)
         .and_then(|value| value.to_str().ok());
     if !edge::verifier_accepted(&state.config.verifier_token_digests, verifier) {
-        return edge::error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+        return ApiError::unauthorized(
+            Challenge::Gateway,
             "The gateway must send a verifier token in `Gatehouse-Verifier`.",
-        );
+        )
+        .into_response();
     }
     let query = uri.query().unwrap_or("");
     let (mut required, profile) = match requirements(query).and_then(|required| {
@@ -73,7 +74,7 @@ pub async fn answer_authorize(state: &AppState, peer_client: IpAddr, request: Re
     }) {
         Ok(found) => found,
         Err(message) => {
-            return edge::error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
+            return ApiError::bad_request(message).into_response();
         }
     };
     // The gateway presented a verifier token: its word for the client's address is trusted.

@@ -3,10 +3,10 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::api::edge;
+use crate::api::error::{ApiError, Challenge, ErrorBody};
 use crate::config::Profile;
 use crate::config::profiles::{KeyHeader, RateLimitStyle};
 use crate::domain::rate_limit::Quota;
@@ -136,35 +136,46 @@ pub fn refusal(
         .copied()
         .unwrap_or_else(|| usual_status(code));
     let templated = templated_body(profile, code, message, status);
+    // Only a 401 carries the challenge (built on the refusals that need it).
+    let challenge = (status == StatusCode::UNAUTHORIZED)
+        .then(|| challenge(profile))
+        .flatten();
     let mut response = match &templated {
-        Some(body) => (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.clone(),
-        )
-            .into_response(),
-        None => edge::error_response(status, code, message),
+        Some(body) => {
+            let mut response = (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.clone(),
+            )
+                .into_response();
+            if let Some(challenge) = challenge {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            response
+        }
+        None => ApiError {
+            challenge: Challenge::Profile(challenge),
+            ..ApiError::new(status, code, message)
+        }
+        .into_response(),
     };
     if !profile.name.is_empty() {
         // For gateways that answer refusals themselves (nginx `auth_request` drops the body).
         let body = templated.unwrap_or_else(|| {
-            json!({ "error": { "code": code, "message": message } }).to_string()
+            serde_json::to_string(&ErrorBody::of(code, message)).unwrap_or_default()
         });
         if let Ok(body) = HeaderValue::from_str(&body) {
             response.headers_mut().insert(BODY_HEADER.clone(), body);
         }
     }
-    let headers = response.headers_mut();
     if let Some(quota) = quota {
+        let headers = response.headers_mut();
         add_ratelimit_headers(headers, profile.ratelimit_headers, quota);
         if code == Code::RateLimited.as_str() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(quota.reset));
         }
-    }
-    if status == StatusCode::UNAUTHORIZED
-        && let Some(challenge) = challenge(profile)
-    {
-        headers.insert(header::WWW_AUTHENTICATE, challenge);
     }
     response
 }

@@ -1,18 +1,15 @@
 //! What both key-API endpoints share at the HTTP edge: the verifier-token check, bearer
-//! credentials, the rate-limit headers and the error answers. The judging is the domain's
-//! `Verifier`.
+//! credentials, the rate-limit headers and the JSON answers' writing. The judging is the domain's
+//! `Verifier`; errors are [`ApiError`]s.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use subtle::{Choice, ConstantTimeEq};
 
+use crate::api::error::ApiError;
 use crate::config::TokenDigests;
 use crate::domain::rate_limit::Quota;
 use crate::domain::tokens::sha256;
-use crate::error::ErrorReport;
-
-/// What a 503 tells callers to wait, in seconds.
-pub const RETRY_UNAVAILABLE_AFTER: u32 = 1;
 
 /// Compares the presented verifier token with every configured one in constant time (hashes of
 /// equal length, no early exit). No tokens configured: nothing is accepted.
@@ -115,19 +112,6 @@ fn decimal(mut n: u32, digits: &mut [u8; 10]) -> &[u8] {
     &digits[at..]
 }
 
-/// An error answer with its body `{"error": {"code", "message"}}` (the key API's own stack has
-/// no `render_errors`); the report stays attached for whoever relays it in another form.
-pub fn error_response(status: StatusCode, code: &'static str, message: &str) -> Response {
-    let report = ErrorReport {
-        status,
-        code,
-        message: message.to_owned(),
-    };
-    let mut response = (status, crate::api::error_body(&report)).into_response();
-    response.extensions_mut().insert(report);
-    response
-}
-
 /// `body` serialized as an `application/json` answer, written once into a buffer of the usual
 /// size (axum's `Json` starts smaller and grows).
 pub fn json_response(body: &impl serde::Serialize) -> Response {
@@ -136,11 +120,7 @@ pub fn json_response(body: &impl serde::Serialize) -> Response {
         Ok(()) => json_bytes_response(buffer),
         Err(err) => {
             tracing::error!(error = %err, "cannot serialize an answer");
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                "Something went wrong on our side. It has been logged.",
-            )
+            ApiError::internal().into_response()
         }
     }
 }
@@ -154,16 +134,7 @@ static JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// 503, fail closed.
 pub fn unavailable() -> Response {
-    let mut response = error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "UNAVAILABLE",
-        "Keys cannot be checked right now. Please retry shortly.",
-    );
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(RETRY_UNAVAILABLE_AFTER),
-    );
-    response
+    ApiError::unavailable("Keys cannot be checked right now. Please retry shortly.").into_response()
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::api::error::ApiError;
 use crate::app::AppState;
 use crate::db;
 use crate::metrics::{family, gauge_or_counter};
@@ -15,7 +16,7 @@ use crate::metrics::{family, gauge_or_counter};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
-        .fallback(|| async { StatusCode::NOT_FOUND })
+        .fallback(|| async { ApiError::not_found() })
         .with_state(state)
 }
 

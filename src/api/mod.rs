@@ -3,20 +3,19 @@
 pub mod authorize;
 pub mod contract;
 pub mod edge;
+pub mod error;
 mod health;
 pub mod manage;
 pub mod metrics;
 pub mod verify;
 
-use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{any, get, post};
-use serde_json::json;
 
+use crate::api::error::ApiError;
 use crate::app::AppState;
-use crate::error::ErrorReport;
 
 /// The management API and the operations endpoints, behind the portal's shared layers.
 pub fn router(state: AppState) -> Router<AppState> {
@@ -42,7 +41,7 @@ pub fn key_api_router() -> Router<AppState> {
             any(authorize::authorize).layer(logged("/v1/authorize/{*path}")),
         )
         .method_not_allowed_fallback(|| async {
-            edge::error_response(
+            ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "METHOD_NOT_ALLOWED",
                 "That action is not available here.",
@@ -126,11 +125,6 @@ fn logged(
         tracing::debug!(route, status = response.status().as_u16(), "key API answer");
         response
     })
-}
-
-/// Every key-API error body: `{"error": {"code": "...", "message": "..."}}`.
-pub fn error_body(report: &ErrorReport) -> Json<serde_json::Value> {
-    Json(json!({ "error": { "code": report.code, "message": report.message } }))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,16 +12,16 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use crate::api::{self, contract, edge};
+use crate::api::error::{ApiError, Challenge, ErrorBody};
+use crate::api::{contract, edge};
 use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::client_ip::ClientIp;
 use crate::config::Profile;
 use crate::domain::rate_limit::Quota;
 use crate::domain::request_log::{CallInfo, Via};
 use crate::domain::verification::{Code, KeyRecord, Requirements, Unavailable, Verdict};
-use crate::domain::vocabulary::Environment;
-use crate::error::ErrorReport;
 use crate::metrics::Endpoint;
+use crate::vocabulary::Environment;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest<'a> {
@@ -155,10 +155,10 @@ impl<'a> KeyView<'a> {
     security(("verifier_token" = [])),
     responses(
         (status = 200, description = "The key was judged (`valid` says how)", body = VerifyAnswer),
-        (status = 400, description = "Bad body", body = crate::api::manage::ErrorBody),
-        (status = 401, description = "No verifier token", body = crate::api::manage::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::api::manage::ErrorBody),
-        (status = 503, description = "Keys cannot be checked now (fail closed)", body = crate::api::manage::ErrorBody),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No verifier token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "Keys cannot be checked now (fail closed)", body = ErrorBody),
     ))]
 pub async fn verify_key(
     State(state): State<AppState>,
@@ -179,20 +179,15 @@ pub async fn answer_verify(state: &AppState, client: IpAddr, request: Request) -
         .await
     {
         Ok(Ok(body)) => body,
-        Ok(Err(err)) if is_too_large(&err) => {
-            return edge::error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "The request was too large.",
-            );
-        }
+        Ok(Err(err)) if is_too_large(&err) => return ApiError::too_large().into_response(),
         Ok(Err(_)) => return bad_request("The body could not be read."),
         Err(_) => {
-            return edge::error_response(
+            return ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "TIMEOUT",
                 "The request took too long. Please try again.",
-            );
+            )
+            .into_response();
         }
     };
     let request: VerifyRequest = match serde_json::from_slice(&body) {
@@ -277,11 +272,11 @@ fn admit(
         &state.config.verifier_token_digests,
         edge::bearer(&parts.headers),
     ) {
-        return Err(edge::error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
+        return Err(ApiError::unauthorized(
+            Challenge::Verifier,
             "Send a verifier token as `Authorization: Bearer <token>`.",
-        ));
+        )
+        .into_response());
     }
     Ok((body, parts.headers.get(edge::REQUEST_ID).cloned()))
 }
@@ -320,12 +315,14 @@ fn in_profile(verdict: &Verdict, client_ip: Option<IpAddr>, profile: &Profile) -
         .filter(|(name, _)| *name != header::CONTENT_TYPE)
         .filter_map(|(name, value)| Some((name.to_string(), json!(value.to_str().ok()?))))
         .collect();
-    let body = match response.extensions().get::<ErrorReport>() {
-        Some(report) => api::error_body(report).0,
-        None => {
-            contract::templated_body(profile, verdict.code.as_str(), &message, response.status())
-                .and_then(|body| serde_json::from_str(&body).ok())
-                .unwrap_or(Value::Null)
+    let templated =
+        contract::templated_body(profile, verdict.code.as_str(), &message, response.status());
+    let body = match (templated, verdict.code, &verdict.key) {
+        (Some(body), _, _) => serde_json::from_str(&body).unwrap_or(Value::Null),
+        (None, Code::Valid, Some(_)) => Value::Null,
+        // A refusal without the profile's template has the standard error body.
+        (None, code, _) => {
+            serde_json::to_value(ErrorBody::of(code.as_str(), &message)).unwrap_or(Value::Null)
         }
     };
     ResponseView {
@@ -396,7 +393,7 @@ fn valid_answer(key: &KeyRecord, quota: Option<&Quota>) -> Option<Response> {
 }
 
 fn bad_request(message: &str) -> Response {
-    edge::error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    ApiError::bad_request(message).into_response()
 }
 
 /// Says what is wrong with the body without echoing it (it may hold a key).

@@ -1,22 +1,25 @@
 //! Typed configuration read once from the environment; a bad value stops the start naming the variable.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
+use crate::domain::keys::KeyConfig;
 use crate::domain::sealing::SecretKey;
+use crate::domain::verification::VerifierSettings;
+pub use crate::vocabulary::PublicUrl;
 
-use env::Env;
+pub use log_format::LogFormat;
 pub use oidc::OidcProviderConfig;
 pub use profiles::{Profile, Profiles};
 
 mod env;
+mod log_format;
 mod oidc;
 pub mod profiles;
+mod read;
 
-/// Everything the deployment configures. Secrets are `SecretString`, so `Debug` never shows them.
 /// Digests of secret tokens (never shown in `Debug`).
 #[derive(Clone, Default)]
 pub struct TokenDigests(pub Vec<[u8; 32]>);
@@ -39,6 +42,7 @@ impl std::fmt::Debug for TokenDigests {
     }
 }
 
+/// Everything the deployment configures. Secrets are `SecretString`, so `Debug` never shows them.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: SecretString,
@@ -111,51 +115,6 @@ pub struct Config {
     pub webhook_timeout: Duration,
 }
 
-/// How log lines are written: text for people (colours only on a terminal), or one JSON object
-/// per line for log pipelines. Read before the rest of the configuration, so logging starts first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl LogFormat {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let variable = "GATEHOUSE_LOG_FORMAT";
-        match Env(lookup).get(variable).as_deref().map(str::trim) {
-            None | Some("text") => Ok(Self::Text),
-            Some("json") => Ok(Self::Json),
-            Some(other) => Err(invalid(
-                variable,
-                format!("{other:?} is neither text nor json"),
-            )),
-        }
-    }
-}
-
-/// The platform's API address: http(s), a host, and a path if any; nothing a shell line would
-/// treat specially, since the portal shows it inside a curl command.
-fn api_base_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(format!("{url:?} has no host"));
-    }
-    if let Some(bad) = rest
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-._~:/%[]@+,=".contains(*c)))
-    {
-        return Err(format!("{url:?} contains {bad:?}; give a plain URL"));
-    }
-    Ok(())
-}
-
 /// A configuration value that could not be used; names the variable and says why.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {reason}")]
@@ -172,335 +131,27 @@ pub(crate) fn invalid(variable: impl Into<String>, reason: impl Into<String>) ->
 }
 
 impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads configuration through `lookup`, so tests can pass a map instead of the environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(lookup);
-        let get = |name: &str| env.get(name);
-
-        let database_url = get("DATABASE_URL")
-            .map(SecretString::from)
-            .ok_or_else(|| invalid("DATABASE_URL", "is required (postgres://user@host:port/db)"))?;
-
-        let listen = match get("GATEHOUSE_LISTEN") {
-            Some(value) => value.trim().parse().map_err(|_| {
-                invalid(
-                    "GATEHOUSE_LISTEN",
-                    format!("{value:?} is not an address like 127.0.0.1:8080"),
-                )
-            })?,
-            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-        };
-
-        let metrics_listen = get("GATEHOUSE_METRICS_LISTEN")
-            .filter(|value| !value.trim().is_empty())
-            .map(|value| {
-                value.trim().parse().map_err(|_| {
-                    invalid(
-                        "GATEHOUSE_METRICS_LISTEN",
-                        format!("{value:?} is not an address like 127.0.0.1:9100"),
-                    )
-                })
-            })
-            .transpose()?;
-
-        let public_url = PublicUrl::parse(
-            get("GATEHOUSE_PUBLIC_URL")
-                .as_deref()
-                .unwrap_or("http://127.0.0.1:8080"),
-        )
-        .map_err(|reason| invalid("GATEHOUSE_PUBLIC_URL", reason))?;
-
-        let verifier_tokens = tokens(&env, "GATEHOUSE_VERIFIER_TOKENS")?;
-        let operator_tokens = tokens(&env, "GATEHOUSE_OPERATOR_TOKENS")?;
-        if operator_tokens.iter().any(|operator| {
-            verifier_tokens
-                .iter()
-                .any(|verifier| verifier.expose_secret() == operator.expose_secret())
-        }) {
-            return Err(invalid(
-                "GATEHOUSE_OPERATOR_TOKENS",
-                "a token is also a verifier token; give the management API tokens of its own",
-            ));
-        }
-        let management_rate_limit = per_minute(&env, "GATEHOUSE_MANAGEMENT_RATE_LIMIT", 600)?;
-
-        let key_prefix = get("GATEHOUSE_KEY_PREFIX").unwrap_or_else(|| "ak".to_owned());
-        if key_prefix.is_empty()
-            || key_prefix.len() > 16
-            || !key_prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
-            return Err(invalid(
-                "GATEHOUSE_KEY_PREFIX",
-                "must be 1 to 16 lowercase letters or digits",
-            ));
-        }
-
-        let legacy_key_pattern = get("GATEHOUSE_LEGACY_KEY_PATTERN")
-            .filter(|pattern| !pattern.trim().is_empty())
-            .map(|pattern| {
-                regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|err| {
-                    invalid(
-                        "GATEHOUSE_LEGACY_KEY_PATTERN",
-                        format!("is not a regular expression: {err}"),
-                    )
-                })
-            })
-            .transpose()?;
-
-        let scopes = match env.list("GATEHOUSE_SCOPES") {
-            scopes if get("GATEHOUSE_SCOPES").is_some() => scopes,
-            _ => vec!["read".to_owned(), "write".to_owned()],
-        };
-        if scopes.is_empty() {
-            return Err(invalid("GATEHOUSE_SCOPES", "needs at least one scope"));
-        }
-        if let Some(bad) = scopes.iter().find(|scope| !is_scope_name(scope)) {
-            return Err(invalid(
-                "GATEHOUSE_SCOPES",
-                format!("{bad:?} is not a scope name (letters, digits, ':', '.', '_', '-')"),
-            ));
-        }
-
-        let key_headers = match env.list("GATEHOUSE_KEY_HEADERS") {
-            headers if get("GATEHOUSE_KEY_HEADERS").is_some() => headers,
-            _ => vec!["Authorization".into(), "X-Api-Key".into(), "ApiKey".into()],
-        };
-        if let Some(bad) = key_headers
-            .iter()
-            .find(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).is_err())
-        {
-            return Err(invalid(
-                "GATEHOUSE_KEY_HEADERS",
-                format!("{bad:?} is not a header name"),
-            ));
-        }
-
-        let api_base_url = get("GATEHOUSE_API_BASE_URL")
-            .map(|url| url.trim().trim_end_matches('/').to_owned())
-            .filter(|url| !url.is_empty())
-            .map(|url| api_base_url(&url).map(|()| url))
-            .transpose()
-            .map_err(|reason| invalid("GATEHOUSE_API_BASE_URL", reason))?;
-
-        let profiles = match get("GATEHOUSE_PROFILES_FILE") {
-            Some(path) => Profiles::load(path.trim(), &key_headers)?,
-            None => Profiles::plain(&key_headers),
-        };
-
-        let session_idle = minutes(&env, "GATEHOUSE_SESSION_IDLE_MINUTES", 30)?;
-        let session_lifetime = minutes(&env, "GATEHOUSE_SESSION_LIFETIME_MINUTES", 12 * 60)?;
-        if session_lifetime < session_idle {
-            return Err(invalid(
-                "GATEHOUSE_SESSION_LIFETIME_MINUTES",
-                "must not be shorter than GATEHOUSE_SESSION_IDLE_MINUTES",
-            ));
-        }
-
-        let trusted_proxies = env
-            .list("GATEHOUSE_TRUSTED_PROXIES")
-            .iter()
-            .map(|entry| IpNet::parse(entry))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|reason| invalid("GATEHOUSE_TRUSTED_PROXIES", reason))?;
-
-        let database_max_connections =
-            env.number("GATEHOUSE_DATABASE_MAX_CONNECTIONS", 1..=1000, 16, "")?;
-
-        let rate_limit_live = per_minute(&env, "GATEHOUSE_RATE_LIMIT_LIVE", 1000)?;
-        let rate_limit_test = per_minute(&env, "GATEHOUSE_RATE_LIMIT_TEST", 100)?;
-        let oidc_providers = oidc::providers(&env)?;
-        let key_cache_ttl = seconds(&env, "GATEHOUSE_KEY_CACHE_SECONDS", 0..=10, 10)?;
-        let usage_flush_interval = seconds(&env, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2)?;
-        let bad_keys_per_client = per_minute(&env, "GATEHOUSE_BAD_KEY_LIMIT", 100)?;
-        let request_log = env.switch("GATEHOUSE_REQUEST_LOG", true)?;
-        let request_log_days = env.number("GATEHOUSE_REQUEST_LOG_DAYS", 1..=365, 14, "days")?;
-
-        let smtp_url = get("GATEHOUSE_SMTP_URL")
-            .filter(|url| !url.trim().is_empty())
-            .map(|url| SecretString::from(url.trim().to_owned()));
-        if let Some(url) = &smtp_url {
-            crate::mailer::smtp_transport(url.expose_secret())
-                .map_err(|reason| invalid("GATEHOUSE_SMTP_URL", reason))?;
-        }
-        let mail_from = get("GATEHOUSE_MAIL_FROM")
-            .unwrap_or_else(|| format!("Gatehouse <gatehouse@{}>", public_url.mail_domain()));
-        crate::mailer::parse_from(&mail_from)
-            .map_err(|reason| invalid("GATEHOUSE_MAIL_FROM", reason))?;
-
-        let secret_key = get("GATEHOUSE_SECRET_KEY")
-            .filter(|key| !key.trim().is_empty())
-            .map(|key| SecretKey::parse(&key))
-            .transpose()
-            .map_err(|reason| invalid("GATEHOUSE_SECRET_KEY", reason))?;
-        let webhook_allow_private = env.flag("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE")?;
-
-        Ok(Self {
-            database_url,
-            listen,
-            metrics_listen,
-            public_url,
-            verifier_token_digests: TokenDigests::of(&verifier_tokens),
-            verifier_tokens,
-            operator_token_digests: TokenDigests::of(&operator_tokens),
-            operator_tokens,
-            management_rate_limit,
-            key_prefix,
-            legacy_key_pattern,
-            scopes,
-            key_headers,
-            api_base_url,
-            profiles,
-            session_idle,
-            session_lifetime,
-            trusted_proxies,
-            database_max_connections,
-            rate_limit_live,
-            rate_limit_test,
-            oidc_providers,
-            oidc_flow_lifetime: Duration::from_secs(10 * 60),
-            key_cache_ttl,
-            usage_flush_interval,
-            bad_keys_per_client,
-            request_log,
-            request_log_days,
-            request_log_flush_interval: Duration::from_secs(1),
-            request_log_buffer: crate::domain::request_log::BUFFER,
-            smtp_url,
-            mail_from,
-            outbox_poll: Duration::from_secs(1),
-            outbox_first_retry: Duration::from_secs(60),
-            expiry_reminder_interval: Duration::from_secs(300),
-            secret_key,
-            webhook_allow_private,
-            webhook_first_retry: Duration::from_secs(5),
-            webhook_timeout: Duration::from_secs(15),
-        })
-    }
-}
-
-/// A comma-separated list of tokens, each at least 16 characters long.
-fn tokens<F: Fn(&str) -> Option<String>>(
-    env: &Env<F>,
-    variable: &str,
-) -> Result<Vec<SecretString>, ConfigError> {
-    env.list(variable)
-        .into_iter()
-        .map(|token| {
-            if token.len() < 16 {
-                Err(invalid(
-                    variable,
-                    "every token must be at least 16 characters long",
-                ))
-            } else {
-                Ok(SecretString::from(token))
-            }
-        })
-        .collect()
-}
-
-fn minutes<F: Fn(&str) -> Option<String>>(
-    env: &Env<F>,
-    variable: &str,
-    default: u64,
-) -> Result<Duration, ConfigError> {
-    let minutes = env.number(variable, 1..=525_600, default, "minutes")?;
-    Ok(Duration::from_secs(minutes * 60))
-}
-
-fn seconds<F: Fn(&str) -> Option<String>>(
-    env: &Env<F>,
-    variable: &str,
-    range: std::ops::RangeInclusive<u64>,
-    default: u64,
-) -> Result<Duration, ConfigError> {
-    env.number(variable, range, default, "seconds")
-        .map(Duration::from_secs)
-}
-
-fn per_minute<F: Fn(&str) -> Option<String>>(
-    env: &Env<F>,
-    variable: &str,
-    default: u32,
-) -> Result<u32, ConfigError> {
-    env.number(variable, 1..=1_000_000, default, "requests per minute")
-}
-
-fn is_scope_name(scope: &str) -> bool {
-    scope.len() <= 64
-        && scope
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-'))
-}
-
-/// The URL people reach the portal at: decides cookie `Secure`, HSTS and the allowed `Origin`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PublicUrl {
-    /// Scheme, host and port, without a trailing slash: what browsers send as `Origin`.
-    origin: String,
-    https: bool,
-}
-
-impl PublicUrl {
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let value = value.trim().trim_end_matches('/');
-        let (https, rest) = if let Some(rest) = value.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = value.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(format!("{value:?} must start with http:// or https://"));
-        };
-        if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
-            return Err(format!(
-                "{value:?} must be a scheme, host and optional port, with no path"
-            ));
-        }
-        Ok(Self {
-            origin: format!(
-                "{}://{}",
-                if https { "https" } else { "http" },
-                rest.to_ascii_lowercase()
-            ),
-            https,
-        })
-    }
-
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    pub fn is_https(&self) -> bool {
-        self.https
-    }
-
-    /// A link to `path` (which starts with `/`) on the portal: what mails carry, never built from
-    /// a request's `Host`.
-    pub fn link(&self, path: &str) -> String {
-        format!("{}{path}", self.origin)
-    }
-
-    /// The host name for a default `From` address: the public host when it is a name, else `localhost`.
-    fn mail_domain(&self) -> &str {
-        let host = self.origin.split_once("://").map_or("", |(_, rest)| rest);
-        let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
-        if host.contains(|c: char| c.is_ascii_alphabetic()) && !host.contains(['[', ']']) {
-            host
-        } else {
-            "localhost"
+    /// What the key rules take of the configuration.
+    pub fn keys(&self) -> KeyConfig {
+        KeyConfig {
+            key_prefix: self.key_prefix.clone(),
+            scopes: self.scopes.clone(),
+            rate_limit_live: self.rate_limit_live,
+            rate_limit_test: self.rate_limit_test,
+            public_url: self.public_url.clone(),
         }
     }
-}
 
-impl fmt::Debug for PublicUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.origin)
+    /// What the key API's pipeline takes of the configuration.
+    pub fn verifier_settings(&self) -> VerifierSettings {
+        VerifierSettings {
+            key_prefix: self.key_prefix.clone(),
+            legacy_pattern: self.legacy_key_pattern.clone(),
+            scopes: self.scopes.clone(),
+            key_cache_ttl: self.key_cache_ttl,
+            bad_keys_per_client: self.bad_keys_per_client,
+            database_max_connections: self.database_max_connections,
+        }
     }
 }
 
@@ -511,22 +162,6 @@ pub use crate::domain::keys::allowlist::IpNet;
 mod tests {
     use super::*;
 
-    #[test]
-    fn log_format_is_text_json_or_refused_by_name() {
-        let format = |value: &str| {
-            let value = value.to_owned();
-            LogFormat::from_lookup(move |_| Some(value.clone()))
-        };
-        assert_eq!(LogFormat::from_lookup(|_| None).unwrap(), LogFormat::Text);
-        assert_eq!(format("json").unwrap(), LogFormat::Json);
-        assert_eq!(format("text").unwrap(), LogFormat::Text);
-        assert!(
-            format("yaml")
-                .unwrap_err()
-                .to_string()
-                .starts_with("GATEHOUSE_LOG_FORMAT")
-        );
-    }
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::db::audit::By;
 
 use crate::db::tenants::Tenant;
-use crate::domain::vocabulary::Role;
+use crate::vocabulary::Role;
 
 /// One pending invitation per tenant and email.
 pub const UNIQUE_PENDING_INVITATION: &str = "invitation_pending_key";

@@ -3,7 +3,7 @@
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::domain::vocabulary::LiveKeys;
+use crate::vocabulary::LiveKeys;
 
 /// A tenant's key policy as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::audit::By;
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 /// PostgreSQL channel on which every instance hears that a key changed (payload: hex SHA-256).
 pub const CHANGED_CHANNEL: &str = "gatehouse_key_changed";
@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn payloads_are_hex_hashes() {
-        let hash = crate::domain::tokens::sha256("ak_live_x");
+        let hash: [u8; 32] = std::array::from_fn(|at| u8::try_from(at).unwrap_or(0));
         let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(parse_payload(&hex), Some(hash));
         assert_eq!(parse_payload("zz"), None);

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::keys::{Key, KeyStatus};
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 /// The unique constraint on `tenant.external_id`.
 pub const UNIQUE_EXTERNAL_ID: &str = "tenant_external_id_key";
@@ -348,9 +348,9 @@ pub async fn usage(
     grain: &str,
     api_key_id: Option<Uuid>,
     environment: Option<Environment>,
-) -> sqlx::Result<Vec<(OffsetDateTime, crate::domain::verification::Code, i64)>> {
+) -> sqlx::Result<Vec<(OffsetDateTime, crate::vocabulary::Code, i64)>> {
     let rows = sqlx::query!(
-        r#"SELECT u.bucket AS "bucket!", u.outcome AS "outcome!: crate::domain::verification::Code",
+        r#"SELECT u.bucket AS "bucket!", u.outcome AS "outcome!: crate::vocabulary::Code",
                   sum(u.count)::bigint AS "count!"
            FROM (SELECT api_key_id, bucket, outcome, count FROM key_usage_minute
                  WHERE $4 = 'minute' AND tenant_id = $1 AND bucket >= $2 AND bucket < $3

@@ -22,11 +22,9 @@ pub mod webhooks;
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-use crate::config::Config;
 
 /// Migrations compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -41,10 +39,10 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Connections idle longer than this are checked before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
-/// Opens the pool. Statements are bounded so a stuck database fails requests instead of hanging them.
-pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = config
-        .database_url
+/// Opens the pool of at most `max_connections` to `url`. Statements are bounded so a stuck
+/// database fails requests instead of hanging them.
+pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url
         .expose_secret()
         .parse::<PgConnectOptions>()?
         .application_name("gatehouse")
@@ -54,7 +52,7 @@ pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
             ("client_min_messages", "warning"),
         ]);
     PgPoolOptions::new()
-        .max_connections(config.database_max_connections)
+        .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         // A connection that sat idle is pinged before use (it may have died with a database
         // restart); a busy one is not, so the key API's lookup is one round trip, not two.

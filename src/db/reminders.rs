@@ -5,7 +5,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 /// A reminder this instance claimed: no other instance sends it.
 #[derive(Debug)]

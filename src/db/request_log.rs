@@ -6,7 +6,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 /// One record as written.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::vocabulary::Role;
+use crate::vocabulary::Role;
 
 /// The unique constraint on `tenant.slug`.
 pub const UNIQUE_SLUG: &str = "tenant_slug_key";

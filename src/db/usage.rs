@@ -5,9 +5,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::usage::Window;
-use crate::domain::verification::Code;
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::{Code, Environment, Window};
 
 /// The resolution a window is read at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

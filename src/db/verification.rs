@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 /// What the key API needs to judge a key, with its tenant's slug.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 /// An endpoint as the pages and the courier read it; secrets stay sealed.
 #[derive(Debug, Clone)]

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use sqlx::PgPool;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::config::PublicUrl;
 use crate::db::OnUnique;
 use crate::db::login_failures;
 use crate::db::users::{self, User};
@@ -14,6 +13,7 @@ use crate::domain::email_links;
 use crate::domain::error::DomainResult;
 use crate::domain::passwords::Passwords;
 use crate::domain::throttle::{self, Subject};
+use crate::vocabulary::PublicUrl;
 
 /// An email address as Gatehouse stores and compares it: trimmed, NFC-normalised, case-folded.
 #[derive(Debug, Clone, PartialEq, Eq)]

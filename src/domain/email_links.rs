@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
 
-use crate::config::PublicUrl;
 use crate::db::OnUnique;
 use crate::db::email_tokens::{self, RESET_PASSWORD, VERIFY_EMAIL};
 use crate::db::login_failures;
@@ -18,6 +17,7 @@ use crate::domain::mail::{self, Mail};
 use crate::domain::passwords::Passwords;
 use crate::domain::throttle::{self, Subject};
 use crate::domain::tokens::{random_token, sha256};
+use crate::vocabulary::PublicUrl;
 
 pub const RESET_LIFETIME: Duration = Duration::from_secs(30 * 60);
 pub const VERIFY_LIFETIME: Duration = Duration::from_secs(24 * 3600);

@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::config::PublicUrl;
 use crate::db::OnUnique;
 use crate::db::email_tokens;
 use crate::db::identities::{self, Identity, NewIdentity};
@@ -16,6 +15,7 @@ use crate::domain::accounts::{self, DisplayName, Email, SignIn};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::mail::Mail;
 use crate::domain::passwords::Passwords;
+use crate::vocabulary::PublicUrl;
 
 /// What a provider vouched for, after the ID token passed every check.
 #[derive(Debug, Clone)]

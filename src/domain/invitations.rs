@@ -5,7 +5,6 @@ use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::config::PublicUrl;
 use crate::db::OnUnique;
 use crate::db::invitations::{self as db_invitations, Invitation};
 use crate::db::tenants::{self as db_tenants, Tenant};
@@ -15,10 +14,11 @@ use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::mail::Mail;
 use crate::domain::tokens::{random_token, sha256};
-use crate::domain::vocabulary::Role;
 use crate::domain::webhooks::{
     self, Event, EventTime, InvitationCreated, InvitationId, InvitationRef, MemberJoined, MemberRef,
 };
+use crate::vocabulary::PublicUrl;
+use crate::vocabulary::Role;
 
 /// How long an invitation link works.
 pub const INVITATION_LIFETIME: Duration = Duration::days(7);

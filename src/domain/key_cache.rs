@@ -166,7 +166,7 @@ pub async fn listen_for_changes(pool: PgPool, cache: Arc<KeyCache>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::vocabulary::Environment;
+    use crate::vocabulary::Environment;
     use uuid::Uuid;
 
     fn record() -> Arc<KeyRecord> {

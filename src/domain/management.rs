@@ -7,7 +7,6 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::config::Config;
 use crate::db::OnUnique;
 use crate::db::management::{self as db_management, ApiTenant, NewToken};
 use crate::db::tenants as db_tenants;
@@ -19,6 +18,7 @@ use crate::domain::keys::KeyName;
 use crate::domain::keys::format as key_format;
 use crate::domain::tenants::{Slug, TenantName};
 use crate::domain::tokens::sha256;
+use crate::vocabulary::PublicUrl;
 
 /// What a tenant management token may do. Operator tokens may do everything, everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,7 +255,7 @@ impl FieldProblem {
 /// mail goes through the outbox in the same transaction as the tenant).
 pub async fn provision_tenant(
     pool: &PgPool,
-    config: &Config,
+    public_url: &PublicUrl,
     request: &NewTenant,
     actor: &Actor,
 ) -> DomainResult<Result<ApiTenant, FieldProblem>> {
@@ -309,7 +309,7 @@ pub async fn provision_tenant(
         .await?;
     if let Some(email) = &request.admin_email {
         let mail = InvitationMail {
-            public_url: &config.public_url,
+            public_url,
             tenant_name: &tenant.name,
         };
         if let Err(why) =

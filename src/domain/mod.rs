@@ -22,5 +22,4 @@ pub mod throttle;
 pub mod tokens;
 pub mod usage;
 pub mod verification;
-pub mod vocabulary;
 pub mod webhooks;

@@ -8,14 +8,14 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::config::PublicUrl;
 use crate::db::reminders;
 use crate::domain::error::DomainResult;
 use crate::domain::mail::{self, Mail};
-use crate::domain::vocabulary::Environment;
 use crate::domain::webhooks::{
     self, ActorRef, Event, EventTime, KeyExpired, KeyExpiring, SweptKey,
 };
+use crate::vocabulary::Environment;
+use crate::vocabulary::PublicUrl;
 
 /// Claims the reminders now due and puts their mails in the outbox, in one transaction.
 /// Returns how many reminders went out.

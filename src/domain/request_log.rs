@@ -428,7 +428,7 @@ mod tests {
     use super::*;
     use crate::domain::rate_limit::{Policy, Quota};
     use crate::domain::verification::KeyRecord;
-    use crate::domain::vocabulary::Environment;
+    use crate::vocabulary::Environment;
 
     fn key() -> Arc<KeyRecord> {
         Arc::new(KeyRecord {

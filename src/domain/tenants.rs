@@ -11,8 +11,8 @@ use crate::db::tenants::{self as db_tenants, Member, Tenant};
 use crate::db::users::User;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::vocabulary::Role;
 use crate::domain::webhooks::{self, Event, MemberRef, MemberRemoved, MemberRoleChanged};
+use crate::vocabulary::Role;
 
 /// A tenant's display name.
 #[derive(Debug, Clone)]

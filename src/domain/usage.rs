@@ -1,88 +1,11 @@
-//! Usage figures: time windows, counts per answer, and series with every bucket present.
+//! Usage figures: counts per answer, and series with every bucket present over a window.
 
-use time::{Duration, OffsetDateTime, Time};
+use time::OffsetDateTime;
 
-use super::verification::Code;
-
-/// The periods the usage pages show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
-    /// The last hour, per minute.
-    Hour,
-    /// The last 24 hours, per hour.
-    Day,
-    /// The last 30 days, per day.
-    Month,
-    /// The last 90 days, per day (the longest range the pages offer).
-    Quarter,
-}
-
-impl Window {
-    pub const ALL: [Window; 4] = [Window::Hour, Window::Day, Window::Month, Window::Quarter];
-
-    pub fn parse(value: Option<&str>) -> Self {
-        match value {
-            Some("1h") => Self::Hour,
-            Some("30d") => Self::Month,
-            Some("90d") => Self::Quarter,
-            _ => Self::Day,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hour => "1h",
-            Self::Day => "24h",
-            Self::Month => "30d",
-            Self::Quarter => "90d",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Hour => "Last hour",
-            Self::Day => "Last 24 hours",
-            Self::Month => "Last 30 days",
-            Self::Quarter => "Last 90 days",
-        }
-    }
-
-    pub fn step(self) -> Duration {
-        match self {
-            Self::Hour => Duration::MINUTE,
-            Self::Day => Duration::HOUR,
-            Self::Month | Self::Quarter => Duration::DAY,
-        }
-    }
-
-    pub fn buckets(self) -> i32 {
-        match self {
-            Self::Hour => 60,
-            Self::Day => 24,
-            Self::Month => 30,
-            Self::Quarter => 90,
-        }
-    }
-
-    /// The bucket `at` falls in.
-    pub fn floor(self, at: OffsetDateTime) -> OffsetDateTime {
-        let at = at
-            .replace_nanosecond(0)
-            .unwrap_or(at)
-            .replace_second(0)
-            .unwrap_or(at);
-        match self {
-            Self::Hour => at,
-            Self::Day => at.replace_minute(0).unwrap_or(at),
-            Self::Month | Self::Quarter => at.replace_time(Time::MIDNIGHT),
-        }
-    }
-
-    /// The first bucket shown when the newest is the one `now` falls in.
-    pub fn start(self, now: OffsetDateTime) -> OffsetDateTime {
-        self.floor(now) - self.step() * (self.buckets() - 1)
-    }
-}
+use crate::vocabulary::Code;
+/// The windows are the shared vocabulary's (the counters keep them too); named here as well until
+/// the last `domain::usage::Window` path is switched.
+pub use crate::vocabulary::Window;
 
 /// One bucket's counts, one per answer of the key API, so every refusal keeps its reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -222,19 +145,5 @@ mod tests {
         assert_eq!(nice_ceiling(45), 50);
         assert_eq!(nice_ceiling(100), 100);
         assert_eq!(nice_ceiling(101), 200);
-    }
-
-    #[test]
-    fn windows_parse_with_a_default() {
-        assert_eq!(Window::parse(Some("1h")), Window::Hour);
-        assert_eq!(Window::parse(Some("30d")), Window::Month);
-        assert_eq!(Window::parse(Some("90d")), Window::Quarter);
-        assert_eq!(
-            Window::parse(Some("365d")),
-            Window::Day,
-            "nothing beyond 90 days"
-        );
-        assert_eq!(Window::parse(Some("bogus")), Window::Day);
-        assert_eq!(Window::parse(None), Window::Day);
     }
 }

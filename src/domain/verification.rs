@@ -2,7 +2,6 @@
 //! of the checks, and the `Verifier` that runs the whole pipeline (parse key → checksum → cache →
 //! on a miss one indexed lookup → rate limit → meter). No HTTP.
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,15 +10,15 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::config::Config;
 use crate::db::verification::{KeyForVerification, LookupConnections};
 use crate::domain::key_cache::KeyCache;
 use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::format as key_format;
 use crate::domain::metering::Meter;
 use crate::domain::rate_limit::{Quota, RateLimits};
-use crate::domain::vocabulary::Environment;
 use crate::metrics::Metrics;
+pub use crate::vocabulary::Code;
+use crate::vocabulary::Environment;
 
 /// Queries the key API runs at once. Lookups that arrive while all are busy share the next
 /// query (`LookupConnections`), so a few lanes keep up with any rate: more would only split the
@@ -28,112 +27,6 @@ const LOOKUP_LANES: usize = 4;
 
 /// Longest a lookup may take (pool wait included) before the key API answers 503.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Every answer the key API gives about a key (stored as its name in the usage counters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Code {
-    Valid,
-    Malformed,
-    NotFound,
-    Expired,
-    Revoked,
-    RateLimited,
-    EnvironmentMismatch,
-    TenantMismatch,
-    InsufficientScope,
-    Disabled,
-    IpNotAllowed,
-    TenantSuspended,
-}
-
-impl Code {
-    pub const ALL: [Code; 12] = [
-        Code::Valid,
-        Code::Malformed,
-        Code::NotFound,
-        Code::Expired,
-        Code::Revoked,
-        Code::RateLimited,
-        Code::EnvironmentMismatch,
-        Code::TenantMismatch,
-        Code::InsufficientScope,
-        Code::Disabled,
-        Code::IpNotAllowed,
-        Code::TenantSuspended,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Valid => "VALID",
-            Self::Malformed => "MALFORMED",
-            Self::NotFound => "NOT_FOUND",
-            Self::Expired => "EXPIRED",
-            Self::Revoked => "REVOKED",
-            Self::RateLimited => "RATE_LIMITED",
-            Self::EnvironmentMismatch => "ENVIRONMENT_MISMATCH",
-            Self::TenantMismatch => "TENANT_MISMATCH",
-            Self::InsufficientScope => "INSUFFICIENT_SCOPE",
-            Self::Disabled => "DISABLED",
-            Self::IpNotAllowed => "IP_NOT_ALLOWED",
-            Self::TenantSuspended => "TENANT_SUSPENDED",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|code| code.as_str() == value)
-    }
-
-    pub fn is_valid(self) -> bool {
-        self == Self::Valid
-    }
-
-    /// Guessing-type failures: no such key. These count against the caller's client address.
-    pub fn is_bad_key(self) -> bool {
-        matches!(self, Self::Malformed | Self::NotFound)
-    }
-
-    /// A sentence for people reading an error body or a log.
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::Valid => "The key is valid.",
-            Self::Malformed => "This is not an API key of this service.",
-            Self::NotFound => "No such API key.",
-            Self::Expired => "The API key has expired.",
-            Self::Revoked => "The API key has been revoked.",
-            Self::RateLimited => "Too many requests. Try again after the time in Retry-After.",
-            Self::EnvironmentMismatch => "The API key is not for this environment.",
-            Self::TenantMismatch => "The API key belongs to another tenant.",
-            Self::InsufficientScope => "The API key lacks a scope this request needs.",
-            Self::Disabled => "The API key is disabled.",
-            Self::IpNotAllowed => "The client's address is not on this API key's allowlist.",
-            Self::TenantSuspended => "The API key's account is suspended.",
-        }
-    }
-
-    /// The message for a refusal of a client at `client`: IP_NOT_ALLOWED names the address.
-    pub fn message_for(self, client: Option<IpAddr>) -> Cow<'static, str> {
-        match (self, client) {
-            (Self::IpNotAllowed, Some(client)) => Cow::Owned(format!(
-                "The address {} is not on this API key's allowlist.",
-                unmapped(client)
-            )),
-            (Self::IpNotAllowed, None) => Cow::Borrowed(
-                "This API key works only from the addresses on its allowlist, and no client \
-                 address was given (send `client_ip`).",
-            ),
-            (code, _) => Cow::Borrowed(code.message()),
-        }
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    }
-}
 
 /// What the caller requires of the key besides being good.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -295,18 +188,34 @@ pub struct Verifier {
     pub metrics: Arc<Metrics>,
 }
 
+/// What the deployment decides of the key API's pipeline (from `GATEHOUSE_*`).
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    pub key_prefix: String,
+    /// Keys of the platform's old format, looked up like Gatehouse's own.
+    pub legacy_pattern: Option<regex::Regex>,
+    /// The scope catalogue, which full-access keys hold.
+    pub scopes: Vec<String>,
+    /// How long a verified key is cached (at most 10 s).
+    pub key_cache_ttl: Duration,
+    /// Bad keys per minute a client address may present before it is throttled.
+    pub bad_keys_per_client: u32,
+    /// The pool's size, which bounds the key API's own lookup connections.
+    pub database_max_connections: u32,
+}
+
 impl Verifier {
-    pub fn new(config: &Config, pool: PgPool) -> Self {
+    pub fn new(settings: VerifierSettings, pool: PgPool) -> Self {
         Self {
-            key_prefix: config.key_prefix.clone(),
-            legacy_pattern: config.legacy_key_pattern.clone(),
-            scopes: config.scopes.clone(),
-            cache: Arc::new(KeyCache::new(config.key_cache_ttl)),
-            limits: Arc::new(RateLimits::new(config.bad_keys_per_client)),
+            key_prefix: settings.key_prefix,
+            legacy_pattern: settings.legacy_pattern,
+            scopes: settings.scopes,
+            cache: Arc::new(KeyCache::new(settings.key_cache_ttl)),
+            limits: Arc::new(RateLimits::new(settings.bad_keys_per_client)),
             meter: Arc::new(Meter::new()),
             lookups: LookupConnections::new(
                 pool,
-                LOOKUP_LANES.min(usize::try_from(config.database_max_connections).unwrap_or(1)),
+                LOOKUP_LANES.min(usize::try_from(settings.database_max_connections).unwrap_or(1)),
             ),
             metrics: Arc::new(Metrics::new(false)),
         }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::provider_display;
-use super::page::{Address, Clock, Layout, When, render};
+use super::page::{Address, Clock, Layout, When, html, html_with_status};
 use super::session;
 use super::{CurrentUser, Visitor};
 use crate::app::AppState;
@@ -150,13 +150,13 @@ async fn update_profile(
             let mut page = account_page(&state, &current, None, None).await?;
             page.name_input = form.display_name;
             page.profile_errors = errors;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }
 
 async fn show_account(State(state): State<AppState>, current: CurrentUser) -> AppResult<Response> {
-    Ok(render(&account_page(&state, &current, None, None).await?)?.into_response())
+    html(&account_page(&state, &current, None, None).await?)
 }
 
 #[derive(Deserialize)]
@@ -196,7 +196,7 @@ async fn change_password(
         Err(PasswordChangeError::Rejected(why)) => (None, Some(why)),
     };
     let page = account_page(&state, &current, current_error, new_error).await?;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+    html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
 async fn unlink_identity(
@@ -324,7 +324,7 @@ async fn change_email(
         Err(EmailChangeRefused::BadEmail(why)) => page.email_error = Some(why),
     }
     page.new_email = form.new_email;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+    html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
 #[derive(Deserialize)]

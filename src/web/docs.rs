@@ -3,7 +3,6 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 use serde_json::Value;
@@ -13,8 +12,13 @@ use super::page::{Layout, render};
 use crate::app::AppState;
 use crate::error::AppResult;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/docs/api", get(show_api_reference))
+/// The reference page of `api_document`, the OpenAPI document of `/v1` as JSON (built where
+/// the router is assembled, from the API's code).
+pub fn router(api_document: &'static str) -> Router<AppState> {
+    Router::new().route(
+        "/docs/api",
+        get(move |visitor: Visitor| show_api_reference(api_document, visitor)),
+    )
 }
 
 struct Parameter {
@@ -200,11 +204,8 @@ fn schemas(document: &Value) -> Vec<Schema> {
         .collect()
 }
 
-async fn show_api_reference(
-    State(state): State<AppState>,
-    visitor: Visitor,
-) -> AppResult<Html<String>> {
-    let document: Value = serde_json::from_str(state.api_document).unwrap_or(Value::Null);
+async fn show_api_reference(api_document: &str, visitor: Visitor) -> AppResult<Html<String>> {
+    let document: Value = serde_json::from_str(api_document).unwrap_or(Value::Null);
     let mut sections: Vec<Section> = document["tags"]
         .as_array()
         .into_iter()

@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use super::meta::RequestMeta;
-use super::page::{Layout, render};
+use super::page::{Layout, html, html_with_status};
 use super::session::{self, encode};
 use super::{CurrentUser, Visitor};
 use crate::app::AppState;
 use crate::domain::invitations::{self, InvitationProblem};
-use crate::domain::vocabulary::Role;
 use crate::error::AppResult;
+use crate::vocabulary::Role;
 
 pub fn router() -> Router<AppState> {
     Router::new().route(
@@ -69,7 +69,7 @@ async fn problem_page(
         here_encoded: encode(&here),
         here,
     };
-    Ok((problem_status(problem), render(&page)?).into_response())
+    html_with_status(problem_status(problem), &page)
 }
 
 async fn show_invitation(
@@ -112,7 +112,7 @@ async fn show_invitation(
         here_encoded: encode(&here),
         here,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 async fn accept_invitation(

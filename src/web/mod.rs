@@ -21,7 +21,9 @@ use crate::app::AppState;
 
 pub use session::{CurrentUser, Visitor};
 
-pub fn router(state: AppState) -> Router<AppState> {
+/// The portal's pages under their sessions and CSRF check, and its assets; `api_document` is
+/// the OpenAPI document its API reference page shows.
+pub fn router(state: AppState, api_document: &'static str) -> Router<AppState> {
     let config = &state.config;
     let secure = config.public_url.is_https();
     let idle = time::Duration::try_from(config.session_idle).unwrap_or(time::Duration::minutes(30));
@@ -43,7 +45,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 
     Router::new()
         .merge(home::router())
-        .merge(docs::router())
+        .merge(docs::router(api_document))
         .merge(auth::router())
         .merge(account::router())
         .merge(tenants::router(&state))

@@ -1,6 +1,7 @@
 //! The page frame every portal page shares: Layout, render, dates, error page, confirm page, pager.
 
 use askama::Template;
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -63,6 +64,16 @@ impl Layout {
 /// Renders a page; a template error becomes a logged 500, never a panic.
 pub fn render(page: &impl Template) -> AppResult<Html<String>> {
     page.render().map(Html).map_err(AppError::unexpected)
+}
+
+/// A page as the whole answer (200).
+pub fn html(page: &impl Template) -> AppResult<Response> {
+    Ok(render(page)?.into_response())
+}
+
+/// A page as the whole answer with `status`: a form shown again with its problems (422, 409).
+pub fn html_with_status(status: StatusCode, page: &impl Template) -> AppResult<Response> {
+    Ok((status, render(page)?).into_response())
 }
 
 /// How the portal writes a moment for its viewer: one format ("3 Nov 2026, 14:05"), in the time zone

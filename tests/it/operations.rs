@@ -30,6 +30,10 @@ async fn readyz_fails_when_the_database_cannot_answer(pool: PgPool) {
     let client = app.client();
     let ready = app.get(&client, "/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ready.headers()["retry-after"],
+        gatehouse::error::RETRY_AFTER_SECONDS.to_string()
+    );
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["error"]["code"], "UNAVAILABLE");
     // Still alive: the process itself is fine.
@@ -108,7 +112,11 @@ async fn with_the_database_down_pages_answer_503_within_2_seconds_and_never_a_si
                 "{what} took {took:?} (attempt {attempt})"
             );
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
-            assert!(response.headers().contains_key("retry-after"), "{what}");
+            assert_eq!(
+                response.headers()["retry-after"],
+                gatehouse::error::RETRY_AFTER_SECONDS.to_string(),
+                "{what}"
+            );
             let page = response.text().await.unwrap();
             assert!(page.contains("cannot answer right now"), "{what}: {page}");
             assert!(

@@ -4,7 +4,7 @@
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
@@ -19,7 +19,7 @@ use crate::domain::management::{self, Scope};
 use crate::domain::rate_limit::{Policy, Quota};
 use crate::domain::tokens::sha256;
 
-use super::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult, Challenge};
 
 /// An authenticated caller of the management API.
 #[derive(Debug, Clone)]
@@ -38,11 +38,8 @@ pub enum Who {
     },
 }
 
-/// Operator tokens or tenant tokens, as the security schemes of the document name them.
-const CHALLENGE: &str = "Bearer realm=\"gatehouse-management\"";
-
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    ApiError::unauthorized(Challenge::Management, message)
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -196,16 +193,12 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
             response
         }
         Err(spent) => {
-            let mut response = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TOO_MANY_REQUESTS",
+            let mut response = ApiError::rate_limited(
                 "Too many management API calls with this token. Try again after Retry-After seconds.",
+                spent.reset,
             )
             .into_response();
             edge::add_ratelimit_headers(response.headers_mut(), &spent);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(spent.reset));
             response
         }
     }
@@ -215,15 +208,5 @@ fn as_token_quota(quota: Quota) -> Quota {
     Quota {
         policy: Policy::Token,
         ..quota
-    }
-}
-
-/// The `WWW-Authenticate` challenge a 401 carries.
-pub fn add_challenge(response: &mut Response) {
-    if response.status() == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(CHALLENGE),
-        );
     }
 }

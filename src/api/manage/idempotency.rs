@@ -42,12 +42,7 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
     let caller = format!("bearer:{}", presented_identity(request.headers()));
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, usize::MAX).await else {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            "The request was too large.",
-        )
-        .into_response();
+        return ApiError::too_large().into_response();
     };
     let mut fingerprint = format!("{} {}\n", parts.method, parts.uri).into_bytes();
     fingerprint.extend_from_slice(&body);

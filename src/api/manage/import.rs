@@ -235,7 +235,7 @@ pub async fn import_keys(
         .collect::<ApiResult<Vec<_>>>()?;
     let ids = key_import::import_keys(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         tenant.tenant_id,
         &keys,
         Requester::machine(&caller.actor),

@@ -20,7 +20,7 @@ use crate::domain::keys::{
     NewKeyRequest, Read, Refusal, Requester,
 };
 use crate::domain::management::{self, Scope};
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 use super::caller::Caller;
 use super::tenants::Tenant;
@@ -328,7 +328,7 @@ pub async fn create_key(
     let mut conn = state.pool.acquire().await?;
     let admitted = match domain_keys::admit(
         &mut conn,
-        &state.config,
+        &state.config.keys(),
         tenant.tenant_id,
         &request,
         by,
@@ -430,7 +430,7 @@ pub async fn update_key(
     };
     let hash = domain_keys::edit_key(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         tenant.tenant_id,
         key_id,
         &change,
@@ -470,7 +470,7 @@ pub async fn roll_key(
     let grace = time::Duration::seconds(i64::from(body.grace_seconds));
     let rolled = domain_keys::roll_key(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         tenant.tenant_id,
         key_id,
         grace,
@@ -508,7 +508,7 @@ pub async fn revoke_key(
     let key_id = key_id_of(&key_id)?;
     let hash = domain_keys::revoke_key(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         tenant.tenant_id,
         key_id,
         Requester::machine(&caller.actor),

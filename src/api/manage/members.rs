@@ -17,7 +17,7 @@ use crate::db::tenants as db_tenants;
 use crate::domain::invitations::{self, InvitationMail};
 use crate::domain::management::Scope;
 use crate::domain::tenants;
-use crate::domain::vocabulary::Role;
+use crate::vocabulary::Role;
 
 use super::caller::Caller;
 use super::{

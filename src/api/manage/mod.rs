@@ -17,7 +17,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,9 +29,9 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// The management API answers errors as every JSON route does; its handlers name them from here.
+pub use crate::api::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::app::AppState;
-use crate::domain::error::DomainError;
-use crate::domain::management::FieldProblem;
 
 pub fn router(state: AppState) -> Router<AppState> {
     let managed = Router::new()
@@ -117,135 +117,6 @@ pub fn body_limit(path: &str) -> Option<usize> {
         .then_some(import::MAX_BODY_BYTES)
 }
 
-/// The body of every management API error.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable code: BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, CONFLICT, INVALID,
-    /// TOO_MANY_REQUESTS, …
-    pub code: String,
-    /// What went wrong, for people.
-    pub message: String,
-    /// The request field at fault, when one is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
-/// A management API refusal or failure, answered as [`ErrorBody`].
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<std::borrow::Cow<'static, str>>,
-}
-
-pub type ApiResult<T> = Result<T, ApiError>;
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
-    }
-
-    pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "There is nothing here.")
-    }
-
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
-    }
-
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "CONFLICT", message)
-    }
-
-    /// 422 about one field.
-    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: Some(field.into()),
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID", message)
-        }
-    }
-
-    fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            "Something went wrong on our side. It has been logged.",
-        )
-    }
-}
-
-impl From<FieldProblem> for ApiError {
-    fn from(problem: FieldProblem) -> Self {
-        let status = if problem.conflict {
-            StatusCode::CONFLICT
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        };
-        Self {
-            status,
-            code: if problem.conflict {
-                "CONFLICT"
-            } else {
-                "INVALID"
-            },
-            message: problem.message,
-            field: Some(problem.field.into()),
-        }
-    }
-}
-
-impl From<DomainError> for ApiError {
-    fn from(err: DomainError) -> Self {
-        match err {
-            DomainError::NotFound => Self::not_found(),
-            other => {
-                tracing::error!(error = %other, "management API request failed");
-                Self::internal()
-            }
-        }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        DomainError::Database(err).into()
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-                field: self.field.map(std::borrow::Cow::into_owned),
-            },
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
-    }
-}
-
 /// A JSON request body: `Content-Type: application/json`, unknown fields refused (each body type
 /// is `deny_unknown_fields`), errors that say what is wrong.
 pub struct JsonBody<T>(pub T);
@@ -271,13 +142,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "Send the body as JSON with Content-Type: application/json.",
             ));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "The request was too large.",
-            )
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| ApiError::too_large())?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|err| ApiError::bad_request(describe(&err)))

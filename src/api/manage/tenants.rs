@@ -135,8 +135,13 @@ pub async fn create_tenant(
         external_id: body.external_id,
         admin_email: body.admin_email,
     };
-    let tenant =
-        management::provision_tenant(&state.pool, &state.config, &request, &caller.actor).await??;
+    let tenant = management::provision_tenant(
+        &state.pool,
+        &state.config.public_url,
+        &request,
+        &caller.actor,
+    )
+    .await??;
     Ok(created(Tenant::from(tenant)))
 }
 

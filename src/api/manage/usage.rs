@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::db::management as db_management;
 use crate::domain::management::Scope;
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 use super::caller::Caller;
 use super::{ApiError, ApiResult, ErrorBody, StrictQuery, rfc3339};

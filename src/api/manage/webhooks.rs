@@ -16,10 +16,10 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::db::webhooks::{self as db_webhooks, Endpoint};
 use crate::domain::management::Scope;
-use crate::domain::vocabulary::Environment;
 use crate::domain::webhooks::{
     self, EndpointErrors, EndpointForm, EndpointSpec, ReceiverAuth, SigningSecret, WebhookProblem,
 };
+use crate::vocabulary::Environment;
 
 use super::caller::Caller;
 use super::keys::{environment, present};

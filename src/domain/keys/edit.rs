@@ -11,15 +11,14 @@ use super::settings::{
     Access, KeyChangeRequest, KeyErrors, KeyField, KeyName, RATE_LIMIT_ADMINS, check_expiry,
     check_meta, check_note, check_rate_limit,
 };
-use super::{Refusal, Requester, Status, key_target, lock_manageable};
-use crate::config::Config;
+use super::{KeyConfig, Refusal, Requester, Status, key_target, lock_manageable};
 use crate::db::key_policies;
 use crate::db::keys as db_keys;
 use crate::domain::error::DomainResult;
 use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::format::masked;
-use crate::domain::vocabulary::Role;
 use crate::domain::webhooks::{self, Event, KeyDisabled, KeyRef};
+use crate::vocabulary::Role;
 
 /// A change that passed the rules every setting follows on its own; `None` leaves a setting.
 #[derive(Debug, Default)]
@@ -110,7 +109,7 @@ fn expiry_label(at: Option<OffsetDateTime>) -> String {
 /// announced to every instance's cache, and `key.disabled` published when it is disabled.
 pub async fn edit_key(
     pool: &PgPool,
-    config: &Config,
+    config: &KeyConfig,
     tenant_id: Uuid,
     api_key_id: Uuid,
     request: &KeyChangeRequest,

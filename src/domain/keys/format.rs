@@ -7,7 +7,7 @@ use std::fmt;
 use rand::Rng;
 
 use crate::domain::tokens::sha256;
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Random characters: 32 base62 characters carry about 190 bits.

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::config::Config;
 use crate::db::keys as db_keys;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::{
-    self, Admission, KeyErrors, KeyField, NewKeyRequest, Requester, StoredSecret, insert_row,
+    self, Admission, KeyConfig, KeyErrors, KeyField, NewKeyRequest, Requester, StoredSecret,
+    insert_row,
 };
 
 /// The most keys one import takes.
@@ -54,7 +54,7 @@ impl From<Taken> for ImportRefusal {
 /// operator token acts as an admin: a key that would need approval is refused).
 pub async fn import_keys(
     pool: &PgPool,
-    config: &Config,
+    config: &KeyConfig,
     tenant_id: Uuid,
     keys: &[ImportedKey],
     by: Requester<'_>,

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::settings::{KeyErrors, KeyField, KeyName, KeySettings, NewKeyRequest};
 use super::{
-    KeyProblem, Refusal, Requester, Status, StoredSecret, insert_row, key_target, lock_manageable,
+    KeyConfig, KeyProblem, Refusal, Requester, Status, StoredSecret, insert_row, key_target,
+    lock_manageable,
 };
-use crate::config::Config;
 use crate::db::key_policies::{self, KeyPolicy};
 use crate::db::keys as db_keys;
 use crate::db::{reminders, users};
@@ -20,8 +20,8 @@ use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::format::{NewKey, masked};
 use crate::domain::keys::policy as key_policy;
 use crate::domain::mail::{self, Mail};
-use crate::domain::vocabulary::{Environment, Role};
 use crate::domain::webhooks::{self, Event, EventTime, KeyCreated, KeyRef, KeyRevoked, KeyRolled};
+use crate::vocabulary::{Environment, Role};
 
 /// What is said when an account without a confirmed email address asks for a live key (or a
 /// management token made by one does).
@@ -80,7 +80,7 @@ pub struct Rules {
 impl Rules {
     pub async fn load(
         conn: &mut PgConnection,
-        config: &Config,
+        config: &KeyConfig,
         tenant_id: Uuid,
         by: Requester<'_>,
         approved: bool,
@@ -132,7 +132,7 @@ impl Rules {
 /// is given), the note and the metadata. Every door calls this; none decides anything itself.
 pub async fn admit(
     conn: &mut PgConnection,
-    config: &Config,
+    config: &KeyConfig,
     tenant_id: Uuid,
     request: &NewKeyRequest,
     by: Requester<'_>,
@@ -317,7 +317,7 @@ pub const MAX_GRACE: Duration = Duration::days(7);
 /// most [`MAX_GRACE`]). The successor expires within the tenant's maximum lifetime.
 pub async fn roll_key(
     pool: &PgPool,
-    config: &Config,
+    config: &KeyConfig,
     tenant_id: Uuid,
     api_key_id: Uuid,
     grace: Duration,
@@ -415,7 +415,7 @@ pub async fn roll_key(
 /// change's transaction. A machine acting is named as itself.
 async fn tell_creator(
     tx: &mut PgConnection,
-    config: &Config,
+    config: &KeyConfig,
     tenant_id: Uuid,
     key: &db_keys::Key,
     actor: &Actor,
@@ -462,7 +462,7 @@ pub fn grace_label(grace: Duration) -> String {
 /// caller can drop it from this instance's cache without waiting for the notification.
 pub async fn revoke_key(
     pool: &PgPool,
-    config: &Config,
+    config: &KeyConfig,
     tenant_id: Uuid,
     api_key_id: Uuid,
     by: Requester<'_>,
@@ -504,7 +504,7 @@ pub async fn revoke_key(
 mod tests {
     use super::*;
     use crate::domain::keys::AccessChoice;
-    use crate::domain::vocabulary::LiveKeys;
+    use crate::vocabulary::LiveKeys;
 
     fn policy(days: Option<i32>, live_keys: LiveKeys) -> KeyPolicy {
         KeyPolicy {

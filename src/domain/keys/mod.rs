@@ -33,7 +33,23 @@ use uuid::Uuid;
 use crate::db::keys::{self as db_keys, NewKeyRow};
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::vocabulary::Role;
+use crate::vocabulary::PublicUrl;
+use crate::vocabulary::Role;
+
+/// What the key rules take from the deployment's configuration (the configuration is the outer
+/// layer: it hands these values in, `Config::keys`).
+#[derive(Debug, Clone)]
+pub struct KeyConfig {
+    /// The `ak` of `ak_live_…`.
+    pub key_prefix: String,
+    /// The scope catalogue (`GATEHOUSE_SCOPES`).
+    pub scopes: Vec<String>,
+    /// A new key's rate limit when none is chosen, per environment.
+    pub rate_limit_live: u32,
+    pub rate_limit_test: u32,
+    /// For links in mails.
+    pub public_url: PublicUrl,
+}
 
 /// Who asks for a change, and the role they act with in the tenant (a management or operator token
 /// acts as a tenant admin).

@@ -13,7 +13,7 @@ use crate::domain::audit::Actor;
 use crate::domain::error::DomainResult;
 use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::{KeyErrors, KeySettings};
-use crate::domain::vocabulary::{Environment, LiveKeys, Role};
+use crate::vocabulary::{Environment, LiveKeys, Role};
 
 /// The policy form as typed.
 #[derive(Debug, Default, Clone)]

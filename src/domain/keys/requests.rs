@@ -7,18 +7,17 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::config::Config;
 use crate::db::key_requests::{self as db_requests, KeyRequest, NewRequest, RequestStatus};
 use crate::db::reminders;
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::keys::format::NewKey;
 use crate::domain::keys::{
-    self, AccessChoice, Admission, KeyErrors, NewKeyRequest, Pending, Requester,
+    self, AccessChoice, Admission, KeyConfig, KeyErrors, NewKeyRequest, Pending, Requester,
 };
 use crate::domain::mail::{self, Mail};
-use crate::domain::vocabulary::Environment;
 use crate::domain::webhooks::{self, Event, KeyRequestDecided, KeyRequestRef};
+use crate::vocabulary::Environment;
 
 /// The most characters a request's or a decision's reason may have.
 pub const REASON_MAX_CHARS: usize = 500;
@@ -131,7 +130,7 @@ async fn lock(
 /// mailed and `key_request.approved` / `.denied` published, in the decision's transaction.
 pub async fn decide(
     pool: &PgPool,
-    config: &Config,
+    config: &KeyConfig,
     tenant_id: Uuid,
     key_request_id: Uuid,
     approve: bool,
@@ -222,7 +221,7 @@ pub enum RevealRefusal {
 /// request marked revealed, so it cannot be revealed again.
 pub async fn reveal(
     pool: &PgPool,
-    config: &Config,
+    config: &KeyConfig,
     tenant_id: Uuid,
     key_request_id: Uuid,
     by: Requester<'_>,

@@ -5,7 +5,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::domain::keys::allowlist::IpAllowlist;
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 /// A key's name: what the key is for, 1-80 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]

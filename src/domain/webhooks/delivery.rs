@@ -11,7 +11,6 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::config::PublicUrl;
 use crate::db::audit::{self, NewEvent};
 use crate::db::tenants as db_tenants;
 use crate::db::webhooks::{self as db_webhooks, Endpoint};
@@ -19,6 +18,7 @@ use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::mail::{self, Mail};
 use crate::domain::sealing::SecretKey;
+use crate::vocabulary::PublicUrl;
 
 use super::endpoints::{ReceiverAuth, endpoint_of};
 use super::events::{Event, WebhookTest, publish_to};

@@ -14,7 +14,7 @@ use crate::db::webhooks::{self as db_webhooks, Endpoint, EndpointSettings};
 use crate::domain::audit::Actor;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::sealing::SecretKey;
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 use super::address::check_url;
 use super::events::check_event_types;

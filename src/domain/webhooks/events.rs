@@ -15,7 +15,7 @@ use crate::db::outbox as db_outbox;
 use crate::db::webhooks as db_webhooks;
 use crate::domain::audit::{Actor, Who};
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::vocabulary::{Environment, Role};
+use crate::vocabulary::{Environment, Role};
 
 /// What happened, as receivers see it in `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use crate::domain::identities::{self, Link, LinkNotice, ProviderIdentity};
 use crate::error::AppResult;
 use crate::oidc_client::VerifiedLogin;
 use crate::web::Visitor;
-use crate::web::page::{Layout, render};
+use crate::web::page::{Layout, html, render};
 use crate::web::session::{self, SSO_PENDING_LINK as PENDING_LINK, session_error};
 
 pub fn router() -> Router<AppState> {
@@ -146,7 +146,7 @@ async fn link_form(State(state): State<AppState>, visitor: Visitor) -> AppResult
         email: pending.account_email,
         error: None,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 #[derive(Deserialize)]

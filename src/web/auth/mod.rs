@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::Visitor;
-use super::page::render;
+use super::page::html_with_status;
 use crate::app::AppState;
 use crate::error::AppResult;
 
@@ -35,7 +35,7 @@ async fn sign_in_refused(
     next: &str,
 ) -> AppResult<Response> {
     let page = password::sign_in_page(state, visitor, String::new(), next, Some(message)).await?;
-    Ok((status, render(&page)?).into_response())
+    html_with_status(status, &page)
 }
 
 /// Why a password form (sign-in, or linking a provider) is shown again.

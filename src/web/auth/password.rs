@@ -15,7 +15,7 @@ use crate::client_ip::ClientIp;
 use crate::domain::accounts::{self, NewPassword, SignIn, SignUpErrors};
 use crate::error::AppResult;
 use crate::web::Visitor;
-use crate::web::page::{Layout, render};
+use crate::web::page::{Layout, html, html_with_status, render};
 use crate::web::session::{self, safe_next};
 
 pub fn router() -> Router<AppState> {
@@ -80,7 +80,7 @@ async fn new_account_form(
         String::new(),
         SignUpErrors::default(),
     );
-    Ok(render(&page.await?)?.into_response())
+    html(&page.await?)
 }
 
 #[derive(Deserialize)]
@@ -127,7 +127,7 @@ async fn create_account(
                 errors,
             )
             .await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }
@@ -168,7 +168,7 @@ async fn sign_in_form(
         return Ok(Redirect::to(next).into_response());
     }
     let page = sign_in_page(&state, &visitor, String::new(), next, None).await?;
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 #[derive(Deserialize)]

@@ -17,7 +17,7 @@ use crate::domain::accounts::NewPassword;
 use crate::domain::email_links::{self, RESET_PATH, ResetRefused, ResetRequest};
 use crate::error::AppResult;
 use crate::web::Visitor;
-use crate::web::page::{Layout, render};
+use crate::web::page::{Layout, html, html_with_status, render};
 use crate::web::session::{self, session_error};
 
 /// The session key holding a reset token between the link and the form.
@@ -45,7 +45,7 @@ async fn forgot_form(visitor: Visitor) -> AppResult<Response> {
         sent: false,
         error: None,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 #[derive(Deserialize)]
@@ -134,7 +134,7 @@ async fn reset_form(
     } else {
         StatusCode::GONE
     };
-    Ok(no_referrer((status, render(&page)?).into_response()))
+    Ok(no_referrer(html_with_status(status, &page)?))
 }
 
 #[derive(Deserialize)]
@@ -192,7 +192,7 @@ async fn reset_password(
         error,
         min_password: NewPassword::MIN_CHARS,
     };
-    Ok(no_referrer((status, render(&page)?).into_response()))
+    Ok(no_referrer(html_with_status(status, &page)?))
 }
 
 fn no_referrer(mut response: Response) -> Response {

@@ -17,7 +17,7 @@ use crate::domain::tokens::{random_token, sha256};
 use crate::error::{AppError, AppResult};
 use crate::oidc_client::{LoginError, Provider};
 use crate::web::Visitor;
-use crate::web::page::{Layout, render};
+use crate::web::page::{Layout, html};
 use crate::web::session::{self, SSO, safe_next, session_error};
 
 pub fn router() -> Router<AppState> {
@@ -438,7 +438,7 @@ pub async fn provider_sign_out(state: &AppState, session: &Session) -> AppResult
         provider: provider.config.display_name.clone(),
         url,
     };
-    Ok(Some(render(&page)?.into_response()))
+    Ok(Some(html(&page)?))
 }
 
 /// What the account page calls a linked identity's provider: its configured display name, found

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::db::management as db_management;
 use crate::domain::management::{self, Scope, TokenInput, masked_token};
 use crate::error::AppResult;
-use crate::web::page::{Clock, ConfirmPage, Layout, When, render};
+use crate::web::page::{Clock, ConfirmPage, Layout, When, html, html_with_status};
 use crate::web::session;
 
 /// A token as the list shows it.
@@ -102,7 +102,7 @@ pub async fn show_api_access(
         expiry: "90".into(),
         ..TokenInput::default()
     };
-    Ok(render(&access_page(&state, &member, input, None).await?)?.into_response())
+    html(&access_page(&state, &member, input, None).await?)
 }
 
 pub async fn create_api_token(
@@ -136,11 +136,11 @@ pub async fn create_api_token(
                 name: input.name.trim().to_owned(),
                 secret: token.secret,
             };
-            Ok(render(&page)?.into_response())
+            html(&page)
         }
         Err(message) => {
             let page = access_page(&state, &member, input, Some(message)).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }
@@ -161,7 +161,7 @@ pub async fn confirm_revoke_api_token(
         button: "Revoke token",
         cancel: format!("/t/{slug}/api-access"),
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 pub async fn revoke_api_token(

@@ -2,14 +2,14 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::{TenantMember, TenantNav};
 use crate::app::AppState;
 use crate::db::audit;
 use crate::error::AppResult;
-use crate::web::page::{Clock, Layout, Pager, Paging, When, render};
+use crate::web::page::{Clock, Layout, Pager, Paging, When, html};
 
 const AUDIT_PAGE_SIZE: i64 = 50;
 
@@ -109,5 +109,5 @@ pub(super) async fn list_audit_events(
         action: action.clone().unwrap_or_default(),
         pager,
     };
-    Ok(render(&page_view)?.into_response())
+    html(&page_view)
 }

@@ -9,8 +9,8 @@ use super::TenantMember;
 use crate::app::AppState;
 use crate::db::key_policies;
 use crate::domain::keys::policy::{self as key_policy, PolicyErrors, PolicyInput};
-use crate::domain::vocabulary::LiveKeys;
 use crate::error::AppResult;
+use crate::vocabulary::LiveKeys;
 use crate::web::session;
 
 /// The policy section of the settings page.

@@ -16,9 +16,9 @@ use crate::app::AppState;
 use crate::db::keys::{self as db_keys, KeyChoice};
 use crate::db::request_log::{self as db_log, LogEntry, LogFilter};
 use crate::domain::keys::format::masked;
-use crate::domain::verification::Code;
 use crate::error::AppResult;
-use crate::web::page::{Layout, Pager, render};
+use crate::vocabulary::Code;
+use crate::web::page::{Layout, Pager, html};
 use crate::web::session::encode;
 
 const PAGE_SIZE: i64 = 50;
@@ -411,7 +411,7 @@ pub(super) async fn list_logs(
         problems: filters.problems,
         pager,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 fn key_options(keys: Vec<KeyChoice>, prefix: &str) -> Vec<KeyOption> {
@@ -498,7 +498,7 @@ pub(super) async fn logs_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::vocabulary::Environment;
+    use crate::vocabulary::Environment;
     use time::macros::datetime;
 
     fn entry(code: &str, detail: Option<&str>) -> LogEntry {

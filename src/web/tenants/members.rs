@@ -13,9 +13,9 @@ use crate::db::invitations as db_invitations;
 use crate::db::tenants as db_tenants;
 use crate::domain::invitations::{self, InvitationMail};
 use crate::domain::tenants::{self, MemberProblem};
-use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Clock, ConfirmPage, Layout, When, render};
+use crate::vocabulary::Role;
+use crate::web::page::{Clock, ConfirmPage, Layout, When, html, html_with_status};
 use crate::web::session;
 
 struct MemberRow {
@@ -107,7 +107,7 @@ pub(super) async fn list_members(
     State(state): State<AppState>,
     member: TenantMember,
 ) -> AppResult<Response> {
-    Ok(render(&members_page(&state, &member, None, None).await?)?.into_response())
+    html(&members_page(&state, &member, None, None).await?)
 }
 
 #[derive(Deserialize)]
@@ -158,13 +158,13 @@ pub(super) async fn create_invitation(
                 expires: Clock::of(&member.user).exact(issued.invitation.expires_at),
             };
             // The link is in this response and in the mail (until it is sent): never stored otherwise.
-            Ok(render(&page)?.into_response())
+            html(&page)
         }
         Err(why) => {
             // The form is shown again with its default choice when the submitted role was not one.
             let role = Role::parse(&form.role).unwrap_or(Role::Developer);
             let page = members_page(&state, &member, Some((form.email, role, why)), None).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }
@@ -245,7 +245,7 @@ pub(super) async fn confirm_remove_member(
         button: "Remove member",
         cancel: format!("/t/{slug}/members"),
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 pub(super) async fn remove_member(
@@ -300,7 +300,7 @@ async fn refused(
     problem: &MemberProblem,
 ) -> AppResult<Response> {
     let page = members_page(state, member, None, Some(problem.message().into())).await?;
-    Ok((StatusCode::CONFLICT, render(&page)?).into_response())
+    html_with_status(StatusCode::CONFLICT, &page)
 }
 
 pub(super) async fn confirm_leave(member: TenantMember) -> AppResult<Response> {
@@ -315,7 +315,7 @@ pub(super) async fn confirm_leave(member: TenantMember) -> AppResult<Response> {
         button: "Leave tenant",
         cancel: format!("/t/{slug}"),
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 pub(super) async fn leave_tenant(

@@ -12,12 +12,13 @@ use crate::db::invitations as db_invitations;
 use crate::db::keys::{self as db_keys, KeyFilter};
 use crate::db::tenants as db_tenants;
 use crate::domain::tenants::{self, TenantErrors};
-use crate::domain::usage::{Counts, Window};
-use crate::domain::vocabulary::Role;
+use crate::domain::usage::Counts;
 use crate::error::AppResult;
+use crate::vocabulary::Role;
+use crate::vocabulary::Window;
 use crate::web::CurrentUser;
 use crate::web::meta::RequestMeta;
-use crate::web::page::{Clock, Layout, When, render};
+use crate::web::page::{Clock, Layout, When, html, html_with_status};
 use crate::web::session;
 
 #[derive(Template)]
@@ -36,7 +37,7 @@ pub(super) async fn new_tenant_form(current: CurrentUser) -> AppResult<Response>
         slug: String::new(),
         errors: TenantErrors::default(),
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 #[derive(Deserialize)]
@@ -71,7 +72,7 @@ pub(super) async fn create_tenant(
                 slug: form.slug,
                 errors,
             };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }
@@ -143,5 +144,5 @@ pub(super) async fn show_tenant(
         today,
         busiest,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }

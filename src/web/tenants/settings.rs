@@ -11,7 +11,7 @@ use super::{TenantMember, TenantNav, key_policy};
 use crate::app::AppState;
 use crate::domain::tenants;
 use crate::error::AppResult;
-use crate::web::page::{Layout, render};
+use crate::web::page::{Layout, html, html_with_status};
 use crate::web::session;
 
 #[derive(Template)]
@@ -48,7 +48,7 @@ pub async fn show_settings(
     let name = member.membership.name.clone();
     let mut page = settings_page(&member, name, None, None).await?;
     page.policy = key_policy::PolicyForm::load(&state, &member).await?;
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 /// The settings page with the key policy form as sent and its errors (422).
@@ -59,7 +59,7 @@ pub(super) async fn refused_policy(
     let name = member.membership.name.clone();
     let mut page = settings_page(member, name, None, None).await?;
     page.policy = policy;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+    html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
 #[derive(Deserialize)]
@@ -94,7 +94,7 @@ pub async fn rename_tenant(
         Err(message) => {
             let mut page = settings_page(&member, form.name, Some(message), None).await?;
             page.policy = key_policy::PolicyForm::load(&state, &member).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }
@@ -141,7 +141,7 @@ pub async fn delete_tenant(
             let name = tenant.name.clone();
             let mut page = settings_page(&member, name, None, Some(message)).await?;
             page.policy = key_policy::PolicyForm::load(&state, &member).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }

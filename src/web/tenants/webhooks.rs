@@ -14,12 +14,12 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db::webhooks::{self as db_webhooks, Attempt, Endpoint};
-use crate::domain::vocabulary::{Environment, Role};
 use crate::domain::webhooks::{
     self, AUTH_KINDS, EndpointErrors, EndpointInput, EventType, SigningSecret, WebhookProblem,
 };
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Clock, ConfirmPage, Layout, When, render};
+use crate::vocabulary::{Environment, Role};
+use crate::web::page::{Clock, ConfirmPage, Layout, When, html, html_with_status};
 use crate::web::session;
 use crate::web::session::{first_use, new_form_id};
 use crate::web::tenants::{TenantMember, TenantNav};
@@ -158,7 +158,7 @@ pub async fn list_webhooks(
         can_manage: member.role >= Role::Admin,
         has_key: state.config.secret_key.is_some(),
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 #[derive(Template)]
@@ -227,7 +227,7 @@ pub async fn new_webhook_form(member: TenantMember) -> AppResult<Response> {
         None,
     )
     .await?;
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 /// The form's fields and its one-time `form_id` (new endpoints only); `event_types` repeats,
@@ -272,7 +272,7 @@ async fn form_again(
         WebhookProblem::NoSecretKey => (EndpointErrors::default(), Some(NO_KEY)),
     };
     let page = EndpointFormPage::build(member, form_id, editing, input, errors, problem).await?;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+    html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
 #[derive(Template)]
@@ -301,7 +301,7 @@ async fn secret_page(
         secret: secret.reveal(),
         rolled,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 pub async fn create_webhook(
@@ -349,7 +349,7 @@ async fn already_created(member: &TenantMember) -> AppResult<Response> {
         button: "",
         cancel: format!("/t/{}/webhooks", member.membership.slug),
     };
-    Ok((StatusCode::CONFLICT, render(&page)?).into_response())
+    html_with_status(StatusCode::CONFLICT, &page)
 }
 
 async fn load(state: &AppState, member: &TenantMember, id: Uuid) -> AppResult<Endpoint> {
@@ -386,7 +386,7 @@ pub async fn show_webhook(
             .collect(),
         can_manage: member.role >= Role::Admin,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 pub async fn edit_webhook_form(
@@ -419,7 +419,7 @@ pub async fn edit_webhook_form(
         None,
     )
     .await?;
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 pub async fn update_webhook(
@@ -576,7 +576,7 @@ pub async fn confirm_delete_webhook(
         button: "Delete endpoint",
         cancel: endpoint_path(&member, id),
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 pub async fn delete_webhook(

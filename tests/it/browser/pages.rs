@@ -1,7 +1,7 @@
 //! Every page of the portal at 1280, 768 and 390 px: no sideways scrolling, no serious or
 //! critical axe-core violation, a screenshot of each (`target/screenshots/page-*`).
 
-use gatehouse::domain::verification::Code;
+use gatehouse::vocabulary::Code;
 use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};

@@ -1,6 +1,6 @@
 //! A tenant's members and keys (`/t/{slug}/…`), walked in Chromium.
 
-use gatehouse::domain::verification::Code;
+use gatehouse::vocabulary::Code;
 use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};

@@ -1,6 +1,6 @@
 //! `/v1/authorize`: forward auth as a gateway calls it.
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gatehouse::db::verification::LookupConnections;
 use gatehouse::domain::keys::format::hash;
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use sqlx::PgPool;
 use uuid::Uuid;
 

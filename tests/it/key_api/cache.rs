@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse::db::keys::notify_changed;
 use gatehouse::domain::keys::format::hash;
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use sqlx::PgPool;
 use uuid::Uuid;
 

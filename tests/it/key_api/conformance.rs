@@ -2,7 +2,7 @@
 //! (`examples/profiles.toml`) and configurations: a client of each platform gets exactly the
 //! status, body and headers its platform documents.
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse::domain::keys::allowlist::IpAllowlist;
 use gatehouse::domain::keys::{AccessChoice, KeyChangeRequest};
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;

@@ -2,7 +2,7 @@
 //! in front of a tiny upstream that echoes the headers it receives; and the Envoy example, which
 //! has no binary here, read for its structure.
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;

@@ -36,7 +36,7 @@ async fn a_legacy_key_is_valid_says_so_and_is_then_answered_from_the_cache(pool:
     let (own, _) = acme
         .key(
             &pool,
-            gatehouse::domain::vocabulary::Environment::Live,
+            gatehouse::vocabulary::Environment::Live,
             &["read"],
             50,
         )

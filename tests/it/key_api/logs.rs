@@ -1,6 +1,6 @@
 //! The logs of a running binary never hold a key, wherever a client puts one.
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::Method;
 use sqlx::PgPool;
 

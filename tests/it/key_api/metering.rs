@@ -6,7 +6,7 @@ use gatehouse::db::metering::{UsageBatch, UsageRow, write_batch};
 use gatehouse::domain::metering::{Meter, apply_retention};
 use gatehouse::domain::rate_limit::RateLimits;
 use gatehouse::domain::verification::{Code, KeyRecord};
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;

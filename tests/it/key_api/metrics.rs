@@ -1,7 +1,7 @@
 //! `GET /metrics` on the metrics listener (`GATEHOUSE_METRICS_LISTEN`): what the key API did,
 //! counted exactly, and nowhere on the public listener.
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use sqlx::PgPool;
 
 use crate::support::app::TestApp;

@@ -3,7 +3,7 @@
 //! shutdown and under a flood; the daily partitions.
 
 use gatehouse::domain::request_log;
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use serde_json::json;
 use sqlx::PgPool;
 

@@ -1,6 +1,6 @@
 //! `POST /v1/keys/verify`: every code, status and header of the contract.
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -232,7 +232,10 @@ async fn malformed_keys_are_answered_without_the_database(pool: PgPool) {
     // ...while a well-formed key needs it, so it fails closed.
     let response = verify(&app, json!({ "key": unknown_key() })).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(
+        response.headers()["retry-after"],
+        gatehouse::error::RETRY_AFTER_SECONDS.to_string()
+    );
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "UNAVAILABLE");
 }

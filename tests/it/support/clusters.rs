@@ -87,7 +87,9 @@ impl Cluster {
             (name == "DATABASE_URL").then(|| url.clone())
         })
         .unwrap();
-        let pool = gatehouse::db::connect(&config).await.unwrap();
+        let pool = gatehouse::db::connect(&config.database_url, config.database_max_connections)
+            .await
+            .unwrap();
         gatehouse::db::MIGRATOR.run(&pool).await.unwrap();
         pool
     }

@@ -12,7 +12,7 @@ use gatehouse::domain::keys::{self, AccessChoice, Admission, NewKeyRequest, Requ
 use gatehouse::domain::metering::Meter;
 use gatehouse::domain::rate_limit::RateLimits;
 use gatehouse::domain::verification::{Code, KeyRecord};
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::{Client, StatusCode};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -154,11 +154,12 @@ impl Tenant {
 }
 
 /// The default configuration (key prefix `ak`), for domain calls made without a running app.
-fn config() -> gatehouse::config::Config {
+fn config() -> keys::KeyConfig {
     gatehouse::config::Config::from_lookup(|name| {
         (name == "DATABASE_URL").then(|| "postgres://unused@127.0.0.1/unused".to_owned())
     })
     .unwrap()
+    .keys()
 }
 
 pub async fn expire(pool: &PgPool, key_id: Uuid) {

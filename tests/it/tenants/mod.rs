@@ -11,7 +11,7 @@ mod settings;
 mod usage;
 mod webhooks;
 
-use gatehouse::domain::vocabulary::Role;
+use gatehouse::vocabulary::Role;
 use gatehouse::web::tenants::RULES;
 use reqwest::{Client, StatusCode};
 use sqlx::PgPool;

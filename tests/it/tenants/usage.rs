@@ -2,7 +2,7 @@
 
 use gatehouse::db::metering as db_metering;
 use gatehouse::db::usage::{self as db_usage, Grain};
-use gatehouse::domain::verification::Code;
+use gatehouse::vocabulary::Code;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};

@@ -1230,8 +1230,8 @@ async fn no_signing_secret_or_receiver_credential_reaches_the_log(pool: PgPool) 
 #[ignore = "a measurement; run on its own"]
 async fn webhook_delivery_figures(pool: PgPool) {
     use gatehouse::domain::sealing::SecretKey;
-    use gatehouse::domain::vocabulary::Environment;
     use gatehouse::domain::webhooks::{self, EndpointInput};
+    use gatehouse::vocabulary::Environment;
 
     use crate::support::fixtures::Tenant;
 

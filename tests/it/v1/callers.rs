@@ -196,6 +196,11 @@ async fn each_token_has_its_own_rate_limit_answered_with_retry_after(pool: PgPoo
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry));
+    // The limiter's own wait, not a fixed one: the window's reset, as `RateLimit` says.
+    assert_eq!(
+        limited.headers["ratelimit"],
+        format!("\"token\";r=0;t={retry}").as_str()
+    );
     assert!(
         limited.headers["ratelimit-policy"]
             .to_str()

@@ -3,7 +3,7 @@
 //! all or nothing, each problem naming its entry.
 
 use gatehouse::domain::keys::format::{self as key_format, NewKey};
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;

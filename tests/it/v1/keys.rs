@@ -307,7 +307,7 @@ async fn keys_are_listed_with_filters_a_page_at_a_time(pool: PgPool) {
     for _ in 0..3 {
         acme.key(
             &pool,
-            gatehouse::domain::vocabulary::Environment::Test,
+            gatehouse::vocabulary::Environment::Test,
             &["read"],
             10,
         )
@@ -316,7 +316,7 @@ async fn keys_are_listed_with_filters_a_page_at_a_time(pool: PgPool) {
     let (_, live) = acme
         .key(
             &pool,
-            gatehouse::domain::vocabulary::Environment::Live,
+            gatehouse::vocabulary::Environment::Live,
             &["read"],
             10,
         )
@@ -324,7 +324,7 @@ async fn keys_are_listed_with_filters_a_page_at_a_time(pool: PgPool) {
     globex
         .key(
             &pool,
-            gatehouse::domain::vocabulary::Environment::Test,
+            gatehouse::vocabulary::Environment::Test,
             &["read"],
             10,
         )
@@ -447,7 +447,7 @@ async fn whoami_names_the_tenant_and_key_of_a_leaked_secret_and_tells_the_tenant
     let (secret, id) = acme
         .key(
             &pool,
-            gatehouse::domain::vocabulary::Environment::Live,
+            gatehouse::vocabulary::Environment::Live,
             &["read"],
             10,
         )

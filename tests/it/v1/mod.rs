@@ -2,6 +2,7 @@
 //! operator's script, and schemathesis against the served document.
 
 mod callers;
+mod errors;
 mod import;
 mod keys;
 mod members;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use gatehouse::domain::vocabulary::Environment;
+use gatehouse::vocabulary::Environment;
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::domain::keys::format::masked;
 use crate::domain::keys::{self, Status};
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Clock, ConfirmPage, Layout, render};
+use crate::web::page::{Clock, ConfirmPage, Layout, html};
 use crate::web::session;
 use crate::web::session::{first_use, new_form_id};
 use crate::web::tenants::{TenantMember, TenantNav};
@@ -47,7 +47,7 @@ pub async fn roll_key_form(
         graces: GRACE_CHOICES,
         default_grace: DEFAULT_GRACE,
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 #[derive(Deserialize)]
@@ -69,7 +69,7 @@ pub async fn roll_key(
     }
     let outcome = keys::roll_key(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         member.membership.tenant_id,
         key_id,
         grace,
@@ -90,7 +90,7 @@ pub async fn roll_key(
     );
     let layout = member.layout().await?;
     let page = created_page(&state, &member, layout, &key, new_id, old.name, Some(note));
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 // ---- revoke ----
@@ -115,7 +115,7 @@ pub async fn confirm_revoke(
         button: "Revoke key",
         cancel: format!("/t/{slug}/keys/{key_id}"),
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 pub async fn revoke_key(
@@ -125,7 +125,7 @@ pub async fn revoke_key(
 ) -> AppResult<Response> {
     let hash = keys::revoke_key(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         member.membership.tenant_id,
         key_id,
         member.requester(),

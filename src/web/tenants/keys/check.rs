@@ -4,7 +4,7 @@
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::domain::keys::format as key_format;
 use crate::domain::verification::{Code, Requirements, Unavailable};
 use crate::error::AppResult;
-use crate::web::page::render;
+use crate::web::page::html_with_status;
 use crate::web::tenants::TenantMember;
 
 /// Where the quick start's curl line points when `GATEHOUSE_API_BASE_URL` is not set.
@@ -161,5 +161,5 @@ pub async fn test_key(
         }
     };
     let page = key_page(&state, &member, key, Some(verdict)).await?;
-    Ok((status, render(&page)?).into_response())
+    html_with_status(status, &page)
 }

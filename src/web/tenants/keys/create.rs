@@ -13,9 +13,9 @@ use crate::db::key_policies::{self, KeyPolicy};
 use crate::domain::keys::format::{NewKey, masked};
 use crate::domain::keys::requests as key_requests;
 use crate::domain::keys::{self, Admission, KeyErrors};
-use crate::domain::vocabulary::{Environment, LiveKeys, Role};
 use crate::error::AppResult;
-use crate::web::page::{ConfirmPage, Layout, render};
+use crate::vocabulary::{Environment, LiveKeys, Role};
+use crate::web::page::{ConfirmPage, Layout, html, html_with_status};
 use crate::web::session::{self, first_use, new_form_id};
 use crate::web::tenants::{TenantMember, TenantNav};
 
@@ -97,7 +97,7 @@ pub async fn new_key_form(
     };
     let layout = member.layout().await?;
     let page = new_key_page(&state, &member, layout, input, KeyErrors::default(), policy);
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 /// The form's fields; `scopes` repeats, which typed `Form` cannot read.
@@ -180,7 +180,7 @@ pub(super) fn already_shown(member: &TenantMember, layout: Layout) -> AppResult<
         button: "",
         cancel: format!("/t/{slug}/keys"),
     };
-    Ok((StatusCode::CONFLICT, render(&page)?).into_response())
+    html_with_status(StatusCode::CONFLICT, &page)
 }
 
 pub async fn create_key(
@@ -194,7 +194,7 @@ pub async fn create_key(
     let mut conn = state.pool.acquire().await?;
     let admission = keys::admit(
         &mut conn,
-        &state.config,
+        &state.config.keys(),
         tenant_id,
         &input.request(),
         by,
@@ -208,7 +208,7 @@ pub async fn create_key(
         let mut page = new_key_page(&state, &member, layout, input.clone(), errors, policy);
         page.reason = reason;
         page.reason_error = reason_error;
-        AppResult::Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
     };
     let admitted = match admission {
         Ok(Admission::Create(admitted)) => admitted,
@@ -254,5 +254,5 @@ pub async fn create_key(
     tracing::info!(key.id = %key_id, tenant.slug = %member.membership.slug, "key created");
     let layout = member.layout().await?;
     let page = created_page(&state, &member, layout, &key, key_id, name, None);
-    Ok(render(&page)?.into_response())
+    html(&page)
 }

@@ -14,9 +14,9 @@ use crate::app::AppState;
 use crate::db::key_policies;
 use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::{self, KeyChangeRequest, KeyErrors, Refusal, Status};
-use crate::domain::vocabulary::Role;
 use crate::error::AppResult;
-use crate::web::page::{ConfirmPage, Layout, render};
+use crate::vocabulary::Role;
+use crate::web::page::{ConfirmPage, Layout, html, html_with_status};
 use crate::web::session;
 use crate::web::tenants::{TenantMember, TenantNav};
 
@@ -57,7 +57,7 @@ pub async fn edit_key_form(
         ip_allowlist: IpAllowlist::stored(&key.ip_allowlist).entries().join("\n"),
     };
     let page = edit_page(&state, &member, view, input, KeyErrors::default()).await?;
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 async fn edit_page(
@@ -119,7 +119,7 @@ pub async fn update_key(
     let input = read_form(&body);
     let outcome = keys::edit_key(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         member.membership.tenant_id,
         key_id,
         &input.request(),
@@ -152,7 +152,7 @@ async fn invalid(
     errors: KeyErrors,
 ) -> AppResult<Response> {
     let page = edit_page(state, member, view, input, errors).await?;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+    html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
 // ---- disable and enable ----
@@ -180,7 +180,7 @@ pub async fn confirm_disable(
         button: "Disable key",
         cancel: format!("/t/{slug}/keys/{key_id}"),
     };
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 pub async fn disable_key(
@@ -211,7 +211,7 @@ async fn switch(
     };
     let edited = keys::edit_key(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         member.membership.tenant_id,
         key_id,
         &change,

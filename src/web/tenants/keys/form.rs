@@ -7,7 +7,7 @@ use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::{
     AccessChoice, KeyChangeRequest, NewKeyRequest, RATE_LIMIT_MESSAGE, Read, meta_from_text,
 };
-use crate::domain::vocabulary::Environment;
+use crate::vocabulary::Environment;
 
 /// The expiry choices of the key forms: the form's value and what it says.
 pub const EXPIRY_CHOICES: [(&str, &str); 5] = [

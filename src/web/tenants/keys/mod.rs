@@ -9,7 +9,7 @@ pub(super) mod requests;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -25,10 +25,10 @@ use crate::domain::keys::format::shown;
 use crate::domain::keys::policy as key_policy;
 use crate::domain::keys::{self, Access, KeyProblem, Refusal, Status};
 use crate::domain::usage::{Counts, Window};
-use crate::domain::vocabulary::Environment;
-use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Clock, Layout, Pager, Paging, When, render};
+use crate::vocabulary::Environment;
+use crate::vocabulary::Role;
+use crate::web::page::{Clock, Layout, Pager, Paging, When, html};
 
 const PAGE_SIZE: i64 = 25;
 
@@ -195,7 +195,7 @@ pub async fn list_keys(
         environments: Environment::ALL,
         statuses: Status::ALL,
     };
-    Ok(render(&view)?.into_response())
+    html(&view)
 }
 
 // ---- one key ----
@@ -260,7 +260,7 @@ pub async fn show_key(
 ) -> AppResult<Response> {
     let key = load_key(&state, &member, key_id).await?;
     let page = key_page(&state, &member, key, None).await?;
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 /// A key's page, with what a test of it found when it was just tested.

@@ -14,9 +14,9 @@ use crate::db::key_requests::{self as db_requests, KeyRequest, RequestStatus};
 use crate::domain::keys::Access;
 use crate::domain::keys::allowlist::IpAllowlist;
 use crate::domain::keys::requests::{self as key_requests, RequestProblem, RevealRefusal};
-use crate::domain::vocabulary::Role;
 use crate::error::{AppError, AppResult};
-use crate::web::page::{Clock, Layout, When, render};
+use crate::vocabulary::Role;
+use crate::web::page::{Clock, Layout, When, html, html_with_status};
 use crate::web::session;
 use crate::web::tenants::{TenantMember, TenantNav, member_name};
 
@@ -122,7 +122,7 @@ pub async fn show_request(
     Path((_, id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
     let page = request_page(&state, &member, id, None).await?;
-    Ok(render(&page)?.into_response())
+    html(&page)
 }
 
 #[derive(Deserialize)]
@@ -158,7 +158,7 @@ async fn decide(
 ) -> AppResult<Response> {
     let decided = key_requests::decide(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         member.membership.tenant_id,
         id,
         approve,
@@ -192,7 +192,7 @@ async fn refused(
         RequestProblem::NotPending(_) | RequestProblem::NotRevealable(_) => StatusCode::CONFLICT,
     };
     let page = request_page(state, member, id, Some(problem.message())).await?;
-    Ok((status, render(&page)?).into_response())
+    html_with_status(status, &page)
 }
 
 pub async fn reveal_key(
@@ -202,7 +202,7 @@ pub async fn reveal_key(
 ) -> AppResult<Response> {
     let revealed = key_requests::reveal(
         &state.pool,
-        &state.config,
+        &state.config.keys(),
         member.membership.tenant_id,
         id,
         member.requester(),
@@ -223,11 +223,11 @@ pub async fn reveal_key(
                 .collect::<Vec<_>>()
                 .join(" ");
             let page = request_page(&state, &member, id, Some(why)).await?;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+            return html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
     };
     tracing::info!(key.id = %key_id, request.id = %id, "approved key revealed");
     let layout = member.layout().await?;
     let page = created_page(&state, &member, layout, &key, key_id, name, None);
-    Ok(render(&page)?.into_response())
+    html(&page)
 }

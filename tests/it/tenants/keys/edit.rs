@@ -258,7 +258,7 @@ async fn another_tenants_key_is_not_found(pool: PgPool) {
     let (_, theirs) = globex
         .key(
             &pool,
-            gatehouse::domain::vocabulary::Environment::Live,
+            gatehouse::vocabulary::Environment::Live,
             &["read"],
             10,
         )
