@@ -22,12 +22,14 @@ pub struct NewEvent<'a> {
     pub client_ip: Option<String>,
     pub user_agent: Option<&'a str>,
     pub details: serde_json::Value,
+    /// The key the event is about, if it is about one.
+    pub api_key_id: Option<Uuid>,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> sqlx::Result<()> {
     sqlx::query!(
-        r#"INSERT INTO audit_event (tenant_id, actor_id, action, target, request_id, client_ip, user_agent, details, actor_token)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+        r#"INSERT INTO audit_event (tenant_id, actor_id, action, target, request_id, client_ip, user_agent, details, actor_token, api_key_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
         event.tenant_id,
         event.actor_id,
         event.action,
@@ -37,6 +39,7 @@ pub async fn insert(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> sqlx::Resu
         event.user_agent,
         event.details,
         event.actor_token,
+        event.api_key_id,
     )
     .execute(db)
     .await
@@ -89,6 +92,27 @@ pub async fn actions(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<V
     sqlx::query_scalar!(
         "SELECT DISTINCT action FROM audit_event WHERE tenant_id = $1 ORDER BY action",
         tenant_id,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The changes made to a key after it was made (its settings edited, disabled, enabled), oldest first:
+/// what a key's own columns do not remember.
+pub async fn key_changes(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_id: Uuid,
+) -> sqlx::Result<Vec<Event>> {
+    sqlx::query_as!(
+        Event,
+        r#"SELECT e.audit_event_id, u.display_name AS "actor_name?", u.email AS "actor_email?",
+                  e.actor_token, e.action, e.target, e.request_id, e.client_ip, e.user_agent, e.details, e.at
+           FROM audit_event e LEFT JOIN app_user u ON u.app_user_id = e.actor_id
+           WHERE e.tenant_id = $1 AND e.api_key_id = $2 AND e.action IN ('key.updated', 'key.disabled', 'key.enabled')
+           ORDER BY e.at, e.audit_event_id"#,
+        tenant_id,
+        api_key_id,
     )
     .fetch_all(db)
     .await

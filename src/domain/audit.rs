@@ -98,7 +98,28 @@ impl Actor {
             client_ip: Some(self.client_ip.to_string()),
             user_agent: self.user_agent.as_deref(),
             details,
+            api_key_id: None,
         }
+    }
+
+    /// Records a change to the key `api_key_id` and commits, as [`Actor::commit_with_event`] does:
+    /// the key's page shows it in the key's history.
+    pub async fn commit_with_key_event(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        tenant_id: Uuid,
+        api_key_id: Uuid,
+        action: &str,
+        target: String,
+        details: serde_json::Value,
+    ) -> DomainResult<()> {
+        let event = NewEvent {
+            api_key_id: Some(api_key_id),
+            ..self.event(tenant_id, action, target, details)
+        };
+        audit::insert(&mut *tx, &event).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records the change in the audit log inside its transaction and commits both: an audited

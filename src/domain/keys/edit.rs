@@ -261,9 +261,10 @@ pub async fn edit_key(
         _ => "key.updated",
     };
     actor
-        .commit_with_event(
+        .commit_with_key_event(
             tx,
             tenant_id,
+            api_key_id,
             action,
             key_target(name, &masked_key),
             serde_json::Value::Object(changes),

@@ -279,11 +279,11 @@ pub async fn create_in(
         "ip_allowlist": settings.ip_allowlist.label(),
     });
     let target = key_target(settings.name.as_str(), &masked_key);
-    crate::db::audit::insert(
-        &mut *tx,
-        &actor.event(tenant_id, "key.created", target, details),
-    )
-    .await?;
+    let event = crate::db::audit::NewEvent {
+        api_key_id: Some(id),
+        ..actor.event(tenant_id, "key.created", target, details)
+    };
+    crate::db::audit::insert(&mut *tx, &event).await?;
     Ok((key, id))
 }
 
@@ -393,9 +393,10 @@ pub async fn roll_key(
     });
     webhooks::publish(&mut tx, tenant_id, Some(old.environment), &event).await?;
     actor
-        .commit_with_event(
+        .commit_with_key_event(
             tx,
             tenant_id,
+            old.api_key_id,
             "key.rolled",
             key_target(&old.name, &masked(prefix, old.environment, &old.last_four)),
             json!({
@@ -489,9 +490,10 @@ pub async fn revoke_key(
     });
     webhooks::publish(&mut tx, tenant_id, Some(key.environment), &event).await?;
     actor
-        .commit_with_event(
+        .commit_with_key_event(
             tx,
             tenant_id,
+            api_key_id,
             "key.revoked",
             key_target(&key.name, &masked(prefix, key.environment, &key.last_four)),
             json!({}),

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::audit::{self, NewEvent};
+use crate::db::audit;
 use crate::db::tenants as db_tenants;
 use crate::db::webhooks::{self as db_webhooks, Endpoint};
 use crate::domain::audit::Actor;
@@ -108,19 +108,15 @@ pub async fn record_outcome(
             )
             .await?;
         }
+        // Gatehouse itself disables it: the audit log says so ("Gatehouse"), not a deleted user.
         audit::insert(
             &mut *tx,
-            &NewEvent {
-                tenant_id: endpoint.tenant_id,
-                actor_id: None,
-                actor_token: None,
-                action: "webhook.disabled",
-                target: format!("webhook:{}", endpoint.name),
-                request_id: None,
-                client_ip: None,
-                user_agent: None,
-                details: json!({ "reason": reason }),
-            },
+            &Actor::system().event(
+                endpoint.tenant_id,
+                "webhook.disabled",
+                format!("webhook:{}", endpoint.name),
+                json!({ "reason": reason }),
+            ),
         )
         .await?;
         tracing::warn!(webhook.id = %id, tenant.id = %endpoint.tenant_id, %reason, "webhook endpoint disabled");

@@ -26,6 +26,11 @@ struct EventRow {
 
 /// `{"from":"viewer","to":"admin"}` as `from: viewer · to: admin`.
 fn describe(details: &serde_json::Value) -> String {
+    detail_lines(details).join(" · ")
+}
+
+/// An event's details, a `field: value` line each (`name: old → new` for changes).
+pub(super) fn detail_lines(details: &serde_json::Value) -> Vec<String> {
     details
         .as_object()
         .map(|fields| {
@@ -35,10 +40,19 @@ fn describe(details: &serde_json::Value) -> String {
                     serde_json::Value::String(text) => format!("{key}: {text}"),
                     other => format!("{key}: {other}"),
                 })
-                .collect::<Vec<_>>()
-                .join(" · ")
+                .collect()
         })
         .unwrap_or_default()
+}
+
+/// Who acted, by name: a person, or a machine's label ("Operator", "API token “…”"); a person
+/// whose account is gone reads as "a former member".
+pub(super) fn actor_name(event: &audit::Event) -> String {
+    event
+        .actor_name
+        .clone()
+        .or_else(|| event.actor_token.clone())
+        .unwrap_or_else(|| "a former member".into())
 }
 
 #[derive(Template)]
@@ -87,10 +101,9 @@ pub(super) async fn list_audit_events(
             .into_iter()
             .map(|event| EventRow {
                 at: clock.at(event.at),
-                actor: match (event.actor_name, event.actor_email, event.actor_token) {
-                    (Some(name), Some(email), _) => format!("{name} <{email}>"),
-                    (_, _, Some(token)) => token,
-                    _ => "a deleted user".into(),
+                actor: match &event.actor_email {
+                    Some(email) => format!("{} <{email}>", actor_name(&event)),
+                    None => actor_name(&event),
                 },
                 action: event.action,
                 target: event.target,

@@ -15,7 +15,7 @@ use crate::domain::tenants::{self, TenantErrors};
 use crate::domain::usage::Counts;
 use crate::error::AppResult;
 use crate::vocabulary::Role;
-use crate::vocabulary::Window;
+use crate::vocabulary::{Code, Window};
 use crate::web::CurrentUser;
 use crate::web::meta::RequestMeta;
 use crate::web::page::{Clock, Layout, When, html, html_with_status};
@@ -139,7 +139,17 @@ pub(super) async fn show_tenant(
         dead_keys: usage::dead_key_calls(
             &today,
             Window::Day,
-            Some(format!("/t/{}/usage", member.membership.slug)),
+            // The request log names each refused caller's address and user agent.
+            Some(format!(
+                "/t/{}/logs?code={}",
+                member.membership.slug,
+                if today.get(Code::Revoked) > 0 {
+                    Code::Revoked
+                } else {
+                    Code::Expired
+                }
+                .as_str()
+            )),
         ),
         today,
         busiest,

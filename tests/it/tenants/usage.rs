@@ -212,7 +212,9 @@ async fn calls_with_a_revoked_or_expired_key_are_flagged_on_the_overview_key_and
     assert!(overview.contains(
         "3 calls with a revoked key and 1 call with an expired key in the last 24 hours."
     ));
-    assert!(overview.contains(r#"<a href="/t/acme/usage">See the usage by reason</a>"#));
+    assert!(overview.contains(
+        r#"<a href="/t/acme/logs?code=REVOKED">See the refused calls in the request log</a>"#
+    ));
     for path in [
         "/t/acme/usage?range=1h",
         &key_page,

@@ -47,6 +47,8 @@ struct NewKeyPage {
     asks_reason: bool,
     reason: String,
     reason_error: Option<String>,
+    /// An account without a confirmed address is told before it asks that live keys wait for it.
+    email_confirmed: bool,
 }
 
 fn new_key_page(
@@ -61,6 +63,7 @@ fn new_key_page(
         asks_reason: policy.live_keys == LiveKeys::Approval && member.role < Role::Admin,
         reason: String::new(),
         reason_error: None,
+        email_confirmed: member.user.is_verified(),
         policy,
         layout,
         tenant: member.nav("keys"),
@@ -136,6 +139,8 @@ pub(super) struct KeyCreatedPage {
     rolled: Option<String>,
     quick: super::check::QuickStart,
     tested: Option<super::check::TestVerdict>,
+    /// A new key always works: it can be tested.
+    testable: bool,
     key_masked: String,
     /// The reveal page's test form carries the key, shown on this page anyway.
     test_secret: Option<String>,
@@ -160,6 +165,7 @@ pub(super) fn created_page(
         rolled,
         quick: super::check::QuickStart::new(&state.config),
         tested: None,
+        testable: true,
         key_masked: masked(&state.config.key_prefix, key.environment, &key.last_four()),
         test_secret: Some(key.expose().to_owned()),
     }

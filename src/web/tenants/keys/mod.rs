@@ -13,10 +13,12 @@ use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::audit::{actor_name, detail_lines};
 use super::logs::{CallRow, RECENT_CALLS};
 use super::usage::{self, DeadKeyCalls};
 use super::{TenantMember, TenantNav, member_name};
 use crate::app::AppState;
+use crate::db::audit as db_audit;
 use crate::db::key_policies;
 use crate::db::keys::{self as db_keys, Key, KeyFilter};
 use crate::db::request_log::{self as db_log, LogFilter};
@@ -26,8 +28,8 @@ use crate::domain::keys::policy as key_policy;
 use crate::domain::keys::{self, Access, KeyProblem, Refusal, Status};
 use crate::domain::usage::{Counts, Window};
 use crate::error::{AppError, AppResult};
-use crate::vocabulary::Environment;
 use crate::vocabulary::Role;
+use crate::vocabulary::{Code, Environment};
 use crate::web::page::{Clock, Layout, Pager, Paging, When, html};
 
 const PAGE_SIZE: i64 = 25;
@@ -214,6 +216,8 @@ struct KeyPage {
     revoked_by: String,
     disabled_at: Option<When>,
     disabled_by: String,
+    /// Changes made after it was made, oldest first (from the audit log).
+    changes: Vec<ChangeRow>,
     can_roll: bool,
     can_revoke: bool,
     dead_keys: Option<DeadKeyCalls>,
@@ -223,10 +227,21 @@ struct KeyPage {
     show_key: bool,
     quick: check::QuickStart,
     tested: Option<check::TestVerdict>,
+    /// A key that can no longer work offers no test.
+    testable: bool,
     // The quick start's names, shared with the reveal page.
     key_id: Uuid,
     key_masked: String,
     test_secret: Option<String>,
+}
+
+/// One change in a key's history.
+struct ChangeRow {
+    at: When,
+    by: String,
+    /// "Changed", "Disabled" or "Enabled".
+    what: &'static str,
+    lines: Vec<String>,
 }
 
 async fn load_key(state: &AppState, member: &TenantMember, key_id: Uuid) -> AppResult<Key> {
@@ -295,17 +310,46 @@ async fn key_page(
         RECENT_CALLS,
     )
     .await?;
+    let changes: Vec<ChangeRow> = db_audit::key_changes(&state.pool, tenant_id, key_id)
+        .await?
+        .iter()
+        .map(|event| ChangeRow {
+            at: clock.at(event.at),
+            by: actor_name(event),
+            what: match event.action.as_str() {
+                "key.enabled" => "Enabled",
+                "key.disabled" => "Disabled",
+                _ => "Changed",
+            },
+            lines: detail_lines(&event.details),
+        })
+        .collect();
+    // The audit log remembers every disabling; the key's column only the last, for keys changed
+    // before it did.
+    let disabled_logged = changes.iter().any(|change| change.what == "Disabled");
     Ok(KeyPage {
         calls: recent
             .iter()
             .map(|entry| CallRow::new(entry, &state.config.key_prefix))
             .collect(),
         show_key: false,
-        dead_keys: usage::dead_key_calls(
-            &Counts::sum(day.iter().map(|(_, counts)| counts)),
-            Window::Day,
-            Some(format!("/t/{}/keys/{key_id}/usage", member.membership.slug)),
-        ),
+        dead_keys: {
+            let totals = Counts::sum(day.iter().map(|(_, counts)| counts));
+            // The request log names each refused caller's address and user agent.
+            let code = if totals.get(Code::Revoked) > 0 {
+                Code::Revoked
+            } else {
+                Code::Expired
+            };
+            let link = format!(
+                "/t/{}/logs?key={key_id}&code={}",
+                member.membership.slug,
+                code.as_str()
+            );
+            usage::dead_key_calls(&totals, Window::Day, Some(link))
+        },
+        changes,
+        testable: view.status.works() || view.status == Status::Disabled,
         layout: member.layout().await?,
         tenant: member.nav("keys"),
         can_roll: view.can_manage && matches!(view.status, Status::Active | Status::Expiring),
@@ -317,7 +361,10 @@ async fn key_page(
         rolled_by: member_name(key.rolled_by_name),
         revoked_at: key.revoked_at.map(|at| clock.at(at)),
         revoked_by: member_name(key.revoked_by_name),
-        disabled_at: key.disabled_at.map(|at| clock.at(at)),
+        disabled_at: key
+            .disabled_at
+            .filter(|_| !disabled_logged)
+            .map(|at| clock.at(at)),
         disabled_by: member_name(key.disabled_by_name),
         quick: check::QuickStart::new(&state.config),
         tested,

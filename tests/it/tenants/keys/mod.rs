@@ -1,6 +1,7 @@
 //! `/t/{slug}/keys…`: creating (shown once), listing (masked) and a key's own page.
 
 mod edit;
+mod history;
 mod legacy;
 mod quick_start;
 mod requests;
