@@ -175,6 +175,24 @@ pub async fn flash(session: &Session, message: impl Into<String>) -> AppResult<(
         .map_err(session_error)
 }
 
+/// Leaves `value` under `name` for the next page this session loads (Post/Redirect/Get: the
+/// answer to a form is shown by the page it redirects to, so a reload re-sends nothing).
+pub async fn leave<T: Serialize + Send + Sync>(
+    session: &Session,
+    name: &str,
+    value: T,
+) -> AppResult<()> {
+    session.insert(name, value).await.map_err(session_error)
+}
+
+/// What [`leave`] left under `name`, if any; it is gone once taken.
+pub async fn take<T: serde::de::DeserializeOwned>(
+    session: &Session,
+    name: &str,
+) -> AppResult<Option<T>> {
+    session.remove::<T>(name).await.map_err(session_error)
+}
+
 /// The one-time message left for this page, if any; it is gone once read.
 pub async fn take_flash(session: &Session) -> AppResult<Option<String>> {
     session.remove::<String>(FLASH).await.map_err(session_error)

@@ -3,18 +3,17 @@
 
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use serde::Deserialize;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{key_page, load_key};
+use super::load_key;
 use crate::app::AppState;
 use crate::config::Config;
 use crate::domain::keys::format as key_format;
 use crate::domain::verification::{Code, Requirements, Unavailable};
 use crate::error::AppResult;
-use crate::web::page::html_with_status;
+use crate::web::session;
 use crate::web::tenants::TenantMember;
 
 /// Where the quick start's curl line points when `GATEHOUSE_API_BASE_URL` is not set.
@@ -54,6 +53,7 @@ impl QuickStart {
 }
 
 /// What the test of a key found, in words.
+#[derive(Serialize, Deserialize)]
 pub struct TestVerdict {
     pub accepted: bool,
     pub headline: String,
@@ -110,33 +110,24 @@ pub async fn test_key(
     let key = load_key(&state, &member, key_id).await?;
     let presented = form.key.trim();
     let prefix = &state.config.key_prefix;
-    let (status, verdict) = if presented.is_empty() {
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            TestVerdict::refused(
-                "Nothing to test",
-                "Paste the key in the field, then press Test this key.".into(),
-            ),
+    let verdict = if presented.is_empty() {
+        TestVerdict::refused(
+            "Nothing to test",
+            "Paste the key in the field, then press Test this key.".into(),
         )
     } else {
         match key_format::is_key(prefix, presented, &key.secret_hash) {
-            Err(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                TestVerdict::refused(
-                    "Not a key",
-                    format!(
-                        "What you pasted is not an API key of this service (they start with {prefix}_live_ or {prefix}_test_). Copy the whole key and try again."
-                    ),
+            Err(_) => TestVerdict::refused(
+                "Not a key",
+                format!(
+                    "What you pasted is not an API key of this service (they start with {prefix}_live_ or {prefix}_test_). Copy the whole key and try again."
                 ),
             ),
-            Ok(false) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                TestVerdict::refused(
-                    "A different key",
-                    format!(
-                        "That is not this key. Paste the key ending in {}; this page tests only its own key.",
-                        key.last_four
-                    ),
+            Ok(false) => TestVerdict::refused(
+                "A different key",
+                format!(
+                    "That is not this key. Paste the key ending in {}; this page tests only its own key.",
+                    key.last_four
                 ),
             ),
             Ok(true) => {
@@ -146,20 +137,38 @@ pub async fn test_key(
                     .judge(presented, &Requirements::default(), client)
                     .await
                 {
-                    Ok(verdict) => (StatusCode::OK, TestVerdict::of(verdict.code)),
-                    Err(Unavailable) => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        TestVerdict::refused(
-                            "No answer",
-                            "The key API could not reach its database in time, so calls are refused \
+                    Ok(verdict) => TestVerdict::of(verdict.code),
+                    Err(Unavailable) => TestVerdict::refused(
+                        "No answer",
+                        "The key API could not reach its database in time, so calls are refused \
                              for now. Try again in a moment."
-                                .into(),
-                        ),
+                            .into(),
                     ),
                 }
             }
         }
     };
-    let page = key_page(&state, &member, key, Some(verdict)).await?;
-    html_with_status(status, &page)
+    // Post/Redirect/Get: the key's page shows the verdict once, and a reload asks nothing again.
+    session::leave(&member.session, TESTED, (key.api_key_id, verdict)).await?;
+    Ok(Redirect::to(&format!(
+        "/t/{}/keys/{}#test-result",
+        member.membership.slug, key.api_key_id
+    ))
+    .into_response())
+}
+
+/// The session's slot for the verdict of the test just made, until the key's page shows it.
+const TESTED: &str = "key_tested";
+
+/// The verdict of the test just made of `key_id`, if this is the page the test redirected to.
+pub(super) async fn take_verdict(
+    member: &TenantMember,
+    key_id: Uuid,
+) -> AppResult<Option<TestVerdict>> {
+    Ok(
+        session::take::<(Uuid, TestVerdict)>(&member.session, TESTED)
+            .await?
+            .filter(|(tested, _)| *tested == key_id)
+            .map(|(_, verdict)| verdict),
+    )
 }

@@ -274,7 +274,8 @@ pub async fn show_key(
     Path((_, key_id)): Path<(String, Uuid)>,
 ) -> AppResult<Response> {
     let key = load_key(&state, &member, key_id).await?;
-    let page = key_page(&state, &member, key, None).await?;
+    let tested = check::take_verdict(&member, key_id).await?;
+    let page = key_page(&state, &member, key, tested).await?;
     html(&page)
 }
 
