@@ -23,6 +23,7 @@ use tower_sessions::ExpiredDeletion;
 use crate::api::error::ApiError;
 use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::db;
+use crate::db::users::User;
 use crate::domain::key_cache;
 use crate::domain::metering;
 use crate::domain::outbox::{self, Couriers, SenderPolicy};
@@ -167,6 +168,17 @@ async fn render_errors(State(state): State<AppState>, request: Request, next: Ne
         .and_then(|value| value.to_str().ok())
         .unwrap_or("-")
         .to_owned();
+    // The portal's error pages show the signed-in user's header: its session is read again here.
+    let cookies: Vec<HeaderValue> = if json {
+        Vec::new()
+    } else {
+        request
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .cloned()
+            .collect()
+    };
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -179,6 +191,7 @@ async fn render_errors(State(state): State<AppState>, request: Request, next: Ne
             &AppError::Unavailable.report(),
             json,
             &request_id,
+            None,
         );
     }
     let report = match response.extensions().get::<ErrorReport>() {
@@ -191,7 +204,13 @@ async fn render_errors(State(state): State<AppState>, request: Request, next: Ne
         }
         None => generic_report(status),
     };
-    finish_error(response, &report, json, &request_id)
+    // A visitor's (or an outage's) page needs no lookup; a member's 403 or 404 keeps its header.
+    let user = if json || cookies.is_empty() || status.is_server_error() {
+        None
+    } else {
+        web::user_from_cookie(&cookies, &state).await
+    };
+    finish_error(response, &report, json, &request_id, user.as_ref())
 }
 
 /// `response` with the body `report` renders for its surface.
@@ -200,12 +219,13 @@ fn finish_error(
     report: &ErrorReport,
     json: bool,
     request_id: &str,
+    user: Option<&(User, String)>,
 ) -> Response {
     let (mut parts, _) = response.into_parts();
     let written = if json {
         ApiError::from(report).into_response()
     } else {
-        web::page::error_page(report, request_id).into_response()
+        web::page::error_page(report, request_id, user).into_response()
     };
     let (written_parts, body) = written.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);

@@ -19,7 +19,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::app::AppState;
 
-pub use session::{CurrentUser, Visitor};
+pub use session::{CurrentUser, Visitor, user_from_cookie};
 
 /// The portal's pages under their sessions and CSRF check, and its assets; `api_document` is
 /// the OpenAPI document its API reference page shows.
@@ -27,14 +27,8 @@ pub fn router(state: AppState, api_document: &'static str) -> Router<AppState> {
     let config = &state.config;
     let secure = config.public_url.is_https();
     let idle = time::Duration::try_from(config.session_idle).unwrap_or(time::Duration::minutes(30));
-    // `__Host-` makes browsers refuse the cookie unless it is Secure, host-only and path `/`.
-    let cookie_name = if secure {
-        "__Host-gatehouse"
-    } else {
-        "gatehouse"
-    };
     let sessions = SessionManagerLayer::new(state.sessions.clone())
-        .with_name(cookie_name)
+        .with_name(session::cookie_name(secure))
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(secure)

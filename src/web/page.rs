@@ -47,14 +47,15 @@ impl Layout {
         })
     }
 
-    /// For pages rendered without a session (error pages).
-    pub fn bare() -> Self {
+    /// For pages rendered outside the session layer (error pages): the signed-in user's header,
+    /// when there is one, with its session's form token but not its flash.
+    pub fn outside_session(user: Option<&(User, String)>) -> Self {
         Self {
-            user_name: None,
-            user_email: None,
-            csrf_token: String::new(),
+            user_name: user.map(|(user, _)| user.display_name.clone()),
+            user_email: user.map(|(user, _)| user.email.clone()),
+            csrf_token: user.map(|(_, token)| token.clone()).unwrap_or_default(),
             flash: None,
-            time_zone: None,
+            time_zone: user.map(|(user, _)| user.time_zone.clone()),
             css: CSS_PATH.as_str(),
             js: JS_PATH.as_str(),
         }
@@ -301,10 +302,15 @@ struct ErrorPage<'a> {
     request_id: &'a str,
 }
 
-/// The error page: what a person sees for 404, 403, 500 and the rest.
-pub fn error_page(report: &ErrorReport, request_id: &str) -> Response {
+/// The error page: what a person sees for 404, 403, 500 and the rest, with the signed-in user's
+/// header when there is one (a member must not look signed out on a 403).
+pub fn error_page(
+    report: &ErrorReport,
+    request_id: &str,
+    user: Option<&(User, String)>,
+) -> Response {
     let page = ErrorPage {
-        layout: Layout::bare(),
+        layout: Layout::outside_session(user),
         status: report.status.as_u16(),
         title: report.status.canonical_reason().unwrap_or("Error"),
         message: &report.message,

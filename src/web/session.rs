@@ -1,11 +1,12 @@
 //! Who is signed in: the session's record, the extractors that read it, sign-in and sign-out.
 
 use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tower_sessions::Session;
+use tower_sessions::{Session, SessionStore};
 use uuid::Uuid;
 
 use super::page::Layout;
@@ -36,6 +37,52 @@ struct SessionAuth {
 
 pub(super) fn session_error(err: tower_sessions::session::Error) -> AppError {
     AppError::unexpected(format!("session store: {err}"))
+}
+
+/// The session cookie's name. `__Host-` makes browsers refuse the cookie unless it is Secure,
+/// host-only and path `/`.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-gatehouse"
+    } else {
+        "gatehouse"
+    }
+}
+
+/// The signed-in user of a request answered outside the portal's session layer (the error page of
+/// a path no portal route matched, or any error page): read from the session cookie and the
+/// store, changing nothing (no idle extension, no flash taken), with the session's form token (so
+/// the page's "Sign out" works). None for a visitor, an ended session, or anything unreadable.
+pub async fn user_from_cookie(cookies: &[HeaderValue], state: &AppState) -> Option<(User, String)> {
+    let name = cookie_name(state.config.public_url.is_https());
+    let id = cookies
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(cookie, _)| *cookie == name)?
+        .1;
+    let id: tower_sessions::session::Id = id.parse().ok()?;
+    let record = state.sessions.load(&id).await.ok()??;
+    if record.expiry_date <= OffsetDateTime::now_utc() {
+        return None;
+    }
+    let auth: SessionAuth = serde_json::from_value(record.data.get(AUTH)?.clone()).ok()?;
+    let lifetime = i64::try_from(state.config.session_lifetime.as_secs()).unwrap_or(i64::MAX);
+    if OffsetDateTime::now_utc().unix_timestamp() - auth.signed_in_at > lifetime {
+        return None;
+    }
+    let user = users::find_by_id(&state.pool, auth.user_id)
+        .await
+        .ok()?
+        .filter(|user| user.disabled_at.is_none() && user.session_generation == auth.generation)?;
+    let csrf_token = record
+        .data
+        .get(CSRF)
+        .and_then(|token| token.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    Some((user, csrf_token))
 }
 
 /// Anyone: a signed-in user or a visitor.

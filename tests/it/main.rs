@@ -10,6 +10,7 @@ mod account;
 mod auth;
 mod browser;
 mod docs;
+mod error_pages;
 mod key_api;
 mod operations;
 mod outbox;

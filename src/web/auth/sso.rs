@@ -434,7 +434,7 @@ pub async fn provider_sign_out(state: &AppState, session: &Session) -> AppResult
     };
     tracing::info!(oidc.provider = %sso.provider, "signing out at the provider too");
     let page = SigningOutPage {
-        layout: Layout::bare(),
+        layout: Layout::outside_session(None),
         provider: provider.config.display_name.clone(),
         url,
     };
