@@ -214,21 +214,70 @@ impl Code {
         }
     }
 
-    /// The message for a refusal of a client at `client`: IP_NOT_ALLOWED names the address.
-    pub fn message_for(self, client: Option<IpAddr>) -> Cow<'static, str> {
+    /// The message for a refusal of a client at `client`: IP_NOT_ALLOWED names the address, or
+    /// why there was none. The API's answers and the request log's explanations both read it.
+    pub fn message_for(self, client: ClientAddress) -> Cow<'static, str> {
         match (self, client) {
-            (Self::IpNotAllowed, Some(client)) => Cow::Owned(format!(
+            (Self::IpNotAllowed, ClientAddress::Known(client)) => Cow::Owned(format!(
                 "The address {} is not on this API key's allowlist.",
                 unmapped(client)
             )),
-            (Self::IpNotAllowed, None) => Cow::Borrowed(
+            (Self::IpNotAllowed, ClientAddress::NotGiven) => Cow::Borrowed(
                 "This API key works only from the addresses on its allowlist, and no client \
                  address was given (send `client_ip`).",
+            ),
+            (Self::IpNotAllowed, ClientAddress::Unreadable) => Cow::Borrowed(
+                "This API key works only from the addresses on its allowlist, and the client's \
+                 address the gateway sent (the last X-Forwarded-For entry) is not an address.",
             ),
             (code, _) => Cow::Borrowed(code.message()),
         }
     }
 }
+
+/// The client address a key's IP allowlist is checked against, or why there is none (then a key
+/// with an allowlist is refused: fail closed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientAddress {
+    Known(IpAddr),
+    /// A verify call named no `client_ip`.
+    #[default]
+    NotGiven,
+    /// The gateway's word for it (the rightmost `X-Forwarded-For` entry, or `X-Real-IP`) does
+    /// not parse.
+    Unreadable,
+}
+
+impl ClientAddress {
+    pub fn ip(self) -> Option<IpAddr> {
+        match self {
+            Self::Known(ip) => Some(ip),
+            Self::NotGiven | Self::Unreadable => None,
+        }
+    }
+
+    /// As the request log keeps it (the detail of an IP_NOT_ALLOWED record).
+    pub fn recorded(self) -> String {
+        match self {
+            Self::Known(ip) => ip.to_string(),
+            Self::NotGiven => NOT_GIVEN.to_owned(),
+            Self::Unreadable => UNREADABLE.to_owned(),
+        }
+    }
+
+    /// Read back from the request log: the detail kept, else (a record from before details were
+    /// kept) the address recorded as the client's.
+    pub fn from_record(detail: Option<&str>, client_ip: &str) -> Self {
+        match detail.unwrap_or(client_ip) {
+            NOT_GIVEN => Self::NotGiven,
+            UNREADABLE => Self::Unreadable,
+            text => text.parse().map_or(Self::Unreadable, Self::Known),
+        }
+    }
+}
+
+const NOT_GIVEN: &str = "not-given";
+const UNREADABLE: &str = "unreadable";
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
 fn unmapped(ip: IpAddr) -> IpAddr {
@@ -386,6 +435,25 @@ impl fmt::Debug for PublicUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_address_and_why_there_is_none_round_trip_through_the_log() {
+        for client in [
+            ClientAddress::Known("203.0.113.9".parse().unwrap()),
+            ClientAddress::Known("2001:db8::1".parse().unwrap()),
+            ClientAddress::NotGiven,
+            ClientAddress::Unreadable,
+        ] {
+            assert_eq!(
+                ClientAddress::from_record(Some(&client.recorded()), "127.0.0.1"),
+                client
+            );
+        }
+        assert_eq!(
+            ClientAddress::from_record(None, "198.51.100.7"),
+            ClientAddress::Known("198.51.100.7".parse().unwrap())
+        );
+    }
 
     #[test]
     fn roles_are_ordered_by_power() {

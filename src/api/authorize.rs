@@ -13,7 +13,7 @@ use crate::api::{contract, edge};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::domain::request_log::{CallInfo, Via};
-use crate::domain::verification::{Code, Requirements, Unavailable};
+use crate::domain::verification::{ClientAddress, Code, Requirements, Unavailable};
 use crate::metrics::Endpoint;
 use crate::vocabulary::Environment;
 
@@ -78,8 +78,14 @@ pub async fn answer_authorize(state: &AppState, peer_client: IpAddr, request: Re
         }
     };
     // The gateway presented a verifier token: its word for the client's address is trusted.
-    let client = forwarded_client(headers).unwrap_or(peer_client);
-    required.client_ip = Some(client);
+    // A word that does not parse leaves the address unknown (a key with an allowlist is refused);
+    // the peer stands for the client in the throttle and the log.
+    let (client, forwarded) = match forwarded_client(headers) {
+        Forwarded::Client(client) => (client, ClientAddress::Known(client)),
+        Forwarded::Unreadable => (peer_client, ClientAddress::Unreadable),
+        Forwarded::Absent => (peer_client, ClientAddress::Known(peer_client)),
+    };
+    required.client = forwarded;
     let Some(presented) = contract::locate_key(headers, profile, &state.config.key_prefix) else {
         state.request_log.count_unknown_key();
         let message = contract::missing_key_message(profile);
@@ -120,15 +126,28 @@ pub async fn answer_authorize(state: &AppState, peer_client: IpAddr, request: Re
             profile,
             key,
             verdict.quota.as_ref(),
-            headers,
-            presented.header,
+            Some(&contract::ClientHeaders {
+                headers,
+                presented: &presented,
+                key_prefix: &state.config.key_prefix,
+                legacy_pattern: state.config.legacy_key_pattern.as_ref(),
+            }),
         ),
-        (code, _) => contract::refusal(
-            profile,
-            code.as_str(),
-            &code.message_for(Some(client)),
-            verdict.quota.as_ref(),
-        ),
+        (code, _) => {
+            if code == Code::IpNotAllowed && forwarded == ClientAddress::Unreadable {
+                tracing::warn!(
+                    gateway = %peer_client,
+                    "forward-auth: the gateway's client address (the last X-Forwarded-For entry, \
+                     or X-Real-IP) is not an address; a key with an IP allowlist is refused"
+                );
+            }
+            contract::refusal(
+                profile,
+                code.as_str(),
+                &code.message_for(forwarded),
+                verdict.quota.as_ref(),
+            )
+        }
     };
     state
         .metrics
@@ -136,17 +155,36 @@ pub async fn answer_authorize(state: &AppState, peer_client: IpAddr, request: Re
     response
 }
 
-/// The client's address as the gateway reports it: the rightmost `X-Forwarded-For` entry (the
-/// one the gateway itself added), else `X-Real-IP`.
-pub fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
-    let rightmost = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .next_back()
-        .and_then(|hop| hop.trim().parse().ok());
-    rightmost.or_else(|| headers.get("x-real-ip")?.to_str().ok()?.trim().parse().ok())
+/// The client's address as the gateway reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarded {
+    Client(IpAddr),
+    /// The gateway sent a client address that does not parse: never a fallback to another
+    /// header (a client may have written it), the address is unknown.
+    Unreadable,
+    /// No forwarding header: the peer is the client.
+    Absent,
+}
+
+/// The rightmost `X-Forwarded-For` entry (the one the gateway itself added), else `X-Real-IP`.
+/// Reads without allocating.
+pub fn forwarded_client(headers: &HeaderMap) -> Forwarded {
+    let parsed = |text: &str| {
+        text.trim()
+            .parse()
+            .map_or(Forwarded::Unreadable, Forwarded::Client)
+    };
+    if let Some(last) = headers.get_all("x-forwarded-for").iter().next_back() {
+        return match last.to_str() {
+            Ok(value) => parsed(value.rsplit(',').next().unwrap_or_default()),
+            Err(_) => Forwarded::Unreadable,
+        };
+    }
+    match headers.get("x-real-ip").map(|value| value.to_str()) {
+        Some(Ok(value)) => parsed(value),
+        Some(Err(_)) => Forwarded::Unreadable,
+        None => Forwarded::Absent,
+    }
 }
 
 /// The client's method and path as the gateway reports them: `X-Forwarded-Method` and
@@ -221,17 +259,30 @@ mod tests {
     #[test]
     fn the_gateway_reports_the_client_in_its_rightmost_forwarded_entry_or_real_ip() {
         let mut headers = HeaderMap::new();
-        assert_eq!(forwarded_client(&headers), None);
+        assert_eq!(forwarded_client(&headers), Forwarded::Absent);
         headers.insert("x-real-ip", "198.51.100.4".parse().unwrap());
         assert_eq!(
             forwarded_client(&headers),
-            Some("198.51.100.4".parse().unwrap())
+            Forwarded::Client("198.51.100.4".parse().unwrap())
         );
         headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7".parse().unwrap());
         assert_eq!(
             forwarded_client(&headers),
-            Some("203.0.113.7".parse().unwrap())
+            Forwarded::Client("203.0.113.7".parse().unwrap())
         );
+        // The rightmost entry does not parse: no fallback to X-Real-IP, nor to an entry further
+        // left (the client may have written those).
+        for unreadable in ["garbage", "203.0.113.7, garbage", "203.0.113.7,", ""] {
+            headers.insert("x-forwarded-for", unreadable.parse().unwrap());
+            assert_eq!(
+                forwarded_client(&headers),
+                Forwarded::Unreadable,
+                "{unreadable:?}"
+            );
+        }
+        headers.remove("x-forwarded-for");
+        headers.insert("x-real-ip", "nonsense".parse().unwrap());
+        assert_eq!(forwarded_client(&headers), Forwarded::Unreadable);
     }
 
     #[test]

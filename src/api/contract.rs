@@ -9,6 +9,7 @@ use crate::api::edge;
 use crate::api::error::{ApiError, Challenge, ErrorBody};
 use crate::config::Profile;
 use crate::config::profiles::{KeyHeader, RateLimitStyle};
+use crate::domain::keys::format as key_format;
 use crate::domain::rate_limit::Quota;
 use crate::domain::verification::{Code, KeyRecord};
 
@@ -229,15 +230,24 @@ pub static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-
 pub static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 pub static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
+/// The client's request as `strip_key` reads it: its headers, the key found and the header it
+/// came in, and what else looks like a key of this deployment (its prefix, the legacy pattern).
+pub struct ClientHeaders<'a> {
+    pub headers: &'a HeaderMap,
+    pub presented: &'a Presented<'a>,
+    pub key_prefix: &'a str,
+    pub legacy_pattern: Option<&'a regex::Regex>,
+}
+
 /// A 200 for a good key: the identity headers under the profile's names, the rate-limit
-/// headers, and with `strip_key` the profile's other key headers as the client sent them (a
-/// gateway that replaces the client's key headers with these passes everything but the key).
+/// headers, and with `strip_key` the profile's other key headers as the client sent them, less
+/// every value that holds the key or anything shaped like a key of this deployment (a gateway
+/// that replaces the client's key headers with these passes everything but keys).
 pub fn pass(
     profile: &Profile,
     key: &KeyRecord,
     quota: Option<&Quota>,
-    request: &HeaderMap,
-    key_header: &HeaderName,
+    client: Option<&ClientHeaders<'_>>,
 ) -> Response {
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
@@ -255,13 +265,26 @@ pub fn pass(
     if let Some(quota) = quota {
         add_ratelimit_headers(headers, profile.ratelimit_headers, quota);
     }
-    if profile.strip_key {
+    if profile.strip_key
+        && let Some(client) = client
+    {
         for wanted in &profile.key_headers {
-            if wanted.name == *key_header {
+            if wanted.name == *client.presented.header {
                 continue;
             }
-            for value in request.get_all(&wanted.name) {
-                headers.append(wanted.name.clone(), value.clone());
+            for value in client.headers.get_all(&wanted.name) {
+                // A value that is not text is passed over: it cannot be checked.
+                let passed = value.to_str().is_ok_and(|text| {
+                    !key_format::holds_key(
+                        client.key_prefix,
+                        client.legacy_pattern,
+                        &client.presented.key,
+                        text,
+                    )
+                });
+                if passed {
+                    headers.append(wanted.name.clone(), value.clone());
+                }
             }
         }
     }
@@ -272,6 +295,7 @@ pub fn pass(
 mod tests {
     use super::*;
     use crate::config::Profiles;
+    use crate::vocabulary::Environment;
 
     fn profiles() -> Profiles {
         Profiles::parse(
@@ -330,6 +354,69 @@ realm = "platform"
                 .key,
             "not-a-key"
         );
+    }
+
+    #[test]
+    fn with_strip_key_no_header_holding_a_key_is_handed_back() {
+        let profiles = Profiles::parse(
+            "[profile.s]\nkey_headers = [\"X-Api-Key\", \"Authorization: Bearer\", \"ApiKey\"]\nstrip_key = true\n",
+            &[],
+        )
+        .unwrap();
+        let profile = profiles.get(Some("s")).unwrap();
+        let legacy = regex::Regex::new("^(?:sk_[0-9a-f]{8})$").unwrap();
+        let key = crate::domain::keys::format::NewKey::generate("ak", Environment::Live);
+        let key = key.expose();
+        let record = KeyRecord {
+            id: uuid::Uuid::nil(),
+            name: "ci".into(),
+            environment: Environment::Live,
+            tenant_id: uuid::Uuid::nil(),
+            tenant_slug: "acme".into(),
+            scopes: vec![],
+            rate_limit: 10,
+            expires_at: None,
+            revoked_at: None,
+            disabled: false,
+            ip_allowlist: Default::default(),
+            meta: serde_json::json!({}),
+            tenant_suspended: false,
+            legacy: false,
+            answer_view: Default::default(),
+        };
+        let answer = |sent: &HeaderMap| {
+            let presented = locate_key(sent, profile, "ak").unwrap();
+            let client = ClientHeaders {
+                headers: sent,
+                presented: &presented,
+                key_prefix: "ak",
+                legacy_pattern: Some(&legacy),
+            };
+            pass(profile, &record, None, Some(&client))
+                .headers()
+                .clone()
+        };
+        // The same key in every key header: none comes back.
+        let bearer = format!("Bearer {key}");
+        let same = request(&[
+            ("x-api-key", key),
+            ("authorization", &bearer),
+            ("apikey", key),
+        ]);
+        for name in ["x-api-key", "authorization", "apikey"] {
+            assert!(!answer(&same).contains_key(name), "{name}");
+        }
+        // Other key-shaped values (another key, a legacy key) neither; a JWT does.
+        let others = request(&[
+            ("x-api-key", key),
+            ("authorization", JWT),
+            ("apikey", "sk_0123abcd"),
+        ]);
+        let answered = answer(&others);
+        assert_eq!(answered["authorization"], JWT);
+        assert!(!answered.contains_key("apikey"));
+        let mistyped = request(&[("x-api-key", key), ("apikey", "ak_test_mistyped")]);
+        assert!(!answer(&mistyped).contains_key("apikey"));
     }
 
     #[test]

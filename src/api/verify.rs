@@ -2,7 +2,7 @@
 //! gets 200 with `{"valid", "code", "key"?, "ratelimit"?}`.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -19,7 +19,9 @@ use crate::client_ip::ClientIp;
 use crate::config::Profile;
 use crate::domain::rate_limit::Quota;
 use crate::domain::request_log::{CallInfo, Via};
-use crate::domain::verification::{Code, KeyRecord, Requirements, Unavailable, Verdict};
+use crate::domain::verification::{
+    ClientAddress, Code, KeyRecord, Requirements, Unavailable, Verdict,
+};
 use crate::metrics::Endpoint;
 use crate::vocabulary::Environment;
 
@@ -232,7 +234,7 @@ pub async fn answer_verify(state: &AppState, client: IpAddr, request: Request) -
         environment,
         tenant: request.tenant.filter(|tenant| !tenant.is_empty()),
         scopes: request.scopes.unwrap_or_default(),
-        client_ip,
+        client: client_ip.map_or(ClientAddress::NotGiven, ClientAddress::Known),
         ..Requirements::default()
     };
     match state.verifier.judge(&request.key, &required, client).await {
@@ -249,7 +251,7 @@ pub async fn answer_verify(state: &AppState, client: IpAddr, request: Request) -
                         &request.key,
                     )
                 });
-            let response = answer(&verdict, client_ip, profile.map(|profile| &**profile));
+            let response = answer(&verdict, required.client, profile.map(|profile| &**profile));
             state
                 .metrics
                 .verified(Endpoint::Verify, verdict.code, started);
@@ -297,16 +299,10 @@ fn is_too_large(err: &axum::Error) -> bool {
 }
 
 /// What forward-auth would answer in `profile`, as JSON for a server to relay.
-fn in_profile(verdict: &Verdict, client_ip: Option<IpAddr>, profile: &Profile) -> ResponseView {
-    let message = verdict.code.message_for(client_ip);
+fn in_profile(verdict: &Verdict, client: ClientAddress, profile: &Profile) -> ResponseView {
+    let message = verdict.code.message_for(client);
     let response = match (verdict.code, &verdict.key) {
-        (Code::Valid, Some(key)) => contract::pass(
-            profile,
-            key,
-            verdict.quota.as_ref(),
-            &HeaderMap::new(),
-            &header::AUTHORIZATION,
-        ),
+        (Code::Valid, Some(key)) => contract::pass(profile, key, verdict.quota.as_ref(), None),
         (code, _) => contract::refusal(profile, code.as_str(), &message, verdict.quota.as_ref()),
     };
     let headers = response
@@ -332,7 +328,7 @@ fn in_profile(verdict: &Verdict, client_ip: Option<IpAddr>, profile: &Profile) -
     }
 }
 
-fn answer(verdict: &Verdict, client_ip: Option<IpAddr>, profile: Option<&Profile>) -> Response {
+fn answer(verdict: &Verdict, client: ClientAddress, profile: Option<&Profile>) -> Response {
     if let (Code::Valid, Some(key), None) = (verdict.code, &verdict.key, profile)
         && let Some(mut response) = valid_answer(key, verdict.quota.as_ref())
     {
@@ -344,15 +340,14 @@ fn answer(verdict: &Verdict, client_ip: Option<IpAddr>, profile: Option<&Profile
     let body = VerifyAnswer {
         valid: verdict.code.is_valid(),
         code: verdict.code.as_str(),
-        message: (!verdict.code.is_valid())
-            .then(|| verdict.code.message_for(client_ip).into_owned()),
+        message: (!verdict.code.is_valid()).then(|| verdict.code.message_for(client).into_owned()),
         key: verdict.key.as_deref().map(KeyView::of),
         ratelimit: verdict.quota.map(|quota| RateLimitView {
             limit: quota.limit,
             remaining: quota.remaining,
             reset: quota.reset,
         }),
-        response: profile.map(|profile| in_profile(verdict, client_ip, profile)),
+        response: profile.map(|profile| in_profile(verdict, client, profile)),
     };
     let mut response = edge::json_response(&body);
     if let Some(quota) = &verdict.quota {

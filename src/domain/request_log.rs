@@ -190,6 +190,9 @@ impl RequestLog {
                 .map(|tenant| truncate(tenant, 64)),
             Code::EnvironmentMismatch => required.environment.map(|e| e.as_str().to_owned()),
             Code::RateLimited => verdict.quota.map(|quota| quota.limit.to_string()),
+            // What the allowlist was checked against, or why nothing was: the log explains the
+            // refusal in the words the API answered with.
+            Code::IpNotAllowed => Some(required.client.recorded()),
             _ => None,
         };
         let info = info();

@@ -17,8 +17,8 @@ use crate::domain::keys::format as key_format;
 use crate::domain::metering::Meter;
 use crate::domain::rate_limit::{Quota, RateLimits};
 use crate::metrics::Metrics;
-pub use crate::vocabulary::Code;
 use crate::vocabulary::Environment;
+pub use crate::vocabulary::{ClientAddress, Code};
 
 /// Queries the key API runs at once. Lookups that arrive while all are busy share the next
 /// query (`LookupConnections`), so a few lanes keep up with any rate: more would only split the
@@ -37,8 +37,9 @@ pub struct Requirements {
     /// The tenant the client names (a profile's tenant header); checked like `tenant`.
     pub claimed_tenant: Option<String>,
     pub scopes: Vec<String>,
-    /// The client's address for the key's IP allowlist; unknown (None) fails a key that has one.
-    pub client_ip: Option<IpAddr>,
+    /// The client's address for the key's IP allowlist; none (not given, unreadable) fails a
+    /// key that has one.
+    pub client: ClientAddress,
 }
 
 /// A key as the key API knows it; what the cache holds (at most 10 s).
@@ -109,7 +110,7 @@ impl KeyRecord {
         if self.disabled {
             return Code::Disabled;
         }
-        if !self.ip_allowlist.allows(required.client_ip) {
+        if !self.ip_allowlist.allows(required.client.ip()) {
             return Code::IpNotAllowed;
         }
         if required

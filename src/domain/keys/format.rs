@@ -105,6 +105,26 @@ pub fn lookup_hash(prefix: &str, legacy: Option<&regex::Regex>, key: &str) -> Op
     }
 }
 
+/// Whether some text holds a secret of this deployment: `presented` (the key a call came with)
+/// anywhere in it, or a word (between spaces and commas, `Bearer` and the like being words too)
+/// shaped like a key: `<prefix>_` then base62 and underscores (a key, a mistyped one, a management
+/// token), or a match of the legacy pattern. Allocates nothing.
+pub fn holds_key(prefix: &str, legacy: Option<&regex::Regex>, presented: &str, text: &str) -> bool {
+    (!presented.is_empty() && text.contains(presented))
+        || text
+            .split([' ', '\t', ','])
+            .filter(|word| !word.is_empty())
+            .any(|word| {
+                word.strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_prefix('_'))
+                    .is_some_and(|rest| {
+                        !rest.is_empty()
+                            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    })
+                    || legacy.is_some_and(|pattern| pattern.is_match(word))
+            })
+}
+
 /// `head` + 32 random base62 characters + their checksum: the shape of keys and of management
 /// tokens (`<prefix>_mgmt_…`).
 pub fn checksummed(head: &str) -> String {
@@ -263,5 +283,31 @@ mod tests {
         assert!(key.expose().starts_with("acme_live_"));
         assert!(parse("acme", key.expose()).is_ok());
         assert_eq!(parse("ak", key.expose()), Err(Malformed::Prefix));
+    }
+
+    #[test]
+    fn a_key_or_anything_shaped_like_one_is_found_in_a_header_value() {
+        let legacy = regex::Regex::new("^(?:sk_[0-9a-f]{8})$").unwrap();
+        let key = NewKey::generate("ak", Environment::Live);
+        let key = key.expose();
+        for holding in [
+            key.to_owned(),
+            format!("Bearer {key}"),
+            format!("token={key}"),
+            "Bearer ak_test_mistyped".to_owned(),
+            "ak_mgmt_0123456789".to_owned(),
+            "Basic x, Bearer sk_0123abcd".to_owned(),
+        ] {
+            assert!(holds_key("ak", Some(&legacy), key, &holding), "{holding}");
+        }
+        for other in [
+            "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl",
+            "ak_",
+            "akx_live_abc",
+            "Bearer sk_0123abcdX",
+            "",
+        ] {
+            assert!(!holds_key("ak", Some(&legacy), key, other), "{other}");
+        }
     }
 }

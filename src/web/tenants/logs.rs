@@ -17,7 +17,7 @@ use crate::db::keys::{self as db_keys, KeyChoice};
 use crate::db::request_log::{self as db_log, LogEntry, LogFilter};
 use crate::domain::keys::format::masked;
 use crate::error::AppResult;
-use crate::vocabulary::Code;
+use crate::vocabulary::{ClientAddress, Code};
 use crate::web::page::{Layout, Pager, html};
 use crate::web::session::encode;
 
@@ -85,10 +85,13 @@ pub fn explain(entry: &LogEntry) -> String {
             format!("Rate limited: {detail} requests per minute.")
         }
         "RATE_LIMITED" => "Rate limited.".into(),
-        "IP_NOT_ALLOWED" => format!(
-            "Address {} is not on this key's allowlist.",
-            entry.client_ip
-        ),
+        // The API's own words (the address checked, or why there was none).
+        "IP_NOT_ALLOWED" => Code::IpNotAllowed
+            .message_for(ClientAddress::from_record(
+                entry.detail.as_deref(),
+                &entry.client_ip,
+            ))
+            .into_owned(),
         "DISABLED" => "The key was disabled.".into(),
         "TENANT_SUSPENDED" => "The tenant is suspended.".into(),
         "MALFORMED" | "NOT_FOUND" => "No such key.".into(),
@@ -556,8 +559,13 @@ mod tests {
             "Rate limited: 100 requests per minute."
         );
         assert_eq!(
+            explain(&entry("IP_NOT_ALLOWED", Some("198.51.100.7"))),
+            "The address 198.51.100.7 is not on this API key's allowlist."
+        );
+        // Recorded before the address checked was kept: the client's.
+        assert_eq!(
             explain(&entry("IP_NOT_ALLOWED", None)),
-            "Address 203.0.113.9 is not on this key's allowlist."
+            "The address 203.0.113.9 is not on this API key's allowlist."
         );
         assert_eq!(explain(&entry("DISABLED", None)), "The key was disabled.");
         assert_eq!(

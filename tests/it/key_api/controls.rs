@@ -167,6 +167,40 @@ async fn forward_auth_checks_the_allowlist_against_the_client_the_gateway_names(
 }
 
 #[sqlx::test]
+async fn forward_auth_refuses_a_restricted_key_when_the_forwarded_client_does_not_parse(
+    pool: PgPool,
+) {
+    let app = key_api(pool.clone(), &[]).await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let (key, id) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
+    let (open, _) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
+    acme.edit(&pool, id, allowlist("10.0.0.0/8")).await;
+    let forwarded = [("X-Forwarded-For", "garbage"), ("X-Real-IP", "10.1.1.1")];
+
+    // X-Real-IP names an allowed address, but the gateway's own entry is unreadable: the
+    // client's address is unknown, and the key is refused.
+    let response = authorize_from(&app, &key, &forwarded).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "IP_NOT_ALLOWED");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-Forwarded-For"),
+        "{error}"
+    );
+    // Nor does an entry further left count.
+    let response = authorize_from(&app, &key, &[("X-Forwarded-For", "10.1.1.1, garbage")]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // A key without an allowlist does not depend on the address.
+    let response = authorize_from(&app, &open, &forwarded).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = authorize_from(&app, &key, &[("X-Forwarded-For", "10.1.1.1")]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[sqlx::test]
 async fn metadata_is_returned_as_key_meta_and_a_scope_removed_by_an_edit_is_missing(pool: PgPool) {
     let app = key_api(pool.clone(), &[]).await;
     let acme = Tenant::create(&pool, "acme").await;

@@ -100,6 +100,31 @@ async fn guards_the_platforms_api(kind: Kind, pool: PgPool) {
     assert_eq!(echoed["headers"]["authorization"], jwt);
     assert!(echoed["headers"].get("x-api-key").is_none(), "{kind:?}");
 
+    // The same key in every key header, or beside it something shaped like a key (another key,
+    // a mistyped one): no key header reaches the upstream.
+    let mistyped = format!("{}x", &test[..test.len() - 1]);
+    for (authorization, apikey) in [(&bearer, &live), (&format!("Bearer {test}"), &mistyped)] {
+        let response = gateway
+            .get(
+                "/orders",
+                &[
+                    ("Authorization", authorization),
+                    ("X-Api-Key", &live),
+                    ("ApiKey", apikey),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{kind:?}");
+        let echoed: Value = response.json().await.unwrap();
+        for key_header in ["authorization", "x-api-key", "apikey"] {
+            assert!(
+                echoed["headers"].get(key_header).is_none(),
+                "{kind:?} passed {key_header}: {}",
+                echoed["headers"]
+            );
+        }
+    }
+
     // A revoked key, and no key at all: 401 with the challenge and Gatehouse's body.
     for key in [Some(revoked.as_str()), None] {
         let response = get(&gateway, "/orders", key).await;

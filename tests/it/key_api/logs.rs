@@ -1,5 +1,8 @@
-//! The logs of a running binary never hold a key, wherever a client puts one.
+//! The logs of a running binary never hold a key, wherever a client puts one; what an operator
+//! must know about a gateway's forwarding headers is there.
 
+use gatehouse::domain::keys::KeyChangeRequest;
+use gatehouse::domain::keys::allowlist::IpAllowlist;
 use gatehouse::vocabulary::Environment;
 use reqwest::Method;
 use sqlx::PgPool;
@@ -83,4 +86,43 @@ async fn a_key_sent_in_any_part_of_a_request_is_in_no_log_line(pool: PgPool) {
         logs.contains("/v1/authorize/{*path}") && logs.contains("/v1/keys/verify"),
         "requests are logged by their route"
     );
+}
+
+#[sqlx::test]
+async fn an_unreadable_forwarded_client_is_logged_as_a_warning_without_the_key(pool: PgPool) {
+    let acme = Tenant::create(&pool, "acme").await;
+    let (key, id) = acme.key(&pool, Environment::Live, &["read"], 1000).await;
+    acme.edit(
+        &pool,
+        id,
+        KeyChangeRequest {
+            ip_allowlist: Some(IpAllowlist::split("10.0.0.0/8")),
+            ..KeyChangeRequest::default()
+        },
+    )
+    .await;
+    let server = Binary::start(&pool, &[("GATEHOUSE_VERIFIER_TOKENS", VERIFIER)]).await;
+    let response = server
+        .app
+        .client()
+        .get(server.app.url("/v1/authorize"))
+        .header("gatehouse-verifier", VERIFIER)
+        .header("x-api-key", &key)
+        .header("x-forwarded-for", "garbage")
+        .header("x-real-ip", "10.1.1.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    let logs = server.stop().await;
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("WARN") && line.contains("X-Forwarded-For"))
+        .unwrap_or_else(|| panic!("no warning in {logs}"));
+    assert!(
+        warning.contains("127.0.0.1"),
+        "names the gateway: {warning}"
+    );
+    assert!(!logs.contains(&key[8..]), "a key is in the log");
 }

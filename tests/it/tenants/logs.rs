@@ -105,6 +105,91 @@ async fn refused_calls_are_explained_on_the_logs_page_and_the_key_page(pool: PgP
     assert!(!other_key.contains("revoked by Ada"));
 }
 
+/// The page's text with tags dropped and entities read, for comparing with an API's message.
+fn text_of(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&#x60;", "`")
+        .replace("&#96;", "`")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+#[sqlx::test]
+async fn an_allowlist_refusal_is_explained_in_the_words_the_api_answered(pool: PgPool) {
+    let app = key_api(pool, &[]).await;
+    let ada = TenantAdmin::acme(&app).await.client;
+    let response = submit_key(
+        &app,
+        &ada,
+        "acme",
+        &[
+            ("name", "Pinned"),
+            ("environment", "test"),
+            ("access", "full"),
+            ("expiry", "never"),
+            ("ip_allowlist", "10.0.0.0/8"),
+        ],
+    )
+    .await;
+    let html = response.text().await.unwrap();
+    let key = crate::support::fixtures::revealed(&html).unwrap();
+    let id = crate::support::fixtures::key_link(&html, "acme").unwrap();
+
+    // Without `client_ip` (the caller is at 127.0.0.1), then from an address off the list.
+    let mut messages = Vec::new();
+    for body in [
+        json!({ "key": key }),
+        json!({ "key": key, "client_ip": "198.51.100.7" }),
+    ] {
+        let answer: Value = verify(&app, body).await.json().await.unwrap();
+        assert_eq!(answer["code"], "IP_NOT_ALLOWED");
+        messages.push(answer["message"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        messages[0].contains("no client address was given"),
+        "{messages:?}"
+    );
+    logged(&app, 2).await;
+
+    let page = text_of(&app.get_html(&ada, "/t/acme/logs").await);
+    let key_page = text_of(&app.get_html(&ada, &format!("/t/acme/keys/{id}")).await);
+    let csv = app
+        .get(&ada, "/t/acme/logs.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for message in &messages {
+        assert!(
+            page.contains(message.as_str()),
+            "the log page says {message:?}: {page}"
+        );
+        assert!(
+            key_page.contains(message.as_str()),
+            "the key page says {message:?}"
+        );
+        assert!(
+            csv.contains(message.as_str()),
+            "the CSV says {message:?}: {csv}"
+        );
+    }
+    assert!(
+        !page.contains("127.0.0.1 is not on"),
+        "the caller's own address was not what was checked"
+    );
+}
+
 #[sqlx::test]
 async fn an_empty_log_says_what_will_appear_there(pool: PgPool) {
     let app = key_api(pool, &[]).await;

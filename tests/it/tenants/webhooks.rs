@@ -703,6 +703,69 @@ async fn a_private_address_is_refused_without_the_setting(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn an_internal_ipv4_address_written_in_an_ipv6_form_is_refused(pool: PgPool) {
+    let app = webhook_app_with(pool, &[]).await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let receiver = Receiver::start().await;
+    let port = receiver
+        .url
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap();
+    // Mapped, compatible, NAT64 (the metadata address), 6to4, Teredo: loopback, metadata, private.
+    let written = [
+        ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
+        ("::127.0.0.1", "::7f00:1 (127.0.0.1)"),
+        ("64:ff9b::a9fe:a9fe", "64:ff9b::a9fe:a9fe (169.254.169.254)"),
+        ("64:ff9b::10.0.0.1", "64:ff9b::a00:1 (10.0.0.1)"),
+        ("2002:a9fe:a9fe::1", "2002:a9fe:a9fe::1 (169.254.169.254)"),
+        (
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe (127.0.0.1)",
+        ),
+    ];
+    for (address, shown) in written {
+        let url = format!("http://[{address}]:{port}/hooks");
+        let refused = submit_endpoint(&app, &admin, &url, &[]).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        let page = refused.text().await.unwrap();
+        assert!(
+            page.contains(&format!("{shown} is an internal address")),
+            "{url}: the form says why"
+        );
+    }
+    // An endpoint saved before this rule (written here straight into its row) is refused when
+    // a delivery is sent.
+    let (id, _) = register(&app, &admin, "http://192.0.2.10/hooks", &[]).await;
+    for (address, shown) in [
+        ("::127.0.0.1", "::7f00:1"),
+        ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
+    ] {
+        sqlx::query("UPDATE webhook_endpoint SET url = $1 WHERE webhook_endpoint_id = $2")
+            .bind(format!("http://[{address}]:{port}/hooks"))
+            .bind(id)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        post_action(&app, &admin, id, "test").await;
+        wait_for_page(
+            &app,
+            &admin,
+            &format!("/t/acme/webhooks/{id}"),
+            &format!("refused: {shown} is an internal address"),
+        )
+        .await;
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the receiver"
+    );
+}
+
+#[sqlx::test]
 async fn the_seed_header_carries_a_plain_hmac_of_the_body(pool: PgPool) {
     let app = webhook_app(pool).await;
     let admin = TenantAdmin::acme(&app).await.client;
