@@ -183,7 +183,8 @@ impl Caller {
 }
 
 /// Who a request says it is, before authentication: a digest of its bearer token (or of
-/// nothing). Rate limits and idempotency keys are kept per this identity.
+/// nothing). Rate limits are kept per this identity, and idempotency keys once it authenticated
+/// (the same token, still valid).
 pub fn presented_identity(headers: &HeaderMap) -> Uuid {
     let digest = sha256(edge::bearer(headers).unwrap_or_default());
     let mut bytes = [0u8; 16];
