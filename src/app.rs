@@ -49,7 +49,8 @@ pub struct Shared {
     pub mailer: Arc<Mailer>,
     /// The outbox's courier for webhook deliveries.
     pub webhooks: Arc<WebhookCourier>,
-    /// The management API's rate windows, per token.
+    /// The management API's rate windows, per token, and its failed authentications per client
+    /// address.
     pub management_limits: Arc<RateLimits>,
 }
 
@@ -90,7 +91,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(config.metrics_listen.is_some()));
         Ok(Self(Arc::new(Shared {
             webhooks: Arc::new(webhooks),
-            management_limits: Arc::new(RateLimits::new(0)),
+            management_limits: Arc::new(RateLimits::new(config.bad_tokens_per_client)),
             mailer: Arc::new(mailer),
             pool: pool.clone(),
             verifier: Arc::new(

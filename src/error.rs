@@ -10,12 +10,14 @@ use crate::domain::error::DomainError;
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// The one `Retry-After` policy of every surface: a rate limiter's 429 waits until its window
-/// ends (`limiter_reset`), any other 429 and every 503 wait [`RETRY_AFTER_SECONDS`]; other
-/// statuses carry none.
-pub fn retry_after(status: StatusCode, limiter_reset: Option<u32>) -> Option<u32> {
+/// ends (`wait`), any other 429 and every 503 wait [`RETRY_AFTER_SECONDS`]; a 409 waits only when
+/// it names a wait (a request with the same `Idempotency-Key` is still running, so a retry will
+/// get its answer); other statuses carry none.
+pub fn retry_after(status: StatusCode, wait: Option<u32>) -> Option<u32> {
     match status {
-        StatusCode::TOO_MANY_REQUESTS => Some(limiter_reset.unwrap_or(RETRY_AFTER_SECONDS)),
+        StatusCode::TOO_MANY_REQUESTS => Some(wait.unwrap_or(RETRY_AFTER_SECONDS)),
         StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECONDS),
+        StatusCode::CONFLICT => wait,
         _ => None,
     }
 }

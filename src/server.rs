@@ -369,6 +369,15 @@ pub async fn serve(
         request_log_stopped,
     )));
     let _discovery = AbortOnDrop(tokio::spawn(state.oidc.clone().keep_discovering()));
+    // The management API's windows (per token, per client address) are forgotten when they end.
+    let management_limits = state.management_limits.clone();
+    let _management_sweep = AbortOnDrop(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            ticker.tick().await;
+            management_limits.sweep(time::OffsetDateTime::now_utc());
+        }
+    }));
     announce_mail(&state);
     let (stop_sender, sender_stopped) = tokio::sync::watch::channel(false);
     let mut outbox_sender = AbortOnDrop(tokio::spawn(outbox::run_sender(

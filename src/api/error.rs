@@ -84,8 +84,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<Cow<'static, str>>,
-    /// What a rate limiter's 429 asks the client to wait (its window's reset); `None`: the
-    /// policy's wait, for 429s and 503s.
+    /// What a rate limiter's 429 asks the client to wait (its window's reset), or a 409 that
+    /// passes (a request with the same `Idempotency-Key` still running); `None`: the policy's wait
+    /// ([`crate::error::retry_after`]).
     pub retry_after: Option<u32>,
     /// The challenge of a 401.
     pub challenge: Challenge,
@@ -127,6 +128,15 @@ impl ApiError {
 
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "CONFLICT", message)
+    }
+
+    /// 409 that passes: what it waits for is still running; a retry after `Retry-After` seconds
+    /// may get its answer.
+    pub fn in_progress(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(crate::error::RETRY_AFTER_SECONDS),
+            ..Self::new(StatusCode::CONFLICT, code, message)
+        }
     }
 
     /// 422 about one field.
@@ -185,6 +195,11 @@ impl From<DomainError> for ApiError {
     fn from(err: DomainError) -> Self {
         match err {
             DomainError::NotFound => Self::not_found(),
+            // The pool exhausted or the database out of reach: try again shortly, never a 500.
+            DomainError::Database(err) if crate::db::is_unreachable(&err) => {
+                tracing::warn!(error = %err, "API request cannot reach the database");
+                Self::unavailable("The service cannot answer right now. Please try again shortly.")
+            }
             other => {
                 tracing::error!(error = %other, "API request failed");
                 Self::internal()

@@ -59,6 +59,9 @@ pub struct Config {
     pub operator_token_digests: TokenDigests,
     /// Management API calls per minute per token (each instance counts its own).
     pub management_rate_limit: u32,
+    /// Tokens that open nothing one client address may present to the management API per minute
+    /// before it is throttled.
+    pub bad_tokens_per_client: u32,
     pub key_prefix: String,
     /// Keys of the platform's old format that import takes and the key API looks up
     /// (`GATEHOUSE_LEGACY_KEY_PATTERN`, anchored as a whole match); none when unset.
@@ -188,6 +191,7 @@ mod tests {
         assert_eq!(config.key_cache_ttl, Duration::from_secs(10));
         assert_eq!(config.usage_flush_interval, Duration::from_secs(2));
         assert_eq!(config.bad_keys_per_client, 100);
+        assert_eq!(config.bad_tokens_per_client, 20);
         assert!(config.smtp_url.is_none());
         assert_eq!(config.mail_from, "Gatehouse <gatehouse@localhost>");
         assert!(config.secret_key.is_none());
@@ -372,6 +376,7 @@ mod tests {
             ("GATEHOUSE_KEY_CACHE_SECONDS", "11"),
             ("GATEHOUSE_USAGE_FLUSH_SECONDS", "0"),
             ("GATEHOUSE_BAD_KEY_LIMIT", "-1"),
+            ("GATEHOUSE_BAD_TOKEN_LIMIT", "0"),
             ("GATEHOUSE_SMTP_URL", "mail.example.com:25"),
             ("GATEHOUSE_MAIL_FROM", "gatehouse"),
             ("GATEHOUSE_PROFILES_FILE", "/nonexistent/profiles.toml"),

@@ -67,6 +67,7 @@ impl Config {
             ));
         }
         let management_rate_limit = per_minute(&env, "GATEHOUSE_MANAGEMENT_RATE_LIMIT", 600)?;
+        let bad_tokens_per_client = per_minute(&env, "GATEHOUSE_BAD_TOKEN_LIMIT", 20)?;
 
         let key_prefix = get("GATEHOUSE_KEY_PREFIX").unwrap_or_else(|| "ak".to_owned());
         if key_prefix.is_empty()
@@ -190,6 +191,7 @@ impl Config {
             operator_token_digests: TokenDigests::of(&operator_tokens),
             operator_tokens,
             management_rate_limit,
+            bad_tokens_per_client,
             key_prefix,
             legacy_key_pattern,
             scopes,

@@ -1,7 +1,7 @@
 //! The management API's tables: `management_token`, `idempotency_key`, and the tenant and key
 //! reads it pages through with cursors.
 
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -278,60 +278,115 @@ pub async fn revoke_token(
     .await
 }
 
-/// A stored answer to an idempotent POST.
+/// What an `Idempotency-Key` holds: the request it was first used with and, once that request
+/// was answered, its answer (`status` and `response` are NULL while it runs).
 #[derive(Debug, Clone)]
-pub struct StoredAnswer {
+pub struct IdempotencyRow {
     pub request_hash: Vec<u8>,
-    pub status: i16,
-    pub response: Vec<u8>,
+    pub status: Option<i16>,
+    pub response: Option<Vec<u8>>,
     pub sealed: bool,
 }
 
-/// Claims `(caller, key)` for a request, or returns what is stored under it (younger than 24 h).
-/// Answers older than 24 hours are removed first (the index on `created_at` keeps this cheap), so
-/// an expired key starts afresh. The claim is a transaction-scoped advisory lock held by `tx`
-/// until the answer is stored, so a concurrent retry waits for the first answer.
-pub async fn claim_idempotency_key(
-    tx: &mut PgConnection,
-    caller: &str,
-    key: &str,
-) -> sqlx::Result<Option<StoredAnswer>> {
+/// Removes the answers older than `kept_secs` (the index on `created_at` keeps this cheap), so an
+/// expired key starts afresh.
+pub async fn prune_idempotency_keys(db: impl PgExecutor<'_>, kept_secs: f64) -> sqlx::Result<()> {
     sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 14))",
+        "DELETE FROM idempotency_key WHERE created_at < now() - make_interval(secs => $1)",
+        kept_secs,
+    )
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Claims `(caller, key)` for a request with `request_hash` under `claim` until `lease_secs` from
+/// now, in one statement: a new row, or one whose answer is older than `kept_secs` or whose claim
+/// lapsed. False when the key holds a live claim or answer (read it with [`idempotency_key`]).
+pub async fn claim_idempotency_key(
+    db: impl PgExecutor<'_>,
+    (caller, key): (&str, &str),
+    request_hash: &[u8],
+    claim: Uuid,
+    (lease_secs, kept_secs): (f64, f64),
+) -> sqlx::Result<bool> {
+    let claimed = sqlx::query_scalar!(
+        r#"INSERT INTO idempotency_key (caller, idempotency_key, request_hash, claim, claimed_until)
+           VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+           ON CONFLICT (caller, idempotency_key) DO UPDATE
+               SET request_hash = EXCLUDED.request_hash, claim = EXCLUDED.claim,
+                   claimed_until = EXCLUDED.claimed_until, status = NULL, response = NULL,
+                   sealed = false, created_at = now()
+               WHERE idempotency_key.created_at < now() - make_interval(secs => $6)
+                  OR (idempotency_key.status IS NULL AND idempotency_key.claimed_until <= now())
+           RETURNING claim AS "claim!""#,
         caller,
         key,
+        request_hash,
+        claim,
+        lease_secs,
+        kept_secs,
     )
-    .execute(&mut *tx)
+    .fetch_optional(db)
     .await?;
-    sqlx::query!("DELETE FROM idempotency_key WHERE created_at < now() - interval '24 hours'")
-        .execute(&mut *tx)
-        .await?;
+    Ok(claimed == Some(claim))
+}
+
+/// What `(caller, key)` holds, if anything.
+pub async fn idempotency_key(
+    db: impl PgExecutor<'_>,
+    caller: &str,
+    key: &str,
+) -> sqlx::Result<Option<IdempotencyRow>> {
     sqlx::query_as!(
-        StoredAnswer,
+        IdempotencyRow,
         r#"SELECT request_hash, status, response, sealed FROM idempotency_key
            WHERE caller = $1 AND idempotency_key = $2"#,
         caller,
         key,
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(db)
     .await
 }
 
-pub async fn store_answer(
+/// Records the answer of the request that holds `claim`; false when the claim is no longer its
+/// own (it lapsed and another request took the key over).
+pub async fn answer_idempotency_key(
+    db: impl PgExecutor<'_>,
+    (caller, key): (&str, &str),
+    claim: Uuid,
+    status: i16,
+    (response, sealed): (&[u8], bool),
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        r#"UPDATE idempotency_key
+           SET status = $4, response = $5, sealed = $6, claim = NULL, claimed_until = NULL
+           WHERE caller = $1 AND idempotency_key = $2 AND claim = $3 AND status IS NULL"#,
+        caller,
+        key,
+        claim,
+        status,
+        response,
+        sealed,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives up `claim` without an answer: the next request with the key runs afresh.
+pub async fn release_idempotency_key(
     db: impl PgExecutor<'_>,
     caller: &str,
     key: &str,
-    answer: &StoredAnswer,
+    claim: Uuid,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        r#"INSERT INTO idempotency_key (caller, idempotency_key, request_hash, status, response, sealed)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"#,
+        r#"DELETE FROM idempotency_key
+           WHERE caller = $1 AND idempotency_key = $2 AND claim = $3 AND status IS NULL"#,
         caller,
         key,
-        answer.request_hash,
-        answer.status,
-        answer.response,
-        answer.sealed,
+        claim,
     )
     .execute(db)
     .await

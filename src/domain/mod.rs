@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod email_links;
 pub mod error;
+pub mod idempotency;
 pub mod identities;
 pub mod invitations;
 pub mod key_cache;

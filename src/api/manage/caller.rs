@@ -4,7 +4,9 @@
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
@@ -46,61 +48,81 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        // Authenticated already (`idempotency::idempotent` does it before anything kept is read).
+        if let Some(caller) = parts.extensions.get::<Self>() {
+            return Ok(caller.clone());
+        }
         let Ok(ClientIp(client_ip)) = ClientIp::from_request_parts(parts, state).await;
-        let presented = edge::bearer(&parts.headers).ok_or_else(|| {
-            unauthorized(
-                "Send an operator token or a tenant management token as `Authorization: Bearer <token>`.",
-            )
-        })?;
-        let header_text = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(|value| value.chars().take(256).collect::<String>())
-        };
-        let actor = |who: ActorWho| Actor {
-            who,
-            request_id: header_text("x-request-id").unwrap_or_default(),
-            client_ip,
-            user_agent: header_text(header::USER_AGENT.as_str()),
-        };
-        if edge::verifier_accepted(&state.config.operator_token_digests, Some(presented)) {
-            return Ok(Self {
-                who: Who::Operator,
-                actor: actor(ActorWho::Operator),
-            });
-        }
-        let refused = || unauthorized("This token is not valid for the management API.");
-        if !management::is_token(&state.config.key_prefix, presented) {
-            return Err(refused());
-        }
-        let token = db_management::token_by_hash(&state.pool, &sha256(presented))
-            .await?
-            .ok_or_else(refused)?;
-        if token.revoked_at.is_some() {
-            return Err(unauthorized("This token has been revoked."));
-        }
-        if token
-            .expires_at
-            .is_some_and(|at| at <= OffsetDateTime::now_utc())
+        let authenticated = authenticate(parts, state, client_ip).await;
+        // A token that opens nothing counts against the client's address ([`rate_limit`]
+        // throttles it beyond `GATEHOUSE_BAD_TOKEN_LIMIT` a minute).
+        if let Err(refused) = &authenticated
+            && refused.status == StatusCode::UNAUTHORIZED
+            && edge::bearer(&parts.headers).is_some()
         {
-            return Err(unauthorized("This token has expired."));
+            state
+                .management_limits
+                .record_bad_key(client_ip, OffsetDateTime::now_utc());
         }
-        db_management::touch_token(&state.pool, token.management_token_id).await?;
-        Ok(Self {
-            who: Who::Tenant {
-                token_id: token.management_token_id,
-                tenant_id: token.tenant_id,
-                scopes: token.scopes,
-            },
-            actor: actor(ActorWho::Token {
-                id: token.management_token_id,
-                name: token.name,
-                created_by: token.created_by,
-            }),
-        })
+        authenticated
     }
+}
+
+/// Who presents `Authorization: Bearer <token>`, or why it opens nothing here (401).
+async fn authenticate(parts: &Parts, state: &AppState, client_ip: IpAddr) -> ApiResult<Caller> {
+    let presented = edge::bearer(&parts.headers).ok_or_else(|| {
+        unauthorized(
+            "Send an operator token or a tenant management token as `Authorization: Bearer <token>`.",
+        )
+    })?;
+    let header_text = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| value.chars().take(256).collect::<String>())
+    };
+    let actor = |who: ActorWho| Actor {
+        who,
+        request_id: header_text("x-request-id").unwrap_or_default(),
+        client_ip,
+        user_agent: header_text(header::USER_AGENT.as_str()),
+    };
+    if edge::verifier_accepted(&state.config.operator_token_digests, Some(presented)) {
+        return Ok(Caller {
+            who: Who::Operator,
+            actor: actor(ActorWho::Operator),
+        });
+    }
+    let refused = || unauthorized("This token is not valid for the management API.");
+    if !management::is_token(&state.config.key_prefix, presented) {
+        return Err(refused());
+    }
+    let token = db_management::token_by_hash(&state.pool, &sha256(presented))
+        .await?
+        .ok_or_else(refused)?;
+    if token.revoked_at.is_some() {
+        return Err(unauthorized("This token has been revoked."));
+    }
+    if token
+        .expires_at
+        .is_some_and(|at| at <= OffsetDateTime::now_utc())
+    {
+        return Err(unauthorized("This token has expired."));
+    }
+    db_management::touch_token(&state.pool, token.management_token_id).await?;
+    Ok(Caller {
+        who: Who::Tenant {
+            token_id: token.management_token_id,
+            tenant_id: token.tenant_id,
+            scopes: token.scopes,
+        },
+        actor: actor(ActorWho::Token {
+            id: token.management_token_id,
+            name: token.name,
+            created_by: token.created_by,
+        }),
+    })
 }
 
 impl Caller {
@@ -158,18 +180,11 @@ impl Caller {
         self.require(scope)?;
         Ok(tenant)
     }
-
-    /// Who this is for idempotency keys: never the token itself.
-    pub fn identity(&self) -> String {
-        match &self.who {
-            Who::Operator => "operator".into(),
-            Who::Tenant { token_id, .. } => format!("token:{token_id}"),
-        }
-    }
 }
 
 /// Who a request says it is, before authentication: a digest of its bearer token (or of
-/// nothing). Rate limits and idempotency keys are kept per this identity.
+/// nothing). Rate limits are kept per this identity, and idempotency keys once it authenticated
+/// (the same token, still valid).
 pub fn presented_identity(headers: &HeaderMap) -> Uuid {
     let digest = sha256(edge::bearer(headers).unwrap_or_default());
     let mut bytes = [0u8; 16];
@@ -177,9 +192,23 @@ pub fn presented_identity(headers: &HeaderMap) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// `GATEHOUSE_MANAGEMENT_RATE_LIMIT` calls per minute per token; 429 with `Retry-After` beyond.
-pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The management API's rate limits, before anything else runs: a client address that presented
+/// `GATEHOUSE_BAD_TOKEN_LIMIT` tokens that opened nothing in this minute is refused until the minute
+/// ends, whatever token it sends (no token is looked up for it); then each token may make
+/// `GATEHOUSE_MANAGEMENT_RATE_LIMIT` calls a minute. Beyond either, 429 with `Retry-After`.
+pub async fn rate_limit(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    request: Request,
+    next: Next,
+) -> Response {
     let now = OffsetDateTime::now_utc();
+    if let Some(throttled) = state.management_limits.client_throttled(client, now) {
+        return refused(
+            "Too many tokens that are not valid came from this address. Try again after Retry-After seconds.",
+            &throttled,
+        );
+    }
     let identity = presented_identity(request.headers());
     let taken = state
         .management_limits
@@ -192,16 +221,18 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
             edge::add_ratelimit_headers(response.headers_mut(), &quota);
             response
         }
-        Err(spent) => {
-            let mut response = ApiError::rate_limited(
-                "Too many management API calls with this token. Try again after Retry-After seconds.",
-                spent.reset,
-            )
-            .into_response();
-            edge::add_ratelimit_headers(response.headers_mut(), &spent);
-            response
-        }
+        Err(spent) => refused(
+            "Too many management API calls with this token. Try again after Retry-After seconds.",
+            &spent,
+        ),
     }
+}
+
+/// 429 until `spent`'s window ends, with its `RateLimit` headers.
+fn refused(message: &str, spent: &Quota) -> Response {
+    let mut response = ApiError::rate_limited(message, spent.reset).into_response();
+    edge::add_ratelimit_headers(response.headers_mut(), spent);
+    response
 }
 
 fn as_token_quota(quota: Quota) -> Quota {

@@ -1,18 +1,19 @@
-//! `Idempotency-Key` on every management POST: the first answer is kept 24 hours per caller and
-//! key and replayed to a retry; the same key with another request is refused (409). Answers that
-//! hold a secret (a new key) are sealed under `GATEHOUSE_SECRET_KEY`.
+//! `Idempotency-Key` on every management POST, the door of `domain::idempotency`: the caller is
+//! authenticated first (a replay is only for the caller that made the request, while it is still
+//! valid), the key is claimed, the request runs with no connection held, its answer is kept. The
+//! same key while the first request runs is a 409 with `Retry-After`; with another request, a 409.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::db::management::{self as db_management, StoredAnswer};
+use crate::domain::idempotency::{self, Claim, Kept};
 
 use super::ApiError;
-use super::caller::presented_identity;
+use super::caller::{Caller, presented_identity};
 
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// Set on a replayed answer.
@@ -39,22 +40,35 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
             .into_response();
         }
     };
-    let caller = format!("bearer:{}", presented_identity(request.headers()));
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // Authenticated before anything kept is read; the handler's `Caller` is this one.
+    let authenticated = match Caller::from_request_parts(&mut parts, &state).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused.into_response(),
+    };
+    parts.extensions.insert(authenticated);
+    let caller = format!("bearer:{}", presented_identity(&parts.headers));
     let Ok(body) = to_bytes(body, usize::MAX).await else {
         return ApiError::too_large().into_response();
     };
     let mut fingerprint = format!("{} {}\n", parts.method, parts.uri).into_bytes();
     fingerprint.extend_from_slice(&body);
-    let request_hash = sha256_bytes(&fingerprint);
 
-    let mut tx = match state.pool.begin().await {
-        Ok(tx) => tx,
+    let secret_key = state.config.secret_key.as_ref();
+    let claimed = match idempotency::claim(&state.pool, secret_key, &caller, &key, &fingerprint)
+        .await
+    {
         Err(err) => return ApiError::from(err).into_response(),
-    };
-    match db_management::claim_idempotency_key(&mut tx, &caller, &key).await {
-        Err(err) => return ApiError::from(err).into_response(),
-        Ok(Some(stored)) if stored.request_hash != request_hash => {
+        Ok(Claim::Claimed(claimed)) => claimed,
+        Ok(Claim::Answered(kept)) => return replay(kept),
+        Ok(Claim::InProgress) => {
+            return ApiError::in_progress(
+                "IDEMPOTENCY_KEY_IN_USE",
+                "A request with this Idempotency-Key is still being answered. Retry after Retry-After seconds to get its answer.",
+            )
+            .into_response();
+        }
+        Ok(Claim::Reused) => {
             return ApiError::new(
                 StatusCode::CONFLICT,
                 "IDEMPOTENCY_KEY_REUSED",
@@ -62,72 +76,38 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
             )
             .into_response();
         }
-        Ok(Some(stored)) => return replay(&state, &caller, &key, &stored),
-        Ok(None) => {}
-    }
+        Ok(Claim::Unreadable(why)) => return ApiError::conflict(why).into_response(),
+    };
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
     let status = response.status();
-    // Refusals a retry may get past (authentication, rate limits) and failures are not kept.
-    if status.is_server_error()
-        || matches!(
-            status,
-            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
-        )
-    {
+    if !idempotency::keeps(status.as_u16()) {
+        if let Err(err) = idempotency::release(&state.pool, claimed).await {
+            // The claim lapses by itself; the answer stands.
+            tracing::warn!(error = %err, "cannot release an Idempotency-Key");
+        }
         return response;
     }
     let (parts, body) = response.into_parts();
     let Ok(body) = to_bytes(body, MAX_KEPT_ANSWER).await else {
+        let _ = idempotency::release(&state.pool, claimed).await;
         return ApiError::from(crate::domain::error::DomainError::unexpected(
             "an answer too large to keep for Idempotency-Key",
         ))
         .into_response();
     };
-    let (response_bytes, sealed) = match &state.config.secret_key {
-        Some(secret_key) => (secret_key.seal(&body, &context(&caller, &key)), true),
-        None => (without_secret(&body), false),
-    };
-    let answer = StoredAnswer {
-        request_hash,
-        status: i16::try_from(status.as_u16()).unwrap_or(500),
-        response: response_bytes,
-        sealed,
-    };
-    if let Err(err) = db_management::store_answer(&mut *tx, &caller, &key, &answer).await {
-        return ApiError::from(err).into_response();
-    }
-    if let Err(err) = tx.commit().await {
-        return ApiError::from(err).into_response();
+    if let Err(err) =
+        idempotency::record(&state.pool, secret_key, claimed, status.as_u16(), &body).await
+    {
+        // The request was done: its answer is the caller's. A retry after the claim lapses runs
+        // afresh.
+        tracing::error!(error = %err, "cannot keep the answer of an Idempotency-Key");
     }
     Response::from_parts(parts, Body::from(body))
 }
 
-fn replay(state: &AppState, caller: &str, key: &str, stored: &StoredAnswer) -> Response {
-    let body = match (&state.config.secret_key, stored.sealed) {
-        (Some(secret_key), true) => {
-            match secret_key.open(&stored.response, &context(caller, key)) {
-                Ok(body) => body,
-                Err(_) => {
-                    return ApiError::conflict(
-                    "The answer kept for this Idempotency-Key cannot be read (the secret key changed). Use a new key.",
-                )
-                .into_response();
-                }
-            }
-        }
-        (_, false) => stored.response.clone(),
-        (None, true) => {
-            return ApiError::conflict(
-                "The answer kept for this Idempotency-Key cannot be read without GATEHOUSE_SECRET_KEY. Use a new key.",
-            )
-            .into_response();
-        }
-    };
-    let status = u16::try_from(stored.status)
-        .ok()
-        .and_then(|status| StatusCode::from_u16(status).ok())
-        .unwrap_or(StatusCode::OK);
-    let mut response = (status, body).into_response();
+fn replay(kept: Kept) -> Response {
+    let status = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, kept.body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -137,39 +117,4 @@ fn replay(state: &AppState, caller: &str, key: &str, stored: &StoredAnswer) -> R
         HeaderValue::from_static("true"),
     );
     response
-}
-
-fn context(caller: &str, key: &str) -> String {
-    format!("idempotency_key.response:{caller}:{key}")
-}
-
-fn sha256_bytes(bytes: &[u8]) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).to_vec()
-}
-
-/// Without a sealing key no secret is kept: a replay says the secret was shown once.
-fn without_secret(body: &[u8]) -> Vec<u8> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(mut object)) if object.contains_key("secret") => {
-            object.insert(
-                "secret".into(),
-                serde_json::Value::from("(shown once; not kept for replays)"),
-            );
-            serde_json::to_vec(&object).unwrap_or_default()
-        }
-        _ => body.to_vec(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_kept_without_a_sealing_key_never_hold_the_secret() {
-        let kept = without_secret(br#"{"key":{"id":"x"},"secret":"ak_live_abc"}"#);
-        assert!(!String::from_utf8(kept.clone()).unwrap().contains("ak_live"));
-        assert_eq!(without_secret(b"{\"a\":1}"), b"{\"a\":1}".to_vec());
-    }
 }

@@ -5,6 +5,7 @@ use gatehouse::domain::management::{self, TokenInput};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 use crate::support::app::TestApp;
 use crate::support::fixtures::Tenant;
@@ -102,4 +103,15 @@ pub async fn tenant_token(pool: &PgPool, tenant: &Tenant, scopes: &[&str]) -> St
         .unwrap()
         .unwrap()
         .secret
+}
+
+/// A pool as `gatehouse::db::connect` makes it (its acquire timeout), of `size` connections to
+/// the test's database.
+pub async fn small_pool(pool: &PgPool, size: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(gatehouse::db::ACQUIRE_TIMEOUT)
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await
+        .unwrap()
 }

@@ -260,3 +260,70 @@ async fn changes_made_with_a_token_are_audited_with_the_token_as_the_actor(pool:
     assert!(page.contains("key.created") && page.contains("key.revoked"));
     assert!(!page.contains("a deleted user"));
 }
+
+#[sqlx::test]
+async fn tokens_that_open_nothing_throttle_their_client_address_before_any_lookup(pool: PgPool) {
+    crate::support::key_api::keep_within_one_minute(15).await;
+    let app = management_api(
+        pool.clone(),
+        &[
+            ("GATEHOUSE_BAD_TOKEN_LIMIT", "5"),
+            ("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    )
+    .await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let token = tenant_token(&pool, &acme, &["keys:read"]).await;
+    let keys = app.url("/v1/tenants/acme/keys");
+    let from = |address: &str, token: &str| {
+        app.client()
+            .get(&keys)
+            .bearer_auth(token)
+            .header("X-Forwarded-For", address)
+            .send()
+    };
+    // Tokens of the right shape that no tenant holds (each one looked up), and strangers.
+    let guess = || gatehouse::domain::keys::format::checksummed("ak_mgmt_");
+    for bad in [
+        guess(),
+        guess(),
+        "not-a-token-at-all-000000".into(),
+        guess(),
+        guess(),
+    ] {
+        assert_eq!(from("203.0.113.9", &bad).await.unwrap().status(), 401);
+    }
+    let throttled = from("203.0.113.9", &guess()).await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    let retry: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(
+        throttled.headers()["ratelimit"],
+        format!("\"client\";r=0;t={retry}").as_str()
+    );
+    let body: serde_json::Value = throttled.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TOO_MANY_REQUESTS");
+
+    // While throttled, the address is refused whatever it sends, before any lookup: a valid
+    // token is not even looked up (its use is not recorded), nor is the operator's accepted.
+    let valid = from("203.0.113.9", &token).await.unwrap();
+    assert_eq!(valid.status(), 429);
+    assert_eq!(from("203.0.113.9", OPERATOR).await.unwrap().status(), 429);
+    let used: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT last_used_at FROM management_token")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        used.is_none(),
+        "the throttled address's token was never looked up"
+    );
+
+    // Another address is not affected.
+    assert_eq!(from("203.0.113.10", &guess()).await.unwrap().status(), 401);
+    assert_eq!(from("203.0.113.10", &token).await.unwrap().status(), 200);
+}

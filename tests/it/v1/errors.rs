@@ -1,14 +1,16 @@
 //! One error answer across `/v1` and the operations endpoints: the body
 //! `{"error": {"code", "message", "field"?}}`, `WWW-Authenticate` on every 401, `Retry-After` by
-//! the one policy on every 503.
+//! the one policy on every 503 (the database out of reach, or every connection of the pool
+//! taken).
 
 use gatehouse::error::RETRY_AFTER_SECONDS;
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::support::fixtures::Tenant;
 use crate::support::key_api::VERIFIER;
-use crate::support::management::{OPERATOR, management_api};
+use crate::support::management::{OPERATOR, management_api, small_pool, tenant_token};
 
 const MANAGEMENT: &str = "Bearer realm=\"gatehouse-management\"";
 const VERIFY: &str = "Bearer realm=\"gatehouse-verifier\"";
@@ -222,4 +224,70 @@ async fn management_verify_and_health_errors_have_one_shape(pool: PgPool) {
             "{what}"
         );
     }
+}
+
+#[sqlx::test]
+async fn an_exhausted_pool_is_a_503_with_retry_after_never_a_500(pool: PgPool) {
+    let small = small_pool(&pool, 3).await;
+    let app = management_api(
+        small.clone(),
+        &[("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "3")],
+    )
+    .await;
+    let acme = Tenant::create(&pool, "acme").await;
+    let token = tenant_token(&pool, &acme, &["keys:read", "keys:write"]).await;
+    // Every connection taken: the instance's listeners (key changes, the outbox) hold theirs,
+    // this test the rest.
+    app.wait_until_listening().await;
+    let mut held = Vec::new();
+    while let Ok(conn) = small.acquire().await {
+        held.push(conn);
+    }
+    let client = app.client();
+    let keys = app.url("/v1/tenants/acme/keys");
+    let new_key = json!({ "name": "ci", "environment": "test", "scopes": ["read"] });
+    for (what, request) in [
+        (
+            "an operator's list",
+            client.get(app.url("/v1/tenants")).bearer_auth(OPERATOR),
+        ),
+        (
+            "a tenant token (its lookup)",
+            client.get(&keys).bearer_auth(&token),
+        ),
+        (
+            "an idempotent POST",
+            client
+                .post(&keys)
+                .bearer_auth(OPERATOR)
+                .header("Idempotency-Key", "exhausted")
+                .json(&new_key),
+        ),
+        (
+            "a POST",
+            client.post(&keys).bearer_auth(OPERATOR).json(&new_key),
+        ),
+    ] {
+        // Whatever a background task gave back meanwhile is taken too.
+        while let Some(conn) = small.try_acquire() {
+            held.push(conn);
+        }
+        let (headers, body) = error_of(request, StatusCode::SERVICE_UNAVAILABLE, what).await;
+        assert_eq!(body["error"]["code"], "UNAVAILABLE", "{what}");
+        assert_eq!(
+            headers["retry-after"],
+            RETRY_AFTER_SECONDS.to_string(),
+            "{what}"
+        );
+    }
+    drop(held);
+    let retried = client
+        .post(&keys)
+        .bearer_auth(OPERATOR)
+        .header("Idempotency-Key", "exhausted")
+        .json(&new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), StatusCode::CREATED);
 }

@@ -3,6 +3,7 @@
 
 mod callers;
 mod errors;
+mod idempotency;
 mod import;
 mod keys;
 mod members;
