@@ -447,4 +447,46 @@ mod tests {
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(retry_delay(1000, minute), LONGEST_RETRY);
     }
+
+    fn done(lane: &str, delivered: bool, slow: bool) -> Done {
+        Done {
+            lane: lane.to_owned(),
+            slow,
+            delivered,
+        }
+    }
+
+    #[test]
+    fn a_full_lane_is_closed_a_busy_one_counted_and_a_wave_of_timeouts_is_one_strike() {
+        let mut lanes = Lanes::default();
+        for _ in 0..4 {
+            lanes.started("webhook:slow");
+        }
+        lanes.started("webhook:fast");
+        let busy = lanes.busy(4);
+        assert_eq!(busy.closed, ["webhook:slow"]);
+        assert_eq!(
+            (busy.lanes, busy.in_flight),
+            (vec!["webhook:fast".to_owned()], vec![1])
+        );
+
+        // Four timeouts at once: the lane rests 5 s, not 5 + 10 + 20 + 40.
+        let waits: Vec<_> = (0..4)
+            .map(|_| lanes.finished(&done("webhook:slow", false, true)))
+            .collect();
+        assert_eq!(waits, [Some(BACKOFF_FIRST), None, None, None]);
+        assert_eq!(lanes.busy(4).closed, ["webhook:slow"], "resting");
+        // A failure that is not a timeout rests nothing; a delivery ends the rest.
+        assert_eq!(lanes.finished(&done("webhook:fast", false, false)), None);
+        lanes.started("webhook:slow");
+        assert_eq!(lanes.finished(&done("webhook:slow", true, false)), None);
+        assert!(lanes.busy(4).closed.is_empty());
+        assert!(lanes.in_flight.is_empty());
+    }
+
+    #[test]
+    fn a_resting_lane_waits_5_s_doubling_to_10_minutes() {
+        let waits: Vec<u64> = (1..=9).map(|strikes| backoff(strikes).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600]);
+    }
 }
