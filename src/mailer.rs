@@ -122,7 +122,8 @@ impl Courier for Mailer {
         mail::KIND
     }
 
-    fn deliver<'a>(&'a self, id: Uuid, payload: &'a Value) -> Delivery<'a> {
+    /// The SMTP conversation's own timeout holds (the sender cuts off one that runs too long).
+    fn deliver<'a>(&'a self, id: Uuid, payload: &'a Value, _: Duration) -> Delivery<'a> {
         Box::pin(async move { self.deliver_mail(id, payload).await.map_err(Failure::from) })
     }
 }

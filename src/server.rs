@@ -386,6 +386,7 @@ pub async fn serve(
         SenderPolicy {
             poll: state.config.outbox_poll,
             first_retry: state.config.outbox_first_retry,
+            lease: state.config.outbox_lease,
         },
         sender_stopped.clone(),
     )));

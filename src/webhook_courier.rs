@@ -18,12 +18,15 @@ use uuid::Uuid;
 
 use crate::config::{Config, PublicUrl};
 use crate::db::webhooks::{self as db_webhooks, NewAttempt};
-use crate::domain::outbox::{Courier, Delivery, Failure, SenderPolicy};
+use crate::domain::outbox::{Bounds, Courier, Delivery, Failure, SenderPolicy};
 use crate::domain::sealing::SecretKey;
 use crate::domain::webhooks;
 
 /// How much of a receiver's answer the delivery log keeps.
 const RESPONSE_KEPT: usize = 1024;
+/// Deliveries one sender runs at once: in all, and to one endpoint.
+const IN_FLIGHT: usize = 64;
+const PER_ENDPOINT: i32 = 4;
 
 pub struct WebhookCourier {
     pool: PgPool,
@@ -31,6 +34,8 @@ pub struct WebhookCourier {
     client: reqwest::Client,
     allow_private: bool,
     first_retry: Duration,
+    /// How long a receiver has to answer (15 s; less when the outbox's lease is short).
+    timeout: Duration,
     public_url: PublicUrl,
 }
 
@@ -47,6 +52,8 @@ struct Outcome {
     error: Option<String>,
     response: Option<String>,
     retry_after: Option<Duration>,
+    /// No answer in time (or a trickle that took too long).
+    slow: bool,
 }
 
 impl WebhookCourier {
@@ -70,11 +77,17 @@ impl WebhookCourier {
             client,
             allow_private: config.webhook_allow_private,
             first_retry: config.webhook_first_retry,
+            timeout: config.webhook_timeout,
             public_url: config.public_url.clone(),
         })
     }
 
-    async fn deliver_event(&self, id: Uuid, payload: &Value) -> Result<Value, Failure> {
+    async fn deliver_event(
+        &self,
+        id: Uuid,
+        payload: &Value,
+        within: Duration,
+    ) -> Result<Value, Failure> {
         let target: Target = serde_json::from_value(payload.clone())
             .map_err(|err| format!("unreadable webhook payload: {err}"))?;
         let endpoint = db_webhooks::for_delivery(&self.pool, target.endpoint_id)
@@ -132,7 +145,9 @@ impl WebhookCourier {
         }
 
         let started = Instant::now();
-        let outcome = self.post(&endpoint.url, headers, body).await;
+        let outcome = self
+            .post(&endpoint.url, headers, body, within.min(self.timeout))
+            .await;
         let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
         let status = outcome.status.map(i32::from);
         db_webhooks::insert_attempt(
@@ -169,34 +184,43 @@ impl WebhookCourier {
                 why: format!("{}: {why}", endpoint.webhook_endpoint_id),
                 retry_after: outcome.retry_after,
                 give_up: gone,
+                slow: outcome.slow,
             }),
         }
     }
 
-    async fn post(&self, url: &str, headers: HeaderMap, body: Vec<u8>) -> Outcome {
-        let failed = |error: String| Outcome {
+    async fn post(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        within: Duration,
+    ) -> Outcome {
+        let failed = |error: String, slow: bool| Outcome {
             status: None,
             error: Some(error),
             response: None,
             retry_after: None,
+            slow,
         };
         // Names are checked by the resolver; an address written in the URL is checked here.
         if let Some(ip) = webhooks::literal_address(url)
             && !self.allow_private
             && webhooks::is_internal(ip)
         {
-            return failed(format!("refused: {ip} is an internal address"));
+            return failed(format!("refused: {ip} is an internal address"), false);
         }
         let response = match self
             .client
             .post(url)
             .headers(headers)
             .body(body)
+            .timeout(within)
             .send()
             .await
         {
             Ok(response) => response,
-            Err(err) => return failed(describe(&err)),
+            Err(err) => return failed(describe(&err), err.is_timeout()),
         };
         let status = response.status();
         let retry_after = response
@@ -209,7 +233,7 @@ impl WebhookCourier {
             .get(reqwest::header::LOCATION)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let answer = read_start(response).await;
+        let (answer, slow) = read_start(response).await;
         let error = if status.is_success() {
             None
         } else if status.is_redirection() {
@@ -217,6 +241,8 @@ impl WebhookCourier {
                 "HTTP {status}: redirects are not followed (to {})",
                 location.as_deref().unwrap_or("?")
             ))
+        } else if slow {
+            Some(format!("HTTP {status}, then the answer timed out"))
         } else if status == reqwest::StatusCode::GONE {
             Some("HTTP 410 Gone: the endpoint was disabled".to_owned())
         } else {
@@ -227,6 +253,7 @@ impl WebhookCourier {
             error,
             response: Some(answer),
             retry_after,
+            slow,
         }
     }
 }
@@ -236,20 +263,26 @@ fn give_up(why: &str) -> Failure {
         why: why.to_owned(),
         retry_after: None,
         give_up: true,
+        slow: false,
     }
 }
 
-/// The first KB of an answer, as text.
-async fn read_start(mut response: reqwest::Response) -> String {
+/// The first KB of an answer, as text, and whether reading it timed out (a trickle).
+async fn read_start(mut response: reqwest::Response) -> (String, bool) {
     let mut kept = Vec::new();
+    let mut slow = false;
     while kept.len() < RESPONSE_KEPT {
         match response.chunk().await {
             Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
-            _ => break,
+            Ok(None) => break,
+            Err(err) => {
+                slow = err.is_timeout();
+                break;
+            }
         }
     }
     kept.truncate(RESPONSE_KEPT);
-    String::from_utf8_lossy(&kept).into_owned()
+    (String::from_utf8_lossy(&kept).into_owned(), slow)
 }
 
 /// A send error for the log, with its cause (a refused address, a timeout), never the URL's secrets.
@@ -275,8 +308,15 @@ impl Courier for WebhookCourier {
         webhooks::KIND
     }
 
-    fn deliver<'a>(&'a self, id: Uuid, payload: &'a Value) -> Delivery<'a> {
-        Box::pin(self.deliver_event(id, payload))
+    fn deliver<'a>(&'a self, id: Uuid, payload: &'a Value, within: Duration) -> Delivery<'a> {
+        Box::pin(self.deliver_event(id, payload, within))
+    }
+
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            in_flight: IN_FLIGHT,
+            per_lane: PER_ENDPOINT,
+        }
     }
 
     fn retry_in(&self, attempts: i32, _: SenderPolicy) -> Option<Duration> {

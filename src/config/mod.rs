@@ -106,6 +106,9 @@ pub struct Config {
     pub outbox_poll: Duration,
     /// The wait before the first retry of a failed message (doubling to an hour).
     pub outbox_first_retry: Duration,
+    /// How long a sender holds a claimed outbox message (2 minutes); a delivery is cut off at
+    /// three quarters of it.
+    pub outbox_lease: Duration,
     /// How often each instance looks for keys to send expiry reminders about.
     pub expiry_reminder_interval: Duration,
     /// Seals webhook secrets and receivers' credentials at rest; webhooks need it.

@@ -217,6 +217,7 @@ impl Config {
             mail_from,
             outbox_poll: Duration::from_secs(1),
             outbox_first_retry: Duration::from_secs(60),
+            outbox_lease: Duration::from_secs(120),
             expiry_reminder_interval: Duration::from_secs(300),
             secret_key,
             webhook_allow_private,

@@ -12,6 +12,8 @@ use uuid::Uuid;
 pub struct Claimed {
     pub outbox_message_id: Uuid,
     pub kind: String,
+    /// Whom it goes to: one webhook endpoint (`webhook:<id>`), or all mail (`mail`).
+    pub lane: String,
     pub payload: Value,
     /// Attempts so far, this one included.
     pub attempts: i32,
@@ -55,35 +57,83 @@ pub async fn insert(db: impl PgExecutor<'_>, kind: &str, payload: &Value) -> sql
     .await
 }
 
-/// Claims up to `limit` due messages of `kinds`, oldest due first: rows other senders hold are
-/// skipped, and each claimed row's due time moves `lease` ahead, so no other sender takes it while
-/// this one sends. A sender that dies mid-send leaves the row to be sent again after the lease.
+/// Lanes a claim leaves alone or limits: those already at their bound in this sender, those it
+/// backs off, and those with some deliveries in flight (and how many).
+#[derive(Debug, Clone, Default)]
+pub struct Busy {
+    /// Lanes to skip entirely.
+    pub closed: Vec<String>,
+    /// Lanes with deliveries in flight, and how many (`in_flight[i]` for `lanes[i]`).
+    pub lanes: Vec<String>,
+    pub in_flight: Vec<i32>,
+}
+
+/// Claims up to `limit` due messages of `kind`, oldest due first, at most `per_lane` in flight in
+/// each lane (counting `busy`'s), none of a closed lane: rows other senders hold are skipped, and
+/// each claimed row's due time moves `lease` ahead, so no other sender takes it while this one
+/// sends. A sender that dies mid-send leaves the row to be sent again after the lease.
 pub async fn claim(
     db: impl PgExecutor<'_>,
-    kinds: &[String],
+    kind: &str,
     limit: i64,
+    per_lane: i32,
+    busy: &Busy,
     lease: std::time::Duration,
 ) -> sqlx::Result<Vec<Claimed>> {
     sqlx::query_as!(
         Claimed,
-        r#"WITH due AS (
-               SELECT outbox_message_id FROM outbox_message
-               WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= now() AND kind = ANY($1)
+        r#"WITH candidate AS (
+               SELECT outbox_message_id, lane, due_at FROM outbox_message
+               WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= now() AND kind = $1
+                 AND lane <> ALL($2)
                ORDER BY due_at
-               LIMIT $2
+               LIMIT $3::bigint * 4
                FOR UPDATE SKIP LOCKED
+           ), ranked AS (
+               SELECT outbox_message_id, lane, due_at,
+                      row_number() OVER (PARTITION BY lane ORDER BY due_at) AS place
+               FROM candidate
+           ), chosen AS (
+               SELECT r.outbox_message_id
+               FROM ranked r
+               LEFT JOIN unnest($4::text[], $5::int[]) AS busy (lane, in_flight) ON busy.lane = r.lane
+               WHERE r.place + coalesce(busy.in_flight, 0) <= $6
+               ORDER BY r.due_at
+               LIMIT $3
            )
            UPDATE outbox_message AS m
-           SET due_at = now() + $3::interval, attempts = m.attempts + 1
-           FROM due
-           WHERE m.outbox_message_id = due.outbox_message_id
-           RETURNING m.outbox_message_id, m.kind, m.payload, m.attempts, m.give_up_at"#,
-        kinds,
+           SET due_at = now() + $7::interval, attempts = m.attempts + 1
+           FROM chosen
+           WHERE m.outbox_message_id = chosen.outbox_message_id
+           RETURNING m.outbox_message_id, m.kind, m.lane AS "lane!", m.payload, m.attempts, m.give_up_at"#,
+        kind,
+        &busy.closed,
         limit,
+        &busy.lanes,
+        &busy.in_flight,
+        i64::from(per_lane),
         interval(lease),
     )
     .fetch_all(db)
     .await
+}
+
+/// Backs a lane off: its waiting messages are due no sooner than `wait` from now (rows due later,
+/// or held by a sender for longer, keep their time).
+pub async fn defer_lane(
+    db: impl PgExecutor<'_>,
+    lane: &str,
+    wait: std::time::Duration,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE outbox_message SET due_at = now() + $2::interval
+         WHERE lane = $1 AND sent_at IS NULL AND failed_at IS NULL AND due_at < now() + $2::interval",
+        lane,
+        interval(wait),
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Records a successful attempt; `payload` replaces the stored one (secrets removed).

@@ -79,8 +79,13 @@ pub async fn record_outcome(
     status: Option<i32>,
     public_url: &PublicUrl,
 ) -> DomainResult<()> {
-    let mut tx = pool.begin().await?;
     let id = endpoint.webhook_endpoint_id;
+    if delivered {
+        // Nothing to disable: one statement, no transaction (the busy path of every delivery).
+        db_webhooks::record_outcome(pool, id, delivered, status).await?;
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
     let failing_since = db_webhooks::record_outcome(&mut *tx, id, delivered, status).await?;
     let reason = if gone {
         Some("The receiver answered 410 Gone.".to_owned())

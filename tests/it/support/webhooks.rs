@@ -217,3 +217,86 @@ pub fn seed_signature_matches(secret: &str, received: &Received) -> bool {
         .collect();
     received.header("x-webhook-signature") == Some(&format!("sha256={expected}"))
 }
+
+/// A receiver that accepts connections and never answers: it reads what it is sent and stays
+/// silent, or, trickling, sends the start of a status line one byte a second. It notes when each
+/// connection opened and closed, and the most it had open at once.
+pub struct Tarpit {
+    pub url: String,
+    shared: Arc<TarpitShared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct TarpitShared {
+    open: std::sync::atomic::AtomicUsize,
+    most_open: std::sync::atomic::AtomicUsize,
+    /// Each connection's opening, and how long it stayed open once closed.
+    connections: Mutex<Vec<(Instant, Option<Duration>)>>,
+}
+
+impl Drop for Tarpit {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Tarpit {
+    pub async fn start(trickle: bool) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let shared = Arc::new(TarpitShared::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = shared.clone();
+        let server = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let state = state.clone();
+                let open = state.open.fetch_add(1, Ordering::SeqCst) + 1;
+                state.most_open.fetch_max(open, Ordering::SeqCst);
+                let opened = Instant::now();
+                let index = {
+                    let mut all = state.connections.lock().unwrap();
+                    all.push((opened, None));
+                    all.len() - 1
+                };
+                connections.spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let status = b"HTTP/1.1 200 OK\r\n";
+                    let mut sent = 0;
+                    loop {
+                        tokio::select! {
+                            read = socket.read(&mut buffer) => {
+                                if matches!(read, Ok(0) | Err(_)) { break; }
+                            }
+                            () = tokio::time::sleep(Duration::from_secs(1)), if trickle && sent < status.len() => {
+                                if socket.write_all(&status[sent..=sent]).await.is_err() { break; }
+                                sent += 1;
+                            }
+                        }
+                    }
+                    state.open.fetch_sub(1, Ordering::SeqCst);
+                    state.connections.lock().unwrap()[index].1 = Some(opened.elapsed());
+                });
+            }
+        });
+        Self {
+            url: format!("http://{addr}/hooks"),
+            shared,
+            server,
+        }
+    }
+
+    /// The most connections it had open at once.
+    pub fn most_open(&self) -> usize {
+        self.shared
+            .most_open
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Each connection's opening and, once closed, how long it stayed open.
+    pub fn connections(&self) -> Vec<(Instant, Option<Duration>)> {
+        self.shared.connections.lock().unwrap().clone()
+    }
+}

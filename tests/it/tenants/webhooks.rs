@@ -16,7 +16,7 @@ use crate::support::fixtures::{
 };
 use crate::support::key_api::{OTHER_VERIFIER, VERIFIER, code_of, keep_within_one_minute};
 use crate::support::smtp::MailSink;
-use crate::support::webhooks::{Receiver, seed_signature_matches, verify_with_library};
+use crate::support::webhooks::{Receiver, Tarpit, seed_signature_matches, verify_with_library};
 
 /// Gatehouse with webhooks allowed to loopback receivers and a quick sender.
 async fn webhook_app(pool: PgPool) -> TestApp {
@@ -1464,4 +1464,137 @@ async fn deleting_an_endpoint_asks_first_then_cancels_its_pending_deliveries(poo
     assert_eq!(receiver.received().len(), 1, "nothing after the delete");
     let audit = app.get_html(&admin, "/t/acme/audit").await;
     assert!(audit.contains("webhook.deleted"), "audited");
+}
+
+/// Five endpoints that never answer (three silent, two trickling a status line) with a backlog
+/// each; then a healthy endpoint's test event and a password reset are asked for at the same
+/// moment. Both arrive within 2 s (one after another behind the tarpits' 15 s timeouts, they took
+/// over a minute), and no tarpit ever has more than 4 deliveries open at once.
+#[sqlx::test]
+async fn tarpit_endpoints_hold_up_neither_a_healthy_endpoint_nor_a_reset_mail(pool: PgPool) {
+    let sink = MailSink::start();
+    let app = webhook_app_with(
+        pool,
+        &[
+            ("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true"),
+            ("GATEHOUSE_SMTP_URL", &sink.url()),
+        ],
+    )
+    .await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let mut tarpits = Vec::new();
+    for n in 0..5 {
+        let tarpit = Tarpit::start(n >= 3).await;
+        let (id, _) = register(&app, &admin, &tarpit.url, &[]).await;
+        tarpits.push((tarpit, id));
+    }
+    let receiver = Receiver::start().await;
+    let (healthy, _) = register(&app, &admin, &receiver.url, &[]).await;
+    // A backlog for every tarpit: 6 test events each.
+    for _ in 0..6 {
+        for (_, id) in &tarpits {
+            post_action(&app, &admin, *id, "test").await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        tarpits.iter().all(|(tarpit, _)| tarpit.most_open() > 0),
+        "every tarpit is being tried"
+    );
+
+    let asked = Instant::now();
+    let stranger = app.client();
+    let (test, reset) = tokio::join!(
+        post_action(&app, &admin, healthy, "test"),
+        app.submit(
+            &stranger,
+            "/password/forgot",
+            "/password/forgot",
+            &[("email", "ada@example.com")]
+        ),
+    );
+    assert_eq!(test.status(), StatusCode::SEE_OTHER);
+    assert!(reset.status().is_success() || reset.status().is_redirection());
+    let event = receiver.event("webhook.test").await;
+    let event_latency = event.at - asked;
+    sink.mail("ada@example.com", "Reset your Gatehouse password")
+        .await;
+    let mail_latency = asked.elapsed();
+    println!(
+        "behind 5 tarpits: the healthy endpoint's event after {} ms, the reset mail after {} ms",
+        event_latency.as_millis(),
+        mail_latency.as_millis()
+    );
+    assert!(event_latency < Duration::from_secs(2), "{event_latency:?}");
+    assert!(mail_latency < Duration::from_secs(2), "{mail_latency:?}");
+    for (tarpit, _) in &tarpits {
+        let most = tarpit.most_open();
+        assert!(
+            (2..=4).contains(&most),
+            "{most} deliveries open at one tarpit"
+        );
+    }
+}
+
+/// With a 2 s lease, a delivery to an endpoint that never answers is cut off within it (the
+/// webhook timeout is 15 s), recorded in the delivery log, and the endpoint rests (5 s after the
+/// first wave of timeouts, however many deliveries the wave held) before it is tried again, while a healthy endpoint's events go on arriving at once.
+#[sqlx::test]
+async fn a_silent_endpoint_is_cut_off_within_the_lease_and_rests(pool: PgPool) {
+    let app = TestApp::spawn_with(
+        pool,
+        &[("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true")],
+        |config: &mut Config| {
+            config.outbox_poll = Duration::from_millis(50);
+            config.webhook_first_retry = Duration::from_millis(300);
+            config.outbox_lease = Duration::from_secs(2);
+        },
+    )
+    .await;
+    let admin = TenantAdmin::acme(&app).await.client;
+    let tarpit = Tarpit::start(false).await;
+    let (silent, _) = register(&app, &admin, &tarpit.url, &[]).await;
+    let receiver = Receiver::start().await;
+    let (healthy, _) = register(&app, &admin, &receiver.url, &[]).await;
+    for _ in 0..8 {
+        post_action(&app, &admin, silent, "test").await;
+    }
+    // The first wave: 4 at once (never more), each closed within the lease.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let first = tarpit.connections();
+    assert_eq!(
+        tarpit.most_open(),
+        4,
+        "4 deliveries in flight to one endpoint"
+    );
+    assert_eq!(first.len(), 4, "{first:?}");
+    for (_, held) in &first {
+        let held = held.expect("closed within the lease");
+        assert!(held < Duration::from_secs(2), "{held:?}");
+    }
+    let recorded: Vec<String> = sqlx::query_scalar(
+        "SELECT error FROM webhook_attempt WHERE webhook_endpoint_id = $1 AND error IS NOT NULL",
+    )
+    .bind(silent)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded.len(), 4, "{recorded:?}");
+
+    // Resting: nothing more goes to it for a while, and the healthy endpoint is served at once.
+    let asked = Instant::now();
+    post_action(&app, &admin, healthy, "test").await;
+    let event = receiver.event("webhook.test").await;
+    assert!(event.at - asked < Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(tarpit.connections().len(), 4, "the endpoint rests");
+    // After the rest, it is tried again.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while tarpit.connections().len() <= 4 {
+        assert!(Instant::now() < deadline, "tried again after the rest");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let opened = tarpit.connections()[4].0 - first[0].0;
+    assert!(opened >= Duration::from_secs(5), "{opened:?}");
+    assert!(tarpit.most_open() <= 4);
 }
