@@ -127,7 +127,9 @@ async fn an_approved_request_is_mailed_and_revealed_once_by_its_requester(pool: 
     let sink = MailSink::start();
     let app =
         TestApp::spawn_with(pool.clone(), &[("GATEHOUSE_SMTP_URL", &sink.url())], |_| {}).await;
-    let api = key_api(pool, &[]).await;
+    // A second instance on the same database sends from the same outbox: it is configured alike
+    // (without SMTP it would write the mail to its log, as a deployment without SMTP does).
+    let api = key_api(pool, &[("GATEHOUSE_SMTP_URL", &sink.url())]).await;
     let (world, id) = requested(&app).await;
 
     let response = post(&app, &world.admin, id, "approve", "Enjoy").await;
