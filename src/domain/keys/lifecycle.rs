@@ -185,40 +185,22 @@ fn check_new(request: &NewKeyRequest, context: &Rules) -> Result<(KeySettings, b
             Some(meta) => super::check_meta(meta),
         }),
     );
-    let (
-        Some(name),
-        Some(environment),
-        Some(access),
-        Some(expires_at),
-        Some(rate_limit),
-        Some(ip_allowlist),
-        Some(note),
-        Some(meta),
-    ) = (
-        name,
-        environment,
-        access,
-        expires_at,
-        rate_limit,
-        ip_allowlist,
-        note,
-        meta,
-    )
-    else {
-        return Err(errors);
-    };
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let settings = KeySettings {
-        name,
-        environment,
-        access,
-        expires_at,
-        rate_limit,
-        ip_allowlist,
-        note,
-        meta,
+    // Every setting is there exactly when no field was refused.
+    let settings = (|| {
+        Some(KeySettings {
+            name: name?,
+            environment: environment?,
+            access: access?,
+            expires_at: expires_at?,
+            rate_limit: rate_limit?,
+            ip_allowlist: ip_allowlist?,
+            note: note?,
+            meta: meta?,
+        })
+    })();
+    let settings = match settings {
+        Some(settings) if errors.is_empty() => settings,
+        _ => return Err(errors),
     };
     let needs_approval =
         match key_policy::admit(&context.policy, context.role, &settings, context.now)? {
