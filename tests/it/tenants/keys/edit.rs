@@ -99,7 +99,10 @@ async fn an_admin_edits_a_key_and_its_page_and_the_audit_log_show_the_change(poo
     .unwrap();
     assert_eq!(answer["code"], "VALID");
     assert_eq!(answer["key"]["meta"]["customer"], "cus_42");
-    assert_eq!(code_of(&api, &secret).await, "IP_NOT_ALLOWED");
+    assert_eq!(
+        code_within_a_second(&api, &secret, "IP_NOT_ALLOWED").await,
+        "IP_NOT_ALLOWED"
+    );
 
     let audit = app.get_html(&admin, "/t/acme/audit").await;
     assert!(audit.contains("key.updated"));
@@ -303,7 +306,10 @@ async fn disabling_asks_first_and_enabling_makes_the_key_work_again(pool: PgPool
         )
         .await;
     assert_redirect(&response, format!("/t/acme/keys/{id}"));
-    assert_eq!(code_of(&api, &secret).await, "DISABLED");
+    assert_eq!(
+        code_within_a_second(&api, &secret, "DISABLED").await,
+        "DISABLED"
+    );
     let page = app.get_html(&admin, &format!("/t/acme/keys/{id}")).await;
     assert!(page.contains("Key disabled.") && page.contains("status-disabled"));
     assert!(page.contains(">Enable</button>") && page.contains("<strong>Disabled</strong> by"));
@@ -329,7 +335,7 @@ async fn disabling_asks_first_and_enabling_makes_the_key_work_again(pool: PgPool
         )
         .await;
     assert_redirect(&response, format!("/t/acme/keys/{id}"));
-    assert_eq!(code_of(&api, &secret).await, "VALID");
+    assert_eq!(code_within_a_second(&api, &secret, "VALID").await, "VALID");
     let audit = app.get_html(&admin, "/t/acme/audit").await;
     assert!(audit.contains("key.disabled") && audit.contains("key.enabled"));
     assert!(audit.contains("state: enabled → disabled"));
@@ -352,4 +358,17 @@ async fn edit_disable_and_enable_forms_need_the_csrf_token(pool: PgPool) {
     let (name, ..) = stored(&app, id).await;
     assert_eq!(name, "Billing");
     assert!(!is_disabled(&app.pool, id).await);
+}
+
+/// The key API's code for `secret` once it is `expected`, or after a second: the key API runs
+/// beside the portal, as another instance, and hears of a change within a second (NOTIFY).
+async fn code_within_a_second(api: &TestApp, secret: &str, expected: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let code = code_of(api, secret).await;
+        if code == expected || std::time::Instant::now() >= deadline {
+            return code;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
