@@ -23,13 +23,13 @@ use tower_sessions::ExpiredDeletion;
 use crate::api::error::ApiError;
 use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::db;
-use crate::db::users::User;
 use crate::domain::key_cache;
 use crate::domain::metering;
 use crate::domain::outbox::{self, Couriers, SenderPolicy};
 use crate::domain::reminders;
 use crate::domain::request_log;
 use crate::error::{AppError, ErrorReport};
+use crate::web::page::ErrorFrame;
 use crate::{api, web};
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
@@ -179,6 +179,7 @@ async fn render_errors(State(state): State<AppState>, request: Request, next: Ne
             .cloned()
             .collect()
     };
+    let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -191,7 +192,7 @@ async fn render_errors(State(state): State<AppState>, request: Request, next: Ne
             &AppError::Unavailable.report(),
             json,
             &request_id,
-            None,
+            ErrorFrame::default(),
         );
     }
     let report = match response.extensions().get::<ErrorReport>() {
@@ -210,7 +211,16 @@ async fn render_errors(State(state): State<AppState>, request: Request, next: Ne
     } else {
         web::user_from_cookie(&cookies, &state).await
     };
-    finish_error(response, &report, json, &request_id, user.as_ref())
+    // Inside a tenant the person belongs to, its tabs too (never a tenant they do not belong to).
+    let tenant = match &user {
+        Some((user, _)) => web::tenants::nav_for_error(&state, &path, user).await,
+        None => None,
+    };
+    let frame = ErrorFrame {
+        user: user.as_ref(),
+        tenant,
+    };
+    finish_error(response, &report, json, &request_id, frame)
 }
 
 /// `response` with the body `report` renders for its surface.
@@ -219,13 +229,13 @@ fn finish_error(
     report: &ErrorReport,
     json: bool,
     request_id: &str,
-    user: Option<&(User, String)>,
+    frame: ErrorFrame<'_>,
 ) -> Response {
     let (mut parts, _) = response.into_parts();
     let written = if json {
         ApiError::from(report).into_response()
     } else {
-        web::page::error_page(report, request_id, user).into_response()
+        web::page::error_page(report, request_id, frame).into_response()
     };
     let (written_parts, body) = written.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);

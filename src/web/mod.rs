@@ -3,6 +3,7 @@
 mod account;
 mod assets;
 mod auth;
+mod clock;
 mod csrf;
 mod docs;
 mod home;

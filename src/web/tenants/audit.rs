@@ -100,7 +100,7 @@ pub(super) async fn list_audit_events(
         events: events
             .into_iter()
             .map(|event| EventRow {
-                at: clock.at(event.at),
+                at: clock.stamp(event.at),
                 actor: match &event.actor_email {
                     Some(email) => format!("{} <{email}>", actor_name(&event)),
                     None => actor_name(&event),

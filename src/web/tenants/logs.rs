@@ -18,7 +18,7 @@ use crate::db::request_log::{self as db_log, LogEntry, LogFilter};
 use crate::domain::keys::format::masked;
 use crate::error::AppResult;
 use crate::vocabulary::{ClientAddress, Code};
-use crate::web::page::{Layout, Pager, html};
+use crate::web::page::{Clock, Layout, Pager, When, html};
 use crate::web::session::encode;
 
 const PAGE_SIZE: i64 = 50;
@@ -30,27 +30,12 @@ pub const RECENT_CALLS: i64 = 20;
 /// of the key API (the key controls, the management API).
 const LATER_CODES: [&str; 3] = ["DISABLED", "IP_NOT_ALLOWED", "TENANT_SUSPENDED"];
 
-/// A day in the log's sentences and rows, which read in UTC like the log's times.
-fn date(at: time::OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(format_description!(
-            "[day padding:none] [month repr:short] [year]"
-        ))
-        .unwrap_or_default()
-}
-
-/// A moment in the log's sentences: "3 Nov 2026, 14:05 UTC".
-fn date_time(at: time::OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(format_description!(
-            "[day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
-        ))
-        .unwrap_or_default()
-}
-
 /// A refusal in words, from its code, the detail recorded with it and what its key's row says
-/// now. Keyed by the code's text, so codes this build does not know still read sensibly.
-pub fn explain(entry: &LogEntry) -> String {
+/// now, its dates in the viewer's zone. Keyed by the code's text, so codes this build does not know
+/// still read sensibly.
+pub fn explain(entry: &LogEntry, clock: &Clock) -> String {
+    let date = |at| clock.date(at);
+    let date_time = |at| clock.date_time(at);
     let detail = entry.detail.as_deref().unwrap_or_default();
     match entry.code.as_str() {
         "VALID" => "Accepted.".into(),
@@ -101,9 +86,8 @@ pub fn explain(entry: &LogEntry) -> String {
 
 /// A record as a row shows it.
 pub struct CallRow {
-    /// "29 Nov 2026" and "23:37:43 UTC": on two lines in the table.
-    pub day: String,
-    pub time: String,
+    /// The date and time in the viewer's zone, how long ago beside it.
+    pub at: When,
     pub valid: bool,
     pub code: String,
     pub explanation: String,
@@ -117,7 +101,7 @@ pub struct CallRow {
 }
 
 impl CallRow {
-    pub fn new(entry: &LogEntry, prefix: &str) -> Self {
+    pub fn new(entry: &LogEntry, prefix: &str, clock: &Clock) -> Self {
         let request = match (&entry.method, &entry.path) {
             (Some(method), Some(path)) => format!("{method} {path}"),
             (None, Some(path)) => path.clone(),
@@ -127,14 +111,10 @@ impl CallRow {
         };
         let request_id = entry.request_id.clone().unwrap_or_default();
         Self {
-            day: date(entry.at),
-            time: entry
-                .at
-                .format(format_description!("[hour]:[minute]:[second] UTC"))
-                .unwrap_or_default(),
+            at: clock.stamp(entry.at),
             valid: entry.code == Code::Valid.as_str(),
             code: entry.code.clone(),
-            explanation: explain(entry),
+            explanation: explain(entry, clock),
             key_id: entry.api_key_id,
             key_label: match (&entry.key_name, entry.key_environment, &entry.key_last_four) {
                 (Some(name), Some(environment), Some(last_four)) => {
@@ -178,12 +158,13 @@ const TYPED_TIME: &[time::format_description::BorrowedFormatItem<'_>] =
 const TYPED_TIME_SECONDS: &[time::format_description::BorrowedFormatItem<'_>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
 
-fn typed_time(text: &str) -> Option<OffsetDateTime> {
+/// A time typed into a filter, on the viewer's clock.
+fn typed_time(text: &str, clock: &Clock) -> Option<OffsetDateTime> {
     let text = text.trim();
     PrimitiveDateTime::parse(text, TYPED_TIME)
         .or_else(|_| PrimitiveDateTime::parse(text, TYPED_TIME_SECONDS))
         .ok()
-        .map(PrimitiveDateTime::assume_utc)
+        .and_then(|typed| clock.from_local(typed))
 }
 
 /// `{unix nanoseconds}_{id}`: the last row of a page, which the next page starts after.
@@ -202,7 +183,7 @@ fn parse_cursor(text: &str) -> Option<(OffsetDateTime, Uuid)> {
 }
 
 impl Filters {
-    fn read(query: LogsQuery) -> Self {
+    fn read(query: LogsQuery, clock: &Clock) -> Self {
         let typed = |value: Option<String>| value.map(|v| v.trim().to_owned()).unwrap_or_default();
         let (key, code, from, to, address) = (
             typed(query.key),
@@ -231,10 +212,10 @@ impl Filters {
             (&to, &mut parsed.to, "To"),
         ] {
             if !typed.is_empty() {
-                match typed_time(typed) {
+                match typed_time(typed, clock) {
                     Some(at) => *slot = Some(at),
                     None => problems.push(format!(
-                        "{name} must be a date and time in UTC like 2026-11-03T14:30."
+                        "{name} must be a date and time like 2026-11-03T14:30."
                     )),
                 }
             }
@@ -307,6 +288,8 @@ pub struct KeyOption {
 struct LogsPage {
     layout: Layout,
     tenant: TenantNav,
+    /// The viewer's zone, which the filters' times are read in.
+    zone: String,
     enabled: bool,
     days: u32,
     dropped: i64,
@@ -333,7 +316,8 @@ pub(super) async fn list_logs(
 ) -> AppResult<Response> {
     let tenant_id = member.membership.tenant_id;
     let slug = &member.membership.slug;
-    let filters = Filters::read(query);
+    let clock = Clock::of(&member.user);
+    let filters = Filters::read(query, &clock);
     let mut entries = if filters.problems.is_empty() {
         db_log::page(
             &state.pool,
@@ -386,6 +370,7 @@ pub(super) async fn list_logs(
     let page = LogsPage {
         layout: member.layout().await?,
         tenant: member.nav("logs"),
+        zone: clock.zone_name().to_owned(),
         enabled: state.request_log.is_enabled(),
         days: state.config.request_log_days,
         dropped: db_log::dropped_since(
@@ -395,7 +380,7 @@ pub(super) async fn list_logs(
         .await?,
         calls: entries
             .iter()
-            .map(|entry| CallRow::new(entry, prefix))
+            .map(|entry| CallRow::new(entry, prefix, &clock))
             .collect(),
         show_key: true,
         keys: key_options(db_keys::choices(&state.pool, tenant_id).await?, prefix),
@@ -446,7 +431,8 @@ pub(super) async fn logs_csv(
     member: TenantMember,
     Query(query): Query<LogsQuery>,
 ) -> AppResult<Response> {
-    let filters = Filters::read(query);
+    let clock = Clock::of(&member.user);
+    let filters = Filters::read(query, &clock);
     if let Some(problem) = filters.problems.first() {
         return Err(crate::error::AppError::BadRequest(problem.clone()));
     }
@@ -463,7 +449,7 @@ pub(super) async fn logs_csv(
     );
     let prefix = &state.config.key_prefix;
     for entry in &entries {
-        let row = CallRow::new(entry, prefix);
+        let row = CallRow::new(entry, prefix, &clock);
         let fields = [
             entry
                 .at
@@ -527,6 +513,10 @@ mod tests {
         }
     }
 
+    fn explain(entry: &LogEntry) -> String {
+        super::explain(entry, &Clock::new("UTC", datetime!(2026-12-01 12:00 UTC)))
+    }
+
     #[test]
     fn every_refusal_reads_as_a_sentence_with_its_reason() {
         let mut revoked = entry("REVOKED", None);
@@ -541,6 +531,14 @@ mod tests {
         assert_eq!(
             explain(&expired),
             "The key expired on 2 Nov 2026, 08:00 UTC."
+        );
+        // In the viewer's zone, named.
+        assert_eq!(
+            super::explain(
+                &expired,
+                &Clock::new("Europe/Berlin", datetime!(2026-12-01 12:00 UTC))
+            ),
+            "The key expired on 2 Nov 2026, 09:00 CET."
         );
         assert_eq!(
             explain(&entry("ENVIRONMENT_MISMATCH", Some("live"))),
@@ -588,18 +586,23 @@ mod tests {
 
     #[test]
     fn bad_filters_are_named_and_good_ones_kept() {
-        let filters = Filters::read(LogsQuery {
-            from: Some("yesterday".into()),
-            address: Some("203.0.113.300".into()),
-            code: Some("REVOKED".into()),
-            to: Some("2026-11-03T14:30".into()),
-            ..LogsQuery::default()
-        });
+        let berlin = Clock::new("Europe/Berlin", datetime!(2026-12-01 12:00 UTC));
+        let filters = Filters::read(
+            LogsQuery {
+                from: Some("yesterday".into()),
+                address: Some("203.0.113.300".into()),
+                code: Some("REVOKED".into()),
+                to: Some("2026-11-03T14:30".into()),
+                ..LogsQuery::default()
+            },
+            &berlin,
+        );
         assert_eq!(filters.problems.len(), 2, "{:?}", filters.problems);
         assert!(filters.problems[0].starts_with("From must be"));
         assert!(filters.problems[1].contains("203.0.113.300"));
         assert_eq!(filters.parsed.code.as_deref(), Some("REVOKED"));
-        assert_eq!(filters.parsed.to, Some(datetime!(2026-11-03 14:30 UTC)));
+        // Typed on the viewer's clock: 14:30 in Berlin is 13:30 UTC.
+        assert_eq!(filters.parsed.to, Some(datetime!(2026-11-03 13:30 UTC)));
         assert_eq!(
             filters.query_string(),
             "code=REVOKED&from=yesterday&to=2026-11-03T14%3A30&address=203.0.113.300"

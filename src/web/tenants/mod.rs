@@ -139,15 +139,7 @@ impl TenantMember {
     }
 
     pub fn nav(&self, active: &'static str) -> TenantNav {
-        TenantNav {
-            slug: self.membership.slug.clone(),
-            name: self.membership.name.clone(),
-            role: self.role,
-            is_admin: self.role >= Role::Admin,
-            active,
-            external_id: self.membership.external_id.clone(),
-            suspended: self.membership.suspended,
-        }
+        TenantNav::of(&self.membership, active)
     }
 
     fn tenant_id(&self) -> Uuid {
@@ -213,6 +205,30 @@ async fn authorize(
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// The tabs an error page inside `/t/{slug}/…` shows: only when `user` is a member of that tenant
+/// (anyone else's 404 stays the same as for a tenant that does not exist), with the tab of the
+/// path's area marked.
+pub async fn nav_for_error(state: &AppState, path: &str, user: &User) -> Option<TenantNav> {
+    let mut parts = path.strip_prefix("/t/")?.split('/');
+    let slug = parts.next().filter(|slug| !slug.is_empty())?;
+    let membership = db_tenants::membership(&state.pool, slug, user.app_user_id)
+        .await
+        .ok()??;
+    let active = match parts.next().unwrap_or_default() {
+        "" => "overview",
+        "keys" | "key-requests" => "keys",
+        "usage" | "usage.csv" => "usage",
+        "logs" | "logs.csv" => "logs",
+        "webhooks" => "webhooks",
+        "members" | "invitations" | "leave" => "members",
+        "audit" => "audit",
+        "api-access" => "api-access",
+        "settings" => "settings",
+        _ => "",
+    };
+    Some(TenantNav::of(&membership, active))
+}
+
 /// The tenant's header and tabs.
 pub struct TenantNav {
     pub slug: String,
@@ -223,6 +239,20 @@ pub struct TenantNav {
     /// The platform's id for the tenant, shown beside the slug.
     pub external_id: Option<String>,
     pub suspended: bool,
+}
+
+impl TenantNav {
+    fn of(membership: &Membership, active: &'static str) -> Self {
+        Self {
+            slug: membership.slug.clone(),
+            name: membership.name.clone(),
+            role: membership.role,
+            is_admin: membership.role >= Role::Admin,
+            active,
+            external_id: membership.external_id.clone(),
+            suspended: membership.suspended,
+        }
+    }
 }
 
 /// A person by name; one whose account no longer exists reads as "a former member".

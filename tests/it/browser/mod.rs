@@ -5,6 +5,7 @@ mod key_controls;
 mod legacy;
 mod logs;
 mod pages;
+mod phone;
 mod sso;
 mod tenants;
 mod webhooks;

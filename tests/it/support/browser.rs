@@ -166,6 +166,22 @@ impl Chrome {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Saves the whole page, however long, at `width` px as `target/screenshots/<name>.png`
+    /// (the window grows to the page's height, then goes back to `width` x `height`).
+    pub async fn screenshot_whole(&self, name: &str, width: u32, height: u32) {
+        let page_height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap();
+        let page_height = u32::try_from(page_height).unwrap_or(height).max(height);
+        self.resize(width, page_height).await;
+        self.screenshot(name).await;
+        self.resize(width, height).await;
+    }
+
     /// Checks the page as it is now at desktop, tablet and phone widths and returns what is
     /// wrong: a console error or failed load since the last check, sideways scrolling, or a serious
     /// or critical axe-core violation (at 1280 and 390 px). A screenshot of each width lands in
@@ -220,6 +236,57 @@ impl Chrome {
             })
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The elements matching `css` and, for each that a person cannot see whole in the window
+    /// as it is (not drawn, outside the viewport, cut off by a parent or covered), why. Panics when
+    /// nothing matches.
+    pub async fn out_of_sight(&self, css: &str) -> Vec<String> {
+        let found = self
+            .client
+            .execute(
+                r#"const out = [];
+                const all = document.querySelectorAll(arguments[0]);
+                for (const el of all) {
+                  const r = el.getBoundingClientRect();
+                  const label = el.textContent.trim();
+                  if (r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === "hidden") {
+                    out.push(`${label}: not drawn`);
+                  } else if (r.left < 0 || r.right > window.innerWidth + 0.5 || r.top < 0 || r.bottom > window.innerHeight) {
+                    out.push(`${label}: at x ${Math.round(r.left)}..${Math.round(r.right)} of ${window.innerWidth} px`);
+                  } else {
+                    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                    if (!hit || !(hit === el || el.contains(hit))) out.push(`${label}: hidden under another element`);
+                  }
+                }
+                return [all.length, out];"#,
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        assert!(found[0].as_u64().unwrap() > 0, "nothing matches {css}");
+        serde_json::from_value(found[1].clone()).unwrap()
+    }
+
+    /// The elements matching `css` whose content is wider than they are (cut off, or scrolling
+    /// sideways inside them), one line each.
+    pub async fn clipped(&self, css: &str) -> Vec<String> {
+        let found = self
+            .client
+            .execute(
+                r#"const out = [];
+                for (const el of document.querySelectorAll(arguments[0])) {
+                  if (el.scrollWidth > el.clientWidth + 1) {
+                    const name = el.querySelector("h2")?.textContent.trim() ?? el.className;
+                    out.push(`${name}: ${el.scrollWidth} px of content in ${el.clientWidth} px`);
+                  }
+                }
+                return out;"#,
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value(found).unwrap()
     }
 
     async fn widths(&self) -> (u64, u64) {

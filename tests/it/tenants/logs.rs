@@ -105,6 +105,100 @@ async fn refused_calls_are_explained_on_the_logs_page_and_the_key_page(pool: PgP
     assert!(!other_key.contains("revoked by Ada"));
 }
 
+/// `at` as the portal writes a stamp for a viewer in Tokyo (UTC+9 all year): "4 Nov 2026, 05:00:09".
+fn in_tokyo(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::macros::offset!(+9))
+        .format(time::macros::format_description!(
+            "[day padding:none] [month repr:short] [year], [hour]:[minute]:[second]"
+        ))
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn calls_and_audit_events_read_in_the_viewers_zone_with_how_long_ago_beside_them(
+    pool: PgPool,
+) {
+    let app = key_api(pool, &[]).await;
+    let ada = TenantAdmin::acme(&app).await.client;
+    sqlx::query("UPDATE app_user SET time_zone = 'Asia/Tokyo'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (reader, reader_id) = read_only_key(&app, &ada, "acme").await;
+    call(
+        &app,
+        &reader,
+        json!({ "environment": "live" }),
+        "ENVIRONMENT_MISMATCH",
+    )
+    .await;
+    logged(&app, 1).await;
+    let at: time::OffsetDateTime = sqlx::query_scalar("SELECT at FROM request_log")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let stamp = in_tokyo(at);
+
+    // The log and the key's recent calls: the date and time in Tokyo, named on hover.
+    let logs = app.get_html(&ada, "/t/acme/logs").await;
+    assert!(
+        logs.contains(&format!(
+            r#"title="{stamp} JST">{stamp}</time> <span class="relative">("#
+        )),
+        "{stamp}: {logs}"
+    );
+    assert!(!logs.contains(" UTC<"), "no time reads in UTC: {logs}");
+    assert!(logs.contains("From (Asia/Tokyo)"));
+    let key_page = app
+        .get_html(&ada, &format!("/t/acme/keys/{reader_id}"))
+        .await;
+    assert!(
+        key_page.contains(&format!(r#"title="{stamp} JST">{stamp}</time>"#)),
+        "{key_page}"
+    );
+    // A recent moment after a verb takes no preposition: "Created by Ada just now".
+    assert!(
+        key_page.contains("<strong>Created</strong> by Ada <time"),
+        "{key_page}"
+    );
+    assert!(!key_page.contains(" on <time") && !key_page.contains("on just now"));
+
+    // Filters are typed on the same clock: the call's own minute in Tokyo starts a range that
+    // holds it and ends one that does not.
+    let typed = at
+        .to_offset(time::macros::offset!(+9))
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]"
+        ))
+        .unwrap();
+    let rows = |html: &str| html.matches("<tr class=\"call-").count();
+    let from = app
+        .get_html(&ada, &format!("/t/acme/logs?from={typed}"))
+        .await;
+    assert_eq!(rows(&from), 1, "from {typed} in Tokyo holds the call");
+    let to = app
+        .get_html(&ada, &format!("/t/acme/logs?to={typed}"))
+        .await;
+    assert_eq!(rows(&to), 0, "to {typed} in Tokyo ends before the call");
+
+    // The audit log: the date and time, with the relative form beside it.
+    let created: time::OffsetDateTime = sqlx::query_scalar(
+        "SELECT at FROM audit_event WHERE action = 'key.created' ORDER BY at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let audit = app.get_html(&ada, "/t/acme/audit").await;
+    let created = in_tokyo(created);
+    assert!(
+        audit.contains(&format!(
+            r#"title="{created} JST">{created}</time> <span class="relative">("#
+        )),
+        "{created}: {audit}"
+    );
+    assert!(!audit.contains(">just now</time>") && !audit.contains("ago</time>"));
+}
+
 /// The page's text with tags dropped and entities read, for comparing with an API's message.
 fn text_of(html: &str) -> String {
     let mut text = String::new();
@@ -259,7 +353,7 @@ async fn filters_narrow_the_log_and_the_csv_follows_them(pool: PgPool) {
     let bad = app
         .get_html(&ada, "/t/acme/logs?from=yesterday&address=300.1.1.1")
         .await;
-    assert!(bad.contains("From must be a date and time in UTC like 2026-11-03T14:30."));
+    assert!(bad.contains("From must be a date and time like 2026-11-03T14:30."));
     assert!(bad.contains("is not an IPv4 or IPv6 address"));
     assert!(
         bad.contains(r#"value="yesterday""#),

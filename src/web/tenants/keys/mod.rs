@@ -331,7 +331,7 @@ async fn key_page(
     Ok(KeyPage {
         calls: recent
             .iter()
-            .map(|entry| CallRow::new(entry, &state.config.key_prefix))
+            .map(|entry| CallRow::new(entry, &state.config.key_prefix, &clock))
             .collect(),
         show_key: false,
         dead_keys: {
