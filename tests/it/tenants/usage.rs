@@ -389,9 +389,9 @@ async fn the_busiest_keys_summary_stays_exact_across_flushes_and_as_its_windows_
     let hour = app.get_html(&world.viewer, "/t/acme/usage?range=1h").await;
     assert!(
         hour.contains(
-            r#"<td class="hide-narrow">Key B</td><td class="num">9</td><td class="num">17</td>"#
+            r#"<td data-label="Name">Key B</td><td class="num" data-label="Valid">9</td><td class="num" data-label="All verifications">17</td>"#
         ) && hour.contains(
-            r#"<td class="hide-narrow">Key A</td><td class="num">10</td><td class="num">14</td>"#
+            r#"<td data-label="Name">Key A</td><td class="num" data-label="Valid">10</td><td class="num" data-label="All verifications">14</td>"#
         ),
         "the hour's busiest keys with their figures, Key B first"
     );
