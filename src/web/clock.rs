@@ -104,6 +104,7 @@ impl Clock {
         let beside = when.relative.take().or_else(|| days(at - self.now));
         when.shown = when.absolute.clone();
         when.beside = beside;
+        when.date_together = true;
         when
     }
 
@@ -136,6 +137,7 @@ impl Clock {
             shown: relative.clone().unwrap_or_else(|| absolute.clone()),
             before: "",
             beside: None,
+            date_together: false,
             hour_minute: format(local, HOUR_MINUTE),
             relative,
             absolute,
@@ -204,6 +206,8 @@ pub struct When {
     before: &'static str,
     /// Written after it, in brackets: "in 59 minutes".
     beside: Option<String>,
+    /// A stamp's date is kept on one line ("3 Nov 2026," then the time) in a narrow column.
+    date_together: bool,
     /// The moment's own parts, from which the phrases are made.
     relative: Option<String>,
     absolute: String,
@@ -219,6 +223,7 @@ impl When {
             shown: text.to_owned(),
             before: "",
             beside: None,
+            date_together: false,
             relative: None,
             absolute: text.to_owned(),
             hour_minute: String::new(),
@@ -290,7 +295,14 @@ impl std::fmt::Display for When {
         f.write_str(r#"" title=""#)?;
         Html.write_escaped_str(&mut *f, &self.exact)?;
         f.write_str(r#"">"#)?;
-        Html.write_escaped_str(&mut *f, &self.shown)?;
+        match self.shown.split_once(", ") {
+            Some((date, time)) if self.date_together => {
+                Html.write_escaped_str(&mut *f, &date.replace(' ', "\u{a0}"))?;
+                f.write_str(", ")?;
+                Html.write_escaped_str(&mut *f, time)?;
+            }
+            _ => Html.write_escaped_str(&mut *f, &self.shown)?,
+        }
         f.write_str("</time>")?;
         if let Some(beside) = &self.beside {
             f.write_str(r#" <span class="relative">("#)?;
@@ -449,7 +461,9 @@ mod tests {
         );
         assert_eq!(
             berlin.stamp(datetime!(2026-12-01 11:59 UTC)).to_string(),
-            r#"<time datetime="2026-12-01T11:59:00Z" title="1 Dec 2026, 12:59:00 CET">1 Dec 2026, 12:59:00</time> <span class="relative">(1 minute ago)</span>"#
+            "<time datetime=\"2026-12-01T11:59:00Z\" title=\"1 Dec 2026, 12:59:00 CET\">\
+             1\u{a0}Dec\u{a0}2026, 12:59:00</time> <span class=\"relative\">(1 minute ago)</span>",
+            "the date breaks nowhere, the time goes on the next line when the column is narrow"
         );
     }
 

@@ -177,6 +177,10 @@ async fn every_page_fits_phone_tablet_and_desktop_and_axe_finds_nothing_serious(
     problems.extend(ada.check_page("page-api-reference").await);
     ada.goto(&app.url("/no/such/page")).await;
     problems.extend(ada.check_page("page-404").await);
+    ada.goto(&app.url(&format!("/t/{slug}/keys/{}", uuid::Uuid::new_v4())))
+        .await;
+    ada.expect_text("nav.tabs", "API keys").await;
+    problems.extend(ada.check_page("page-404-in-tenant").await);
     ada.close().await;
     assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use crate::support::app::{PASSWORD, TestApp};
 use crate::support::browser::Chrome;
-use crate::support::fixtures::busy_hour;
+use crate::support::fixtures::{busy_hour, log_calls};
 
 #[sqlx::test]
 async fn on_a_phone_every_tab_is_in_sight_and_no_card_hides_its_figures(pool: PgPool) {
@@ -35,6 +35,7 @@ async fn on_a_phone_every_tab_is_in_sight_and_no_card_hides_its_figures(pool: Pg
         .await
         .unwrap();
     busy_hour(&app.pool, key, Code::InsufficientScope, 3).await;
+    log_calls(&app.pool, key).await;
 
     let mut problems = Vec::new();
     for (width, height) in [(390, 844), (768, 1000)] {
@@ -70,6 +71,12 @@ async fn on_a_phone_every_tab_is_in_sight_and_no_card_hides_its_figures(pool: Pg
             .await;
         ada.goto(&app.url(&format!("/t/{slug}/audit"))).await;
         ada.screenshot_whole(&format!("phone-audit-{width}"), width, height)
+            .await;
+        ada.goto(&app.url(&format!("/t/{slug}/logs"))).await;
+        ada.screenshot_whole(&format!("phone-logs-{width}"), width, height)
+            .await;
+        ada.goto(&app.url(&format!("/t/{slug}/keys/{key}"))).await;
+        ada.screenshot_whole(&format!("phone-key-{width}"), width, height)
             .await;
     }
     ada.close().await;

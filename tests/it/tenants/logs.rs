@@ -105,13 +105,18 @@ async fn refused_calls_are_explained_on_the_logs_page_and_the_key_page(pool: PgP
     assert!(!other_key.contains("revoked by Ada"));
 }
 
-/// `at` as the portal writes a stamp for a viewer in Tokyo (UTC+9 all year): "4 Nov 2026, 05:00:09".
-fn in_tokyo(at: time::OffsetDateTime) -> String {
-    at.to_offset(time::macros::offset!(+9))
+/// `at` as the portal writes a stamp for a viewer in Tokyo (UTC+9 all year): "4 Nov 2026, 05:00:09"
+/// in the title, and on the page with the date kept on one line.
+fn in_tokyo(at: time::OffsetDateTime) -> (String, String) {
+    let title = at
+        .to_offset(time::macros::offset!(+9))
         .format(time::macros::format_description!(
             "[day padding:none] [month repr:short] [year], [hour]:[minute]:[second]"
         ))
-        .unwrap()
+        .unwrap();
+    let (date, time) = title.split_once(", ").unwrap();
+    let shown = format!("{}, {time}", date.replace(' ', "\u{a0}"));
+    (title, shown)
 }
 
 #[sqlx::test]
@@ -137,15 +142,15 @@ async fn calls_and_audit_events_read_in_the_viewers_zone_with_how_long_ago_besid
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let stamp = in_tokyo(at);
+    let (title, stamp) = in_tokyo(at);
 
     // The log and the key's recent calls: the date and time in Tokyo, named on hover.
     let logs = app.get_html(&ada, "/t/acme/logs").await;
     assert!(
         logs.contains(&format!(
-            r#"title="{stamp} JST">{stamp}</time> <span class="relative">("#
+            r#"title="{title} JST">{stamp}</time> <span class="relative">("#
         )),
-        "{stamp}: {logs}"
+        "{title}: {logs}"
     );
     assert!(!logs.contains(" UTC<"), "no time reads in UTC: {logs}");
     assert!(logs.contains("From (Asia/Tokyo)"));
@@ -153,7 +158,7 @@ async fn calls_and_audit_events_read_in_the_viewers_zone_with_how_long_ago_besid
         .get_html(&ada, &format!("/t/acme/keys/{reader_id}"))
         .await;
     assert!(
-        key_page.contains(&format!(r#"title="{stamp} JST">{stamp}</time>"#)),
+        key_page.contains(&format!(r#"title="{title} JST">{stamp}</time>"#)),
         "{key_page}"
     );
     // A recent moment after a verb takes no preposition: "Created by Ada just now".
@@ -189,12 +194,12 @@ async fn calls_and_audit_events_read_in_the_viewers_zone_with_how_long_ago_besid
     .await
     .unwrap();
     let audit = app.get_html(&ada, "/t/acme/audit").await;
-    let created = in_tokyo(created);
+    let (title, created) = in_tokyo(created);
     assert!(
         audit.contains(&format!(
-            r#"title="{created} JST">{created}</time> <span class="relative">("#
+            r#"title="{title} JST">{created}</time> <span class="relative">("#
         )),
-        "{created}: {audit}"
+        "{title}: {audit}"
     );
     assert!(!audit.contains(">just now</time>") && !audit.contains("ago</time>"));
 }
