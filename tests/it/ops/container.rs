@@ -53,6 +53,7 @@ fn ensure_runtime_base() {
         succeeded(
             "mmdebstrap",
             Command::new("mmdebstrap")
+                .stdin(std::process::Stdio::null())
                 .args(["--variant=extract", "--mode=root", "--quiet"])
                 .arg(format!("--include={BASE_PACKAGES}"))
                 .args(["bookworm"])

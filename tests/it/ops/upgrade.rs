@@ -130,6 +130,31 @@ fn the_rules_catch_what_would_break_a_rolling_upgrade() {
     }
 }
 
+#[sqlx::test]
+async fn this_release_starts_on_a_database_a_newer_release_has_migrated(pool: PgPool) {
+    // What the next release's migration leaves: a version this binary does not carry.
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99991231000001, 'from the next release', true, '\\x00', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let url = database_url(&pool);
+    let migrated = super::cli::gatehouse(&["migrate"], &[("DATABASE_URL", &url)]).await;
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    // An instance restarting in the middle of a rolling upgrade comes back.
+    let instance = Binary::start(&pool, &[]).await;
+    let ready = instance.app.get(&instance.app.client(), "/readyz").await;
+    let status = ready.status();
+    let logs = instance.stop().await;
+    assert_eq!(status, 200, "{logs}");
+}
+
 /// The previous release's binary, as `scripts/upgrade-check` builds it.
 fn previous_binary() -> Option<String> {
     std::env::var("GATEHOUSE_PREVIOUS_BIN")
