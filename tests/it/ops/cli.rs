@@ -144,7 +144,7 @@ async fn migrate_brings_an_empty_database_up_to_date_and_is_harmless_twice(pool:
             .unwrap();
     assert!(sessions.is_some(), "the session table");
     fresh.close().await;
-    sqlx::query(&format!("DROP DATABASE {name}"))
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .execute(&pool)
         .await
         .unwrap();
