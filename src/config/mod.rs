@@ -459,6 +459,30 @@ mod tests {
     }
 
     #[test]
+    fn every_bad_variable_of_every_sso_provider_is_named() {
+        let err = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("GATEHOUSE_OIDC_PROVIDERS", "corp,Bad Name,staff"),
+            ("GATEHOUSE_OIDC_CORP_ISSUER", "http://login.corp.example"),
+            ("GATEHOUSE_OIDC_CORP_CLIENT_SECRET", "s"),
+            ("GATEHOUSE_OIDC_CORP_TRUST_EMAIL", "perhaps"),
+            ("GATEHOUSE_OIDC_STAFF_ISSUER", "https://staff.example"),
+            ("GATEHOUSE_OIDC_STAFF_CLIENT_ID", "gatehouse"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.variables(),
+            [
+                "GATEHOUSE_OIDC_CORP_CLIENT_ID",
+                "GATEHOUSE_OIDC_CORP_ISSUER",
+                "GATEHOUSE_OIDC_CORP_TRUST_EMAIL",
+                "GATEHOUSE_OIDC_PROVIDERS",
+                "GATEHOUSE_OIDC_STAFF_CLIENT_SECRET",
+            ]
+        );
+    }
+
+    #[test]
     fn the_key_cache_can_be_shortened_or_turned_off_but_not_lengthened() {
         let with = |seconds: &str| {
             config(&[

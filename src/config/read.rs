@@ -167,7 +167,9 @@ impl Config {
 
         let rate_limit_live = problems.ok(per_minute(&env, "GATEHOUSE_RATE_LIMIT_LIVE", 1000));
         let rate_limit_test = problems.ok(per_minute(&env, "GATEHOUSE_RATE_LIMIT_TEST", 100));
-        let oidc_providers = problems.ok(oidc::providers(&env));
+        let oidc_providers = oidc::providers(&env)
+            .map_err(|found| found.into_iter().for_each(|problem| problems.add(problem)))
+            .ok();
         let key_cache_ttl = problems.ok(seconds(&env, "GATEHOUSE_KEY_CACHE_SECONDS", 0..=10, 10));
         let usage_flush_interval =
             problems.ok(seconds(&env, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2));
