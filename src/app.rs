@@ -64,11 +64,18 @@ impl AppState {
     /// Connects, migrates and prepares everything a server needs.
     pub async fn connect(config: Config) -> Result<Self, AppError> {
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
+        Self::migrate(&pool).await?;
+        Self::with_pool(config, pool).await
+    }
+
+    /// Applies the migrations and the session store's table (`gatehouse migrate`, and every start).
+    pub async fn migrate(pool: &PgPool) -> Result<(), AppError> {
         db::MIGRATOR
-            .run(&pool)
+            .run(pool)
             .await
             .map_err(|err| AppError::unexpected(format!("migrations failed: {err}")))?;
-        Self::with_pool(config, pool).await
+        PostgresStore::new(pool.clone()).migrate().await?;
+        Ok(())
     }
 
     /// Builds the state over an existing (migrated) pool; tests use this with their own database.

@@ -13,6 +13,7 @@ mod docs;
 mod error_pages;
 mod key_api;
 mod operations;
+mod ops;
 mod outbox;
 mod rulebook;
 mod scripts;
