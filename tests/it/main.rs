@@ -20,3 +20,4 @@ mod security;
 mod support;
 mod tenants;
 mod v1;
+mod wording;
