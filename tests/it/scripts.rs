@@ -205,12 +205,10 @@ async fn scripts_run_lets_webhooks_reach_this_machine_unless_told_otherwise(pool
         command.env("GATEHOUSE_BIN", &wrapper);
     })
     .await;
-    assert_eq!(
-        std::fs::read_to_string(&seen).unwrap(),
-        "1",
-        "set for local development"
-    );
+    // Read, then stop the server before asserting (a failed assertion would leave it running).
+    let given = std::fs::read_to_string(&seen).unwrap();
     terminate(run, port).await;
+    assert_eq!(given, "1", "set for local development");
 
     // Set by the caller: kept as it is.
     let (run, _) = run_script_with(&project, &pool, port, |command| {
@@ -219,6 +217,21 @@ async fn scripts_run_lets_webhooks_reach_this_machine_unless_told_otherwise(pool
             .env("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "false");
     })
     .await;
-    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "false");
+    let given = std::fs::read_to_string(&seen).unwrap();
     terminate(run, port).await;
+    assert_eq!(given, "false", "kept as the caller set it");
+    // The server's connections end a moment after it does; the test's database is dropped next.
+    for _ in 0..100 {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
