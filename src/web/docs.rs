@@ -273,3 +273,17 @@ async fn show_api_reference(api_document: &str, visitor: Visitor) -> AppResult<H
         schemas: schemas(&document),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::prose;
+
+    #[test]
+    fn prose_renders_code_spans_and_escapes_the_rest() {
+        assert_eq!(
+            prose("Send `Gatehouse-Verifier` <now> & `x`"),
+            "Send <code>Gatehouse-Verifier</code> &lt;now&gt; &amp; <code>x</code>"
+        );
+        assert_eq!(prose("an unpaired ` stays"), "an unpaired ` stays");
+    }
+}

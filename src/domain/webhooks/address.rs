@@ -127,6 +127,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_admins_read_a_receiver_urls_query_string() {
+        let url = "https://hooks.example.com/in?token=abc#part";
+        assert_eq!(url_shown_to(url, Role::Admin), url);
+        for role in [Role::Developer, Role::Viewer] {
+            assert_eq!(url_shown_to(url, role), "https://hooks.example.com/in?••••");
+            assert_eq!(
+                url_shown_to("https://hooks.example.com/in", role),
+                "https://hooks.example.com/in"
+            );
+        }
+    }
+
+    #[test]
     fn internal_addresses_are_told_from_public_ones() {
         for internal in [
             "127.0.0.1",
