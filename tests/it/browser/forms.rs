@@ -266,6 +266,22 @@ async fn the_delivery_log_fits_a_phone_with_its_body_open(pool: PgPool) {
             .screenshot(&format!("forms-webhook-log-open-{width}"))
             .await;
     }
+    // The list of endpoints too.
+    chrome.goto(&app.url("/t/acme/webhooks")).await;
+    for width in [1280, 768, 390] {
+        chrome.resize(width, 844).await;
+        let sizes = run(
+            &chrome,
+            r##"const card = document.querySelector("table.webhooks").closest(".card");
+               return [card.scrollWidth, card.clientWidth];"##,
+        )
+        .await;
+        assert!(
+            sizes[0].as_u64() <= sizes[1].as_u64(),
+            "at {width} px the endpoints are wider than their card: {sizes}"
+        );
+    }
+    problems.extend(chrome.check_page("forms-webhooks").await);
     chrome.resize(1280, 900).await;
     chrome.goto(&app.url(&format!("{path}?failed=1"))).await;
     problems.extend(chrome.check_page("forms-webhook-log-failed").await);
