@@ -208,7 +208,10 @@ impl WebhookCourier {
             && !self.allow_private
             && webhooks::is_internal(ip)
         {
-            return failed(format!("refused: {ip} is an internal address"), false);
+            return failed(
+                format!("refused: {ip} is an internal address{ALLOW_PRIVATE_HINT}"),
+                false,
+            );
         }
         let response = match self
             .client
@@ -324,6 +327,10 @@ impl Courier for WebhookCourier {
     }
 }
 
+/// What a refusal of an internal address adds for someone trying webhooks on their own machine.
+const ALLOW_PRIVATE_HINT: &str =
+    " (for local use, GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=1 allows internal addresses)";
+
 /// Resolves names for webhook deliveries and drops internal addresses (unless allowed), so the
 /// address checked is the address connected to.
 struct GuardedResolver {
@@ -346,9 +353,10 @@ impl Resolve for GuardedResolver {
                 let shown = found
                     .first()
                     .map_or_else(String::new, |addr| addr.ip().to_string());
-                return Err(
-                    format!("refused: {host} resolves to an internal address {shown}").into(),
-                );
+                return Err(format!(
+                    "refused: {host} resolves to an internal address {shown}{ALLOW_PRIVATE_HINT}"
+                )
+                .into());
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)

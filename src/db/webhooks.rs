@@ -390,7 +390,7 @@ pub async fn insert_attempt(db: impl PgExecutor<'_>, attempt: &NewAttempt<'_>) -
     Ok(())
 }
 
-/// An attempt as the endpoint's page lists it.
+/// An attempt as the endpoint's page lists it, with the event's body as it was sent.
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub webhook_attempt_id: i64,
@@ -402,28 +402,34 @@ pub struct Attempt {
     pub error: Option<String>,
     pub response: Option<String>,
     pub request_headers: Value,
+    pub payload: Value,
 }
 
-/// The endpoint's latest attempts, newest first.
+/// A page of the endpoint's attempts, newest first; `failed_only`: those that did not succeed.
 pub async fn attempts(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     webhook_endpoint_id: Uuid,
+    failed_only: bool,
     limit: i64,
+    offset: i64,
 ) -> sqlx::Result<Vec<Attempt>> {
     sqlx::query_as!(
         Attempt,
         "SELECT a.webhook_attempt_id, a.webhook_event_id, v.event_type, a.attempted_at, a.status,
-                a.duration_ms, a.error, a.response, a.request_headers
+                a.duration_ms, a.error, a.response, a.request_headers, v.payload
          FROM webhook_attempt a
          JOIN webhook_event v USING (webhook_event_id)
          JOIN webhook_endpoint e USING (webhook_endpoint_id)
          WHERE e.tenant_id = $1 AND a.webhook_endpoint_id = $2
+           AND (NOT $3 OR a.error IS NOT NULL)
          ORDER BY a.attempted_at DESC, a.webhook_attempt_id DESC
-         LIMIT $3",
+         LIMIT $4 OFFSET $5",
         tenant_id,
         webhook_endpoint_id,
+        failed_only,
         limit,
+        offset,
     )
     .fetch_all(db)
     .await

@@ -21,3 +21,4 @@ mod security;
 mod support;
 mod tenants;
 mod v1;
+mod wording;
