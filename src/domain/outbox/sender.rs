@@ -1,148 +1,29 @@
-//! One durable outbox for everything Gatehouse sends (mail now, webhooks next): a message is a row
-//! written in the same transaction as the change that causes it; a sender on every instance claims
-//! due rows (`FOR UPDATE SKIP LOCKED`), hands each to the courier of its kind, and records the
-//! attempt. Failures are retried on the courier's schedule (by default 1 minute, doubling to 1 hour,
-//! for 24 hours). A crash between sending and recording sends again after the lease, with the same
-//! message id.
-//!
-//! Lanes: each kind has its own lane-keeper (mail never waits behind a webhook), which runs its
-//! deliveries concurrently within its courier's [`Bounds`]: so many in all, and so many to one
-//! receiver (a lane: one webhook endpoint). A claim takes only what can start at once, so a
-//! message never waits in a sender; a delivery is cut off at three quarters of the lease, so a
-//! claim never outlives it. A lane whose receiver keeps timing out rests (its waiting messages are
-//! due later: 5 s, doubling to 10 minutes), and the other lanes go on.
+//! The sender: one lane-keeper per kind, each claiming what its courier's bounds let it start and
+//! starting each delivery at once; lanes in flight, and lanes resting after timeouts.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use sqlx::{PgExecutor, PgPool};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
-use crate::db::outbox::{self as db_outbox, Busy, Claimed};
-use crate::domain::error::DomainResult;
+use super::recorder::{self, Finished};
+use super::{ClaimTerms, Claimed, Courier, Couriers, Failure, NotSent, SenderPolicy};
+use crate::db::outbox::{self as db_outbox, Busy};
 
-/// The wait after the longest backoff step.
-pub const LONGEST_RETRY: Duration = Duration::from_secs(3600);
-/// How long deliveries in flight at shutdown have to finish.
+/// How long deliveries in flight at shutdown have to finish (and then their outcomes to be
+/// recorded).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A lane whose receiver timed out rests this long, doubling with each timeout in a row...
 const BACKOFF_FIRST: Duration = Duration::from_secs(5);
 /// ... to this.
 const BACKOFF_LONGEST: Duration = Duration::from_secs(600);
 
-/// What a courier's delivery returns: `Ok(kept)` is the payload to keep once sent (without
-/// secrets), `Err(failure)` a failure.
-pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<Value, Failure>> + Send + 'a>>;
-
-/// A failed delivery: why, worded for the log (never a secret in it), and what the courier asks
-/// of the next attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub why: String,
-    /// The receiver asked for this wait at least (HTTP `Retry-After`).
-    pub retry_after: Option<Duration>,
-    /// Trying again cannot help (a webhook endpoint answered `410 Gone`): give up now.
-    pub give_up: bool,
-    /// The receiver did not answer in time: its lane is backed off.
-    pub slow: bool,
-}
-
-impl From<String> for Failure {
-    fn from(why: String) -> Self {
-        Self {
-            why,
-            retry_after: None,
-            give_up: false,
-            slow: false,
-        }
-    }
-}
-
-/// How many deliveries of one kind a sender runs at once: in all, and to one receiver (a lane).
-#[derive(Debug, Clone, Copy)]
-pub struct Bounds {
-    pub in_flight: usize,
-    pub per_lane: i32,
-}
-
-/// Delivers the messages of one kind (SMTP for mail, HTTP for webhooks).
-pub trait Courier: Send + Sync {
-    fn kind(&self) -> &'static str;
-    /// How many of its deliveries may run at once (by default 4, all in one lane).
-    fn bounds(&self) -> Bounds {
-        Bounds {
-            in_flight: 4,
-            per_lane: 4,
-        }
-    }
-    /// Sends one message. `id` is the message's id, the same on every attempt, so a receiver
-    /// can tell a re-send from a new message. The receiver has `within` to answer (the courier's
-    /// own timeout may be shorter); the sender cuts off a delivery that runs much longer.
-    fn deliver<'a>(&'a self, id: Uuid, payload: &'a Value, within: Duration) -> Delivery<'a>;
-    /// The wait after the `attempts`-th failed attempt, or `None` to give up: by default
-    /// `policy.first_retry` doubling to an hour (until the message's `give_up_at`).
-    fn retry_in(&self, attempts: i32, policy: SenderPolicy) -> Option<Duration> {
-        Some(retry_delay(attempts, policy.first_retry))
-    }
-}
-
-/// Puts a message in the outbox. Pass the transaction of the change that causes it.
-pub async fn enqueue(db: impl PgExecutor<'_>, kind: &str, payload: &Value) -> DomainResult<Uuid> {
-    Ok(db_outbox::insert(db, kind, payload).await?)
-}
-
-/// How long to wait after the `attempts`-th failed attempt: 1 × `first`, 2×, 4×, … up to an hour.
-pub fn retry_delay(attempts: i32, first: Duration) -> Duration {
-    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
-    first
-        .saturating_mul(2u32.saturating_pow(doublings))
-        .min(LONGEST_RETRY.max(first))
-}
-
-/// How a sender paces itself.
-#[derive(Debug, Clone, Copy)]
-pub struct SenderPolicy {
-    /// How often to look for due messages when there were none.
-    pub poll: Duration,
-    /// The first retry's wait (1 minute; tests shorten it).
-    pub first_retry: Duration,
-    /// How long a claimed message is kept from other senders while one sends it. A delivery is
-    /// cut off at three quarters of it, so a claim never outlives its lease.
-    pub lease: Duration,
-}
-
-impl SenderPolicy {
-    /// How long a receiver may take at most: half the lease, leaving time to record.
-    pub fn answer_limit(&self) -> Duration {
-        self.lease / 2
-    }
-
-    /// The longest one delivery may take, recording included, before the sender cuts it off and
-    /// counts it as failed (and slow).
-    pub fn delivery_limit(&self) -> Duration {
-        self.lease.mul_f64(0.75)
-    }
-}
-
-/// The couriers of one instance, one per kind.
-#[derive(Clone, Default)]
-pub struct Couriers(Vec<Arc<dyn Courier>>);
-
-impl Couriers {
-    pub fn new(couriers: Vec<Arc<dyn Courier>>) -> Self {
-        Self(couriers)
-    }
-}
-
 /// Sends what is due until `stop` turns true: one lane-keeper per kind (mail is never behind a
-/// webhook), each running its deliveries concurrently within its courier's [`Bounds`].
+/// webhook), each running its deliveries concurrently within its courier's bounds.
 pub async fn run_sender(
     pool: PgPool,
     couriers: Couriers,
@@ -150,15 +31,9 @@ pub async fn run_sender(
     stop: watch::Receiver<bool>,
 ) {
     let (woke, wake) = watch::channel(());
-    let mut kinds = tokio::task::JoinSet::new();
+    let mut kinds = JoinSet::new();
     for courier in couriers.0 {
-        kinds.spawn(run_kind(
-            pool.clone(),
-            courier,
-            policy,
-            wake.clone(),
-            stop.clone(),
-        ));
+        kinds.spawn(courier.run(pool.clone(), policy, wake.clone(), stop.clone()));
     }
     // Without it (the database was away at start), polling alone still sends everything.
     let mut listener = db_outbox::listen_due(&pool).await.ok();
@@ -266,15 +141,17 @@ fn backoff(strikes: u32) -> Duration {
 }
 
 /// The lane-keeper of one kind: claims what its bounds let it start, starts each delivery at once,
-/// and claims again as deliveries finish, a message is due, or the poll comes round.
-async fn run_kind(
+/// and claims again as deliveries finish, a message is due, or the poll comes round. Outcomes go
+/// to the kind's recorder.
+pub(super) async fn run_kind<C: Courier>(
     pool: PgPool,
-    courier: Arc<dyn Courier>,
+    courier: Arc<C>,
     policy: SenderPolicy,
     mut wake: watch::Receiver<()>,
     mut stop: watch::Receiver<bool>,
 ) {
     let bounds = courier.bounds();
+    let (record, recorder) = recorder::start(pool.clone(), courier.clone(), policy, bounds);
     let mut lanes = Lanes::default();
     let mut running: JoinSet<Done> = JoinSet::new();
     let mut failing = false;
@@ -283,28 +160,24 @@ async fn run_kind(
         let mut claimed_any = false;
         if free > 0 {
             let busy = lanes.busy(bounds.per_lane);
-            let limit = i64::try_from(free).unwrap_or(i64::MAX);
-            match db_outbox::claim(
-                &pool,
-                courier.kind(),
-                limit,
-                bounds.per_lane,
-                &busy,
-                policy.lease,
-            )
-            .await
-            {
+            let terms = ClaimTerms {
+                limit: i64::try_from(free).unwrap_or(i64::MAX),
+                per_lane: bounds.per_lane,
+                busy: &busy,
+                lease: policy.lease,
+            };
+            match courier.claim(&pool, terms).await {
                 Ok(claimed) => {
                     if failing {
                         tracing::info!("the outbox is reachable again");
                         failing = false;
                     }
                     claimed_any = !claimed.is_empty();
-                    for message in claimed {
-                        lanes.started(&message.lane);
-                        let (pool, courier) = (pool.clone(), courier.clone());
+                    for (claimed, message) in claimed {
+                        lanes.started(&claimed.lane);
+                        let (courier, record) = (courier.clone(), record.clone());
                         running.spawn(async move {
-                            attempt(&pool, courier.as_ref(), message, policy).await
+                            attempt(courier.as_ref(), claimed, message, policy, record).await
                         });
                     }
                 }
@@ -342,6 +215,13 @@ async fn run_kind(
                     tracing::warn!(left = running.len(), outbox.kind = courier.kind(),
                         "deliveries still in flight at shutdown: left to their lease");
                 }
+                // The recorder writes what finished, then ends (every sender to it is gone).
+                drop(running);
+                drop(record);
+                if tokio::time::timeout(SHUTDOWN_GRACE, recorder).await.is_err() {
+                    tracing::warn!(outbox.kind = courier.kind(),
+                        "outcomes not recorded at shutdown: left to their lease");
+                }
                 return;
             }
         }
@@ -360,93 +240,48 @@ async fn finish(pool: &PgPool, lanes: &mut Lanes, done: &Done) {
     }
 }
 
-/// Tries one claimed message once and records the outcome. The delivery is cut off well within
-/// the lease, so the claim never outlives it.
-async fn attempt(
-    pool: &PgPool,
-    courier: &dyn Courier,
-    message: Claimed,
+/// Tries one claimed message once and hands the outcome to the recorder. The delivery is cut off
+/// well within the lease, so the claim never outlives it; its place in the lane is free once the
+/// receiver has answered (the recorder holds the message until it is recorded: its lease does).
+async fn attempt<C: Courier>(
+    courier: &C,
+    claimed: Claimed,
+    message: C::Message,
     policy: SenderPolicy,
+    record: mpsc::Sender<Finished<C::Record>>,
 ) -> Done {
-    let id = message.outbox_message_id;
+    let id = claimed.outbox_message_id;
     let limit = policy.delivery_limit();
-    let result = match tokio::time::timeout(
-        limit,
-        courier.deliver(id, &message.payload, policy.answer_limit()),
-    )
-    .await
-    {
-        Ok(result) => result,
-        Err(_) => Err(Failure {
-            why: format!("no answer within {} ms", limit.as_millis()),
-            retry_after: None,
-            give_up: false,
-            slow: true,
-        }),
-    };
+    let outcome =
+        match tokio::time::timeout(limit, courier.deliver(id, &message, policy.answer_limit()))
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(NotSent::from(Failure {
+                why: format!("no answer within {} ms", limit.as_millis()),
+                retry_after: None,
+                give_up: false,
+                slow: true,
+            })),
+        };
+    drop(message);
     let done = Done {
-        lane: message.lane.clone(),
-        slow: result.as_ref().is_err_and(|failure| failure.slow),
-        delivered: result.is_ok(),
+        lane: claimed.lane.clone(),
+        slow: outcome
+            .as_ref()
+            .is_err_and(|not_sent| not_sent.failure.slow),
+        delivered: outcome.is_ok(),
     };
-    if let Err(err) = record(pool, courier, &message, result, policy).await {
+    if record.send(Finished { claimed, outcome }).await.is_err() {
         // The lease runs out and the message is tried again.
-        tracing::warn!(outbox.id = %id, error = %err, "cannot record an attempt");
+        tracing::warn!(outbox.id = %id, "cannot record an attempt: the recorder has stopped");
     }
     done
-}
-
-async fn record(
-    pool: &PgPool,
-    courier: &dyn Courier,
-    message: &Claimed,
-    result: Result<Value, Failure>,
-    policy: SenderPolicy,
-) -> DomainResult<()> {
-    let id = message.outbox_message_id;
-    match result {
-        Ok(kept) => {
-            db_outbox::record_sent(pool, id, &kept).await?;
-            tracing::info!(outbox.id = %id, outbox.kind = %message.kind, attempts = message.attempts, "sent");
-        }
-        Err(failure) => {
-            let why = &failure.why;
-            let retry_in = if failure.give_up {
-                None
-            } else {
-                courier
-                    .retry_in(message.attempts, policy)
-                    .map(|wait| failure.retry_after.map_or(wait, |asked| asked.max(wait)))
-            };
-            let gave_up = db_outbox::record_failed(pool, id, why, retry_in).await?;
-            match retry_in {
-                Some(retry_in) if !gave_up => {
-                    tracing::warn!(outbox.id = %id, outbox.kind = %message.kind, attempts = message.attempts,
-                        error = %why, retry_in_secs = retry_in.as_secs(), "not sent; will retry");
-                }
-                _ => {
-                    tracing::error!(outbox.id = %id, outbox.kind = %message.kind, attempts = message.attempts,
-                        error = %why, "not sent; given up");
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retries_wait_a_minute_doubling_to_an_hour() {
-        let minute = Duration::from_secs(60);
-        let waits: Vec<u64> = (1..=9)
-            .map(|attempt| retry_delay(attempt, minute).as_secs() / 60)
-            .collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(retry_delay(1000, minute), LONGEST_RETRY);
-    }
 
     fn done(lane: &str, delivered: bool, slow: bool) -> Done {
         Done {
