@@ -155,6 +155,9 @@ pub(super) async fn run_kind<C: Courier>(
     let mut lanes = Lanes::default();
     let mut running: JoinSet<Done> = JoinSet::new();
     let mut failing = false;
+    // The last claim found nothing outside the lanes it had to leave alone, and nothing came due
+    // since (no wake, no poll): a claim that fills a lane need not be followed by another.
+    let mut settled = false;
     loop {
         let free = bounds.in_flight.saturating_sub(running.len());
         let mut claimed_any = false;
@@ -173,6 +176,7 @@ pub(super) async fn run_kind<C: Courier>(
                         failing = false;
                     }
                     claimed_any = !claimed.is_empty();
+                    settled |= !claimed_any;
                     for (claimed, message) in claimed {
                         lanes.started(&claimed.lane);
                         let (courier, record) = (courier.clone(), record.clone());
@@ -189,8 +193,9 @@ pub(super) async fn run_kind<C: Courier>(
             }
         }
         let full = running.len() >= bounds.in_flight;
-        if claimed_any && !full {
-            // More may be waiting in lanes this claim left no room for: look again at once.
+        if claimed_any && !full && !settled {
+            // More may be waiting in lanes this claim left no room for: look again at once
+            // (once: when that finds nothing, a lane that fills again hides nothing new).
             continue;
         }
         tokio::select! {
@@ -205,8 +210,8 @@ pub(super) async fn run_kind<C: Courier>(
                     }
                 }
             }
-            () = tokio::time::sleep(policy.poll), if !full => {}
-            _ = wake.changed(), if !full => {}
+            () = tokio::time::sleep(policy.poll), if !full => { settled = false; }
+            _ = wake.changed(), if !full => { settled = false; }
             () = stopping(&mut stop) => {
                 // What is in flight has a moment to finish; the rest is left to its lease (and
                 // sent again, with the same id, by whichever sender claims it next).
