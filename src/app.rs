@@ -94,7 +94,7 @@ impl AppState {
                  secrets it seals (32 random bytes in base64: openssl rand -base64 32)",
             ));
         }
-        let webhooks = WebhookCourier::new(&config, pool.clone()).map_err(AppError::unexpected)?;
+        let webhooks = WebhookCourier::new(&config).map_err(AppError::unexpected)?;
         let metrics = Arc::new(Metrics::new(config.metrics_listen.is_some()));
         Ok(Self(Arc::new(Shared {
             webhooks: Arc::new(webhooks),

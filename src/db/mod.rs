@@ -19,6 +19,7 @@ pub mod tenants;
 pub mod usage;
 pub mod users;
 pub mod verification;
+pub mod webhook_deliveries;
 pub mod webhooks;
 
 use std::time::Duration;

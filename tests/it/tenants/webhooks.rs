@@ -754,11 +754,12 @@ async fn an_internal_ipv4_address_written_in_an_ipv6_form_is_refused(pool: PgPoo
         );
     }
     // An endpoint saved before this rule (written here straight into its row) is refused when
-    // a delivery is sent.
+    // a delivery is sent, with the IPv4 address named as the form names it.
     let (id, _) = register(&app, &admin, "http://192.0.2.10/hooks", &[]).await;
     for (address, shown) in [
-        ("::127.0.0.1", "::7f00:1"),
+        ("::127.0.0.1", "::7f00:1 (127.0.0.1)"),
         ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
+        ("64:ff9b::10.0.0.1", "64:ff9b::a00:1 (10.0.0.1)"),
     ] {
         sqlx::query("UPDATE webhook_endpoint SET url = $1 WHERE webhook_endpoint_id = $2")
             .bind(format!("http://[{address}]:{port}/hooks"))
