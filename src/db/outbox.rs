@@ -122,6 +122,30 @@ pub async fn defer_lane(
     Ok(done.rows_affected())
 }
 
+/// Gives claimed messages back unsent (a sender held them and did not start them): each is due
+/// now again, for any sender, and its claim is not counted as an attempt. `attempts[i]` is what
+/// the claim of `outbox_message_ids[i]` returned: a row claimed again since (its lease ran out)
+/// or recorded meanwhile is left alone. Returns how many were given back.
+pub async fn release(
+    db: impl PgExecutor<'_>,
+    outbox_message_ids: &[Uuid],
+    attempts: &[i32],
+) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        r#"UPDATE outbox_message AS m
+           SET due_at = now(), attempts = m.attempts - 1
+           FROM unnest($1::uuid[], $2::int[]) AS r (outbox_message_id, attempts)
+           -- `= ANY`: the rows through the primary key, not a scan of every message ever sent.
+           WHERE m.outbox_message_id = ANY($1) AND m.outbox_message_id = r.outbox_message_id
+             AND m.attempts = r.attempts AND m.sent_at IS NULL AND m.failed_at IS NULL"#,
+        outbox_message_ids,
+        attempts,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Records successful attempts, all in one statement: an `outbox_attempt` row each (in the order
 /// given), and each message sent, its payload replaced by `payloads[i]` (secrets removed).
 pub async fn record_sent(

@@ -7,9 +7,10 @@
 //!
 //! Lanes ([`sender`]): each kind has its own lane-keeper (mail never waits behind a webhook), which
 //! runs its deliveries concurrently within its courier's [`Bounds`]: so many in all, and so many to
-//! one receiver (a lane: one webhook endpoint). A claim takes only what can start at once, so a
-//! message never waits in a sender; a delivery is cut off at three quarters of the lease, so a
-//! claim never outlives it. A lane whose receiver keeps timing out rests (its waiting messages are
+//! one receiver (a lane: one webhook endpoint). A lane answering fast is claimed ahead (up to 16
+//! rounds of its deliveries wait in the sender, [`lanes`]); a delivery is cut off at three quarters
+//! of the lease and a waiting message not started within the quarter left is given back, so a
+//! claim never outlives its lease. A lane whose receiver keeps timing out rests (its waiting messages are
 //! due later: 5 s, doubling to 10 minutes), and the other lanes go on.
 //!
 //! Round trips ([`recorder`]): a claim is one statement for the whole batch, and reads what the
@@ -17,6 +18,7 @@
 //! the receiver has answered, and its outcome goes to the kind's recorder, which writes whatever
 //! finished meanwhile in one statement ([`Courier::record_sent`]), in the order it finished.
 
+mod lanes;
 mod recorder;
 mod sender;
 

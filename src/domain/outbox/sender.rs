@@ -1,26 +1,25 @@
 //! The sender: one lane-keeper per kind, each claiming what its courier's bounds let it start and
 //! starting each delivery at once; lanes in flight, and lanes resting after timeouts.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
+use super::lanes::{Done, Lanes};
 use super::recorder::{self, Finished};
 use super::{ClaimTerms, Claimed, Courier, Couriers, Failure, NotSent, SenderPolicy};
-use crate::db::outbox::{self as db_outbox, Busy};
+use crate::db::outbox as db_outbox;
 
 /// How long deliveries in flight at shutdown have to finish (and then their outcomes to be
 /// recorded).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// A lane whose receiver timed out rests this long, doubling with each timeout in a row...
-const BACKOFF_FIRST: Duration = Duration::from_secs(5);
-/// ... to this.
-const BACKOFF_LONGEST: Duration = Duration::from_secs(600);
+/// A sender holds (running and waiting) at most this many messages of a kind per delivery its
+/// bounds let run at once.
+const HELD_PER_DELIVERY: usize = 4;
 
 /// Sends what is due until `stop` turns true: one lane-keeper per kind (mail is never behind a
 /// webhook), each running its deliveries concurrently within its courier's bounds.
@@ -63,86 +62,10 @@ async fn woken(listener: &mut Option<PgListener>) {
     }
 }
 
-/// What one delivery left for its lane-keeper to know.
-struct Done {
-    lane: String,
-    slow: bool,
-    delivered: bool,
-}
-
-/// The lanes of one kind in this sender: deliveries in flight per lane, and the lanes backed off.
-#[derive(Default)]
-struct Lanes {
-    in_flight: HashMap<String, i32>,
-    /// Lanes whose receiver timed out, how many times in a row, and until when they rest.
-    resting: HashMap<String, (u32, Instant)>,
-}
-
-impl Lanes {
-    fn busy(&self, per_lane: i32) -> Busy {
-        let now = Instant::now();
-        let mut busy = Busy::default();
-        for (lane, count) in &self.in_flight {
-            if *count >= per_lane {
-                busy.closed.push(lane.clone());
-            } else {
-                busy.lanes.push(lane.clone());
-                busy.in_flight.push(*count);
-            }
-        }
-        busy.closed.extend(
-            self.resting
-                .iter()
-                .filter(|(_, (_, until))| *until > now)
-                .map(|(lane, _)| lane.clone()),
-        );
-        busy
-    }
-
-    fn started(&mut self, lane: &str) {
-        *self.in_flight.entry(lane.to_owned()).or_default() += 1;
-    }
-
-    /// Notes a finished delivery; returns how long to back its lane off, if it should be.
-    fn finished(&mut self, done: &Done) -> Option<Duration> {
-        if let Some(count) = self.in_flight.get_mut(&done.lane) {
-            *count -= 1;
-            if *count <= 0 {
-                self.in_flight.remove(&done.lane);
-            }
-        }
-        if done.delivered {
-            self.resting.remove(&done.lane);
-            return None;
-        }
-        if !done.slow {
-            return None;
-        }
-        let now = Instant::now();
-        let (strikes, until) = self.resting.get(&done.lane).copied().unwrap_or((0, now));
-        if until > now {
-            // One of a wave that started before the lane began resting: no new strike.
-            return None;
-        }
-        let strikes = strikes + 1;
-        let wait = backoff(strikes);
-        self.resting
-            .insert(done.lane.clone(), (strikes, now + wait));
-        Some(wait)
-    }
-}
-
-/// How long a lane whose receiver timed out `strikes` times in a row rests: 5 s, doubling to
-/// 10 minutes.
-fn backoff(strikes: u32) -> Duration {
-    BACKOFF_FIRST
-        .saturating_mul(2u32.saturating_pow(strikes.saturating_sub(1).min(16)))
-        .min(BACKOFF_LONGEST)
-}
-
-/// The lane-keeper of one kind: claims what its bounds let it start, starts each delivery at once,
-/// and claims again as deliveries finish, a message is due, or the poll comes round. Outcomes go
-/// to the kind's recorder.
+/// The lane-keeper of one kind: claims ahead what its lanes may hold (see [`Lanes`]), starts each
+/// delivery its bounds let start, and claims again (one claim at a time, while deliveries run) as
+/// a lane's waiting messages fall under half its fill, a message is due, or the poll comes round.
+/// Outcomes go to the kind's recorder.
 pub(super) async fn run_kind<C: Courier>(
     pool: PgPool,
     courier: Arc<C>,
@@ -152,69 +75,105 @@ pub(super) async fn run_kind<C: Courier>(
 ) {
     let bounds = courier.bounds();
     let (record, recorder) = recorder::start(pool.clone(), courier.clone(), policy, bounds);
-    let mut lanes = Lanes::default();
+    let fresh_for = policy.lease.saturating_sub(policy.delivery_limit());
+    let mut lanes = Lanes::new(bounds.per_lane, fresh_for);
+    let most_held = bounds.in_flight.saturating_mul(HELD_PER_DELIVERY);
     let mut running: JoinSet<Done> = JoinSet::new();
+    let mut claiming: Option<JoinHandle<Claim<C::Message>>> = None;
     let mut failing = false;
-    // The last claim found nothing outside the lanes it had to leave alone, and nothing came due
-    // since (no wake, no poll): a claim that fills a lane need not be followed by another.
-    let mut settled = false;
+    // A claim may find something: set by a wake, the poll, a claim that found something, and a
+    // delivery finishing whose lane runs low (or that frees a place when all were held).
+    let mut look = true;
     loop {
-        let free = bounds.in_flight.saturating_sub(running.len());
-        let mut claimed_any = false;
-        if free > 0 {
-            let busy = lanes.busy(bounds.per_lane);
-            let terms = ClaimTerms {
-                limit: i64::try_from(free).unwrap_or(i64::MAX),
-                per_lane: bounds.per_lane,
-                busy: &busy,
-                lease: policy.lease,
-            };
-            match courier.claim(&pool, terms).await {
-                Ok(claimed) => {
-                    if failing {
-                        tracing::info!("the outbox is reachable again");
-                        failing = false;
-                    }
-                    claimed_any = !claimed.is_empty();
-                    settled |= !claimed_any;
-                    for (claimed, message) in claimed {
-                        lanes.started(&claimed.lane);
-                        let (courier, record) = (courier.clone(), record.clone());
-                        running.spawn(async move {
-                            attempt(courier.as_ref(), claimed, message, policy, record).await
-                        });
-                    }
-                }
-                Err(err) if !failing => {
-                    tracing::warn!(error = %err, "cannot read the outbox; retrying");
-                    failing = true;
-                }
-                Err(_) => {}
-            }
+        let mut back = Vec::new();
+        let room = bounds.in_flight.saturating_sub(running.len());
+        for (claimed, message) in lanes.start(room, Instant::now(), &mut back) {
+            let (courier, record) = (courier.clone(), record.clone());
+            running.spawn(async move {
+                attempt(courier.as_ref(), claimed, message, policy, record).await
+            });
         }
-        let full = running.len() >= bounds.in_flight;
-        if claimed_any && !full && !settled {
-            // More may be waiting in lanes this claim left no room for: look again at once
-            // (once: when that finds nothing, a lane that fills again hides nothing new).
-            continue;
+        give_back(&pool, &back, "no longer fresh").await;
+        let held = lanes.held();
+        if claiming.is_none() && look && held < most_held {
+            look = false;
+            let terms = (
+                lanes.busy(),
+                i64::try_from(most_held - held).unwrap_or(i64::MAX),
+            );
+            let (pool, courier, at) = (pool.clone(), courier.clone(), Instant::now());
+            claiming = Some(tokio::spawn(async move {
+                let (busy, limit) = terms;
+                let terms = ClaimTerms {
+                    limit,
+                    per_lane: bounds.per_lane,
+                    busy: &busy,
+                    lease: policy.lease,
+                };
+                (courier.claim(&pool, terms).await, at)
+            }));
         }
+        let idle = claiming.is_none() && !look;
         tokio::select! {
+            claim = async {
+                match claiming.as_mut() {
+                    Some(claim) => claim.await,
+                    None => std::future::pending().await,
+                }
+            }, if claiming.is_some() => {
+                claiming = None;
+                match claim {
+                    Ok((Ok(claimed), at)) => {
+                        if failing {
+                            tracing::info!("the outbox is reachable again");
+                            failing = false;
+                        }
+                        // More may be waiting in lanes this claim left no room for: look again
+                        // (once it finds nothing, a lane filling again hides nothing new).
+                        look = !claimed.is_empty();
+                        let mut resting = Vec::new();
+                        for (claimed, message) in claimed {
+                            lanes.claimed(claimed, message, at, &mut resting);
+                        }
+                        give_back_resting(&pool, resting).await;
+                    }
+                    Ok((Err(err), _)) if !failing => {
+                        tracing::warn!(error = %err, "cannot read the outbox; retrying");
+                        failing = true;
+                    }
+                    Ok((Err(_), _)) => {}
+                    Err(err) => tracing::warn!(error = %err, "the claim did not finish"),
+                }
+            }
             Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok(done) = done {
+                let all_held = lanes.held() >= most_held;
+                let mut finished = vec![done];
+                // Everything else that finished meanwhile, before starting and claiming again.
+                while let Some(done) = running.try_join_next() {
+                    finished.push(done);
+                }
+                for done in finished.into_iter().flatten() {
+                    look |= all_held || lanes.wants_more(&done.lane);
                     finish(&pool, &mut lanes, &done).await;
                 }
-                // Everything else that finished meanwhile, before claiming again.
-                while let Some(done) = running.try_join_next() {
-                    if let Ok(done) = done {
-                        finish(&pool, &mut lanes, &done).await;
-                    }
-                }
             }
-            () = tokio::time::sleep(policy.poll), if !full => { settled = false; }
-            _ = wake.changed(), if !full => { settled = false; }
+            () = tokio::time::sleep(policy.poll), if idle => { look = true; }
+            _ = wake.changed() => { look = true; }
             () = stopping(&mut stop) => {
-                // What is in flight has a moment to finish; the rest is left to its lease (and
-                // sent again, with the same id, by whichever sender claims it next).
+                // A claim under way is let finish, and what waits is given back at once (for
+                // any sender to take); what is in flight has a moment to finish, the rest is
+                // left to its lease (and sent again, with the same id, by whichever sender
+                // claims it next).
+                if let Some(claim) = claiming.take()
+                    && let Ok(Ok((Ok(claimed), at))) = tokio::time::timeout(SHUTDOWN_GRACE, claim).await
+                {
+                    let mut resting = Vec::new();
+                    for (claimed, message) in claimed {
+                        lanes.claimed(claimed, message, at, &mut resting);
+                    }
+                    give_back_resting(&pool, resting).await;
+                }
+                give_back(&pool, &lanes.drain(), "shutting down").await;
                 let drained = async { while running.join_next().await.is_some() {} };
                 if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
                     tracing::warn!(left = running.len(), outbox.kind = courier.kind(),
@@ -233,8 +192,52 @@ pub(super) async fn run_kind<C: Courier>(
     }
 }
 
-async fn finish(pool: &PgPool, lanes: &mut Lanes, done: &Done) {
-    if let Some(wait) = lanes.finished(done) {
+/// A claim's outcome, and when it was asked for.
+type Claim<M> = (sqlx::Result<Vec<(Claimed, M)>>, Instant);
+
+/// Gives claimed messages back unsent (on failure they are left to their lease).
+async fn give_back(pool: &PgPool, back: &[Claimed], why: &str) {
+    if back.is_empty() {
+        return;
+    }
+    let ids: Vec<_> = back.iter().map(|c| c.outbox_message_id).collect();
+    let attempts: Vec<_> = back.iter().map(|c| c.attempts).collect();
+    match db_outbox::release(pool, &ids, &attempts).await {
+        Ok(released) => tracing::debug!(released, why, "claimed messages given back unsent"),
+        Err(err) => tracing::warn!(error = %err, why,
+            "cannot give claimed messages back: left to their lease"),
+    }
+}
+
+/// Gives back what a claim brought for lanes that began resting meanwhile, and keeps their
+/// waiting messages back for the rest of the rest.
+async fn give_back_resting(pool: &PgPool, resting: Vec<(Claimed, Duration)>) {
+    if resting.is_empty() {
+        return;
+    }
+    let mut rests: Vec<(String, Duration)> = Vec::new();
+    let back: Vec<Claimed> = resting
+        .into_iter()
+        .map(|(claimed, rest)| {
+            if !rests.iter().any(|(lane, _)| *lane == claimed.lane) {
+                rests.push((claimed.lane.clone(), rest));
+            }
+            claimed
+        })
+        .collect();
+    give_back(pool, &back, "its lane rests").await;
+    for (lane, rest) in rests {
+        if let Err(err) = db_outbox::defer_lane(pool, &lane, rest).await {
+            tracing::warn!(error = %err, outbox.lane = %lane, "cannot back the lane off");
+        }
+    }
+}
+
+async fn finish<M>(pool: &PgPool, lanes: &mut Lanes<M>, done: &Done) {
+    let mut back = Vec::new();
+    let rest = lanes.finished(done, &mut back);
+    give_back(pool, &back, "the lane slowed down").await;
+    if let Some(wait) = rest {
         match db_outbox::defer_lane(pool, &done.lane, wait).await {
             Ok(deferred) => tracing::warn!(outbox.lane = %done.lane, rest_secs = wait.as_secs(),
                 deferred, "the receiver keeps timing out: its lane rests"),
@@ -257,6 +260,7 @@ async fn attempt<C: Courier>(
 ) -> Done {
     let id = claimed.outbox_message_id;
     let limit = policy.delivery_limit();
+    let began = Instant::now();
     let outcome =
         match tokio::time::timeout(limit, courier.deliver(id, &message, policy.answer_limit()))
             .await
@@ -276,57 +280,11 @@ async fn attempt<C: Courier>(
             .as_ref()
             .is_err_and(|not_sent| not_sent.failure.slow),
         delivered: outcome.is_ok(),
+        took: began.elapsed(),
     };
     if record.send(Finished { claimed, outcome }).await.is_err() {
         // The lease runs out and the message is tried again.
         tracing::warn!(outbox.id = %id, "cannot record an attempt: the recorder has stopped");
     }
     done
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn done(lane: &str, delivered: bool, slow: bool) -> Done {
-        Done {
-            lane: lane.to_owned(),
-            slow,
-            delivered,
-        }
-    }
-
-    #[test]
-    fn a_full_lane_is_closed_a_busy_one_counted_and_a_wave_of_timeouts_is_one_strike() {
-        let mut lanes = Lanes::default();
-        for _ in 0..4 {
-            lanes.started("webhook:slow");
-        }
-        lanes.started("webhook:fast");
-        let busy = lanes.busy(4);
-        assert_eq!(busy.closed, ["webhook:slow"]);
-        assert_eq!(
-            (busy.lanes, busy.in_flight),
-            (vec!["webhook:fast".to_owned()], vec![1])
-        );
-
-        // Four timeouts at once: the lane rests 5 s, not 5 + 10 + 20 + 40.
-        let waits: Vec<_> = (0..4)
-            .map(|_| lanes.finished(&done("webhook:slow", false, true)))
-            .collect();
-        assert_eq!(waits, [Some(BACKOFF_FIRST), None, None, None]);
-        assert_eq!(lanes.busy(4).closed, ["webhook:slow"], "resting");
-        // A failure that is not a timeout rests nothing; a delivery ends the rest.
-        assert_eq!(lanes.finished(&done("webhook:fast", false, false)), None);
-        lanes.started("webhook:slow");
-        assert_eq!(lanes.finished(&done("webhook:slow", true, false)), None);
-        assert!(lanes.busy(4).closed.is_empty());
-        assert!(lanes.in_flight.is_empty());
-    }
-
-    #[test]
-    fn a_resting_lane_waits_5_s_doubling_to_10_minutes() {
-        let waits: Vec<u64> = (1..=9).map(|strikes| backoff(strikes).as_secs()).collect();
-        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600]);
-    }
 }
