@@ -52,6 +52,8 @@ pub struct Shared {
     /// The management API's rate windows, per token, and its failed authentications per client
     /// address.
     pub management_limits: Arc<RateLimits>,
+    /// The secret scanners' public keys, for their leak reports' signatures.
+    pub leak_keys: Arc<crate::leak_keys::LeakKeys>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Config> {
@@ -89,7 +91,9 @@ impl AppState {
         }
         let webhooks = WebhookCourier::new(&config, pool.clone()).map_err(AppError::unexpected)?;
         let metrics = Arc::new(Metrics::new(config.metrics_listen.is_some()));
+        let leak_keys = crate::leak_keys::LeakKeys::new(&config).map_err(AppError::unexpected)?;
         Ok(Self(Arc::new(Shared {
+            leak_keys: Arc::new(leak_keys),
             webhooks: Arc::new(webhooks),
             management_limits: Arc::new(RateLimits::new(config.bad_tokens_per_client)),
             mailer: Arc::new(mailer),

@@ -496,7 +496,10 @@ pub async fn shutdown_signal() {
 /// ([`api::manage::body_limit`]): a longer `Content-Length` is refused at once, a longer body when
 /// it is read.
 async fn limit_body(request: Request, next: Next) -> Response {
-    let limit = api::manage::body_limit(request.uri().path()).unwrap_or(MAX_BODY_BYTES);
+    let path = request.uri().path();
+    let limit = api::manage::body_limit(path)
+        .or_else(|| api::leaks::body_limit(path))
+        .unwrap_or(MAX_BODY_BYTES);
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

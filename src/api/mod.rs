@@ -5,6 +5,7 @@ pub mod contract;
 pub mod edge;
 pub mod error;
 mod health;
+pub mod leaks;
 pub mod manage;
 pub mod metrics;
 pub mod verify;
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(manage::router(state))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
+        .route("/v1/leaks/{sender}", post(leaks::report))
 }
 
 /// The hot path: verify and forward-auth, under the key API's own minimal stack (`server.rs`).

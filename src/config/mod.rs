@@ -15,6 +15,7 @@ pub use oidc::OidcProviderConfig;
 pub use profiles::{Profile, Profiles};
 
 mod env;
+mod leaks;
 mod log_format;
 mod oidc;
 pub mod profiles;
@@ -119,7 +120,26 @@ pub struct Config {
     pub webhook_first_retry: Duration,
     /// How long a receiver has to answer a webhook delivery.
     pub webhook_timeout: Duration,
+    /// Secret scanners whose leak reports `POST /v1/leaks/{name}` takes (GitHub's first).
+    pub leak_senders: Vec<LeakSender>,
+    /// The least time between two fetches of a sender's public keys (60 s).
+    pub leak_keys_refetch: Duration,
 }
+
+/// A secret scanner that reports leaked keys in GitHub's partner format: its keys document and
+/// the headers its signature comes in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeakSender {
+    /// In the route (`/v1/leaks/github`) and in the actor that acts on its reports.
+    pub name: String,
+    /// `{"public_keys": [{"key_identifier", "key", "is_current"}]}`.
+    pub keys_url: String,
+    pub key_id_header: String,
+    pub signature_header: String,
+}
+
+/// GitHub's secret scanning keys document.
+pub const GITHUB_LEAK_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secret_scanning";
 
 /// A configuration value that could not be used; names the variable and says why.
 #[derive(Debug, thiserror::Error)]

@@ -180,6 +180,7 @@ impl Config {
             .transpose()
             .map_err(|reason| invalid("GATEHOUSE_SECRET_KEY", reason))?;
         let webhook_allow_private = env.flag("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE")?;
+        let leak_senders = super::leaks::senders(&env)?;
 
         Ok(Self {
             database_url,
@@ -223,6 +224,8 @@ impl Config {
             webhook_allow_private,
             webhook_first_retry: Duration::from_secs(5),
             webhook_timeout: Duration::from_secs(15),
+            leak_senders,
+            leak_keys_refetch: Duration::from_secs(60),
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod invitations;
 pub mod key_policies;
 pub mod key_requests;
 pub mod keys;
+pub mod leaks;
 pub mod login_failures;
 pub mod management;
 pub mod metering;

@@ -9,6 +9,7 @@ pub mod identities;
 pub mod invitations;
 pub mod key_cache;
 pub mod keys;
+pub mod leaks;
 pub mod mail;
 pub mod management;
 pub mod metering;

@@ -12,6 +12,7 @@ mod browser;
 mod docs;
 mod error_pages;
 mod key_api;
+mod leaks;
 mod operations;
 mod outbox;
 mod rulebook;

@@ -111,10 +111,20 @@ pub fn catalogue() -> Vec<(&'static str, &'static str)> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ActorRef {
-    Person { id: Uuid },
-    Token { id: Uuid, name: String },
+    Person {
+        id: Uuid,
+    },
+    Token {
+        id: Uuid,
+        name: String,
+    },
     Operator,
     System,
+    /// A secret scanner's leak report, by the sender's configured name.
+    #[serde(rename = "leak_report")]
+    LeakReport {
+        origin: String,
+    },
 }
 
 impl From<&Actor> for ActorRef {
@@ -127,6 +137,9 @@ impl From<&Actor> for ActorRef {
             },
             Who::Operator => Self::Operator,
             Who::System => Self::System,
+            Who::LeakReport { origin } => Self::LeakReport {
+                origin: origin.clone(),
+            },
         }
     }
 }
