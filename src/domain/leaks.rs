@@ -16,10 +16,12 @@ use uuid::Uuid;
 use crate::db::leaks::{self as db_leaks, FoundKey, NewKeyLeak};
 use crate::domain::audit::{Actor, Who};
 use crate::domain::error::{DomainError, DomainResult};
-use crate::domain::keys::format::{is_checksummed, parse};
+use crate::domain::keys::format::{is_checksummed, masked, parse};
 use crate::domain::keys::{self, KeyChangeRequest, KeyConfig, Requester};
+use crate::domain::mail::{self, Mail};
 use crate::domain::management::token_head;
 use crate::domain::tokens::sha256;
+use crate::domain::webhooks::{self, Event, KeyLeaked, KeyRef};
 use crate::vocabulary::Environment;
 
 /// The DER prefix of a P-256 public key in SubjectPublicKeyInfo: `id-ecPublicKey`, `prime256v1`,
@@ -318,6 +320,19 @@ async fn act_on_key(
     if !new {
         return Ok(());
     }
+    let row = crate::db::keys::get(&mut *tx, key.tenant_id, key.api_key_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let shown = masked(&config.key_prefix, row.environment, &row.last_four);
+    let event = Event::KeyLeaked(KeyLeaked {
+        key: KeyRef::new(key.api_key_id, &row.name, row.environment, &shown),
+        url: candidate.url.clone(),
+        source: candidate.source.clone(),
+        action: action.to_owned(),
+        actor: actor.into(),
+    });
+    webhooks::publish(&mut tx, key.tenant_id, Some(row.environment), &event).await?;
+    tell_owners(&mut tx, config, key, &row, candidate, action).await?;
     crate::db::keys::notify_changed(&mut *tx, &key.secret_hash).await?;
     actor
         .commit_with_key_event(
@@ -325,10 +340,53 @@ async fn act_on_key(
             key.tenant_id,
             key.api_key_id,
             "key.leaked",
-            format!("key:{}", key.api_key_id),
+            format!("key:{} ({shown})", row.name),
             serde_json::json!({ "url": candidate.url, "source": candidate.source, "action": action }),
         )
         .await
+}
+
+/// Mails the key's creator and the tenant's admins (each once) where the key was found, what the
+/// policy did, and a link to the key's page to roll it.
+async fn tell_owners(
+    tx: &mut sqlx::PgConnection,
+    config: &KeyConfig,
+    key: &FoundKey,
+    row: &crate::db::keys::Key,
+    candidate: &Candidate,
+    action: &str,
+) -> DomainResult<()> {
+    let tenant = crate::db::tenants::by_id(&mut *tx, key.tenant_id).await?;
+    let mut people = crate::db::webhooks::admins(&mut *tx, key.tenant_id).await?;
+    let creator = match row.created_by {
+        Some(creator) => {
+            crate::db::reminders::key_notice_facts(&mut *tx, key.tenant_id, creator, None).await?
+        }
+        None => None,
+    };
+    if let Some(facts) = creator {
+        people.insert(0, (facts.email, facts.name));
+    }
+    let mut told = HashSet::new();
+    let link = config
+        .public_url
+        .link(&format!("/t/{}/keys/{}", tenant.slug, key.api_key_id));
+    for (email, name) in people {
+        if !told.insert(email.clone()) {
+            continue;
+        }
+        let notice = Mail::KeyLeaked {
+            name,
+            tenant: tenant.name.clone(),
+            key_name: row.name.clone(),
+            environment: row.environment.to_string(),
+            url: candidate.url.clone(),
+            action: action.to_owned(),
+            link: link.clone(),
+        };
+        mail::send(&mut *tx, &email, notice).await?;
+    }
+    Ok(())
 }
 
 /// A management token found leaked is always revoked.
