@@ -66,11 +66,18 @@ impl AppState {
     /// Connects, migrates and prepares everything a server needs.
     pub async fn connect(config: Config) -> Result<Self, AppError> {
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
+        Self::migrate(&pool).await?;
+        Self::with_pool(config, pool).await
+    }
+
+    /// Applies the migrations and the session store's table (`gatehouse migrate`, and every start).
+    pub async fn migrate(pool: &PgPool) -> Result<(), AppError> {
         db::MIGRATOR
-            .run(&pool)
+            .run(pool)
             .await
             .map_err(|err| AppError::unexpected(format!("migrations failed: {err}")))?;
-        Self::with_pool(config, pool).await
+        PostgresStore::new(pool.clone()).migrate().await?;
+        Ok(())
     }
 
     /// Builds the state over an existing (migrated) pool; tests use this with their own database.
@@ -89,7 +96,7 @@ impl AppState {
                  secrets it seals (32 random bytes in base64: openssl rand -base64 32)",
             ));
         }
-        let webhooks = WebhookCourier::new(&config, pool.clone()).map_err(AppError::unexpected)?;
+        let webhooks = WebhookCourier::new(&config).map_err(AppError::unexpected)?;
         let metrics = Arc::new(Metrics::new(config.metrics_listen.is_some()));
         let leak_keys = crate::leak_keys::LeakKeys::new(&config).map_err(AppError::unexpected)?;
         Ok(Self(Arc::new(Shared {

@@ -4,6 +4,8 @@
 pub mod api;
 /// Application state.
 pub mod app;
+/// The command line: serve, migrate, check-config, secret-key rotate, healthcheck.
+pub mod cli;
 /// The client's address, behind trusted proxies.
 pub mod client_ip;
 /// Configuration from the environment.

@@ -9,10 +9,13 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::db::outbox as db_outbox;
+use crate::domain::error::DomainResult;
 use crate::domain::mail::{self, Envelope, Mail};
-use crate::domain::outbox::{Courier, Delivery, Failure};
+use crate::domain::outbox::{ClaimTerms, Claimed, Courier, NotSent};
 
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -118,13 +121,43 @@ impl Mailer {
 }
 
 impl Courier for Mailer {
+    /// The payload: the envelope.
+    type Message = Value;
+    /// The payload kept once sent (without the link's token).
+    type Record = Value;
+
     fn kind(&self) -> &'static str {
         mail::KIND
     }
 
+    async fn claim(
+        &self,
+        pool: &PgPool,
+        terms: ClaimTerms<'_>,
+    ) -> sqlx::Result<Vec<(Claimed, Value)>> {
+        let claimed = db_outbox::claim(pool, mail::KIND, terms).await?;
+        Ok(claimed
+            .into_iter()
+            .map(|message| {
+                let payload = message.payload.clone();
+                (message, payload)
+            })
+            .collect())
+    }
+
     /// The SMTP conversation's own timeout holds (the sender cuts off one that runs too long).
-    fn deliver<'a>(&'a self, id: Uuid, payload: &'a Value, _: Duration) -> Delivery<'a> {
-        Box::pin(async move { self.deliver_mail(id, payload).await.map_err(Failure::from) })
+    async fn deliver(
+        &self,
+        id: Uuid,
+        payload: &Value,
+        _: Duration,
+    ) -> Result<Value, NotSent<Value>> {
+        self.deliver_mail(id, payload).await.map_err(NotSent::from)
+    }
+
+    async fn record_sent(&self, pool: &PgPool, sent: &[(Uuid, Value)]) -> DomainResult<()> {
+        let (ids, kept): (Vec<Uuid>, Vec<Value>) = sent.iter().cloned().unzip();
+        Ok(db_outbox::record_sent(pool, &ids, &kept).await?)
     }
 }
 

@@ -17,8 +17,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::config::{Config, PublicUrl};
-use crate::db::webhooks::{self as db_webhooks, NewAttempt};
-use crate::domain::outbox::{Bounds, Courier, Delivery, Failure, SenderPolicy};
+use crate::db::webhook_deliveries::{self as db_deliveries, NewAttempt};
+use crate::db::webhooks::Endpoint;
+use crate::domain::error::DomainResult;
+use crate::domain::outbox::{Bounds, ClaimTerms, Claimed, Courier, Failure, NotSent, SenderPolicy};
 use crate::domain::sealing::SecretKey;
 use crate::domain::webhooks;
 
@@ -29,7 +31,6 @@ const IN_FLIGHT: usize = 64;
 const PER_ENDPOINT: i32 = 4;
 
 pub struct WebhookCourier {
-    pool: PgPool,
     key: Option<SecretKey>,
     client: reqwest::Client,
     allow_private: bool,
@@ -42,8 +43,40 @@ pub struct WebhookCourier {
 /// The outbox payload of a delivery: which event to which endpoint (no secret in it).
 #[derive(Deserialize)]
 struct Target {
-    endpoint_id: Uuid,
     event_id: String,
+}
+
+/// A claimed delivery: its payload, and its endpoint and event as the claim read them.
+pub struct Delivery {
+    payload: Value,
+    endpoint: Option<Endpoint>,
+    event: Option<Value>,
+}
+
+/// A request made to an endpoint: what its delivery log keeps of it.
+pub struct Attempt {
+    endpoint: Endpoint,
+    event_id: String,
+    status: Option<i32>,
+    duration_ms: i32,
+    error: Option<String>,
+    response: Option<String>,
+    request_headers: Value,
+}
+
+impl Attempt {
+    fn logged(&self, outbox_message_id: Uuid) -> NewAttempt<'_> {
+        NewAttempt {
+            webhook_endpoint_id: self.endpoint.webhook_endpoint_id,
+            webhook_event_id: &self.event_id,
+            outbox_message_id,
+            status: self.status,
+            duration_ms: self.duration_ms,
+            error: self.error.as_deref(),
+            response: self.response.as_deref(),
+            request_headers: &self.request_headers,
+        }
+    }
 }
 
 /// One attempt's result, before it is logged.
@@ -57,7 +90,7 @@ struct Outcome {
 }
 
 impl WebhookCourier {
-    pub fn new(config: &Config, pool: PgPool) -> Result<Self, String> {
+    pub fn new(config: &Config) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // A proxy from the environment would connect for us, past the address check.
@@ -68,11 +101,12 @@ impl WebhookCourier {
             .dns_resolver(Arc::new(GuardedResolver {
                 allow_private: config.webhook_allow_private,
             }))
-            .pool_max_idle_per_host(4)
+            // Connections to a receiver are kept and reused: as many as one endpoint may have
+            // deliveries in flight.
+            .pool_max_idle_per_host(usize::try_from(PER_ENDPOINT).unwrap_or(4))
             .build()
             .map_err(|err| format!("cannot build the webhook HTTP client: {err}"))?;
         Ok(Self {
-            pool,
             key: config.secret_key.clone(),
             client,
             allow_private: config.webhook_allow_private,
@@ -84,28 +118,28 @@ impl WebhookCourier {
 
     async fn deliver_event(
         &self,
-        id: Uuid,
-        payload: &Value,
+        delivery: &Delivery,
         within: Duration,
-    ) -> Result<Value, Failure> {
-        let target: Target = serde_json::from_value(payload.clone())
+    ) -> Result<Attempt, NotSent<Attempt>> {
+        let target: Target = serde_json::from_value(delivery.payload.clone())
             .map_err(|err| format!("unreadable webhook payload: {err}"))?;
-        let endpoint = db_webhooks::for_delivery(&self.pool, target.endpoint_id)
-            .await
-            .map_err(|err| format!("cannot read the endpoint: {err}"))?;
-        let Some(endpoint) = endpoint.filter(|endpoint| endpoint.enabled) else {
-            return Err(give_up("the endpoint is disabled or gone"));
+        let Some(endpoint) = delivery
+            .endpoint
+            .as_ref()
+            .filter(|endpoint| endpoint.enabled)
+        else {
+            return Err(give_up("the endpoint is disabled or gone").into());
         };
-        let event = db_webhooks::event_payload(&self.pool, &target.event_id)
-            .await
-            .map_err(|err| format!("cannot read the event: {err}"))?
+        let event = delivery
+            .event
+            .as_ref()
             .ok_or_else(|| give_up("the event is gone"))?;
         let key = self
             .key
             .as_ref()
             .ok_or_else(|| Failure::from("GATEHOUSE_SECRET_KEY is not set".to_owned()))?;
-        let secrets = webhooks::open_secrets(key, &endpoint, OffsetDateTime::now_utc())?;
-        let body = serde_json::to_vec(&event).map_err(|err| err.to_string())?;
+        let secrets = webhooks::open_secrets(key, endpoint, OffsetDateTime::now_utc())?;
+        let body = serde_json::to_vec(event).map_err(|err| err.to_string())?;
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signatures: Vec<String> = secrets
             .signing
@@ -148,43 +182,25 @@ impl WebhookCourier {
         let outcome = self
             .post(&endpoint.url, headers, body, within.min(self.timeout))
             .await;
-        let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-        let status = outcome.status.map(i32::from);
-        db_webhooks::insert_attempt(
-            &self.pool,
-            &NewAttempt {
-                webhook_endpoint_id: endpoint.webhook_endpoint_id,
-                webhook_event_id: &target.event_id,
-                outbox_message_id: id,
-                status,
-                duration_ms,
-                error: outcome.error.as_deref(),
-                response: outcome.response.as_deref(),
-                request_headers: &Value::Object(shown),
-            },
-        )
-        .await
-        .map_err(|err| format!("cannot record the attempt: {err}"))?;
-
-        let delivered = outcome.error.is_none();
-        let gone = outcome.status == Some(410);
-        webhooks::record_outcome(
-            &self.pool,
-            &endpoint,
-            delivered,
-            gone,
-            status,
-            &self.public_url,
-        )
-        .await
-        .map_err(|err| format!("cannot record the outcome: {err}"))?;
+        let attempt = Attempt {
+            endpoint: endpoint.clone(),
+            event_id: target.event_id,
+            status: outcome.status.map(i32::from),
+            duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
+            error: outcome.error.clone(),
+            response: outcome.response,
+            request_headers: Value::Object(shown),
+        };
         match outcome.error {
-            None => Ok(payload.clone()),
-            Some(why) => Err(Failure {
-                why: format!("{}: {why}", endpoint.webhook_endpoint_id),
-                retry_after: outcome.retry_after,
-                give_up: gone,
-                slow: outcome.slow,
+            None => Ok(attempt),
+            Some(why) => Err(NotSent {
+                failure: Failure {
+                    why: format!("{}: {why}", endpoint.webhook_endpoint_id),
+                    retry_after: outcome.retry_after,
+                    give_up: outcome.status == Some(410),
+                    slow: outcome.slow,
+                },
+                record: Some(attempt),
             }),
         }
     }
@@ -204,11 +220,8 @@ impl WebhookCourier {
             slow,
         };
         // Names are checked by the resolver; an address written in the URL is checked here.
-        if let Some(ip) = webhooks::literal_address(url)
-            && !self.allow_private
-            && webhooks::is_internal(ip)
-        {
-            return failed(format!("refused: {ip} is an internal address"), false);
+        if let Some(refusal) = refused_literal(url, self.allow_private) {
+            return failed(format!("{refusal}{ALLOW_PRIVATE_HINT}"), false);
         }
         let response = match self
             .client
@@ -258,6 +271,14 @@ impl WebhookCourier {
     }
 }
 
+/// Why a URL with an internal address written in it is refused at send time, naming the IPv4
+/// address an IPv6 form carries; `None` when it may be sent to.
+fn refused_literal(url: &str, allow_private: bool) -> Option<String> {
+    let ip = webhooks::literal_address(url)?;
+    (!allow_private && webhooks::is_internal(ip))
+        .then(|| format!("refused: {} is an internal address", webhooks::shown(ip)))
+}
+
 fn give_up(why: &str) -> Failure {
     Failure {
         why: why.to_owned(),
@@ -304,12 +325,63 @@ fn describe(err: &reqwest::Error) -> String {
 }
 
 impl Courier for WebhookCourier {
+    type Message = Delivery;
+    type Record = Attempt;
+
     fn kind(&self) -> &'static str {
         webhooks::KIND
     }
 
-    fn deliver<'a>(&'a self, id: Uuid, payload: &'a Value, within: Duration) -> Delivery<'a> {
-        Box::pin(self.deliver_event(id, payload, within))
+    /// The claim reads each delivery's endpoint (its sealed secrets too) and event with it.
+    async fn claim(
+        &self,
+        pool: &PgPool,
+        terms: ClaimTerms<'_>,
+    ) -> sqlx::Result<Vec<(Claimed, Delivery)>> {
+        let claimed = db_deliveries::claim(pool, terms).await?;
+        Ok(claimed
+            .into_iter()
+            .map(|claimed| {
+                let delivery = Delivery {
+                    payload: claimed.claimed.payload.clone(),
+                    endpoint: claimed.endpoint,
+                    event: claimed.event,
+                };
+                (claimed.claimed, delivery)
+            })
+            .collect())
+    }
+
+    async fn deliver(
+        &self,
+        _: Uuid,
+        delivery: &Delivery,
+        within: Duration,
+    ) -> Result<Attempt, NotSent<Attempt>> {
+        self.deliver_event(delivery, within).await
+    }
+
+    /// The delivery log's rows, the outbox's and the endpoints' last delivery: one statement.
+    async fn record_sent(&self, pool: &PgPool, sent: &[(Uuid, Attempt)]) -> DomainResult<()> {
+        let attempts: Vec<NewAttempt<'_>> = sent
+            .iter()
+            .map(|(id, attempt)| attempt.logged(*id))
+            .collect();
+        Ok(db_deliveries::record_delivered(pool, &attempts).await?)
+    }
+
+    /// The delivery log's row, and the failure on the endpoint (which may disable it).
+    async fn record_failure(&self, pool: &PgPool, id: Uuid, attempt: Attempt) -> DomainResult<()> {
+        db_deliveries::insert_attempt(pool, &attempt.logged(id)).await?;
+        webhooks::record_outcome(
+            pool,
+            &attempt.endpoint,
+            false,
+            attempt.status == Some(410),
+            attempt.status,
+            &self.public_url,
+        )
+        .await
     }
 
     fn bounds(&self) -> Bounds {
@@ -323,6 +395,10 @@ impl Courier for WebhookCourier {
         webhooks::retry_in(attempts, self.first_retry)
     }
 }
+
+/// What a refusal of an internal address adds for someone trying webhooks on their own machine.
+const ALLOW_PRIVATE_HINT: &str =
+    " (for local use, GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=1 allows internal addresses)";
 
 /// Resolves names for webhook deliveries and drops internal addresses (unless allowed), so the
 /// address checked is the address connected to.
@@ -345,13 +421,48 @@ impl Resolve for GuardedResolver {
             if allowed.is_empty() {
                 let shown = found
                     .first()
-                    .map_or_else(String::new, |addr| addr.ip().to_string());
-                return Err(
-                    format!("refused: {host} resolves to an internal address {shown}").into(),
-                );
+                    .map_or_else(String::new, |addr| webhooks::shown(addr.ip()));
+                return Err(format!(
+                    "refused: {host} resolves to an internal address {shown}{ALLOW_PRIVATE_HINT}"
+                )
+                .into());
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_at_send_time_names_the_ipv4_address_an_ipv6_form_carries() {
+        let refused = |url: &str| refused_literal(url, false);
+        assert_eq!(
+            refused("http://[::127.0.0.1]:8080/hooks").as_deref(),
+            Some("refused: ::7f00:1 (127.0.0.1) is an internal address")
+        );
+        assert_eq!(
+            refused("http://[2002:a9fe:a9fe::1]/hooks").as_deref(),
+            Some("refused: 2002:a9fe:a9fe::1 (169.254.169.254) is an internal address")
+        );
+        assert_eq!(
+            refused("http://[::ffff:127.0.0.1]/hooks").as_deref(),
+            Some("refused: ::ffff:127.0.0.1 is an internal address"),
+            "written with its IPv4 address already"
+        );
+        assert_eq!(
+            refused("http://10.0.0.1/hooks").as_deref(),
+            Some("refused: 10.0.0.1 is an internal address")
+        );
+        assert_eq!(refused("https://93.184.216.34/hooks"), None);
+        assert_eq!(
+            refused("https://hooks.example.com/"),
+            None,
+            "names: the resolver's"
+        );
+        assert_eq!(refused_literal("http://[::127.0.0.1]/hooks", true), None);
     }
 }

@@ -11,3 +11,12 @@ document.addEventListener("click", (event) => {
     setTimeout(() => { button.textContent = label; }, 2000);
   });
 });
+// A message the server wrote about the last submission belongs to it: when the browser stops
+// the next one with its own bubble, the old message would sit beside it, so it goes.
+document.addEventListener("invalid", (event) => {
+  const form = event.target.form;
+  if (!form) return;
+  for (const error of form.querySelectorAll(".field-error")) error.remove();
+  for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
+  for (const alert of form.parentElement.querySelectorAll(":scope > .alert[role=alert]")) alert.remove();
+}, true);

@@ -32,7 +32,7 @@ pub static VERIFIER_HEADER: HeaderName = HeaderName::from_static("gatehouse-veri
     responses(
         (status = 200, description = "The key is good; identity headers (`Gatehouse-Key-Id`, `Gatehouse-Tenant`, …) follow"),
         (status = 400, description = "Bad query", body = ErrorBody),
-        (status = 401, description = "No verifier token; no key, or a bad, expired, revoked or suspended one", body = ErrorBody),
+        (status = 401, description = "No verifier token or a wrong one; no key, or a bad, expired, revoked or suspended one", body = ErrorBody),
         (status = 403, description = "Environment, tenant or scope mismatch", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 503, description = "Keys cannot be checked now (fail closed)", body = ErrorBody),
@@ -55,11 +55,13 @@ pub async fn answer_authorize(state: &AppState, peer_client: IpAddr, request: Re
         .get(&VERIFIER_HEADER)
         .and_then(|value| value.to_str().ok());
     if !edge::verifier_accepted(&state.config.verifier_token_digests, verifier) {
-        return ApiError::unauthorized(
-            Challenge::Gateway,
-            "The gateway must send a verifier token in `Gatehouse-Verifier`.",
-        )
-        .into_response();
+        let message = if verifier.is_some() {
+            "The verifier token in `Gatehouse-Verifier` is wrong: it is not one of this \
+             Gatehouse's verifier tokens."
+        } else {
+            "The gateway must send a verifier token in `Gatehouse-Verifier`."
+        };
+        return ApiError::unauthorized(Challenge::Gateway, message).into_response();
     }
     let query = uri.query().unwrap_or("");
     let (mut required, profile) = match requirements(query).and_then(|required| {

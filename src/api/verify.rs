@@ -158,7 +158,7 @@ impl<'a> KeyView<'a> {
     responses(
         (status = 200, description = "The key was judged (`valid` says how)", body = VerifyAnswer),
         (status = 400, description = "Bad body", body = ErrorBody),
-        (status = 401, description = "No verifier token", body = ErrorBody),
+        (status = 401, description = "No verifier token, or a wrong one", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 503, description = "Keys cannot be checked now (fail closed)", body = ErrorBody),
     ))]
@@ -270,15 +270,15 @@ fn admit(
     request: Request,
 ) -> Result<(axum::body::Body, Option<axum::http::HeaderValue>), Response> {
     let (parts, body) = request.into_parts();
-    if !edge::verifier_accepted(
-        &state.config.verifier_token_digests,
-        edge::bearer(&parts.headers),
-    ) {
-        return Err(ApiError::unauthorized(
-            Challenge::Verifier,
-            "Send a verifier token as `Authorization: Bearer <token>`.",
-        )
-        .into_response());
+    let presented = edge::bearer(&parts.headers);
+    if !edge::verifier_accepted(&state.config.verifier_token_digests, presented) {
+        let message = if presented.is_some() {
+            "The verifier token in `Authorization: Bearer <token>` is wrong: it is not one of \
+             this Gatehouse's verifier tokens."
+        } else {
+            "Send a verifier token as `Authorization: Bearer <token>`."
+        };
+        return Err(ApiError::unauthorized(Challenge::Verifier, message).into_response());
     }
     Ok((body, parts.headers.get(edge::REQUEST_ID).cloned()))
 }

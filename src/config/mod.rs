@@ -149,6 +149,38 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Every configuration value that could not be used, in the order the variables are read; one
+/// per line when shown.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The first refusal (there is always one).
+    pub fn first(&self) -> &ConfigError {
+        &self.0[0]
+    }
+
+    /// The variables named, in order.
+    pub fn variables(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .map(|problem| problem.variable.as_str())
+            .collect()
+    }
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, problem) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn invalid(variable: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         variable: variable.into(),
@@ -190,7 +222,7 @@ mod tests {
 
     use std::collections::HashMap;
 
-    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -239,7 +271,7 @@ mod tests {
             ("GATEHOUSE_REQUEST_LOG", "sometimes"),
         ] {
             let err = config(&[db, (variable, value)]).unwrap_err();
-            assert_eq!(err.variable, variable);
+            assert_eq!(err.variables(), [variable]);
         }
     }
 
@@ -250,7 +282,7 @@ mod tests {
             ("GATEHOUSE_SECRET_KEY", "c2hvcnQ="),
         ])
         .unwrap_err();
-        assert_eq!(err.variable, "GATEHOUSE_SECRET_KEY");
+        assert_eq!(err.variables(), ["GATEHOUSE_SECRET_KEY"]);
         let key = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
         let config = config(&[
             ("DATABASE_URL", "postgres://x/y"),
@@ -357,7 +389,7 @@ mod tests {
                 .copied()
                 .filter(|(k, _)| *k != missing)
                 .collect();
-            assert_eq!(config(&pairs).unwrap_err().variable, missing);
+            assert_eq!(config(&pairs).unwrap_err().first().variable, missing);
         }
         let cases = [
             ("GATEHOUSE_OIDC_PROVIDERS", "corp,co rp"),
@@ -379,7 +411,7 @@ mod tests {
                 .collect();
             pairs.push((variable, value));
             let err = config(&pairs).unwrap_err();
-            assert_eq!(err.variable, variable, "{value}");
+            assert_eq!(err.variables(), [variable], "{value}");
         }
     }
 
@@ -411,10 +443,63 @@ mod tests {
         ];
         for (variable, value) in cases {
             let err = config(&[("DATABASE_URL", "postgres://x/y"), (variable, value)]).unwrap_err();
-            assert_eq!(err.variable, variable, "{value}");
+            assert_eq!(err.variables(), [variable], "{value}");
             assert!(err.to_string().starts_with(variable));
         }
-        assert_eq!(config(&[]).unwrap_err().variable, "DATABASE_URL");
+        assert_eq!(config(&[]).unwrap_err().first().variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn every_bad_variable_is_named_not_only_the_first() {
+        let err = config(&[
+            ("GATEHOUSE_LISTEN", "localhost"),
+            ("GATEHOUSE_KEY_PREFIX", "A K"),
+            ("GATEHOUSE_SESSION_IDLE_MINUTES", "90"),
+            ("GATEHOUSE_SESSION_LIFETIME_MINUTES", "60"),
+            ("GATEHOUSE_RATE_LIMIT_TEST", "many"),
+            ("GATEHOUSE_SMTP_URL", "mail.example.com:25"),
+            ("GATEHOUSE_SECRET_KEY", "c2hvcnQ="),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.variables(),
+            [
+                "DATABASE_URL",
+                "GATEHOUSE_LISTEN",
+                "GATEHOUSE_KEY_PREFIX",
+                "GATEHOUSE_SESSION_LIFETIME_MINUTES",
+                "GATEHOUSE_RATE_LIMIT_TEST",
+                "GATEHOUSE_SMTP_URL",
+                "GATEHOUSE_SECRET_KEY",
+            ]
+        );
+        let lines: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
+        assert_eq!(lines.len(), 7);
+        assert!(lines[1].starts_with("GATEHOUSE_LISTEN: "), "{lines:?}");
+    }
+
+    #[test]
+    fn every_bad_variable_of_every_sso_provider_is_named() {
+        let err = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("GATEHOUSE_OIDC_PROVIDERS", "corp,Bad Name,staff"),
+            ("GATEHOUSE_OIDC_CORP_ISSUER", "http://login.corp.example"),
+            ("GATEHOUSE_OIDC_CORP_CLIENT_SECRET", "s"),
+            ("GATEHOUSE_OIDC_CORP_TRUST_EMAIL", "perhaps"),
+            ("GATEHOUSE_OIDC_STAFF_ISSUER", "https://staff.example"),
+            ("GATEHOUSE_OIDC_STAFF_CLIENT_ID", "gatehouse"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.variables(),
+            [
+                "GATEHOUSE_OIDC_CORP_CLIENT_ID",
+                "GATEHOUSE_OIDC_CORP_ISSUER",
+                "GATEHOUSE_OIDC_CORP_TRUST_EMAIL",
+                "GATEHOUSE_OIDC_PROVIDERS",
+                "GATEHOUSE_OIDC_STAFF_CLIENT_SECRET",
+            ]
+        );
     }
 
     #[test]

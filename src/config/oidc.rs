@@ -23,13 +23,14 @@ pub struct OidcProviderConfig {
     pub trust_email: bool,
 }
 
-/// The providers `GATEHOUSE_OIDC_PROVIDERS` lists, each from its own `GATEHOUSE_OIDC_<NAME>_*`.
+/// The providers `GATEHOUSE_OIDC_PROVIDERS` lists, each from its own `GATEHOUSE_OIDC_<NAME>_*`;
+/// every bad variable of every provider is named, not only the first.
 pub(super) fn providers<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
-) -> Result<Vec<OidcProviderConfig>, ConfigError> {
-    let get = |name: &str| env.get(name);
-    const LIST: &str = "GATEHOUSE_OIDC_PROVIDERS";
+) -> Result<Vec<OidcProviderConfig>, Vec<ConfigError>> {
     let mut providers: Vec<OidcProviderConfig> = Vec::new();
+    let mut problems = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for name in env.list(LIST) {
         let name = name.to_ascii_lowercase();
         if name.is_empty()
@@ -38,42 +39,85 @@ pub(super) fn providers<F: Fn(&str) -> Option<String>>(
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
-            return Err(invalid(
+            problems.push(invalid(
                 LIST,
                 format!("{name:?} is not a provider name (1 to 32 letters or digits, e.g. corp)"),
             ));
+            continue;
         }
-        if providers.iter().any(|provider| provider.name == name) {
-            return Err(invalid(LIST, format!("{name:?} is listed twice")));
+        if names.contains(&name) {
+            problems.push(invalid(LIST, format!("{name:?} is listed twice")));
+            continue;
         }
-        let prefix = format!("GATEHOUSE_OIDC_{}_", name.to_ascii_uppercase());
-        let var = |suffix: &str| format!("{prefix}{suffix}");
-        let required = |suffix: &str| {
-            let variable = var(suffix);
-            get(&variable)
-                .map(|value| value.trim().to_owned())
-                .ok_or_else(|| {
-                    invalid(
-                        variable,
-                        format!("is required because {LIST} lists {name:?}"),
-                    )
-                })
-        };
-        let issuer = required("ISSUER")?;
-        check_issuer(&issuer).map_err(|reason| invalid(var("ISSUER"), reason))?;
-        let client_id = required("CLIENT_ID")?;
-        let client_secret = SecretString::from(required("CLIENT_SECRET")?);
-        let display_name =
-            get(&var("DISPLAY_NAME")).map_or_else(|| name.clone(), |value| value.trim().to_owned());
-        if display_name.chars().count() > 60 || display_name.chars().any(char::is_control) {
-            return Err(invalid(
-                var("DISPLAY_NAME"),
-                "must be at most 60 characters, without control characters",
+        names.push(name.clone());
+        match provider(env, name) {
+            Ok(provider) => providers.push(provider),
+            Err(more) => problems.extend(more),
+        }
+    }
+    if problems.is_empty() {
+        Ok(providers)
+    } else {
+        Err(problems)
+    }
+}
+
+const LIST: &str = "GATEHOUSE_OIDC_PROVIDERS";
+
+/// One provider's settings, every bad one named.
+fn provider<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: String,
+) -> Result<OidcProviderConfig, Vec<ConfigError>> {
+    let get = |name: &str| env.get(name);
+    let prefix = format!("GATEHOUSE_OIDC_{}_", name.to_ascii_uppercase());
+    let var = |suffix: &str| format!("{prefix}{suffix}");
+    let mut problems = Vec::new();
+    let mut required = |suffix: &str| {
+        let variable = var(suffix);
+        let value = get(&variable).map(|value| value.trim().to_owned());
+        if value.is_none() {
+            problems.push(invalid(
+                variable,
+                format!("is required because {LIST} lists {name:?}"),
             ));
         }
-        let provider_logout = env.flag(&var("PROVIDER_LOGOUT"))?;
-        let trust_email = env.flag(&var("TRUST_EMAIL"))?;
-        providers.push(OidcProviderConfig {
+        value
+    };
+    let issuer = required("ISSUER");
+    let client_id = required("CLIENT_ID");
+    let client_secret = required("CLIENT_SECRET").map(SecretString::from);
+    if let Some(Err(reason)) = issuer.as_deref().map(check_issuer) {
+        problems.push(invalid(var("ISSUER"), reason));
+    }
+    let display_name =
+        get(&var("DISPLAY_NAME")).map_or_else(|| name.clone(), |value| value.trim().to_owned());
+    if display_name.chars().count() > 60 || display_name.chars().any(char::is_control) {
+        problems.push(invalid(
+            var("DISPLAY_NAME"),
+            "must be at most 60 characters, without control characters",
+        ));
+    }
+    let provider_logout = env
+        .flag(&var("PROVIDER_LOGOUT"))
+        .map_err(|problem| problems.push(problem));
+    let trust_email = env
+        .flag(&var("TRUST_EMAIL"))
+        .map_err(|problem| problems.push(problem));
+    match (
+        issuer,
+        client_id,
+        client_secret,
+        provider_logout,
+        trust_email,
+    ) {
+        (
+            Some(issuer),
+            Some(client_id),
+            Some(client_secret),
+            Ok(provider_logout),
+            Ok(trust_email),
+        ) if problems.is_empty() => Ok(OidcProviderConfig {
             name,
             issuer,
             client_id,
@@ -81,9 +125,9 @@ pub(super) fn providers<F: Fn(&str) -> Option<String>>(
             display_name,
             provider_logout,
             trust_email,
-        });
+        }),
+        _ => Err(problems),
     }
-    Ok(providers)
 }
 
 /// Issuers are compared exactly, so the value is kept as given. Plain http is accepted only on

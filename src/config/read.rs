@@ -7,35 +7,40 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::env::Env;
-use super::{Config, ConfigError, IpNet, Profiles, PublicUrl, TokenDigests, invalid, oidc};
+use super::{
+    Config, ConfigError, ConfigErrors, IpNet, Profiles, PublicUrl, TokenDigests, invalid, oidc,
+};
 use crate::domain::sealing::SecretKey;
 
 impl Config {
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, ConfigErrors> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads configuration through `lookup`, so tests can pass a map instead of the environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// Every variable is read even after a bad one: the error names each bad variable, so one run
+    /// of `gatehouse check-config` shows everything there is to fix.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         let env = Env(lookup);
         let get = |name: &str| env.get(name);
+        let problems = Problems::default();
 
-        let database_url = get("DATABASE_URL")
+        let database_url = problems.ok(get("DATABASE_URL")
             .map(SecretString::from)
-            .ok_or_else(|| invalid("DATABASE_URL", "is required (postgres://user@host:port/db)"))?;
+            .ok_or_else(|| invalid("DATABASE_URL", "is required (postgres://user@host:port/db)")));
 
-        let listen = match get("GATEHOUSE_LISTEN") {
+        let listen = problems.ok(match get("GATEHOUSE_LISTEN") {
             Some(value) => value.trim().parse().map_err(|_| {
                 invalid(
                     "GATEHOUSE_LISTEN",
                     format!("{value:?} is not an address like 127.0.0.1:8080"),
                 )
-            })?,
-            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-        };
+            }),
+            None => Ok(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        });
 
-        let metrics_listen = get("GATEHOUSE_METRICS_LISTEN")
+        let metrics_listen = problems.ok(get("GATEHOUSE_METRICS_LISTEN")
             .filter(|value| !value.trim().is_empty())
             .map(|value| {
                 value.trim().parse().map_err(|_| {
@@ -45,29 +50,32 @@ impl Config {
                     )
                 })
             })
-            .transpose()?;
+            .transpose());
 
-        let public_url = PublicUrl::parse(
+        let public_url = problems.ok(PublicUrl::parse(
             get("GATEHOUSE_PUBLIC_URL")
                 .as_deref()
                 .unwrap_or("http://127.0.0.1:8080"),
         )
-        .map_err(|reason| invalid("GATEHOUSE_PUBLIC_URL", reason))?;
+        .map_err(|reason| invalid("GATEHOUSE_PUBLIC_URL", reason)));
 
-        let verifier_tokens = tokens(&env, "GATEHOUSE_VERIFIER_TOKENS")?;
-        let operator_tokens = tokens(&env, "GATEHOUSE_OPERATOR_TOKENS")?;
-        if operator_tokens.iter().any(|operator| {
-            verifier_tokens
-                .iter()
-                .any(|verifier| verifier.expose_secret() == operator.expose_secret())
-        }) {
-            return Err(invalid(
+        let verifier_tokens = problems.ok(tokens(&env, "GATEHOUSE_VERIFIER_TOKENS"));
+        let operator_tokens = problems.ok(tokens(&env, "GATEHOUSE_OPERATOR_TOKENS"));
+        if let (Some(verifier_tokens), Some(operator_tokens)) = (&verifier_tokens, &operator_tokens)
+            && operator_tokens.iter().any(|operator| {
+                verifier_tokens
+                    .iter()
+                    .any(|verifier| verifier.expose_secret() == operator.expose_secret())
+            })
+        {
+            problems.add(invalid(
                 "GATEHOUSE_OPERATOR_TOKENS",
                 "a token is also a verifier token; give the management API tokens of its own",
             ));
         }
-        let management_rate_limit = per_minute(&env, "GATEHOUSE_MANAGEMENT_RATE_LIMIT", 600)?;
-        let bad_tokens_per_client = per_minute(&env, "GATEHOUSE_BAD_TOKEN_LIMIT", 20)?;
+        let management_rate_limit =
+            problems.ok(per_minute(&env, "GATEHOUSE_MANAGEMENT_RATE_LIMIT", 600));
+        let bad_tokens_per_client = problems.ok(per_minute(&env, "GATEHOUSE_BAD_TOKEN_LIMIT", 20));
 
         let key_prefix = get("GATEHOUSE_KEY_PREFIX").unwrap_or_else(|| "ak".to_owned());
         if key_prefix.is_empty()
@@ -76,13 +84,13 @@ impl Config {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
-            return Err(invalid(
+            problems.add(invalid(
                 "GATEHOUSE_KEY_PREFIX",
                 "must be 1 to 16 lowercase letters or digits",
             ));
         }
 
-        let legacy_key_pattern = get("GATEHOUSE_LEGACY_KEY_PATTERN")
+        let legacy_key_pattern = problems.ok(get("GATEHOUSE_LEGACY_KEY_PATTERN")
             .filter(|pattern| !pattern.trim().is_empty())
             .map(|pattern| {
                 regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|err| {
@@ -92,17 +100,17 @@ impl Config {
                     )
                 })
             })
-            .transpose()?;
+            .transpose());
 
         let scopes = match env.list("GATEHOUSE_SCOPES") {
             scopes if get("GATEHOUSE_SCOPES").is_some() => scopes,
             _ => vec!["read".to_owned(), "write".to_owned()],
         };
         if scopes.is_empty() {
-            return Err(invalid("GATEHOUSE_SCOPES", "needs at least one scope"));
+            problems.add(invalid("GATEHOUSE_SCOPES", "needs at least one scope"));
         }
         if let Some(bad) = scopes.iter().find(|scope| !is_scope_name(scope)) {
-            return Err(invalid(
+            problems.add(invalid(
                 "GATEHOUSE_SCOPES",
                 format!("{bad:?} is not a scope name (letters, digits, ':', '.', '_', '-')"),
             ));
@@ -112,75 +120,152 @@ impl Config {
             headers if get("GATEHOUSE_KEY_HEADERS").is_some() => headers,
             _ => vec!["Authorization".into(), "X-Api-Key".into(), "ApiKey".into()],
         };
-        if let Some(bad) = key_headers
+        let bad_header = key_headers
             .iter()
-            .find(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).is_err())
-        {
-            return Err(invalid(
+            .find(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).is_err());
+        if let Some(bad) = bad_header {
+            problems.add(invalid(
                 "GATEHOUSE_KEY_HEADERS",
                 format!("{bad:?} is not a header name"),
             ));
         }
 
-        let api_base_url = get("GATEHOUSE_API_BASE_URL")
+        let api_base_url = problems.ok(get("GATEHOUSE_API_BASE_URL")
             .map(|url| url.trim().trim_end_matches('/').to_owned())
             .filter(|url| !url.is_empty())
             .map(|url| api_base_url(&url).map(|()| url))
             .transpose()
-            .map_err(|reason| invalid("GATEHOUSE_API_BASE_URL", reason))?;
+            .map_err(|reason| invalid("GATEHOUSE_API_BASE_URL", reason)));
 
-        let profiles = match get("GATEHOUSE_PROFILES_FILE") {
-            Some(path) => Profiles::load(path.trim(), &key_headers)?,
-            None => Profiles::plain(&key_headers),
+        // Profiles name the key headers; with a bad header list they are not judged.
+        let profiles = match (get("GATEHOUSE_PROFILES_FILE"), bad_header) {
+            (Some(path), None) => problems.ok(Profiles::load(path.trim(), &key_headers)),
+            _ => Some(Profiles::plain(&key_headers)),
         };
 
-        let session_idle = minutes(&env, "GATEHOUSE_SESSION_IDLE_MINUTES", 30)?;
-        let session_lifetime = minutes(&env, "GATEHOUSE_SESSION_LIFETIME_MINUTES", 12 * 60)?;
-        if session_lifetime < session_idle {
-            return Err(invalid(
+        let session_idle = problems.ok(minutes(&env, "GATEHOUSE_SESSION_IDLE_MINUTES", 30));
+        let session_lifetime =
+            problems.ok(minutes(&env, "GATEHOUSE_SESSION_LIFETIME_MINUTES", 12 * 60));
+        if let (Some(idle), Some(lifetime)) = (session_idle, session_lifetime)
+            && lifetime < idle
+        {
+            problems.add(invalid(
                 "GATEHOUSE_SESSION_LIFETIME_MINUTES",
                 "must not be shorter than GATEHOUSE_SESSION_IDLE_MINUTES",
             ));
         }
 
-        let trusted_proxies = env
+        let trusted_proxies = problems.ok(env
             .list("GATEHOUSE_TRUSTED_PROXIES")
             .iter()
             .map(|entry| IpNet::parse(entry))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|reason| invalid("GATEHOUSE_TRUSTED_PROXIES", reason))?;
+            .map_err(|reason| invalid("GATEHOUSE_TRUSTED_PROXIES", reason)));
 
         let database_max_connections =
-            env.number("GATEHOUSE_DATABASE_MAX_CONNECTIONS", 1..=1000, 16, "")?;
+            problems.ok(env.number("GATEHOUSE_DATABASE_MAX_CONNECTIONS", 1..=1000, 16, ""));
 
-        let rate_limit_live = per_minute(&env, "GATEHOUSE_RATE_LIMIT_LIVE", 1000)?;
-        let rate_limit_test = per_minute(&env, "GATEHOUSE_RATE_LIMIT_TEST", 100)?;
-        let oidc_providers = oidc::providers(&env)?;
-        let key_cache_ttl = seconds(&env, "GATEHOUSE_KEY_CACHE_SECONDS", 0..=10, 10)?;
-        let usage_flush_interval = seconds(&env, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2)?;
-        let bad_keys_per_client = per_minute(&env, "GATEHOUSE_BAD_KEY_LIMIT", 100)?;
-        let request_log = env.switch("GATEHOUSE_REQUEST_LOG", true)?;
-        let request_log_days = env.number("GATEHOUSE_REQUEST_LOG_DAYS", 1..=365, 14, "days")?;
+        let rate_limit_live = problems.ok(per_minute(&env, "GATEHOUSE_RATE_LIMIT_LIVE", 1000));
+        let rate_limit_test = problems.ok(per_minute(&env, "GATEHOUSE_RATE_LIMIT_TEST", 100));
+        let oidc_providers = oidc::providers(&env)
+            .map_err(|found| found.into_iter().for_each(|problem| problems.add(problem)))
+            .ok();
+        let key_cache_ttl = problems.ok(seconds(&env, "GATEHOUSE_KEY_CACHE_SECONDS", 0..=10, 10));
+        let usage_flush_interval =
+            problems.ok(seconds(&env, "GATEHOUSE_USAGE_FLUSH_SECONDS", 1..=60, 2));
+        let bad_keys_per_client = problems.ok(per_minute(&env, "GATEHOUSE_BAD_KEY_LIMIT", 100));
+        let request_log = problems.ok(env.switch("GATEHOUSE_REQUEST_LOG", true));
+        let request_log_days =
+            problems.ok(env.number("GATEHOUSE_REQUEST_LOG_DAYS", 1..=365, 14, "days"));
 
         let smtp_url = get("GATEHOUSE_SMTP_URL")
             .filter(|url| !url.trim().is_empty())
             .map(|url| SecretString::from(url.trim().to_owned()));
-        if let Some(url) = &smtp_url {
-            crate::mailer::smtp_transport(url.expose_secret())
-                .map_err(|reason| invalid("GATEHOUSE_SMTP_URL", reason))?;
+        if let Some(url) = &smtp_url
+            && let Err(reason) = crate::mailer::smtp_transport(url.expose_secret())
+        {
+            problems.add(invalid("GATEHOUSE_SMTP_URL", reason));
         }
-        let mail_from = get("GATEHOUSE_MAIL_FROM")
-            .unwrap_or_else(|| format!("Gatehouse <gatehouse@{}>", public_url.mail_domain()));
-        crate::mailer::parse_from(&mail_from)
-            .map_err(|reason| invalid("GATEHOUSE_MAIL_FROM", reason))?;
+        let mail_from = get("GATEHOUSE_MAIL_FROM").unwrap_or_else(|| {
+            let domain = public_url
+                .as_ref()
+                .map_or("localhost", PublicUrl::mail_domain);
+            format!("Gatehouse <gatehouse@{domain}>")
+        });
+        if let Err(reason) = crate::mailer::parse_from(&mail_from) {
+            problems.add(invalid("GATEHOUSE_MAIL_FROM", reason));
+        }
 
-        let secret_key = get("GATEHOUSE_SECRET_KEY")
+        let secret_key = problems.ok(get("GATEHOUSE_SECRET_KEY")
             .filter(|key| !key.trim().is_empty())
             .map(|key| SecretKey::parse(&key))
             .transpose()
-            .map_err(|reason| invalid("GATEHOUSE_SECRET_KEY", reason))?;
-        let webhook_allow_private = env.flag("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE")?;
-        let leak_senders = super::leaks::senders(&env)?;
+            .map_err(|reason| invalid("GATEHOUSE_SECRET_KEY", reason)));
+        let webhook_allow_private = problems.ok(env.flag("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE"));
+        let leak_senders = problems.ok(super::leaks::senders(&env));
+
+        let problems = problems.0.into_inner();
+        let (
+            Some(database_url),
+            Some(listen),
+            Some(metrics_listen),
+            Some(public_url),
+            Some(verifier_tokens),
+            Some(operator_tokens),
+            Some(management_rate_limit),
+            Some(bad_tokens_per_client),
+            Some(legacy_key_pattern),
+            Some(api_base_url),
+            Some(profiles),
+            Some(session_idle),
+            Some(session_lifetime),
+            Some(trusted_proxies),
+            Some(database_max_connections),
+            Some(rate_limit_live),
+            Some(rate_limit_test),
+            Some(oidc_providers),
+            Some(key_cache_ttl),
+            Some(usage_flush_interval),
+            Some(bad_keys_per_client),
+            Some(request_log),
+            Some(request_log_days),
+            Some(secret_key),
+            Some(webhook_allow_private),
+            Some(leak_senders),
+        ) = (
+            database_url,
+            listen,
+            metrics_listen,
+            public_url,
+            verifier_tokens,
+            operator_tokens,
+            management_rate_limit,
+            bad_tokens_per_client,
+            legacy_key_pattern,
+            api_base_url,
+            profiles,
+            session_idle,
+            session_lifetime,
+            trusted_proxies,
+            database_max_connections,
+            rate_limit_live,
+            rate_limit_test,
+            oidc_providers,
+            key_cache_ttl,
+            usage_flush_interval,
+            bad_keys_per_client,
+            request_log,
+            request_log_days,
+            secret_key,
+            webhook_allow_private,
+            leak_senders,
+        )
+        else {
+            return Err(ConfigErrors(problems));
+        };
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
+        }
 
         Ok(Self {
             database_url,
@@ -227,6 +312,21 @@ impl Config {
             leak_senders,
             leak_keys_refetch: Duration::from_secs(60),
         })
+    }
+}
+
+/// The refusals found so far: reading goes on after each, so all are reported together.
+#[derive(Default)]
+struct Problems(std::cell::RefCell<Vec<ConfigError>>);
+
+impl Problems {
+    /// The value, or `None` with its refusal kept.
+    fn ok<T>(&self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|problem| self.add(problem)).ok()
+    }
+
+    fn add(&self, problem: ConfigError) {
+        self.0.borrow_mut().push(problem);
     }
 }
 

@@ -15,10 +15,12 @@ pub mod oidc_flows;
 pub mod outbox;
 pub mod reminders;
 pub mod request_log;
+pub mod sealed;
 pub mod tenants;
 pub mod usage;
 pub mod users;
 pub mod verification;
+pub mod webhook_deliveries;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -27,8 +29,14 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-/// Migrations compiled into the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Migrations compiled into the binary. Migrations a newer release applied are not an error: during
+/// a rolling upgrade an instance of the previous release may (re)start on a database the new
+/// release has already migrated (migrations keep the previous release working:
+/// docs/operations.md, Upgrades).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 /// Longest a request waits for a connection: with the database down, pages answer 503 within 2 s
 /// (this, then at most [`PROBE_TIMEOUT`] to confirm) instead of hanging.

@@ -68,51 +68,37 @@ pub struct Busy {
     pub in_flight: Vec<i32>,
 }
 
-/// Claims up to `limit` due messages of `kind`, oldest due first, at most `per_lane` in flight in
-/// each lane (counting `busy`'s), none of a closed lane: rows other senders hold are skipped, and
-/// each claimed row's due time moves `lease` ahead, so no other sender takes it while this one
-/// sends. A sender that dies mid-send leaves the row to be sent again after the lease.
+/// What a sender claims: up to `limit` messages of one kind, at most `per_lane` in flight in each
+/// lane (counting `busy`'s), each held for `lease`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimTerms<'a> {
+    pub limit: i64,
+    pub per_lane: i32,
+    pub busy: &'a Busy,
+    pub lease: std::time::Duration,
+}
+
+/// Claims due messages of `kind` on `terms` (the SQL function `outbox_claim`): oldest due first,
+/// none of a closed lane, rows other senders hold skipped; each claimed row's due time moves the
+/// lease ahead, so no other sender takes it while this one sends. A sender that dies mid-send
+/// leaves the row to be sent again after the lease.
 pub async fn claim(
     db: impl PgExecutor<'_>,
     kind: &str,
-    limit: i64,
-    per_lane: i32,
-    busy: &Busy,
-    lease: std::time::Duration,
+    terms: ClaimTerms<'_>,
 ) -> sqlx::Result<Vec<Claimed>> {
     sqlx::query_as!(
         Claimed,
-        r#"WITH candidate AS (
-               SELECT outbox_message_id, lane, due_at FROM outbox_message
-               WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= now() AND kind = $1
-                 AND lane <> ALL($2)
-               ORDER BY due_at
-               LIMIT $3::bigint * 4
-               FOR UPDATE SKIP LOCKED
-           ), ranked AS (
-               SELECT outbox_message_id, lane, due_at,
-                      row_number() OVER (PARTITION BY lane ORDER BY due_at) AS place
-               FROM candidate
-           ), chosen AS (
-               SELECT r.outbox_message_id
-               FROM ranked r
-               LEFT JOIN unnest($4::text[], $5::int[]) AS busy (lane, in_flight) ON busy.lane = r.lane
-               WHERE r.place + coalesce(busy.in_flight, 0) <= $6
-               ORDER BY r.due_at
-               LIMIT $3
-           )
-           UPDATE outbox_message AS m
-           SET due_at = now() + $7::interval, attempts = m.attempts + 1
-           FROM chosen
-           WHERE m.outbox_message_id = chosen.outbox_message_id
-           RETURNING m.outbox_message_id, m.kind, m.lane AS "lane!", m.payload, m.attempts, m.give_up_at"#,
+        r#"SELECT outbox_message_id AS "outbox_message_id!", kind AS "kind!", lane AS "lane!",
+                  payload AS "payload!", attempts AS "attempts!", give_up_at AS "give_up_at!"
+           FROM outbox_claim($1, $2, $3, $4, $5, $6, $7)"#,
         kind,
-        &busy.closed,
-        limit,
-        &busy.lanes,
-        &busy.in_flight,
-        i64::from(per_lane),
-        interval(lease),
+        &terms.busy.closed,
+        terms.limit,
+        &terms.busy.lanes,
+        &terms.busy.in_flight,
+        i64::from(terms.per_lane),
+        interval(terms.lease),
     )
     .fetch_all(db)
     .await
@@ -136,21 +122,28 @@ pub async fn defer_lane(
     Ok(done.rows_affected())
 }
 
-/// Records a successful attempt; `payload` replaces the stored one (secrets removed).
+/// Records successful attempts, all in one statement: an `outbox_attempt` row each (in the order
+/// given), and each message sent, its payload replaced by `payloads[i]` (secrets removed).
 pub async fn record_sent(
     db: impl PgExecutor<'_>,
-    outbox_message_id: Uuid,
-    payload: &Value,
+    outbox_message_ids: &[Uuid],
+    payloads: &[Value],
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        r#"WITH attempt AS (
-               INSERT INTO outbox_attempt (outbox_message_id, error) VALUES ($1, NULL)
+        r#"WITH done AS (
+               SELECT * FROM unnest($1::uuid[], $2::jsonb[]) WITH ORDINALITY
+                   AS d (outbox_message_id, payload, place)
+           ), attempt AS (
+               INSERT INTO outbox_attempt (outbox_message_id, error)
+               SELECT outbox_message_id, NULL FROM done ORDER BY place
            )
-           UPDATE outbox_message
-           SET sent_at = now(), last_error = NULL, payload = $2
-           WHERE outbox_message_id = $1"#,
-        outbox_message_id,
-        payload,
+           UPDATE outbox_message AS m
+           SET sent_at = now(), last_error = NULL, payload = done.payload
+           FROM done
+           -- `= ANY`: the rows through the primary key, not a scan of every message ever sent.
+           WHERE m.outbox_message_id = ANY($1) AND m.outbox_message_id = done.outbox_message_id"#,
+        outbox_message_ids,
+        payloads,
     )
     .execute(db)
     .await?;

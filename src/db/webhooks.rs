@@ -66,16 +66,6 @@ pub async fn get(
     )
 }
 
-/// The endpoint a delivery is for, whichever tenant: for the courier only.
-pub async fn for_delivery(
-    db: impl PgExecutor<'_>,
-    webhook_endpoint_id: Uuid,
-) -> sqlx::Result<Option<Endpoint>> {
-    Ok(select(db, None, Some(webhook_endpoint_id), None, None)
-        .await?
-        .pop())
-}
-
 /// Endpoints of a tenant and/or with an id, oldest first; after a (created_at, id) position and at
 /// most `limit` of them when given.
 async fn select(
@@ -350,47 +340,7 @@ pub async fn requeue(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn event_payload(db: impl PgExecutor<'_>, event_id: &str) -> sqlx::Result<Option<Value>> {
-    sqlx::query_scalar!(
-        "SELECT payload FROM webhook_event WHERE webhook_event_id = $1",
-        event_id
-    )
-    .fetch_optional(db)
-    .await
-}
-
-/// One delivery attempt for the log.
-pub struct NewAttempt<'a> {
-    pub webhook_endpoint_id: Uuid,
-    pub webhook_event_id: &'a str,
-    pub outbox_message_id: Uuid,
-    pub status: Option<i32>,
-    pub duration_ms: i32,
-    pub error: Option<&'a str>,
-    pub response: Option<&'a str>,
-    pub request_headers: &'a Value,
-}
-
-pub async fn insert_attempt(db: impl PgExecutor<'_>, attempt: &NewAttempt<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
-        "INSERT INTO webhook_attempt (webhook_endpoint_id, webhook_event_id, outbox_message_id,
-             status, duration_ms, error, response, request_headers)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        attempt.webhook_endpoint_id,
-        attempt.webhook_event_id,
-        attempt.outbox_message_id,
-        attempt.status,
-        attempt.duration_ms,
-        attempt.error,
-        attempt.response,
-        attempt.request_headers,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// An attempt as the endpoint's page lists it.
+/// An attempt as the endpoint's page lists it, with the event's body as it was sent.
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub webhook_attempt_id: i64,
@@ -402,28 +352,34 @@ pub struct Attempt {
     pub error: Option<String>,
     pub response: Option<String>,
     pub request_headers: Value,
+    pub payload: Value,
 }
 
-/// The endpoint's latest attempts, newest first.
+/// A page of the endpoint's attempts, newest first; `failed_only`: those that did not succeed.
 pub async fn attempts(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     webhook_endpoint_id: Uuid,
+    failed_only: bool,
     limit: i64,
+    offset: i64,
 ) -> sqlx::Result<Vec<Attempt>> {
     sqlx::query_as!(
         Attempt,
         "SELECT a.webhook_attempt_id, a.webhook_event_id, v.event_type, a.attempted_at, a.status,
-                a.duration_ms, a.error, a.response, a.request_headers
+                a.duration_ms, a.error, a.response, a.request_headers, v.payload
          FROM webhook_attempt a
          JOIN webhook_event v USING (webhook_event_id)
          JOIN webhook_endpoint e USING (webhook_endpoint_id)
          WHERE e.tenant_id = $1 AND a.webhook_endpoint_id = $2
+           AND (NOT $3 OR a.error IS NOT NULL)
          ORDER BY a.attempted_at DESC, a.webhook_attempt_id DESC
-         LIMIT $3",
+         LIMIT $4 OFFSET $5",
         tenant_id,
         webhook_endpoint_id,
+        failed_only,
         limit,
+        offset,
     )
     .fetch_all(db)
     .await

@@ -173,7 +173,7 @@ fn sha256_bytes(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
 }
 
-fn context(caller: &str, key: &str) -> String {
+pub(crate) fn context(caller: &str, key: &str) -> String {
     format!("idempotency_key.response:{caller}:{key}")
 }
 

@@ -60,6 +60,11 @@ pub async fn invite(
     actor: &Actor,
     mail: &InvitationMail<'_>,
 ) -> DomainResult<Result<IssuedInvitation, String>> {
+    if email.trim().is_empty() {
+        return Ok(Err(
+            "Enter the email address of the person to invite.".into()
+        ));
+    }
     let email = match Email::parse(email) {
         Ok(email) => email,
         Err(why) => return Ok(Err(why)),

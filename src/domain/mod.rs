@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod reminders;
 pub mod request_log;
 pub mod sealing;
+pub mod secret_key;
 pub mod tenants;
 pub mod throttle;
 pub mod tokens;

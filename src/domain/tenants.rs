@@ -171,6 +171,12 @@ impl MemberProblem {
     }
 }
 
+/// Whether a member with `role`, in a tenant with `admins` admins, is its last admin: they may
+/// neither leave, be removed, nor take another role (pages do not offer it, and say why).
+pub fn is_last_admin(role: Role, admins: i64) -> bool {
+    role == Role::Admin && admins <= 1
+}
+
 /// Locks the tenant (so two changes cannot each take away "the other" admin) and loads the member,
 /// saying whether they are its last admin.
 async fn lock_member(
@@ -182,8 +188,11 @@ async fn lock_member(
     let member = db_tenants::member(&mut *tx, tenant_id, membership_id)
         .await?
         .ok_or(DomainError::NotFound)?;
-    let last_admin =
-        member.role == Role::Admin && db_tenants::count_admins(&mut *tx, tenant_id).await? <= 1;
+    let last_admin = member.role == Role::Admin
+        && is_last_admin(
+            member.role,
+            db_tenants::count_admins(&mut *tx, tenant_id).await?,
+        );
     Ok((member, last_admin))
 }
 

@@ -132,7 +132,7 @@ fn operations(document: &Value) -> Vec<(String, Operation)> {
                     location: text(&parameter["in"]),
                     kind: kind(&parameter["schema"]),
                     required: parameter["required"].as_bool().unwrap_or(false),
-                    description: text(&parameter["description"]),
+                    description: prose(&text(&parameter["description"])),
                 })
                 .collect();
             let answers = operation["responses"]
@@ -141,7 +141,7 @@ fn operations(document: &Value) -> Vec<(String, Operation)> {
                 .flatten()
                 .map(|(status, answer)| Answer {
                     status: status.clone(),
-                    description: text(&answer["description"]),
+                    description: prose(&text(&answer["description"])),
                     schema: answer["content"]["application/json"]["schema"]
                         .as_object()
                         .map(|_| kind(&answer["content"]["application/json"]["schema"]))
@@ -157,7 +157,7 @@ fn operations(document: &Value) -> Vec<(String, Operation)> {
                         .replace("--", "-"),
                     method: method.to_uppercase(),
                     path: path.clone(),
-                    description: text(&operation["description"]),
+                    description: prose(&text(&operation["description"])),
                     security,
                     parameters,
                     body: operation["requestBody"]["content"]["application/json"]["schema"]
@@ -196,12 +196,51 @@ fn schemas(document: &Value) -> Vec<Schema> {
                         name: field.clone(),
                         kind: kind(property),
                         required: required.contains(&field.as_str()),
-                        description: text(&property["description"]),
+                        description: prose(&text(&property["description"])),
                     })
                     .collect(),
             }
         })
         .collect()
+}
+
+/// The OpenAPI document's prose as HTML: escaped, with its Markdown `code` spans as `<code>`
+/// (an unpaired backtick stays as it is).
+fn prose(text: &str) -> String {
+    let pieces: Vec<&str> = text.split('`').collect();
+    let last = pieces.len() - 1;
+    let mut html = String::with_capacity(text.len() + 16);
+    for (at, piece) in pieces.iter().enumerate() {
+        let escaped = escape(piece);
+        match (at % 2 == 1, at == last) {
+            (true, false) => {
+                html.push_str("<code>");
+                html.push_str(&escaped);
+                html.push_str("</code>");
+            }
+            (true, true) => {
+                html.push('`');
+                html.push_str(&escaped);
+            }
+            (false, _) => html.push_str(&escaped),
+        }
+    }
+    html
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 async fn show_api_reference(api_document: &str, visitor: Visitor) -> AppResult<Html<String>> {
@@ -212,7 +251,7 @@ async fn show_api_reference(api_document: &str, visitor: Visitor) -> AppResult<H
         .flatten()
         .map(|tag| Section {
             name: text(&tag["name"]),
-            description: text(&tag["description"]),
+            description: prose(&text(&tag["description"])),
             operations: Vec::new(),
         })
         .collect();
@@ -229,8 +268,22 @@ async fn show_api_reference(api_document: &str, visitor: Visitor) -> AppResult<H
     render(&ApiReferencePage {
         layout: visitor.layout().await?,
         title: text(&document["info"]["title"]),
-        description: text(&document["info"]["description"]),
+        description: prose(&text(&document["info"]["description"])),
         sections,
         schemas: schemas(&document),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prose;
+
+    #[test]
+    fn prose_renders_code_spans_and_escapes_the_rest() {
+        assert_eq!(
+            prose("Send `Gatehouse-Verifier` <now> & `x`"),
+            "Send <code>Gatehouse-Verifier</code> &lt;now&gt; &amp; <code>x</code>"
+        );
+        assert_eq!(prose("an unpaired ` stays"), "an unpaired ` stays");
+    }
 }

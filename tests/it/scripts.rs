@@ -83,12 +83,26 @@ async fn run_script(
     pool: &PgPool,
     port: u16,
 ) -> (tokio::process::Child, String) {
-    let mut run = Command::new(project.script("run"))
+    run_script_with(project, pool, port, |_| {}).await
+}
+
+/// [`run_script`] with more of the environment set by `adjust`.
+async fn run_script_with(
+    project: &Project,
+    pool: &PgPool,
+    port: u16,
+    adjust: impl FnOnce(&mut Command),
+) -> (tokio::process::Child, String) {
+    let mut command = Command::new(project.script("run"));
+    command
         .env("DATABASE_URL", database_url(pool))
         .env("GATEHOUSE_BIN", env!("CARGO_BIN_EXE_gatehouse"))
         .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
         .env("GATEHOUSE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
         .env_remove("GATEHOUSE_VERIFIER_TOKENS")
+        .env_remove("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE");
+    adjust(&mut command);
+    let mut run = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -164,4 +178,60 @@ async fn scripts_run_says_where_to_go_and_makes_a_development_verifier_token_it_
     let (run, said) = run_script(&project, &pool, port).await;
     assert!(said.contains(&token), "the token is reused: {said}");
     terminate(run, port).await;
+}
+
+#[sqlx::test]
+async fn scripts_run_lets_webhooks_reach_this_machine_unless_told_otherwise(pool: PgPool) {
+    let project = Project::copy();
+    // The binary as scripts/run starts it, telling what it was given.
+    let seen = project.0.join("allow-private");
+    let wrapper = project.0.join("gatehouse-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/usr/bin/env bash\nprintf '%s' \"${{GATEHOUSE_WEBHOOK_ALLOW_PRIVATE-unset}}\" > {}\nexec {}\n",
+            seen.display(),
+            env!("CARGO_BIN_EXE_gatehouse")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let port = free_port();
+    let (run, _) = run_script_with(&project, &pool, port, |command| {
+        command.env("GATEHOUSE_BIN", &wrapper);
+    })
+    .await;
+    // Read, then stop the server before asserting (a failed assertion would leave it running).
+    let given = std::fs::read_to_string(&seen).unwrap();
+    terminate(run, port).await;
+    assert_eq!(given, "1", "set for local development");
+
+    // Set by the caller: kept as it is.
+    let (run, _) = run_script_with(&project, &pool, port, |command| {
+        command
+            .env("GATEHOUSE_BIN", &wrapper)
+            .env("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "false");
+    })
+    .await;
+    let given = std::fs::read_to_string(&seen).unwrap();
+    terminate(run, port).await;
+    assert_eq!(given, "false", "kept as the caller set it");
+    // The server's connections end a moment after it does; the test's database is dropped next.
+    for _ in 0..100 {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -155,8 +155,14 @@ pub fn meta_from_text(input: &str) -> Result<serde_json::Value, String> {
         return Ok(json!({}));
     }
     serde_json::from_str(input).map_err(|err| {
+        // serde_json's message ends with its position ("… at line 1 column 9"): said once, here.
+        let message = err.to_string();
+        let what = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(what, _)| what);
         format!(
-            "Metadata must be a JSON object like {{\"plan\": \"pro\"}}: {err} (line {}, column {}).",
+            "Metadata must be a JSON object like {{\"plan\": \"pro\"}}; this is not valid JSON \
+             at line {}, column {}: {what}.",
             err.line(),
             err.column()
         )

@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::vocabulary::Role;
+
 /// An endpoint URL: http or https, a host, no credentials in it (receiver authentication is for
 /// that), and no internal address written in it unless `allow_private`. A name is checked again
 /// at every delivery, against the address it then resolves to.
@@ -26,11 +28,25 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
         && is_internal(ip)
     {
         return Err(format!(
-            "{} is an internal address: webhooks go to public addresses only.",
+            "{} is an internal address: webhooks go to public addresses only. For local use, \
+             the operator can allow internal addresses with GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=1.",
             shown(ip)
         ));
     }
     Ok(())
+}
+
+/// An endpoint's URL as `role` may read it: a receiver's query string often carries a token, so
+/// only admins (who may change the endpoint) see it; others see that there is one
+/// (`https://hooks.example.com/in?••••`). A fragment is never sent, but is masked with it.
+pub fn url_shown_to(url: &str, role: Role) -> String {
+    if role >= Role::Admin {
+        return url.to_owned();
+    }
+    match url.find(['?', '#']) {
+        Some(at) => format!("{}{}••••", &url[..at], &url[at..=at]),
+        None => url.to_owned(),
+    }
 }
 
 /// An address as a refusal names it: an IPv6 address that carries an IPv4 address with that
@@ -109,6 +125,19 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_admins_read_a_receiver_urls_query_string() {
+        let url = "https://hooks.example.com/in?token=abc#part";
+        assert_eq!(url_shown_to(url, Role::Admin), url);
+        for role in [Role::Developer, Role::Viewer] {
+            assert_eq!(url_shown_to(url, role), "https://hooks.example.com/in?••••");
+            assert_eq!(
+                url_shown_to("https://hooks.example.com/in", role),
+                "https://hooks.example.com/in"
+            );
+        }
+    }
 
     #[test]
     fn internal_addresses_are_told_from_public_ones() {

@@ -17,7 +17,7 @@ pub mod endpoints;
 pub mod events;
 pub mod signing;
 
-pub use address::{check_url, is_internal, literal_address};
+pub use address::{check_url, is_internal, literal_address, shown, url_shown_to};
 pub use delivery::{
     DISABLE_AFTER, DeliverySecrets, KIND, LONGEST_RETRY_AFTER, open_secrets, record_outcome,
     resend, retry_after, retry_in, send_test,

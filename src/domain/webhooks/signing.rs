@@ -74,12 +74,12 @@ impl SigningSecret {
 }
 
 /// What a signing secret is sealed to: its endpoint, so a sealed secret cannot be moved to another.
-pub(super) fn secret_context(endpoint_id: Uuid) -> String {
+pub(crate) fn secret_context(endpoint_id: Uuid) -> String {
     format!("webhook_endpoint.secret:{endpoint_id}")
 }
 
 /// What a receiver's credentials are sealed to.
-pub(super) fn auth_context(endpoint_id: Uuid) -> String {
+pub(crate) fn auth_context(endpoint_id: Uuid) -> String {
     format!("webhook_endpoint.auth:{endpoint_id}")
 }
 

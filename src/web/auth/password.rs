@@ -60,6 +60,8 @@ async fn sign_up_page(
 struct NextQuery {
     next: Option<String>,
     email: Option<String>,
+    /// Set by signing out, which lands here: the page says so.
+    signed_out: Option<String>,
 }
 
 async fn new_account_form(
@@ -140,6 +142,8 @@ pub(super) struct SignInPage {
     email: String,
     next: String,
     error: Option<String>,
+    /// "You are signed out.", on the page signing out lands on.
+    notice: Option<&'static str>,
 }
 
 pub(super) async fn sign_in_page(
@@ -155,6 +159,7 @@ pub(super) async fn sign_in_page(
         email,
         next: next.to_owned(),
         error,
+        notice: None,
     })
 }
 
@@ -167,7 +172,10 @@ async fn sign_in_form(
     if visitor.user.is_some() {
         return Ok(Redirect::to(next).into_response());
     }
-    let page = sign_in_page(&state, &visitor, String::new(), next, None).await?;
+    let mut page = sign_in_page(&state, &visitor, String::new(), next, None).await?;
+    if query.signed_out.is_some() {
+        page.notice = Some("You are signed out.");
+    }
     html(&page)
 }
 

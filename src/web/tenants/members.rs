@@ -25,6 +25,8 @@ struct MemberRow {
     role: Role,
     joined: When,
     is_you: bool,
+    /// The tenant's only admin: no role change or leaving is offered (both would be refused).
+    last_admin: bool,
 }
 
 struct InvitationRow {
@@ -58,10 +60,13 @@ async fn members_page(
 ) -> AppResult<MembersPage> {
     let now = time::OffsetDateTime::now_utc();
     let clock = Clock::of(&member.user);
-    let members = db_tenants::members(&state.pool, member.tenant_id())
-        .await?
+    let rows = db_tenants::members(&state.pool, member.tenant_id()).await?;
+    let admins = rows.iter().filter(|row| row.role == Role::Admin).count();
+    let admins = i64::try_from(admins).unwrap_or(i64::MAX);
+    let members = rows
         .into_iter()
         .map(|row| MemberRow {
+            last_admin: tenants::is_last_admin(row.role, admins),
             membership_id: row.membership_id,
             is_you: row.app_user_id == member.user.app_user_id,
             display_name: row.display_name,
@@ -303,8 +308,25 @@ async fn refused(
     html_with_status(StatusCode::CONFLICT, &page)
 }
 
-pub(super) async fn confirm_leave(member: TenantMember) -> AppResult<Response> {
+pub(super) async fn confirm_leave(
+    State(state): State<AppState>,
+    member: TenantMember,
+) -> AppResult<Response> {
     let slug = &member.membership.slug;
+    let admins = db_tenants::count_admins(&state.pool, member.tenant_id()).await?;
+    if tenants::is_last_admin(member.role, admins) {
+        // Leaving would be refused: say why instead of offering it.
+        let page = ConfirmPage {
+            layout: member.layout().await?,
+            tenant: member.nav("members"),
+            title: format!("You cannot leave {} yet", member.membership.name),
+            message: MemberProblem::LastAdmin.message().into(),
+            action: String::new(),
+            button: "",
+            cancel: format!("/t/{slug}/members"),
+        };
+        return html(&page);
+    }
     let page = ConfirmPage {
         layout: member.layout().await?,
         tenant: member.nav("members"),

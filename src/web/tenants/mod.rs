@@ -9,6 +9,7 @@ mod members;
 mod overview;
 mod settings;
 mod usage;
+mod webhook_log;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -96,7 +97,7 @@ tenant_routes! {
     get  "/t/{slug}/webhooks" => Viewer webhooks::list_webhooks;
     get  "/t/{slug}/webhooks/new" => Admin webhooks::new_webhook_form;
     post "/t/{slug}/webhooks" => Admin webhooks::create_webhook;
-    get  "/t/{slug}/webhooks/{id}" => Viewer webhooks::show_webhook;
+    get  "/t/{slug}/webhooks/{id}" => Viewer webhook_log::show_webhook;
     post "/t/{slug}/webhooks/{id}" => Admin webhooks::update_webhook;
     get  "/t/{slug}/webhooks/{id}/edit" => Admin webhooks::edit_webhook_form;
     post "/t/{slug}/webhooks/{id}/roll" => Admin webhooks::roll_webhook_secret;

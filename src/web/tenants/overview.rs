@@ -85,6 +85,8 @@ struct TenantPage {
     layout: Layout,
     tenant: TenantNav,
     role_description: &'static str,
+    /// The viewer is the tenant's only admin: leaving is not offered, and the page says why.
+    last_admin: bool,
     member_count: usize,
     pending_count: usize,
     joined: When,
@@ -132,6 +134,11 @@ pub(super) async fn show_tenant(
         layout: member.layout().await?,
         tenant: member.nav("overview"),
         role_description: member.role.description(),
+        last_admin: crate::domain::tenants::is_last_admin(
+            member.role,
+            i64::try_from(members.iter().filter(|m| m.role == Role::Admin).count())
+                .unwrap_or(i64::MAX),
+        ),
         member_count: members.len(),
         pending_count: pending.len(),
         joined: Clock::of(&member.user).day(member.membership.created_at),

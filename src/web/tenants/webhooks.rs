@@ -1,5 +1,5 @@
 //! `/t/{slug}/webhooks…`: a tenant's webhook endpoints with their health, an endpoint's page with
-//! its delivery log, and the admin's changes (register, edit, roll the secret, disable and
+//! its delivery log (`webhook_log.rs`), and the admin's changes (register, edit, roll the secret, disable and
 //! enable, send a test event, resend a delivery, delete). Signing secrets are shown once, on the page
 //! that follows registering or rolling; receivers' credentials never after they are typed.
 
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::db::webhooks::{self as db_webhooks, Attempt, Endpoint};
+use crate::db::webhooks::{self as db_webhooks, Endpoint};
 use crate::domain::webhooks::{
     self, AUTH_KINDS, EndpointErrors, EndpointInput, EventType, SigningSecret, WebhookProblem,
 };
@@ -24,32 +24,30 @@ use crate::web::session;
 use crate::web::session::{first_use, new_form_id};
 use crate::web::tenants::{TenantMember, TenantNav};
 
-/// Attempts an endpoint's page lists.
-const LOG_LENGTH: i64 = 50;
-
 const NO_KEY: &str = "Webhooks need GATEHOUSE_SECRET_KEY, which seals their secrets: ask the \
     operator of this Gatehouse to set it.";
 
 /// An endpoint as the pages show it: no secret, no credential.
-struct EndpointView {
-    id: Uuid,
-    name: String,
-    url: String,
-    environment: Environment,
-    events: String,
-    enabled: bool,
-    disabled_reason: Option<String>,
-    seed_signature: bool,
-    auth: &'static str,
-    health: String,
-    healthy: bool,
-    last_delivery: Option<When>,
-    last_status: String,
-    overlap_until: Option<String>,
+pub(super) struct EndpointView {
+    pub(super) id: Uuid,
+    pub(super) name: String,
+    pub(super) url: String,
+    pub(super) environment: Environment,
+    pub(super) events: String,
+    pub(super) enabled: bool,
+    pub(super) disabled_reason: Option<String>,
+    pub(super) seed_signature: bool,
+    pub(super) auth: &'static str,
+    pub(super) health: String,
+    pub(super) healthy: bool,
+    pub(super) last_delivery: Option<When>,
+    pub(super) last_status: String,
+    pub(super) overlap_until: Option<String>,
 }
 
 impl EndpointView {
-    fn of(endpoint: &Endpoint, clock: &Clock) -> Self {
+    /// The endpoint as `role` sees it: only admins read the URL's query string.
+    pub(super) fn of(endpoint: &Endpoint, clock: &Clock, role: Role) -> Self {
         let health = match (
             endpoint.enabled,
             endpoint.failures_in_row,
@@ -65,7 +63,7 @@ impl EndpointView {
         Self {
             id: endpoint.webhook_endpoint_id,
             name: endpoint.name.clone(),
-            url: endpoint.url.clone(),
+            url: webhooks::url_shown_to(&endpoint.url, role),
             environment: endpoint.environment,
             events: endpoint
                 .event_types
@@ -92,46 +90,6 @@ impl EndpointView {
     }
 }
 
-/// One line of the delivery log.
-struct AttemptView {
-    at: When,
-    event_id: String,
-    event_type: String,
-    status: String,
-    ok: bool,
-    duration_ms: i32,
-    error: String,
-    response: String,
-    headers: Vec<(String, String)>,
-}
-
-impl AttemptView {
-    fn of(attempt: Attempt, clock: &Clock) -> Self {
-        let headers = attempt
-            .request_headers
-            .as_object()
-            .map(|map| {
-                map.iter()
-                    .map(|(name, value)| (name.clone(), value.as_str().unwrap_or("").to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            at: clock.at(attempt.attempted_at),
-            ok: attempt.error.is_none(),
-            status: attempt
-                .status
-                .map_or_else(|| "—".to_owned(), |s| s.to_string()),
-            event_id: attempt.webhook_event_id,
-            event_type: attempt.event_type,
-            duration_ms: attempt.duration_ms,
-            error: attempt.error.unwrap_or_default(),
-            response: attempt.response.unwrap_or_default(),
-            headers,
-        }
-    }
-}
-
 #[derive(Template)]
 #[template(path = "webhooks/index.html")]
 struct WebhooksPage {
@@ -153,7 +111,7 @@ pub async fn list_webhooks(
         tenant: member.nav("webhooks"),
         endpoints: endpoints
             .iter()
-            .map(|endpoint| EndpointView::of(endpoint, &clock))
+            .map(|endpoint| EndpointView::of(endpoint, &clock, member.role))
             .collect(),
         can_manage: member.role >= Role::Admin,
         has_key: state.config.secret_key.is_some(),
@@ -352,41 +310,10 @@ async fn already_created(member: &TenantMember) -> AppResult<Response> {
     html_with_status(StatusCode::CONFLICT, &page)
 }
 
-async fn load(state: &AppState, member: &TenantMember, id: Uuid) -> AppResult<Endpoint> {
+pub(super) async fn load(state: &AppState, member: &TenantMember, id: Uuid) -> AppResult<Endpoint> {
     db_webhooks::get(&state.pool, member.tenant_id(), id)
         .await?
         .ok_or(AppError::NotFound)
-}
-
-#[derive(Template)]
-#[template(path = "webhooks/show.html")]
-struct WebhookPage {
-    layout: Layout,
-    tenant: TenantNav,
-    endpoint: EndpointView,
-    attempts: Vec<AttemptView>,
-    can_manage: bool,
-}
-
-pub async fn show_webhook(
-    State(state): State<AppState>,
-    member: TenantMember,
-    Path((_, id)): Path<(String, Uuid)>,
-) -> AppResult<Response> {
-    let endpoint = load(&state, &member, id).await?;
-    let attempts = db_webhooks::attempts(&state.pool, member.tenant_id(), id, LOG_LENGTH).await?;
-    let clock = Clock::of(&member.user);
-    let page = WebhookPage {
-        layout: member.layout().await?,
-        tenant: member.nav("webhooks"),
-        endpoint: EndpointView::of(&endpoint, &clock),
-        attempts: attempts
-            .into_iter()
-            .map(|attempt| AttemptView::of(attempt, &clock))
-            .collect(),
-        can_manage: member.role >= Role::Admin,
-    };
-    html(&page)
 }
 
 pub async fn edit_webhook_form(
@@ -462,7 +389,7 @@ pub async fn update_webhook(
     Ok(Redirect::to(&endpoint_path(&member, id)).into_response())
 }
 
-fn endpoint_path(member: &TenantMember, id: Uuid) -> String {
+pub(super) fn endpoint_path(member: &TenantMember, id: Uuid) -> String {
     format!("/t/{}/webhooks/{id}", member.membership.slug)
 }
 

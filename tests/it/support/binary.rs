@@ -27,12 +27,17 @@ pub struct Binary {
 impl Binary {
     /// Starts the binary on `pool`'s database with `env` added, and waits until it answers.
     pub async fn start(pool: &PgPool, env: &[(&str, &str)]) -> Self {
+        Self::start_program(env!("CARGO_BIN_EXE_gatehouse"), pool, env).await
+    }
+
+    /// As [`Binary::start`], with another build of Gatehouse (the previous release's).
+    pub async fn start_program(program: &str, pool: &PgPool, env: &[(&str, &str)]) -> Self {
         let url = database_url(pool);
         let port = free_port();
         let log_path =
             std::env::temp_dir().join(format!("gatehouse-log-{}.txt", uuid::Uuid::new_v4()));
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        let mut command = Command::new(program);
         command
             .env("DATABASE_URL", &url)
             .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))

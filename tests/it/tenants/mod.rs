@@ -2,6 +2,7 @@
 
 mod api_access;
 mod audit;
+mod forms;
 mod invitations;
 mod key_policy;
 mod keys;
@@ -9,6 +10,7 @@ mod logs;
 mod members;
 mod settings;
 mod usage;
+mod webhook_log;
 mod webhooks;
 
 use gatehouse::vocabulary::Role;

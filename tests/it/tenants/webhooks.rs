@@ -19,7 +19,7 @@ use crate::support::smtp::MailSink;
 use crate::support::webhooks::{Receiver, Tarpit, seed_signature_matches, verify_with_library};
 
 /// Gatehouse with webhooks allowed to loopback receivers and a quick sender.
-async fn webhook_app(pool: PgPool) -> TestApp {
+pub(super) async fn webhook_app(pool: PgPool) -> TestApp {
     webhook_app_with(pool, &[("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true")]).await
 }
 
@@ -32,7 +32,7 @@ async fn webhook_app_with(pool: PgPool, env: &[(&str, &str)]) -> TestApp {
 }
 
 /// Registers an endpoint through the portal's form; returns its id and the secret shown once.
-async fn register(
+pub(super) async fn register(
     app: &TestApp,
     admin: &Client,
     url: &str,
@@ -84,7 +84,12 @@ fn endpoint_link(html: &str) -> Option<Uuid> {
         .next()
 }
 
-async fn post_action(app: &TestApp, admin: &Client, id: Uuid, action: &str) -> reqwest::Response {
+pub(super) async fn post_action(
+    app: &TestApp,
+    admin: &Client,
+    id: Uuid,
+    action: &str,
+) -> reqwest::Response {
     app.submit(
         admin,
         &format!("/t/acme/webhooks/{id}"),
@@ -651,7 +656,12 @@ async fn wait_until_sent(app: &TestApp) {
     }
 }
 
-async fn wait_for_page(app: &TestApp, client: &Client, path: &str, text: &str) -> String {
+pub(super) async fn wait_for_page(
+    app: &TestApp,
+    client: &Client,
+    path: &str,
+    text: &str,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let page = app.get_html(client, path).await;
@@ -695,25 +705,31 @@ async fn a_private_address_is_refused_without_the_setting(pool: PgPool) {
     // An address written in the URL is refused by the form (the API's rule too)…
     let by_ip = submit_endpoint(&app, &admin, &receiver.url, &[]).await;
     assert_eq!(by_ip.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let said = by_ip.text().await.unwrap();
     assert!(
-        by_ip
-            .text()
-            .await
-            .unwrap()
-            .contains("127.0.0.1 is an internal address"),
+        said.contains("127.0.0.1 is an internal address"),
         "the form says why"
+    );
+    // Someone trying webhooks on their own machine learns what allows it.
+    assert!(
+        said.contains("allow internal addresses with GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=1"),
+        "{said}"
     );
     // …and a name that resolves to loopback is refused when a delivery resolves it.
     let by_name = receiver.url.replace("127.0.0.1", "localhost");
     let (named, _) = register(&app, &admin, &by_name, &[]).await;
     post_action(&app, &admin, named, "test").await;
-    wait_for_page(
+    let log = wait_for_page(
         &app,
         &admin,
         &format!("/t/acme/webhooks/{named}"),
         "resolves to an internal address",
     )
     .await;
+    assert!(
+        log.contains("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=1 allows internal addresses"),
+        "the delivery log names the setting too"
+    );
     assert!(
         receiver.received().is_empty(),
         "nothing reached the receiver"
@@ -756,11 +772,12 @@ async fn an_internal_ipv4_address_written_in_an_ipv6_form_is_refused(pool: PgPoo
         );
     }
     // An endpoint saved before this rule (written here straight into its row) is refused when
-    // a delivery is sent.
+    // a delivery is sent, with the IPv4 address named as the form names it.
     let (id, _) = register(&app, &admin, "http://192.0.2.10/hooks", &[]).await;
     for (address, shown) in [
-        ("::127.0.0.1", "::7f00:1"),
+        ("::127.0.0.1", "::7f00:1 (127.0.0.1)"),
         ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
+        ("64:ff9b::10.0.0.1", "64:ff9b::a00:1 (10.0.0.1)"),
     ] {
         sqlx::query("UPDATE webhook_endpoint SET url = $1 WHERE webhook_endpoint_id = $2")
             .bind(format!("http://[{address}]:{port}/hooks"))
