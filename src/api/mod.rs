@@ -7,6 +7,7 @@ pub mod error;
 mod health;
 pub mod manage;
 pub mod metrics;
+pub mod tokens;
 pub mod verify;
 
 use axum::Router;
@@ -21,6 +22,7 @@ use crate::app::AppState;
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(manage::router(state))
+        .merge(tokens::router())
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
 }

@@ -113,6 +113,9 @@ pub struct Config {
     pub expiry_reminder_interval: Duration,
     /// Seals webhook secrets and receivers' credentials at rest; webhooks need it.
     pub secret_key: Option<SecretKey>,
+    /// How long a token signing key signs before its successor does
+    /// (`GATEHOUSE_TOKEN_KEY_ROTATION_DAYS`, 30 by default).
+    pub token_key_rotation: time::Duration,
     /// Whether webhooks may go to loopback, private and link-local addresses (tests, labs).
     pub webhook_allow_private: bool,
     /// The first retry of a failed webhook delivery (5 s; the later steps scale with it).
@@ -201,6 +204,7 @@ mod tests {
         assert!(!config.webhook_allow_private);
         assert_eq!(config.webhook_timeout, Duration::from_secs(15));
         assert!(config.api_base_url.is_none());
+        assert_eq!(config.token_key_rotation, time::Duration::days(30));
     }
 
     #[test]
@@ -384,6 +388,8 @@ mod tests {
             ("GATEHOUSE_MAIL_FROM", "gatehouse"),
             ("GATEHOUSE_PROFILES_FILE", "/nonexistent/profiles.toml"),
             ("GATEHOUSE_API_BASE_URL", "api.example.com"),
+            ("GATEHOUSE_TOKEN_KEY_ROTATION_DAYS", "0"),
+            ("GATEHOUSE_TOKEN_KEY_ROTATION_DAYS", "366"),
             (
                 "GATEHOUSE_API_BASE_URL",
                 "https://api.example.com/'; rm -rf ~",

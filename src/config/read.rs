@@ -179,6 +179,12 @@ impl Config {
             .map(|key| SecretKey::parse(&key))
             .transpose()
             .map_err(|reason| invalid("GATEHOUSE_SECRET_KEY", reason))?;
+        let token_key_rotation = time::Duration::days(env.number(
+            "GATEHOUSE_TOKEN_KEY_ROTATION_DAYS",
+            1..=365,
+            30,
+            "days",
+        )?);
         let webhook_allow_private = env.flag("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE")?;
 
         Ok(Self {
@@ -220,6 +226,7 @@ impl Config {
             outbox_lease: Duration::from_secs(120),
             expiry_reminder_interval: Duration::from_secs(300),
             secret_key,
+            token_key_rotation,
             webhook_allow_private,
             webhook_first_retry: Duration::from_secs(5),
             webhook_timeout: Duration::from_secs(15),

@@ -366,6 +366,8 @@ pub async fn mark_rolled(
 pub enum KeyChange {
     /// This key (its SHA-256) changed.
     Key([u8; 32]),
+    /// The keys that sign access tokens changed (a rotation): read them again.
+    SigningKeys,
     /// Something changed but the payload could not be read: assume anything did.
     Unknown,
 }
@@ -385,8 +387,28 @@ impl KeyChanges {
     /// The next change; `None` once the connection is lost.
     pub async fn next(&mut self) -> Option<KeyChange> {
         let notification = self.0.try_recv().await.ok()??;
+        if notification.payload() == SIGNING_KEYS_PAYLOAD {
+            return Some(KeyChange::SigningKeys);
+        }
         Some(parse_payload(notification.payload()).map_or(KeyChange::Unknown, KeyChange::Key))
     }
+}
+
+/// What [`notify_signing_keys_changed`] says on [`CHANGED_CHANNEL`]: the one listener every
+/// instance keeps hears rotations of the token signing keys too.
+const SIGNING_KEYS_PAYLOAD: &str = "signing_keys";
+
+/// Tells every instance (this one included) to read the token signing keys again; delivered at
+/// commit.
+pub async fn notify_signing_keys_changed(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT pg_notify($1, $2)",
+        CHANGED_CHANNEL,
+        SIGNING_KEYS_PAYLOAD
+    )
+    .execute(db)
+    .await
+    .map(drop)
 }
 
 /// A notification's payload: the key's SHA-256 in hex, as [`notify_changed`] writes it.

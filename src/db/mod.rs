@@ -14,6 +14,7 @@ pub mod oidc_flows;
 pub mod outbox;
 pub mod reminders;
 pub mod request_log;
+pub mod signing_keys;
 pub mod tenants;
 pub mod usage;
 pub mod users;

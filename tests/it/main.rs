@@ -19,4 +19,5 @@ mod scripts;
 mod security;
 mod support;
 mod tenants;
+mod tokens;
 mod v1;

@@ -1,0 +1,4 @@
+//! Access tokens (issue 25): the signing keys and their publication (`/.well-known/…`,
+//! `/v1/signing-keys`).
+
+mod signing_keys;
