@@ -39,6 +39,8 @@ pub struct Key {
     pub disabled_by_name: Option<String>,
     /// Imported in the platform's old format (`GATEHOUSE_LEGACY_KEY_PATTERN`).
     pub legacy: bool,
+    /// Its id as an OAuth2 client (public; the client secret is the key).
+    pub client_id: String,
     /// As of the query, by `api_key_status` (the one definition of a key's status).
     pub status: KeyStatus,
 }
@@ -127,7 +129,7 @@ pub async fn by_ids(
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy,
+                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy, k.client_id,
                   api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            WHERE k.tenant_id = $1 AND k.api_key_id = ANY($2)
@@ -152,7 +154,7 @@ pub async fn get(
                   k.expires_at, k.revoked_at, COALESCE(r.display_name, k.revoked_by_label) AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, COALESCE(o.display_name, k.rolled_by_label) AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, COALESCE(d.display_name, k.disabled_by_label) AS "disabled_by_name?", k.legacy,
+                  k.disabled_at, COALESCE(d.display_name, k.disabled_by_label) AS "disabled_by_name?", k.legacy, k.client_id,
                   api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by
@@ -230,7 +232,7 @@ pub async fn list(
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy,
+                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy, k.client_id,
                   api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by

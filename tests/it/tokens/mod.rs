@@ -1,4 +1,5 @@
 //! Access tokens (issue 25): the signing keys and their publication (`/.well-known/…`,
 //! `/v1/signing-keys`).
 
+mod clients;
 mod signing_keys;
