@@ -185,6 +185,25 @@ impl Config {
             30,
             "days",
         )?);
+        let token_ttl = time::Duration::seconds(env.number(
+            "GATEHOUSE_TOKEN_TTL_SECONDS",
+            1..=3600,
+            300,
+            "seconds",
+        )?);
+        let token_audiences = match env.list("GATEHOUSE_TOKEN_AUDIENCES") {
+            audiences if audiences.is_empty() => vec![public_url.origin().to_owned()],
+            audiences => audiences,
+        };
+        if let Some(bad) = token_audiences
+            .iter()
+            .find(|audience| audience.is_empty() || audience.contains(char::is_whitespace))
+        {
+            return Err(invalid(
+                "GATEHOUSE_TOKEN_AUDIENCES",
+                format!("{bad:?} is not an audience (a URI without spaces)"),
+            ));
+        }
         let webhook_allow_private = env.flag("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE")?;
 
         Ok(Self {
@@ -227,6 +246,8 @@ impl Config {
             expiry_reminder_interval: Duration::from_secs(300),
             secret_key,
             token_key_rotation,
+            token_ttl,
+            token_audiences,
             webhook_allow_private,
             webhook_first_retry: Duration::from_secs(5),
             webhook_timeout: Duration::from_secs(15),

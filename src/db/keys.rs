@@ -103,6 +103,16 @@ pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Resul
     .await
 }
 
+/// A key's id as an OAuth2 client.
+pub async fn client_id(db: impl PgExecutor<'_>, api_key_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "SELECT client_id FROM api_key WHERE api_key_id = $1",
+        api_key_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// Which of `hashes` some key of any tenant already has.
 pub async fn taken_hashes(
     db: impl PgExecutor<'_>,

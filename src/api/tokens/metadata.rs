@@ -46,7 +46,10 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 #[derive(Debug, Serialize)]
 struct AuthorizationServer {
     issuer: String,
+    token_endpoint: String,
     jwks_uri: String,
+    grant_types_supported: Vec<&'static str>,
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
     scopes_supported: Vec<String>,
     /// No authorization endpoint: machine clients only (client credentials).
     response_types_supported: Vec<String>,
@@ -60,7 +63,10 @@ pub async fn authorization_server(State(state): State<AppState>) -> Response {
     let url = &state.config.public_url;
     cacheable(AuthorizationServer {
         issuer: url.origin().to_owned(),
+        token_endpoint: url.link("/oauth/token"),
         jwks_uri: url.link("/.well-known/jwks.json"),
+        grant_types_supported: vec!["client_credentials"],
+        token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
         scopes_supported: state.config.scopes.clone(),
         response_types_supported: Vec::new(),
     })

@@ -2,9 +2,10 @@
 //! the keys that verify its tokens (the JWKS, RFC 7517).
 
 pub mod metadata;
+pub mod token;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 
@@ -16,4 +17,5 @@ pub fn router() -> Router<AppState> {
             "/.well-known/oauth-authorization-server",
             get(metadata::authorization_server),
         )
+        .route("/oauth/token", post(token::token))
 }

@@ -2,4 +2,5 @@
 //! `/v1/signing-keys`).
 
 mod clients;
+mod issue;
 mod signing_keys;
