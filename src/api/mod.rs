@@ -8,6 +8,7 @@ mod health;
 pub mod leaks;
 pub mod manage;
 pub mod metrics;
+pub mod tokens;
 pub mod verify;
 
 use axum::Router;
@@ -22,6 +23,7 @@ use crate::app::AppState;
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(manage::router(state))
+        .merge(tokens::router())
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .route("/v1/leaks/{sender}", post(leaks::report))

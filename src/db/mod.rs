@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod reminders;
 pub mod request_log;
 pub mod sealed;
+pub mod signing_keys;
 pub mod tenants;
 pub mod usage;
 pub mod users;

@@ -1,5 +1,6 @@
 //! Rules and types of the product: no HTTP, no SQL.
 
+pub mod access_tokens;
 pub mod accounts;
 pub mod audit;
 pub mod email_links;

@@ -21,5 +21,6 @@ mod scripts;
 mod security;
 mod support;
 mod tenants;
+mod tokens;
 mod v1;
 mod wording;
