@@ -23,7 +23,6 @@ use tower_sessions::ExpiredDeletion;
 use crate::api::error::ApiError;
 use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::db;
-use crate::db::users::User;
 use crate::domain::access_tokens;
 use crate::domain::key_cache;
 use crate::domain::metering;
