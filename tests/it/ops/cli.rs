@@ -259,7 +259,12 @@ async fn rotating_the_secret_key_reseals_everything_and_webhooks_still_sign(pool
         1,
         "no new key was made for want of the old one"
     );
-    assert_eq!(jwks.body["keys"][0]["kid"], kids_after[0].as_str(), "{}", jwks.body);
+    assert_eq!(
+        jwks.body["keys"][0]["kid"],
+        kids_after[0].as_str(),
+        "{}",
+        jwks.body
+    );
 
     // Audited in the tenant, by the operator.
     let events: Vec<(Option<String>, serde_json::Value)> = sqlx::query_as(
