@@ -6,6 +6,7 @@ use sqlx::PgPool;
 use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::config::Config;
+use crate::domain::access_tokens::{Rotation, SigningKeys};
 use crate::domain::passwords::Passwords;
 use crate::domain::rate_limit::RateLimits;
 use crate::domain::request_log::RequestLog;
@@ -52,6 +53,10 @@ pub struct Shared {
     /// The management API's rate windows, per token, and its failed authentications per client
     /// address.
     pub management_limits: Arc<RateLimits>,
+    /// The secret scanners' public keys, for their leak reports' signatures.
+    pub leak_keys: Arc<crate::leak_keys::LeakKeys>,
+    /// The keys that sign access tokens; `None` without `GATEHOUSE_SECRET_KEY` (no tokens then).
+    pub signing_keys: Option<Arc<SigningKeys>>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Config> {
@@ -96,9 +101,29 @@ impl AppState {
         }
         let webhooks = WebhookCourier::new(&config).map_err(AppError::unexpected)?;
         let metrics = Arc::new(Metrics::new(config.metrics_listen.is_some()));
+        let leak_keys = crate::leak_keys::LeakKeys::new(&config).map_err(AppError::unexpected)?;
+        let signing_keys = match &config.secret_key {
+            Some(secret) => {
+                let keys = SigningKeys::new(secret.clone());
+                // The first key, or a successor the schedule is due: tokens can be signed at once.
+                keys.rotate(
+                    &pool,
+                    time::OffsetDateTime::now_utc(),
+                    Rotation::Scheduled {
+                        period: config.token_key_rotation,
+                    },
+                )
+                .await
+                .map_err(AppError::from)?;
+                Some(Arc::new(keys))
+            }
+            None => None,
+        };
         Ok(Self(Arc::new(Shared {
+            leak_keys: Arc::new(leak_keys),
             webhooks: Arc::new(webhooks),
             management_limits: Arc::new(RateLimits::new(config.bad_tokens_per_client)),
+            signing_keys,
             mailer: Arc::new(mailer),
             pool: pool.clone(),
             verifier: Arc::new(

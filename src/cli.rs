@@ -322,10 +322,10 @@ async fn rotate_secret_key() -> ExitCode {
     match crate::domain::secret_key::rotate(&pool, &previous, &new, &operator).await {
         Ok(Ok(rotated)) => {
             println!(
-                "gatehouse: re-sealed {} webhook endpoint(s) and {} kept answer(s) under the new \
-                 key ({} value(s) were under it already); restart every instance with the new \
-                 GATEHOUSE_SECRET_KEY",
-                rotated.endpoints, rotated.answers, rotated.already_new
+                "gatehouse: re-sealed {} webhook endpoint(s), {} kept answer(s) and {} token \
+                 signing key(s) under the new key ({} value(s) were under it already); restart \
+                 every instance with the new GATEHOUSE_SECRET_KEY",
+                rotated.endpoints, rotated.answers, rotated.signing_keys, rotated.already_new
             );
             ExitCode::SUCCESS
         }

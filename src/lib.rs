@@ -16,6 +16,8 @@ pub mod db;
 pub mod domain;
 /// The error type and how it is shown.
 pub mod error;
+/// The secret scanners' public keys, for leak reports' signatures.
+pub mod leak_keys;
 /// The outbox's mail courier: templates/mail rendered, sent by SMTP (lettre) or to the log.
 pub mod mailer;
 /// The metrics registry: counters and histograms on atomics, written in Prometheus' text format.

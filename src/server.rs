@@ -23,6 +23,7 @@ use tower_sessions::ExpiredDeletion;
 use crate::api::error::ApiError;
 use crate::app::{AppState, MAX_BODY_BYTES};
 use crate::db;
+use crate::domain::access_tokens;
 use crate::domain::key_cache;
 use crate::domain::metering;
 use crate::domain::outbox::{self, Couriers, SenderPolicy};
@@ -308,7 +309,11 @@ fn is_plain_text(response: &Response) -> bool {
 }
 
 fn is_api_path(path: &str) -> bool {
-    path.starts_with("/v1/") || path == "/healthz" || path == "/readyz"
+    path.starts_with("/v1/")
+        || path.starts_with("/oauth/")
+        || path.starts_with("/.well-known/")
+        || path == "/healthz"
+        || path == "/readyz"
 }
 
 fn generic_report(status: StatusCode) -> ErrorReport {
@@ -361,6 +366,7 @@ pub async fn serve(
     let _key_changes = AbortOnDrop(tokio::spawn(key_cache::listen_for_changes(
         state.pool.clone(),
         state.verifier.cache.clone(),
+        state.signing_keys.clone(),
     )));
     let (stop_metering, stopped) = tokio::sync::watch::channel(false);
     let mut metering = AbortOnDrop(tokio::spawn(metering::run_flusher(
@@ -378,6 +384,13 @@ pub async fn serve(
         state.config.request_log_flush_interval,
         request_log_stopped,
     )));
+    let _signing_keys = state.signing_keys.clone().map(|keys| {
+        AbortOnDrop(tokio::spawn(access_tokens::signing_keys::keep_schedule(
+            state.pool.clone(),
+            keys,
+            state.config.token_key_rotation,
+        )))
+    });
     let _discovery = AbortOnDrop(tokio::spawn(state.oidc.clone().keep_discovering()));
     // The management API's windows (per token, per client address) are forgotten when they end.
     let management_limits = state.management_limits.clone();
@@ -496,7 +509,10 @@ pub async fn shutdown_signal() {
 /// ([`api::manage::body_limit`]): a longer `Content-Length` is refused at once, a longer body when
 /// it is read.
 async fn limit_body(request: Request, next: Next) -> Response {
-    let limit = api::manage::body_limit(request.uri().path()).unwrap_or(MAX_BODY_BYTES);
+    let path = request.uri().path();
+    let limit = api::manage::body_limit(path)
+        .or_else(|| api::leaks::body_limit(path))
+        .unwrap_or(MAX_BODY_BYTES);
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

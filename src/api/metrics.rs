@@ -83,9 +83,20 @@ async fn scrape(State(state): State<AppState>) -> Response {
                 "gauge",
                 "Outbox messages due now and not yet sent, by kind.",
             );
-            for (kind, count) in due {
+            for (kind, count, _) in &due {
                 out.push_str(&format!(
                     "gatehouse_outbox_due{{kind=\"{kind}\"}} {count}\n"
+                ));
+            }
+            family(
+                &mut out,
+                "gatehouse_outbox_lag_seconds",
+                "gauge",
+                "How long the oldest due, unsent outbox message has waited, by kind (absent: none waits).",
+            );
+            for (kind, _, oldest) in &due {
+                out.push_str(&format!(
+                    "gatehouse_outbox_lag_seconds{{kind=\"{kind}\"}} {oldest:.3}\n"
                 ));
             }
         }

@@ -5,8 +5,10 @@ pub mod contract;
 pub mod edge;
 pub mod error;
 mod health;
+pub mod leaks;
 pub mod manage;
 pub mod metrics;
+pub mod tokens;
 pub mod verify;
 
 use axum::Router;
@@ -21,8 +23,10 @@ use crate::app::AppState;
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(manage::router(state))
+        .merge(tokens::router())
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
+        .route("/v1/leaks/{sender}", post(leaks::report))
 }
 
 /// The hot path: verify and forward-auth, under the key API's own minimal stack (`server.rs`).

@@ -15,6 +15,7 @@ pub use oidc::OidcProviderConfig;
 pub use profiles::{Profile, Profiles};
 
 mod env;
+mod leaks;
 mod log_format;
 mod oidc;
 pub mod profiles;
@@ -113,13 +114,40 @@ pub struct Config {
     pub expiry_reminder_interval: Duration,
     /// Seals webhook secrets and receivers' credentials at rest; webhooks need it.
     pub secret_key: Option<SecretKey>,
+    /// How long a token signing key signs before its successor does
+    /// (`GATEHOUSE_TOKEN_KEY_ROTATION_DAYS`, 30 by default).
+    pub token_key_rotation: time::Duration,
+    /// Each access token's lifetime (`GATEHOUSE_TOKEN_TTL_SECONDS`, 300 by default, at most 3600).
+    pub token_ttl: time::Duration,
+    /// The audiences a token may be issued for (`GATEHOUSE_TOKEN_AUDIENCES`; the first is the
+    /// default; the public URL when unset).
+    pub token_audiences: Vec<String>,
     /// Whether webhooks may go to loopback, private and link-local addresses (tests, labs).
     pub webhook_allow_private: bool,
     /// The first retry of a failed webhook delivery (5 s; the later steps scale with it).
     pub webhook_first_retry: Duration,
     /// How long a receiver has to answer a webhook delivery.
     pub webhook_timeout: Duration,
+    /// Secret scanners whose leak reports `POST /v1/leaks/{name}` takes (GitHub's first).
+    pub leak_senders: Vec<LeakSender>,
+    /// The least time between two fetches of a sender's public keys (60 s).
+    pub leak_keys_refetch: Duration,
 }
+
+/// A secret scanner that reports leaked keys in GitHub's partner format: its keys document and
+/// the headers its signature comes in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeakSender {
+    /// In the route (`/v1/leaks/github`) and in the actor that acts on its reports.
+    pub name: String,
+    /// `{"public_keys": [{"key_identifier", "key", "is_current"}]}`.
+    pub keys_url: String,
+    pub key_id_header: String,
+    pub signature_header: String,
+}
+
+/// GitHub's secret scanning keys document.
+pub const GITHUB_LEAK_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secret_scanning";
 
 /// A configuration value that could not be used; names the variable and says why.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +221,17 @@ impl Config {
     }
 }
 
+impl Config {
+    /// What issuing access tokens takes of the configuration.
+    pub fn token_settings(&self) -> crate::domain::access_tokens::TokenSettings {
+        crate::domain::access_tokens::TokenSettings {
+            issuer: self.public_url.origin().to_owned(),
+            ttl: self.token_ttl,
+            audiences: self.token_audiences.clone(),
+        }
+    }
+}
+
 /// Trusted proxies are CIDR blocks, the same type as key allowlists' entries.
 pub use crate::domain::keys::allowlist::IpNet;
 
@@ -233,6 +272,9 @@ mod tests {
         assert!(!config.webhook_allow_private);
         assert_eq!(config.webhook_timeout, Duration::from_secs(15));
         assert!(config.api_base_url.is_none());
+        assert_eq!(config.token_key_rotation, time::Duration::days(30));
+        assert_eq!(config.token_ttl, time::Duration::seconds(300));
+        assert_eq!(config.token_audiences, ["http://127.0.0.1:8080"]);
     }
 
     #[test]
@@ -416,6 +458,14 @@ mod tests {
             ("GATEHOUSE_MAIL_FROM", "gatehouse"),
             ("GATEHOUSE_PROFILES_FILE", "/nonexistent/profiles.toml"),
             ("GATEHOUSE_API_BASE_URL", "api.example.com"),
+            ("GATEHOUSE_TOKEN_KEY_ROTATION_DAYS", "0"),
+            ("GATEHOUSE_TOKEN_KEY_ROTATION_DAYS", "366"),
+            ("GATEHOUSE_TOKEN_TTL_SECONDS", "3601"),
+            ("GATEHOUSE_TOKEN_TTL_SECONDS", "0"),
+            (
+                "GATEHOUSE_TOKEN_AUDIENCES",
+                "https://api.example.com,not a url",
+            ),
             (
                 "GATEHOUSE_API_BASE_URL",
                 "https://api.example.com/'; rm -rf ~",

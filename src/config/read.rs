@@ -202,6 +202,14 @@ impl Config {
             .transpose()
             .map_err(|reason| invalid("GATEHOUSE_SECRET_KEY", reason)));
         let webhook_allow_private = problems.ok(env.flag("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE"));
+        let leak_senders = problems.ok(super::leaks::senders(&env));
+        let token_key_rotation = problems
+            .ok(env.number("GATEHOUSE_TOKEN_KEY_ROTATION_DAYS", 1..=365, 30, "days"))
+            .map(time::Duration::days);
+        let token_ttl = problems
+            .ok(env.number("GATEHOUSE_TOKEN_TTL_SECONDS", 1..=3600, 300, "seconds"))
+            .map(time::Duration::seconds);
+        let token_audiences = problems.ok(token_audiences(&env, public_url.as_ref()));
 
         let problems = problems.0.into_inner();
         let (
@@ -230,6 +238,10 @@ impl Config {
             Some(request_log_days),
             Some(secret_key),
             Some(webhook_allow_private),
+            Some(leak_senders),
+            Some(token_key_rotation),
+            Some(token_ttl),
+            Some(token_audiences),
         ) = (
             database_url,
             listen,
@@ -256,6 +268,10 @@ impl Config {
             request_log_days,
             secret_key,
             webhook_allow_private,
+            leak_senders,
+            token_key_rotation,
+            token_ttl,
+            token_audiences,
         )
         else {
             return Err(ConfigErrors(problems));
@@ -303,9 +319,14 @@ impl Config {
             outbox_lease: Duration::from_secs(120),
             expiry_reminder_interval: Duration::from_secs(300),
             secret_key,
+            token_key_rotation,
+            token_ttl,
+            token_audiences,
             webhook_allow_private,
             webhook_first_retry: Duration::from_secs(5),
             webhook_timeout: Duration::from_secs(15),
+            leak_senders,
+            leak_keys_refetch: Duration::from_secs(60),
         })
     }
 }
@@ -396,4 +417,27 @@ fn is_scope_name(scope: &str) -> bool {
         && scope
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-'))
+}
+
+/// The audiences tokens may be issued for: `GATEHOUSE_TOKEN_AUDIENCES`, or the public URL's origin.
+fn token_audiences(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+    public_url: Option<&PublicUrl>,
+) -> Result<Vec<String>, ConfigError> {
+    let audiences = match env.list("GATEHOUSE_TOKEN_AUDIENCES") {
+        audiences if audiences.is_empty() => public_url
+            .map(|url| vec![url.origin().to_owned()])
+            .unwrap_or_default(),
+        audiences => audiences,
+    };
+    if let Some(bad) = audiences
+        .iter()
+        .find(|audience| audience.is_empty() || audience.contains(char::is_whitespace))
+    {
+        return Err(invalid(
+            "GATEHOUSE_TOKEN_AUDIENCES",
+            format!("{bad:?} is not an audience (a URI without spaces)"),
+        ));
+    }
+    Ok(audiences)
 }

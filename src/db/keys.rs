@@ -39,6 +39,8 @@ pub struct Key {
     pub disabled_by_name: Option<String>,
     /// Imported in the platform's old format (`GATEHOUSE_LEGACY_KEY_PATTERN`).
     pub legacy: bool,
+    /// Its id as an OAuth2 client (public; the client secret is the key).
+    pub client_id: String,
     /// As of the query, by `api_key_status` (the one definition of a key's status).
     pub status: KeyStatus,
 }
@@ -101,6 +103,16 @@ pub async fn insert(db: impl PgExecutor<'_>, key: &NewKeyRow<'_>) -> sqlx::Resul
     .await
 }
 
+/// A key's id as an OAuth2 client.
+pub async fn client_id(db: impl PgExecutor<'_>, api_key_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "SELECT client_id FROM api_key WHERE api_key_id = $1",
+        api_key_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// Which of `hashes` some key of any tenant already has.
 pub async fn taken_hashes(
     db: impl PgExecutor<'_>,
@@ -127,7 +139,7 @@ pub async fn by_ids(
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy,
+                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy, k.client_id,
                   api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            WHERE k.tenant_id = $1 AND k.api_key_id = ANY($2)
@@ -152,7 +164,7 @@ pub async fn get(
                   k.expires_at, k.revoked_at, COALESCE(r.display_name, k.revoked_by_label) AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, COALESCE(o.display_name, k.rolled_by_label) AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, COALESCE(d.display_name, k.disabled_by_label) AS "disabled_by_name?", k.legacy,
+                  k.disabled_at, COALESCE(d.display_name, k.disabled_by_label) AS "disabled_by_name?", k.legacy, k.client_id,
                   api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by
@@ -230,7 +242,7 @@ pub async fn list(
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist,
-                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy,
+                  k.disabled_at, NULL::text AS "disabled_by_name?", k.legacy, k.client_id,
                   api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            LEFT JOIN app_user c ON c.app_user_id = k.created_by
@@ -366,6 +378,8 @@ pub async fn mark_rolled(
 pub enum KeyChange {
     /// This key (its SHA-256) changed.
     Key([u8; 32]),
+    /// The keys that sign access tokens changed (a rotation): read them again.
+    SigningKeys,
     /// Something changed but the payload could not be read: assume anything did.
     Unknown,
 }
@@ -385,8 +399,28 @@ impl KeyChanges {
     /// The next change; `None` once the connection is lost.
     pub async fn next(&mut self) -> Option<KeyChange> {
         let notification = self.0.try_recv().await.ok()??;
+        if notification.payload() == SIGNING_KEYS_PAYLOAD {
+            return Some(KeyChange::SigningKeys);
+        }
         Some(parse_payload(notification.payload()).map_or(KeyChange::Unknown, KeyChange::Key))
     }
+}
+
+/// What [`notify_signing_keys_changed`] says on [`CHANGED_CHANNEL`]: the one listener every
+/// instance keeps hears rotations of the token signing keys too.
+const SIGNING_KEYS_PAYLOAD: &str = "signing_keys";
+
+/// Tells every instance (this one included) to read the token signing keys again; delivered at
+/// commit.
+pub async fn notify_signing_keys_changed(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT pg_notify($1, $2)",
+        CHANGED_CHANNEL,
+        SIGNING_KEYS_PAYLOAD
+    )
+    .execute(db)
+    .await
+    .map(drop)
 }
 
 /// A notification's payload: the key's SHA-256 in hex, as [`notify_changed`] writes it.

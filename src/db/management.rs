@@ -152,7 +152,7 @@ pub async fn keys(
                   k.expires_at, k.revoked_at, NULL::text AS "revoked_by_name?",
                   k.rolled_from, k.rolled_at, NULL::text AS "rolled_by_name?",
                   k.last_used_at, k.created_at, k.note, k.meta, k.ip_allowlist, k.disabled_at,
-                  NULL::text AS "disabled_by_name?", k.legacy,
+                  NULL::text AS "disabled_by_name?", k.legacy, k.client_id,
                   api_key_status(k.expires_at, k.revoked_at, k.rolled_at, k.disabled_at, now()) AS "status!: KeyStatus"
            FROM api_key k
            WHERE k.tenant_id = $1

@@ -203,13 +203,19 @@ pub async fn record_failed(
 }
 
 /// Messages due now and not yet sent, by kind (for metrics; the due index serves it).
-pub async fn due_by_kind(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
+/// Per kind: messages due and unsent, and how many seconds the oldest of them has waited.
+pub async fn due_by_kind(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64, f64)>> {
     let rows = sqlx::query!(
-        r#"SELECT kind, count(*) AS "due!" FROM outbox_message
+        r#"SELECT kind, count(*) AS "due!",
+                  EXTRACT(EPOCH FROM now() - min(due_at))::float8 AS "oldest_seconds!"
+           FROM outbox_message
            WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= now()
            GROUP BY kind ORDER BY kind"#
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|row| (row.kind, row.due)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.kind, row.due, row.oldest_seconds))
+        .collect())
 }

@@ -1,5 +1,6 @@
 //! Every sealed column, read and written for rotating `GATEHOUSE_SECRET_KEY`: the webhook
-//! endpoints' signing secrets and receivers' credentials, and kept management API answers.
+//! endpoints' signing secrets and receivers' credentials, kept management API answers, and the
+//! private keys that sign access tokens.
 
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -63,6 +64,33 @@ pub async fn update_answer(db: &mut PgConnection, answer: &SealedAnswer) -> sqlx
         answer.caller,
         answer.idempotency_key,
         answer.response,
+    )
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// A token signing key's sealed private key.
+pub struct SealedSigningKey {
+    pub kid: String,
+    pub private_key_sealed: Vec<u8>,
+}
+
+/// Every token signing key's sealed private key, locked until the transaction ends.
+pub async fn signing_keys_for_update(db: &mut PgConnection) -> sqlx::Result<Vec<SealedSigningKey>> {
+    sqlx::query_as!(
+        SealedSigningKey,
+        r#"SELECT kid, private_key_sealed FROM token_signing_key ORDER BY kid FOR UPDATE"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn update_signing_key(db: &mut PgConnection, key: &SealedSigningKey) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE token_signing_key SET private_key_sealed = $2 WHERE kid = $1"#,
+        key.kid,
+        key.private_key_sealed,
     )
     .execute(db)
     .await

@@ -23,6 +23,11 @@ pub enum Who {
     },
     Operator,
     System,
+    /// A secret scanner's report that the key leaked; `origin` names the sender as the operator
+    /// configured it (`github`, `gitlab`, …).
+    LeakReport {
+        origin: String,
+    },
 }
 
 /// Who did something, from where: what every audit event records.
@@ -58,7 +63,7 @@ impl Actor {
         match &self.who {
             Who::Person(id) => Some(*id),
             Who::Token { created_by, .. } => *created_by,
-            Who::Operator | Who::System => None,
+            Who::Operator | Who::System | Who::LeakReport { .. } => None,
         }
     }
 
@@ -70,6 +75,7 @@ impl Actor {
             Who::Token { name, .. } => Some(token_label(name)),
             Who::Operator => Some(OPERATOR_LABEL.into()),
             Who::System => Some(SYSTEM_LABEL.into()),
+            Who::LeakReport { origin } => Some(leak_report_label(origin)),
         }
     }
 
@@ -146,4 +152,9 @@ pub const SYSTEM_LABEL: &str = "Gatehouse";
 /// The label stored for a management token acting: `API token “name”`.
 pub fn token_label(name: &str) -> String {
     format!("API token \u{201c}{name}\u{201d}")
+}
+
+/// How pages name a change made on a leak report: `Leak report from “github”`.
+pub fn leak_report_label(origin: &str) -> String {
+    format!("Leak report from \u{201c}{origin}\u{201d}")
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 
 use crate::db::keys::{KeyChange, KeyChanges};
+use crate::domain::access_tokens::SigningKeys;
 use crate::domain::verification::KeyRecord;
 
 /// The design's bound: a cached answer is never older than this.
@@ -132,13 +133,29 @@ impl KeyCache {
 
 /// Listens for key changes until the pool closes, re-listening after any connection loss. While
 /// not listening the cache is off, and it starts empty after every (re)connection, so no change
-/// made while the connection was down can be missed.
-pub async fn listen_for_changes(pool: PgPool, cache: Arc<KeyCache>) {
+/// made while the connection was down can be missed. The token signing keys (when there are) are
+/// read again on a rotation and after every (re)connection.
+pub async fn listen_for_changes(
+    pool: PgPool,
+    cache: Arc<KeyCache>,
+    signing_keys: Option<Arc<SigningKeys>>,
+) {
+    let reload = |signing_keys: &Option<Arc<SigningKeys>>| {
+        if let Some(keys) = signing_keys.clone() {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                if let Err(err) = keys.reload(&pool).await {
+                    tracing::warn!(error = %err, "cannot read the token signing keys");
+                }
+            });
+        }
+    };
     let mut warned = false;
     while !pool.is_closed() {
         match KeyChanges::listen(&pool).await {
             Ok(mut listener) => {
                 cache.set_listening(true);
+                reload(&signing_keys);
                 if warned {
                     tracing::info!("listening for key changes again");
                     warned = false;
@@ -147,6 +164,7 @@ pub async fn listen_for_changes(pool: PgPool, cache: Arc<KeyCache>) {
                     match change {
                         KeyChange::Key(hash) => cache.invalidate(&hash),
                         KeyChange::Unknown => cache.clear(),
+                        KeyChange::SigningKeys => reload(&signing_keys),
                     }
                 }
                 cache.set_listening(false);

@@ -63,6 +63,17 @@ pub enum Mail {
         by: String,
         link: String,
     },
+    /// A security notice to a key's creator and the tenant's admins: a secret scanner found the key
+    /// in public; `action` is what the tenant's leak policy did (revoke, disable, notify, none).
+    KeyLeaked {
+        name: String,
+        tenant: String,
+        key_name: String,
+        environment: String,
+        url: String,
+        action: String,
+        link: String,
+    },
     /// A key expires soon (30, 7 or 1 days ahead); can be turned off on the account page.
     KeyExpiring {
         name: String,
@@ -108,6 +119,9 @@ impl Mail {
             Self::KeyChanged {
                 key_name, action, ..
             } => format!("Your API key {key_name} was {action} by someone else"),
+            Self::KeyLeaked { key_name, .. } => {
+                format!("Your API key {key_name} was found in public")
+            }
             Self::KeyExpiring {
                 key_name,
                 days_left,
@@ -138,6 +152,7 @@ impl Mail {
             | Self::IdentityLinked { link, .. }
             | Self::KeyChanged { link, .. }
             | Self::KeyExpiring { link, .. }
+            | Self::KeyLeaked { link, .. }
             | Self::WebhookDisabled { link, .. }
             | Self::KeyRequestDecided { link, .. } => Some(link),
             Self::EmailChanged { .. } => None,

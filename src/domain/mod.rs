@@ -1,5 +1,6 @@
 //! Rules and types of the product: no HTTP, no SQL.
 
+pub mod access_tokens;
 pub mod accounts;
 pub mod audit;
 pub mod email_links;
@@ -9,6 +10,7 @@ pub mod identities;
 pub mod invitations;
 pub mod key_cache;
 pub mod keys;
+pub mod leaks;
 pub mod mail;
 pub mod management;
 pub mod metering;

@@ -19,6 +19,8 @@ pub struct Rotated {
     pub endpoints: usize,
     /// Kept management API answers now sealed under the new key.
     pub answers: usize,
+    /// Private keys that sign access tokens, now sealed under the new key.
+    pub signing_keys: usize,
     /// Values already sealed under the new key (a rotation run twice), left as they were.
     pub already_new: usize,
 }
@@ -118,6 +120,20 @@ pub async fn rotate(
                 answer.response = resealed;
                 sealed::update_answer(&mut tx, &answer).await?;
                 rotated.answers += 1;
+            }
+            Ok(None) => rotated.already_new += 1,
+            Err(refusal) => return Ok(Err(refusal)),
+        }
+    }
+
+    for mut key in sealed::signing_keys_for_update(&mut tx).await? {
+        let context = crate::domain::access_tokens::signing_keys::seal_context(&key.kid);
+        let what = || format!("the access token signing key {:?}", key.kid);
+        match reseal(keys, &key.private_key_sealed, &context, what) {
+            Ok(Some(resealed)) => {
+                key.private_key_sealed = resealed;
+                sealed::update_signing_key(&mut tx, &key).await?;
+                rotated.signing_keys += 1;
             }
             Ok(None) => rotated.already_new += 1,
             Err(refusal) => return Ok(Err(refusal)),

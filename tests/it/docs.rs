@@ -499,6 +499,21 @@ fn the_management_api_documents_key_fields_in_one_table() {
     }
 }
 
+/// Every field the table lists.
+fn documented_key_table() -> BTreeSet<String> {
+    let page = read(&root().join("docs/management-api.md"));
+    let header = "| field | create | update | meaning |";
+    page.lines()
+        .skip_while(|line| line.trim() != header)
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .map(|row| {
+            let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+            cells[0].trim_matches('`').to_owned()
+        })
+        .collect()
+}
+
 /// The key fields the table says a request takes: (create, update) field names.
 fn documented_key_fields() -> (BTreeSet<String>, BTreeSet<String>) {
     let page = read(&root().join("docs/management-api.md"));
@@ -546,6 +561,13 @@ async fn the_key_fields_of_the_docs_the_openapi_document_and_the_server_agree(po
             .collect()
     };
     let (create, update) = documented_key_fields();
+    let answered = properties("Key");
+    let listed = documented_key_table();
+    assert!(
+        answered.is_subset(&listed),
+        "every field of a key object is in the table: {:?} missing",
+        answered.difference(&listed).collect::<Vec<_>>()
+    );
     assert_eq!(create, properties("CreateKey"), "create: docs vs OpenAPI");
     assert_eq!(update, properties("UpdateKey"), "update: docs vs OpenAPI");
     let mut patchable = update.clone();

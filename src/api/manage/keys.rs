@@ -67,6 +67,8 @@ pub struct Key {
     pub disabled_at: Option<String>,
     /// Imported in the platform's old format (`GATEHOUSE_LEGACY_KEY_PATTERN`).
     pub legacy: bool,
+    /// The key's id as an OAuth2 client (`POST /oauth/token`; the client secret is the key).
+    pub client_id: String,
 }
 
 impl Key {
@@ -91,6 +93,7 @@ impl Key {
             ip_allowlist: key.ip_allowlist,
             disabled_at: key.disabled_at.map(rfc3339),
             legacy: key.legacy,
+            client_id: key.client_id,
         }
     }
 }

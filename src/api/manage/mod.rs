@@ -9,6 +9,7 @@ pub mod import;
 pub mod keys;
 pub mod members;
 pub mod openapi;
+pub mod signing_keys;
 pub mod tenants;
 pub mod usage;
 pub mod webhooks;
@@ -100,6 +101,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(webhooks::roll_webhook_secret),
         )
         .route("/v1/keys/whoami", post(keys::whoami))
+        .route("/v1/signing-keys", get(signing_keys::list_signing_keys))
+        .route(
+            "/v1/signing-keys/rotate",
+            post(signing_keys::rotate_signing_keys),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotent,

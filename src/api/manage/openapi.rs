@@ -10,7 +10,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api::{authorize, verify};
 
-use super::{ErrorBody, ErrorDetail, import, keys, members, tenants, usage, webhooks};
+use super::{
+    ErrorBody, ErrorDetail, import, keys, members, signing_keys, tenants, usage, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -52,6 +54,8 @@ use super::{ErrorBody, ErrorDetail, import, keys, members, tenants, usage, webho
         webhooks::delete_webhook,
         webhooks::send_test_event,
         webhooks::roll_webhook_secret,
+        signing_keys::list_signing_keys,
+        signing_keys::rotate_signing_keys,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -63,6 +67,7 @@ use super::{ErrorBody, ErrorDetail, import, keys, members, tenants, usage, webho
         (name = "members", description = "members:read, members:write"),
         (name = "audit", description = "audit:read"),
         (name = "webhooks", description = "webhooks:read, webhooks:write"),
+        (name = "tokens", description = "Access tokens: the keys that sign them (operator tokens)"),
     )
 )]
 pub struct ApiDoc;

@@ -24,6 +24,7 @@ pub enum EventType {
     KeyRolled,
     KeyRevoked,
     KeyDisabled,
+    KeyLeaked,
     KeyRequestApproved,
     KeyRequestDenied,
     KeyExpiring,
@@ -37,11 +38,12 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         Self::KeyCreated,
         Self::KeyRolled,
         Self::KeyRevoked,
         Self::KeyDisabled,
+        Self::KeyLeaked,
         Self::KeyRequestApproved,
         Self::KeyRequestDenied,
         Self::KeyExpiring,
@@ -60,6 +62,7 @@ impl EventType {
             Self::KeyRolled => "key.rolled",
             Self::KeyRevoked => "key.revoked",
             Self::KeyDisabled => "key.disabled",
+            Self::KeyLeaked => "key.leaked",
             Self::KeyRequestApproved => "key_request.approved",
             Self::KeyRequestDenied => "key_request.denied",
             Self::KeyExpiring => "key.expiring",
@@ -79,6 +82,9 @@ impl EventType {
             Self::KeyRolled => "a key was rolled (its successor created)",
             Self::KeyRevoked => "a key was revoked",
             Self::KeyDisabled => "a key was disabled (it can be enabled again)",
+            Self::KeyLeaked => {
+                "a secret scanner found a key in public (the tenant's leak policy acted)"
+            }
             Self::KeyRequestApproved => "an admin approved a developer's request for a live key",
             Self::KeyRequestDenied => "an admin denied a developer's request for a live key",
             Self::KeyExpiring => "a key expires in 30, 7 or 1 days",
@@ -106,15 +112,25 @@ pub fn catalogue() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Who acted, as every event's `actor` says: `{"type": "person", "id"}`, `{"type": "token", "id",
-/// "name"}`, `{"type": "operator"}` or `{"type": "system"}` (Gatehouse itself: reminders, expiry,
-/// rate limits).
+/// "name"}`, `{"type": "operator"}`, `{"type": "system"}` (Gatehouse itself: reminders, expiry,
+/// rate limits) or `{"type": "leak_report", "origin"}` (a secret scanner's report).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ActorRef {
-    Person { id: Uuid },
-    Token { id: Uuid, name: String },
+    Person {
+        id: Uuid,
+    },
+    Token {
+        id: Uuid,
+        name: String,
+    },
     Operator,
     System,
+    /// A secret scanner's leak report, by the sender's configured name.
+    #[serde(rename = "leak_report")]
+    LeakReport {
+        origin: String,
+    },
 }
 
 impl From<&Actor> for ActorRef {
@@ -127,6 +143,9 @@ impl From<&Actor> for ActorRef {
             },
             Who::Operator => Self::Operator,
             Who::System => Self::System,
+            Who::LeakReport { origin } => Self::LeakReport {
+                origin: origin.clone(),
+            },
         }
     }
 }
@@ -212,6 +231,17 @@ pub struct KeyRevoked {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyDisabled {
     pub key: KeyRef,
+    pub actor: ActorRef,
+}
+
+/// `key.leaked`: where a secret scanner found the key and what the tenant's policy did (`revoke`,
+/// `disable`, `notify`, or `none` for a key already finished).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyLeaked {
+    pub key: KeyRef,
+    pub url: String,
+    pub source: String,
+    pub action: String,
     pub actor: ActorRef,
 }
 
@@ -350,6 +380,7 @@ pub enum Event {
     KeyRolled(KeyRolled),
     KeyRevoked(KeyRevoked),
     KeyDisabled(KeyDisabled),
+    KeyLeaked(KeyLeaked),
     KeyRequestApproved(KeyRequestDecided),
     KeyRequestDenied(KeyRequestDecided),
     KeyExpiring(KeyExpiring),
@@ -369,6 +400,7 @@ impl Event {
             Self::KeyRolled(_) => EventType::KeyRolled,
             Self::KeyRevoked(_) => EventType::KeyRevoked,
             Self::KeyDisabled(_) => EventType::KeyDisabled,
+            Self::KeyLeaked(_) => EventType::KeyLeaked,
             Self::KeyRequestApproved(_) => EventType::KeyRequestApproved,
             Self::KeyRequestDenied(_) => EventType::KeyRequestDenied,
             Self::KeyExpiring(_) => EventType::KeyExpiring,
@@ -573,6 +605,20 @@ mod tests {
                 }),
                 json!({ "key": key_json(), "actor": person_json }),
             ),
+            EventType::KeyLeaked => (
+                Event::KeyLeaked(KeyLeaked {
+                    key: key(),
+                    url: "https://github.com/octo/app/blob/1/.env".into(),
+                    source: "content".into(),
+                    action: "revoke".into(),
+                    actor: ActorRef::LeakReport {
+                        origin: "github".into(),
+                    },
+                }),
+                json!({ "key": key_json(), "url": "https://github.com/octo/app/blob/1/.env",
+                        "source": "content", "action": "revoke",
+                        "actor": { "type": "leak_report", "origin": "github" } }),
+            ),
             EventType::KeyRequestApproved => (Event::KeyRequestApproved(decided), decided_json),
             EventType::KeyRequestDenied => (Event::KeyRequestDenied(decided), decided_json),
             EventType::KeyExpiring => (
@@ -683,6 +729,7 @@ mod tests {
                 "key.rolled",
                 "key.revoked",
                 "key.disabled",
+                "key.leaked",
                 "key_request.approved",
                 "key_request.denied",
                 "key.expiring",

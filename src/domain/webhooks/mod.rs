@@ -29,8 +29,8 @@ pub use endpoints::{
 };
 pub use events::{
     ActorRef, EndpointRef, Event, EventTime, EventType, InvitationCreated, InvitationId,
-    InvitationRef, KeyCreated, KeyDisabled, KeyExpired, KeyExpiring, KeyRateLimited, KeyRef,
-    KeyRequestDecided, KeyRequestRef, KeyRevoked, KeyRolled, MemberJoined, MemberRef,
+    InvitationRef, KeyCreated, KeyDisabled, KeyExpired, KeyExpiring, KeyLeaked, KeyRateLimited,
+    KeyRef, KeyRequestDecided, KeyRequestRef, KeyRevoked, KeyRolled, MemberJoined, MemberRef,
     MemberRemoved, MemberRoleChanged, SweptKey, WebhookTest, catalogue, check_event_types,
     keys_rate_limited, publish, rfc3339,
 };

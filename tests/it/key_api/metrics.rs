@@ -118,3 +118,28 @@ async fn without_a_metrics_listener_nothing_listens_for_metrics(pool: PgPool) {
     let public = app.client().get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(public.status(), 404);
 }
+
+#[sqlx::test]
+async fn the_outbox_lag_is_the_age_of_its_oldest_due_message_by_kind(pool: PgPool) {
+    let (_app, metrics) = instance_with_metrics(pool.clone()).await;
+    // Messages of a kind no sender here claims, due 90 and 30 seconds ago, and one not yet due.
+    sqlx::query(
+        "INSERT INTO outbox_message (kind, payload, due_at, give_up_at)
+         SELECT 'probe', '{}', now() - make_interval(secs => s), now() + interval '1 day'
+         FROM unnest(ARRAY[90, 30, -600]) AS s",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let text = scrape(&metrics).await;
+    assert!(
+        text.contains("# TYPE gatehouse_outbox_lag_seconds gauge"),
+        "{text}"
+    );
+    assert_eq!(sample(&text, r#"gatehouse_outbox_due{kind="probe"}"#), 2.0);
+    let lag = sample(&text, r#"gatehouse_outbox_lag_seconds{kind="probe"}"#);
+    assert!(
+        (90.0..120.0).contains(&lag),
+        "the oldest due waited 90 s: {lag}\n{text}"
+    );
+}

@@ -207,7 +207,9 @@ async fn rotating_the_secret_key_reseals_everything_and_webhooks_still_sign(pool
     assert!(rotated.status.success(), "{}", stderr(&rotated));
     let said = String::from_utf8_lossy(&rotated.stdout).into_owned();
     assert!(
-        said.contains("re-sealed 1 webhook endpoint(s) and 1 kept answer(s)"),
+        said.contains(
+            "re-sealed 1 webhook endpoint(s), 1 kept answer(s) and 1 token signing key(s)"
+        ),
         "{said}"
     );
     let again = rotate(OLD_KEY).await;
@@ -234,6 +236,34 @@ async fn rotating_the_secret_key_reseals_everything_and_webhooks_still_sign(pool
     assert_eq!(
         replay.body, first.body,
         "the kept answer opens under the new key"
+    );
+
+    // The key that signs access tokens opens under the new key: it is still the one published.
+    let kids_after: Vec<String> =
+        sqlx::query_scalar("SELECT kid FROM token_signing_key ORDER BY kid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let jwks = send(
+        &world.app,
+        Method::GET,
+        "/.well-known/jwks.json",
+        &world.token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(jwks.status, 200, "{}", jwks.body);
+    assert_eq!(
+        kids_after.len(),
+        1,
+        "no new key was made for want of the old one"
+    );
+    assert_eq!(
+        jwks.body["keys"][0]["kid"],
+        kids_after[0].as_str(),
+        "{}",
+        jwks.body
     );
 
     // Audited in the tenant, by the operator.

@@ -196,6 +196,7 @@ async fn the_grafana_dashboard_queries_only_metrics_gatehouse_exports(pool: PgPo
         "gatehouse_verification_duration_seconds_bucket",
         "gatehouse_key_cache_hits_total",
         "gatehouse_outbox_due",
+        "gatehouse_outbox_lag_seconds",
         "gatehouse_usage_flush_lag_seconds",
     ] {
         assert!(referenced.contains(wanted), "the dashboard charts {wanted}");

@@ -94,6 +94,16 @@ impl Cluster {
         pool
     }
 
+    /// Adds a line to the server's configuration (read at the next start).
+    pub fn configure(&self, line: &str) {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("data").join("postgresql.conf"))
+            .unwrap();
+        writeln!(file, "{line}").unwrap();
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod gateways;
 pub mod identity_providers;
 pub mod key_api;
+pub mod leaks;
 pub mod management;
 pub mod smtp;
 pub mod webhooks;

@@ -318,6 +318,22 @@ async fn every_event_in_the_catalogue_reaches_the_receiver_and_names_who_acted(p
             .await
             .contains(&"RATE_LIMITED".to_owned())
     );
+    // A secret scanner's report (through the domain, as the reminders above; tests/it/leaks
+    // sends signed ones): the test key is only announced.
+    let key_config = Config::from_lookup(|name| {
+        (name == "DATABASE_URL").then(|| "postgres://unused@127.0.0.1/unused".to_owned())
+    })
+    .unwrap()
+    .keys();
+    let leaked = gatehouse::domain::leaks::Candidate {
+        token: tight.clone(),
+        token_type: "gatehouse_api_key".into(),
+        url: "https://github.com/octo/app/blob/1/.env".into(),
+        source: "content".into(),
+    };
+    gatehouse::domain::leaks::take_report(&app.pool, &key_config, "github", &[leaked])
+        .await
+        .unwrap();
 
     assert_redirect(
         &post_action(&app, &admin, endpoint, "test").await,
@@ -331,6 +347,7 @@ async fn every_event_in_the_catalogue_reaches_the_receiver_and_names_who_acted(p
         .unwrap();
     let ada = serde_json::json!({ "type": "person", "id": ada });
     let system = serde_json::json!({ "type": "system" });
+    let leak_report = serde_json::json!({ "type": "leak_report", "origin": "github" });
     for (event_type, _) in gatehouse::domain::webhooks::catalogue() {
         // Requests are for live keys: they reach the live endpoint only.
         let (delivery, secret) = if event_type.starts_with("key_request.") {
@@ -346,6 +363,7 @@ async fn every_event_in_the_catalogue_reaches_the_receiver_and_names_who_acted(p
             "key.rolled" => ("/successor/id", &ada),
             "key.revoked" => ("/key/id", &ada),
             "key.disabled" => ("/key/id", &ada),
+            "key.leaked" => ("/url", &leak_report),
             "key_request.approved" => ("/request/id", &ada),
             "key_request.denied" => ("/decision_reason", &ada),
             "key.expiring" => ("/days_ahead", &system),

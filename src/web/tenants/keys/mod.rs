@@ -57,6 +57,8 @@ pub struct KeyView {
     pub over_policy: bool,
     /// Imported in the platform's old format: marked, and offered a roll into a checksummed key.
     pub legacy: bool,
+    /// Its id as an OAuth2 client.
+    pub client_id: String,
 }
 
 impl KeyView {
@@ -88,6 +90,7 @@ impl KeyView {
             ip_allowlist: IpAllowlist::stored(&key.ip_allowlist).label(),
             over_policy: false,
             legacy: key.legacy,
+            client_id: key.client_id.clone(),
         }
     }
 
