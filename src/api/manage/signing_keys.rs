@@ -116,6 +116,7 @@ pub async fn list_signing_keys(
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "Not an operator token", body = ErrorBody),
         (status = 404, description = "No tokens here (no GATEHOUSE_SECRET_KEY)", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused, or its first request still runs", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
     ))]
